@@ -1,0 +1,249 @@
+package agent
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/netip"
+	"os"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/procfs"
+)
+
+// Config is everything an Agent needs. Build one with DefaultConfig (a LAN
+// deployment) or DefaultLocalConfig (loopback tests and demos) and change what
+// differs; New validates it and refuses a bad one with an error that names the
+// field.
+type Config struct {
+	// Name is this node's unique name in the cluster (default: the hostname).
+	// It is what `peerload top` prints and what `ssh $(peerload top)` uses.
+	Name string
+
+	// BindAddr and BindPort are where gossip listens, UDP and TCP. Port 0
+	// picks a free port (tests).
+	BindAddr string
+	BindPort int
+
+	// GossipAdvertise, when set, is the ip:port other members use to reach
+	// this node's gossip port (NAT, several addresses). Empty lets memberlist
+	// pick the bind address or the first private address.
+	GossipAdvertise string
+
+	// Addr4 and Addr6 are the addresses DNS hands out for this node
+	// (--advertise). When Addr4 is invalid the gossip address is used if it is
+	// IPv4.
+	Addr4 netip.Addr
+	Addr6 netip.Addr
+
+	// Join lists host:port of members to join. The agent keeps retrying in
+	// the background until one answers; after that memberlist keeps the
+	// membership. JoinFile, when set, is read for more (one host:port a line,
+	// '#' comments) at start and on Reload.
+	Join     []string
+	JoinFile string
+
+	// KeyringFile holds gossip encryption keys (see ReadKeyring). Without one
+	// gossip travels in clear text and New logs a warning.
+	KeyringFile string
+	// Keys, when set, are used instead of KeyringFile (tests); the first is
+	// the primary key.
+	Keys [][]byte
+
+	// Label is memberlist's cluster label: members with another label are
+	// ignored, so two clusters on one LAN never merge.
+	Label string
+
+	// Allow restricts gossip to these networks (memberlist CIDRsAllowed).
+	// Empty allows any source.
+	Allow []netip.Prefix
+
+	// Collector makes this member hear every report without ever being a
+	// candidate itself (DNS servers, updaters). A collector samples nothing.
+	Collector bool
+
+	// Pools tags this node; rankings can be asked for one pool.
+	Pools []string
+
+	// Interval is how often load is sampled and checks run.
+	Interval time.Duration
+	// RefreshInterval is the longest a node stays quiet: a report is sent
+	// when the load changed enough to matter (Score.Delta/2) or when this
+	// much time passed since the last one.
+	RefreshInterval time.Duration
+	// StaleAfter is how old a node's latest report may be before the node
+	// stops being a candidate (a few refresh intervals).
+	StaleAfter time.Duration
+
+	// ProcRoot is the proc file system to sample (default /proc).
+	ProcRoot string
+	// Sampler, when set, replaces sampling ProcRoot (in-process tests and
+	// benchmarks drive load through it). It is called from one goroutine.
+	Sampler Sampler
+
+	// StateDir keeps what must survive a restart: the drain flag and the
+	// report generation. Empty keeps both in memory only.
+	StateDir string
+
+	// Checks configures the local health checks.
+	Checks CheckConfig
+
+	// Score configures how load becomes a score.
+	Score ScoreConfig
+
+	// Logger receives the agent's and memberlist's log lines. Nil logs to
+	// stderr with the node name as prefix.
+	Logger *log.Logger
+
+	// Registerer, when set, receives the agent's Prometheus collectors.
+	Registerer prometheus.Registerer
+
+	// Memberlist is the base memberlist configuration; New overwrites the
+	// fields it owns (name, bind, delegates, keys, label, CIDRs, transport).
+	Memberlist *memberlist.Config
+}
+
+// CheckConfig configures the local health checks. A failing check takes the
+// node out of the candidate set while it stays a member and keeps reporting.
+type CheckConfig struct {
+	// Root is prepended to /etc/nologin, /tmp and
+	// /run/systemd/shutdown/scheduled so tests can use a temporary tree.
+	// Empty means "/".
+	Root string
+	// SSHPort is the TCP port that must be listening (read from net/tcp and
+	// net/tcp6 under the proc root); 0 disables the check.
+	SSHPort int
+	// TmpFullPercent is the block or inode usage of Root/tmp at which the
+	// tmp check fails (default 95).
+	TmpFullPercent float64
+	// Command is an optional shell command; a non-zero exit or a timeout
+	// fails the check with its first output line as the reason.
+	Command        string
+	CommandTimeout time.Duration
+}
+
+// By selects what a ranking sorts on.
+type By string
+
+const (
+	ByCombined By = "combined"
+	ByCPU      By = "cpu"
+	ByMem      By = "mem"
+)
+
+// ParseBy turns a flag value into a By.
+func ParseBy(s string) (By, error) {
+	switch By(s) {
+	case ByCombined, ByCPU, ByMem:
+		return By(s), nil
+	case "":
+		return ByCombined, nil
+	}
+	return "", fmt.Errorf("unknown ranking %q (want cpu, mem or combined)", s)
+}
+
+// ScoreConfig weighs the parts of the combined score; see Score.
+type ScoreConfig struct {
+	By        By
+	CPUWeight float64
+	MemWeight float64
+	// UserWeight is added per distinct logged-in user, so a machine with
+	// people on it is a little less attractive at equal load.
+	UserWeight float64
+	// Delta: scores closer than this are equal and come out in random
+	// order, so repeated picks spread across equally good nodes.
+	Delta float64
+}
+
+// DefaultScoreConfig is the documented default score.
+func DefaultScoreConfig() ScoreConfig {
+	return ScoreConfig{By: ByCombined, CPUWeight: 1, MemWeight: 0.5, UserWeight: 0.02, Delta: 0.05}
+}
+
+// DefaultConfig is for a real LAN: gossip on 0.0.0.0:7946, 2 s sampling.
+func DefaultConfig() *Config {
+	host, _ := os.Hostname()
+	return &Config{
+		Name:            host,
+		BindAddr:        "0.0.0.0",
+		BindPort:        7946,
+		Interval:        2 * time.Second,
+		RefreshInterval: 15 * time.Second,
+		StaleAfter:      50 * time.Second,
+		ProcRoot:        procfs.DefaultMountPoint,
+		StateDir:        "/var/lib/peerload",
+		Checks:          CheckConfig{SSHPort: 22, TmpFullPercent: 95, CommandTimeout: 5 * time.Second},
+		Score:           DefaultScoreConfig(),
+		Memberlist:      memberlist.DefaultLANConfig(),
+	}
+}
+
+// DefaultLocalConfig is for clusters on loopback (tests, demos): port 0,
+// fast sampling and failure detection, no state dir, no sshd check.
+func DefaultLocalConfig() *Config {
+	c := DefaultConfig()
+	c.BindAddr = "127.0.0.1"
+	c.BindPort = 0
+	c.Interval = 250 * time.Millisecond
+	c.RefreshInterval = 2 * time.Second
+	c.StaleAfter = 8 * time.Second
+	c.StateDir = ""
+	c.Checks.SSHPort = 0
+	ml := memberlist.DefaultLocalConfig()
+	ml.ProbeInterval = 200 * time.Millisecond
+	ml.ProbeTimeout = 100 * time.Millisecond
+	ml.GossipInterval = 50 * time.Millisecond
+	ml.SuspicionMult = 3
+	ml.PushPullInterval = 5 * time.Second
+	ml.LogOutput = io.Discard
+	c.Memberlist = ml
+	return c
+}
+
+func (c *Config) validate() error {
+	if c.Name == "" {
+		return fmt.Errorf("agent: name is empty")
+	}
+	if len(c.Name) > 128 {
+		return fmt.Errorf("agent: name %q is longer than 128 bytes", c.Name)
+	}
+	if c.BindPort < 0 || c.BindPort > 65535 {
+		return fmt.Errorf("agent: bind port %d out of range", c.BindPort)
+	}
+	if net.ParseIP(c.BindAddr) == nil {
+		return fmt.Errorf("agent: bind address %q is not an IP address", c.BindAddr)
+	}
+	if c.Addr4.IsValid() && !c.Addr4.Is4() {
+		return fmt.Errorf("agent: advertise address %s is not IPv4", c.Addr4)
+	}
+	if c.Addr6.IsValid() && (!c.Addr6.Is6() || c.Addr6.Is4In6()) {
+		return fmt.Errorf("agent: advertise address %s is not IPv6", c.Addr6)
+	}
+	if c.Interval <= 0 {
+		return fmt.Errorf("agent: interval must be positive, got %s", c.Interval)
+	}
+	if c.RefreshInterval < c.Interval {
+		return fmt.Errorf("agent: refresh interval %s is shorter than the sampling interval %s", c.RefreshInterval, c.Interval)
+	}
+	if c.StaleAfter <= c.RefreshInterval {
+		return fmt.Errorf("agent: stale-after %s must be longer than the refresh interval %s", c.StaleAfter, c.RefreshInterval)
+	}
+	if _, err := ParseBy(string(c.Score.By)); err != nil {
+		return fmt.Errorf("agent: %w", err)
+	}
+	if c.Score.CPUWeight < 0 || c.Score.MemWeight < 0 || c.Score.UserWeight < 0 || c.Score.Delta < 0 {
+		return fmt.Errorf("agent: score weights and delta must not be negative")
+	}
+	for _, p := range c.Pools {
+		if p == "" || len(p) > 63 {
+			return fmt.Errorf("agent: pool name %q must be 1 to 63 bytes", p)
+		}
+	}
+	if c.Memberlist == nil {
+		return fmt.Errorf("agent: memberlist config is nil")
+	}
+	return nil
+}
