@@ -68,6 +68,11 @@ type Config struct {
 	// Pools tags this node; rankings can be asked for one pool.
 	Pools []string
 
+	// Roles are free-form tags carried in node meta so members can find each
+	// other's functions, e.g. "nsupdate:cslab.example.edu." for an RFC 2136
+	// updater (used to elect one active updater per name).
+	Roles []string
+
 	// Interval is how often load is sampled and checks run.
 	Interval time.Duration
 	// RefreshInterval is the longest a node stays quiet: a report is sent

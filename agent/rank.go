@@ -1,6 +1,7 @@
 package agent
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -45,6 +46,7 @@ type NodeStatus struct {
 	State     string
 	Collector bool
 	Pools     []string
+	Roles     []string
 	// Report is the latest report, nil before the first one arrived.
 	Report *Report
 	// Received is when Report arrived here, minus its Age on arrival.
@@ -183,4 +185,28 @@ func (r *Ranking) Pick(n int, rnd *rand.Rand) []NodeStatus {
 		out = append(out, group[:min(len(group), n-len(out))]...)
 	}
 	return out
+}
+
+// Fallback says what DNS answers (and RFC 2136 updates) hold when no live
+// candidate exists.
+type Fallback string
+
+const (
+	// FallbackKeep keeps the last non-empty set (with a short TTL). Default.
+	FallbackKeep Fallback = "keep"
+	// FallbackAll hands out every alive member, ignoring load and checks.
+	FallbackAll Fallback = "all"
+	// FallbackNone answers with no address (NODATA).
+	FallbackNone Fallback = "none"
+)
+
+// ParseFallback turns a flag or Corefile value into a Fallback.
+func ParseFallback(s string) (Fallback, error) {
+	switch Fallback(s) {
+	case FallbackKeep, FallbackAll, FallbackNone:
+		return Fallback(s), nil
+	case "":
+		return FallbackKeep, nil
+	}
+	return "", fmt.Errorf("unknown fallback %q (want keep, all or none)", s)
 }

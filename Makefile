@@ -1,0 +1,51 @@
+# peerload: see README.md. `make run` starts a local demo, `make test` runs every test.
+GO        ?= go
+BIN       := bin
+GOFLAGS   ?=
+VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+# Packages that need no external programs; test/ drives the built binaries.
+UNIT_PKGS := ./agent/... ./plugin/... ./cmd/...
+
+.PHONY: all build run test testrace unit integration fuzz bench lint tidy clean deps
+
+all: build
+
+build:
+	@mkdir -p $(BIN)
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/peerload ./cmd/peerload
+	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/coredns ./cmd/coredns
+
+# deps installs the programs the tests and benchmarks drive (BIND's named,
+# dig, nsupdate, tsig-keygen, dnsperf) when they are missing.
+deps:
+	@scripts/install-deps.sh
+
+run: build
+	@scripts/demo.sh
+
+test: deps build
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 10m $(UNIT_PKGS)
+	PEERLOAD_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m ./test/...
+	$(MAKE) fuzz
+
+testrace: deps build
+	$(GO) test -race -count=1 -timeout 20m ./...
+
+fuzz:
+	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime 20s ./plugin/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeReport$$' -fuzztime 10s ./agent/
+
+bench: deps build
+	@scripts/bench.sh
+
+lint:
+	$(GO) vet ./...
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+
+tidy:
+	$(GO) mod tidy
+
+clean:
+	rm -rf $(BIN)
