@@ -1,0 +1,573 @@
+// Package test holds the integration tests: they drive the built binaries
+// (bin/peerload, bin/coredns) and real external programs (dig, nsupdate,
+// named) over loopback. Run them through `make test`, which builds bin/ and
+// sets PEERLOAD_BIN.
+//
+// This file is the shared harness every integration test reuses: finding
+// binaries, free loopback ports, fake proc roots with a settable load,
+// starting `peerload agent` processes, deadline polling and dig.
+package test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// binDir is where the built binaries are: $PEERLOAD_BIN, else ../bin
+// relative to this package.
+func binDir(t testing.TB) string {
+	t.Helper()
+	dir := os.Getenv("PEERLOAD_BIN")
+	if dir == "" {
+		dir = filepath.Join("..", "bin")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		t.Fatalf("bin dir %q: %v", dir, err)
+	}
+	return abs
+}
+
+// binPath returns the absolute path of a built binary (e.g. "peerload",
+// "coredns") and fails the test when it is missing: run `make build`.
+func binPath(t testing.TB, name string) string {
+	t.Helper()
+	p := filepath.Join(binDir(t), name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("binary %s not found (%v): run `make build` or set PEERLOAD_BIN", p, err)
+	}
+	return p
+}
+
+// peerloadBin is binPath(t, "peerload").
+func peerloadBin(t testing.TB) string {
+	t.Helper()
+	return binPath(t, "peerload")
+}
+
+// requireProgram returns the path of an external program (dig, nsupdate,
+// named, ...). When it is missing the test fails if $CI is set, else it is
+// skipped.
+func requireProgram(t testing.TB, name string) string {
+	t.Helper()
+	p, err := exec.LookPath(name)
+	if err == nil {
+		return p
+	}
+	// named and tsig-keygen often live in sbin, outside a user's PATH.
+	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
+		cand := filepath.Join(dir, name)
+		if st, err := os.Stat(cand); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
+			return cand
+		}
+	}
+	if os.Getenv("CI") != "" {
+		t.Fatalf("%s is required (run scripts/install-deps.sh): %v", name, err)
+	}
+	t.Skipf("%s not installed (run scripts/install-deps.sh): %v", name, err)
+	return ""
+}
+
+var (
+	portMu   sync.Mutex
+	portUsed = map[int]bool{}
+)
+
+// freePort returns a loopback port that is free for both TCP and UDP right
+// now (gossip uses both on one port) and that no other caller of freePort
+// in this test binary has received.
+func freePort(t testing.TB) int {
+	t.Helper()
+	portMu.Lock()
+	defer portMu.Unlock()
+	for range 100 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatalf("free port: %v", err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err != nil {
+			continue
+		}
+		u.Close()
+		if portUsed[port] {
+			continue
+		}
+		portUsed[port] = true
+		return port
+	}
+	t.Fatal("free port: no port free for both TCP and UDP after 100 tries")
+	return 0
+}
+
+// freePorts returns n distinct free ports.
+func freePorts(t testing.TB, n int) []int {
+	t.Helper()
+	ports := make([]int, n)
+	for i := range ports {
+		ports[i] = freePort(t)
+	}
+	return ports
+}
+
+// waitFor polls cond every 50 ms until it returns true, failing the test
+// with cond's last message when timeout passes. Use it instead of sleeps.
+func waitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	var msg string
+	for {
+		var ok bool
+		ok, msg = cond()
+		if ok {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out after %s: %s", timeout, msg)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// fakeProc is a generated proc root in the shape of a real /proc (loadavg,
+// stat, meminfo, uptime, net/tcp, net/tcp6) so every simulated node can
+// have its own load. Writes are atomic (temp file + rename): an agent
+// sampling concurrently never sees half a file.
+type fakeProc struct {
+	Dir  string
+	CPUs int
+
+	mu       sync.Mutex
+	load     [3]float64
+	memTotal uint64 // kB
+	memAvail uint64 // kB
+	ticks    uint64 // per-CPU busy and idle ticks, grows on every write
+	listen   []int
+}
+
+// newFakeProc writes a proc root for a node with cpus CPUs, 16 GiB of
+// memory (12 GiB available) and load 0.10.
+func newFakeProc(t testing.TB, cpus int) *fakeProc {
+	t.Helper()
+	p := &fakeProc{
+		Dir:      filepath.Join(t.TempDir(), "proc"),
+		CPUs:     max(cpus, 1),
+		load:     [3]float64{0.10, 0.10, 0.10},
+		memTotal: 16 << 20,
+		memAvail: 12 << 20,
+	}
+	if err := os.MkdirAll(filepath.Join(p.Dir, "net"), 0o755); err != nil {
+		t.Fatalf("fake proc: %v", err)
+	}
+	if err := p.write(); err != nil {
+		t.Fatalf("fake proc: %v", err)
+	}
+	return p
+}
+
+// SetLoad sets the 1, 5 and 15 minute load averages.
+func (p *fakeProc) SetLoad(t testing.TB, load1, load5, load15 float64) {
+	t.Helper()
+	p.mu.Lock()
+	p.load = [3]float64{load1, load5, load15}
+	p.mu.Unlock()
+	if err := p.write(); err != nil {
+		t.Fatalf("fake proc set load: %v", err)
+	}
+}
+
+// SetMem sets total and available memory in kB.
+func (p *fakeProc) SetMem(t testing.TB, totalKB, availKB uint64) {
+	t.Helper()
+	p.mu.Lock()
+	p.memTotal, p.memAvail = totalKB, availKB
+	p.mu.Unlock()
+	if err := p.write(); err != nil {
+		t.Fatalf("fake proc set mem: %v", err)
+	}
+}
+
+// SetListening sets the TCP ports shown as listening on 0.0.0.0 in net/tcp
+// (for the sshd check).
+func (p *fakeProc) SetListening(t testing.TB, ports ...int) {
+	t.Helper()
+	p.mu.Lock()
+	p.listen = append([]int(nil), ports...)
+	p.mu.Unlock()
+	if err := p.write(); err != nil {
+		t.Fatalf("fake proc set listening: %v", err)
+	}
+}
+
+func (p *fakeProc) write() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.ticks += 100
+	busy := uint64(float64(p.ticks) * min(p.load[0]/float64(p.CPUs), 1))
+	idle := p.ticks - busy
+	files := map[string]string{
+		"loadavg": fmt.Sprintf("%.2f %.2f %.2f 1/97 6838\n", p.load[0], p.load[1], p.load[2]),
+		"uptime":  "363.19 626.82\n",
+		"meminfo": fmt.Sprintf("MemTotal:       %d kB\nMemFree:        %d kB\nMemAvailable:   %d kB\n"+
+			"Buffers:           12864 kB\nCached:           297592 kB\nSwapCached:            0 kB\n"+
+			"SwapTotal:        2097148 kB\nSwapFree:         2097148 kB\n", p.memTotal, p.memAvail/2, p.memAvail),
+		"net/tcp":  netTCP(p.listen, "00000000"),
+		"net/tcp6": netTCP(nil, "00000000000000000000000000000000"),
+	}
+	var st strings.Builder
+	fmt.Fprintf(&st, "cpu  %d 0 0 %d 0 0 0 0 0 0\n", busy*uint64(p.CPUs), idle*uint64(p.CPUs))
+	for i := range p.CPUs {
+		fmt.Fprintf(&st, "cpu%d %d 0 0 %d 0 0 0 0 0 0\n", i, busy, idle)
+	}
+	st.WriteString("intr 305379 0 0 0\nctxt 490240\nbtime 1795480259\nprocesses 6889\nprocs_running 3\nprocs_blocked 0\nsoftirq 124317 0 11281 5 26993 37663 0 737 23193 0 24445\n")
+	files["stat"] = st.String()
+	for name, body := range files {
+		path := filepath.Join(p.Dir, name)
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(tmp, path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func netTCP(ports []int, zeroAddr string) string {
+	var b strings.Builder
+	b.WriteString("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
+	for i, port := range ports {
+		fmt.Fprintf(&b, "   %d: %s:%04X %s:0000 0A 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 100 0 0 10 0\n",
+			i, zeroAddr, port, zeroAddr, 16+i)
+	}
+	return b.String()
+}
+
+// agentOptions describes one `peerload agent` process. Zero ports are
+// picked free; empty directories are made under t.TempDir().
+type agentOptions struct {
+	Name       string
+	Advertise  string // --advertise, e.g. 127.0.1.1
+	GossipPort int
+	APIPort    int
+	Join       []string // host:port
+	Proc       *fakeProc
+	StateDir   string
+	Root       string   // --root for the health checks (gets a tmp/ dir)
+	Pools      []string // --pool
+	Collector  bool
+	Extra      []string // more flags, appended last
+}
+
+// agentProc is a running (or stopped) `peerload agent` child process.
+type agentProc struct {
+	Opts agentOptions
+	t    testing.TB
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *lockedBuffer
+}
+
+// lockedBuffer collects a child's output for failure messages.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// startAgent fills in the defaults of opts and starts the agent; the process
+// is killed in t.Cleanup and its log printed when the test failed. The
+// fast loopback timings are --interval 250ms --refresh 2s --stale-after 8s.
+func startAgent(t testing.TB, opts agentOptions) *agentProc {
+	t.Helper()
+	if opts.Name == "" {
+		opts.Name = fmt.Sprintf("node%d", freePort(t))
+	}
+	if opts.GossipPort == 0 {
+		opts.GossipPort = freePort(t)
+	}
+	if opts.APIPort == 0 {
+		opts.APIPort = freePort(t)
+	}
+	if opts.Proc == nil && !opts.Collector {
+		opts.Proc = newFakeProc(t, 4)
+	}
+	if opts.StateDir == "" {
+		opts.StateDir = filepath.Join(t.TempDir(), "state")
+	}
+	if opts.Root == "" {
+		opts.Root = filepath.Join(t.TempDir(), "root")
+	}
+	if err := os.MkdirAll(filepath.Join(opts.Root, "tmp"), 0o755); err != nil {
+		t.Fatalf("agent root: %v", err)
+	}
+	a := &agentProc{Opts: opts, t: t, log: &lockedBuffer{}}
+	a.Start()
+	t.Cleanup(func() {
+		a.Kill()
+		if t.Failed() {
+			t.Logf("log of agent %s:\n%s", a.Opts.Name, a.Log())
+		}
+	})
+	return a
+}
+
+// Args are the command line flags of the agent.
+func (a *agentProc) Args() []string {
+	o := a.Opts
+	args := []string{"agent",
+		"--name", o.Name,
+		"--bind", fmt.Sprintf("127.0.0.1:%d", o.GossipPort),
+		"--api", fmt.Sprintf("127.0.0.1:%d", o.APIPort),
+		"--state-dir", o.StateDir,
+		"--root", o.Root,
+		"--ssh-port", "0",
+		"--interval", "250ms", "--refresh", "2s", "--stale-after", "8s",
+	}
+	if o.Proc != nil {
+		args = append(args, "--proc", o.Proc.Dir)
+	}
+	if o.Advertise != "" {
+		args = append(args, "--advertise", o.Advertise)
+	}
+	if len(o.Join) > 0 {
+		args = append(args, "--join", strings.Join(o.Join, ","))
+	}
+	if len(o.Pools) > 0 {
+		args = append(args, "--pool", strings.Join(o.Pools, ","))
+	}
+	if o.Collector {
+		args = append(args, "--collector")
+	}
+	return append(args, o.Extra...)
+}
+
+// Start (re)starts the process with the same options; it fails the test if
+// the agent is already running.
+func (a *agentProc) Start() {
+	a.t.Helper()
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd != nil {
+		select {
+		case <-a.done:
+		default:
+			a.t.Fatalf("agent %s already running", a.Opts.Name)
+		}
+	}
+	cmd := exec.Command(peerloadBin(a.t), a.Args()...)
+	fmt.Fprintf(a.log, "--- start %s\n", strings.Join(cmd.Args, " "))
+	cmd.Stdout = a.log
+	cmd.Stderr = a.log
+	if err := cmd.Start(); err != nil {
+		a.t.Fatalf("start agent %s: %v", a.Opts.Name, err)
+	}
+	done := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(a.log, "--- exit: %v\n", err)
+		close(done)
+	}()
+	a.cmd, a.done = cmd, done
+}
+
+// signal sends sig and waits up to timeout for the exit; it reports whether
+// the process exited.
+func (a *agentProc) signal(sig syscall.Signal, timeout time.Duration) bool {
+	a.mu.Lock()
+	cmd, done := a.cmd, a.done
+	a.mu.Unlock()
+	if cmd == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+		return true
+	case <-time.After(timeout):
+		return false
+	}
+}
+
+// Kill sends SIGKILL (a crash: no leave message) and waits for the exit.
+func (a *agentProc) Kill() { a.signal(syscall.SIGKILL, 10*time.Second) }
+
+// Stop sends SIGTERM (graceful leave) and fails the test unless the agent
+// exits within 10 s; it kills it then.
+func (a *agentProc) Stop() {
+	a.t.Helper()
+	if !a.signal(syscall.SIGTERM, 10*time.Second) {
+		a.Kill()
+		a.t.Fatalf("agent %s did not exit within 10s of SIGTERM", a.Opts.Name)
+	}
+}
+
+// Signal sends sig (e.g. SIGHUP) without waiting.
+func (a *agentProc) Signal(sig syscall.Signal) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.cmd != nil {
+		_ = a.cmd.Process.Signal(sig)
+	}
+}
+
+// Exited reports whether the process has exited, and its exit code (-1 when
+// killed by a signal).
+func (a *agentProc) Exited() (bool, int) {
+	a.mu.Lock()
+	cmd, done := a.cmd, a.done
+	a.mu.Unlock()
+	select {
+	case <-done:
+		return true, cmd.ProcessState.ExitCode()
+	default:
+		return false, 0
+	}
+}
+
+// Gossip is the agent's gossip host:port (for --join).
+func (a *agentProc) Gossip() string { return fmt.Sprintf("127.0.0.1:%d", a.Opts.GossipPort) }
+
+// API is the agent's local API host:port (for --api).
+func (a *agentProc) API() string { return fmt.Sprintf("127.0.0.1:%d", a.Opts.APIPort) }
+
+// Log is everything the process wrote so far.
+func (a *agentProc) Log() string { return a.log.String() }
+
+// startCluster starts n agents named <prefix>1..n advertising 127.0.1.1..n,
+// each joining the first, and waits until every one lists all n in
+// `peerload top -n n`.
+func startCluster(t testing.TB, prefix string, n int) []*agentProc {
+	t.Helper()
+	agents := make([]*agentProc, n)
+	for i := range agents {
+		opts := agentOptions{
+			Name:      fmt.Sprintf("%s%d", prefix, i+1),
+			Advertise: fmt.Sprintf("127.0.1.%d", i+1),
+		}
+		if i > 0 {
+			opts.Join = []string{agents[0].Gossip()}
+		}
+		agents[i] = startAgent(t, opts)
+	}
+	for _, a := range agents {
+		waitFor(t, 20*time.Second, func() (bool, string) {
+			res := runPeerload(t, "top", "-n", strconv.Itoa(n), "--api", a.API())
+			got := res.Lines()
+			return res.Code == 0 && len(got) == n, fmt.Sprintf("top at %s: %s", a.Opts.Name, res)
+		})
+	}
+	return agents
+}
+
+// cmdResult is the outcome of running a program.
+type cmdResult struct {
+	Stdout, Stderr string
+	Code           int
+}
+
+// Lines are the non-empty lines of Stdout.
+func (r cmdResult) Lines() []string {
+	var out []string
+	for _, l := range strings.Split(r.Stdout, "\n") {
+		if strings.TrimSpace(l) != "" {
+			out = append(out, l)
+		}
+	}
+	return out
+}
+
+func (r cmdResult) String() string {
+	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
+}
+
+// runCmd runs a program with a 30 s limit and returns its output and exit
+// code; only a failure to start it fails the test.
+func runCmd(t testing.TB, env []string, name string, args ...string) cmdResult {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, name, args...)
+	cmd.Env = append(os.Environ(), env...)
+	var stdout, stderr bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &stdout, &stderr
+	err := cmd.Run()
+	res := cmdResult{Stdout: stdout.String(), Stderr: stderr.String()}
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+	case errors.As(err, &exit):
+		res.Code = exit.ExitCode()
+	default:
+		t.Fatalf("run %s %s: %v", name, strings.Join(args, " "), err)
+	}
+	return res
+}
+
+// runPeerload runs bin/peerload with args (PEERLOAD_API cleared so only
+// --api counts).
+func runPeerload(t testing.TB, args ...string) cmdResult {
+	t.Helper()
+	return runCmd(t, []string{"PEERLOAD_API="}, peerloadBin(t), args...)
+}
+
+// runDig runs `dig @server -p port +tries=1 +time=2 args...` and returns
+// its output; it skips (or fails under $CI) when dig is missing and fails
+// the test when dig exits non-zero.
+func runDig(t testing.TB, server string, port int, args ...string) string {
+	t.Helper()
+	dig := requireProgram(t, "dig")
+	full := append([]string{"@" + server, "-p", strconv.Itoa(port), "+tries=1", "+time=2"}, args...)
+	res := runCmd(t, nil, dig, full...)
+	if res.Code != 0 {
+		t.Fatalf("dig %s: %s", strings.Join(full, " "), res)
+	}
+	return res.Stdout
+}
+
+// digShort runs dig with +short and returns the answer lines sorted as dig
+// printed them (empty for NODATA/NXDOMAIN).
+func digShort(t testing.TB, server string, port int, args ...string) []string {
+	t.Helper()
+	out := runDig(t, server, port, append([]string{"+short"}, args...)...)
+	var lines []string
+	for _, l := range strings.Split(out, "\n") {
+		if l = strings.TrimSpace(l); l != "" {
+			lines = append(lines, l)
+		}
+	}
+	return lines
+}
