@@ -12,7 +12,7 @@ import (
 	"github.com/prometheus/procfs"
 )
 
-const capturedRoot = "testdata/proc"
+const capturedProcRoot = "testdata/proc"
 
 func TestParseUptime(t *testing.T) {
 	for _, tc := range []struct {
@@ -143,7 +143,7 @@ func TestParseCPUFromStat(t *testing.T) {
 	}
 }
 
-func u64(v uint64) *uint64 { return &v }
+func procU64(v uint64) *uint64 { return &v }
 
 func TestParseMemFromMeminfo(t *testing.T) {
 	for _, tc := range []struct {
@@ -154,32 +154,32 @@ func TestParseMemFromMeminfo(t *testing.T) {
 	}{
 		{
 			name:  "modern",
-			m:     procfs.Meminfo{MemTotalBytes: u64(8 << 30), MemAvailableBytes: u64(6 << 30), MemFreeBytes: u64(1 << 30), SwapTotalBytes: u64(2 << 30), SwapFreeBytes: u64(1 << 30)},
+			m:     procfs.Meminfo{MemTotalBytes: procU64(8 << 30), MemAvailableBytes: procU64(6 << 30), MemFreeBytes: procU64(1 << 30), SwapTotalBytes: procU64(2 << 30), SwapFreeBytes: procU64(1 << 30)},
 			total: 8 << 30, avail: 6 << 30, swapUsed: 1 << 30,
 		},
 		{
 			name:  "before 3.14: free+buffers+cached",
-			m:     procfs.Meminfo{MemTotalBytes: u64(1000), MemFreeBytes: u64(100), BuffersBytes: u64(50), CachedBytes: u64(250)},
+			m:     procfs.Meminfo{MemTotalBytes: procU64(1000), MemFreeBytes: procU64(100), BuffersBytes: procU64(50), CachedBytes: procU64(250)},
 			total: 1000, avail: 400,
 		},
 		{
 			name:  "no swap lines",
-			m:     procfs.Meminfo{MemTotalBytes: u64(1000), MemAvailableBytes: u64(10)},
+			m:     procfs.Meminfo{MemTotalBytes: procU64(1000), MemAvailableBytes: procU64(10)},
 			total: 1000, avail: 10,
 		},
 		{
 			name:  "available above total is clamped",
-			m:     procfs.Meminfo{MemTotalBytes: u64(1000), MemAvailableBytes: u64(5000)},
+			m:     procfs.Meminfo{MemTotalBytes: procU64(1000), MemAvailableBytes: procU64(5000)},
 			total: 1000, avail: 1000,
 		},
 		{
 			name:  "swap free above total",
-			m:     procfs.Meminfo{MemTotalBytes: u64(1000), MemAvailableBytes: u64(10), SwapTotalBytes: u64(5), SwapFreeBytes: u64(9)},
+			m:     procfs.Meminfo{MemTotalBytes: procU64(1000), MemAvailableBytes: procU64(10), SwapTotalBytes: procU64(5), SwapFreeBytes: procU64(9)},
 			total: 1000, avail: 10,
 		},
-		{name: "no MemTotal", m: procfs.Meminfo{MemAvailableBytes: u64(10)}, wantErr: true},
-		{name: "zero MemTotal", m: procfs.Meminfo{MemTotalBytes: u64(0), MemAvailableBytes: u64(0)}, wantErr: true},
-		{name: "nothing available", m: procfs.Meminfo{MemTotalBytes: u64(1000)}, wantErr: true},
+		{name: "no MemTotal", m: procfs.Meminfo{MemAvailableBytes: procU64(10)}, wantErr: true},
+		{name: "zero MemTotal", m: procfs.Meminfo{MemTotalBytes: procU64(0), MemAvailableBytes: procU64(0)}, wantErr: true},
+		{name: "nothing available", m: procfs.Meminfo{MemTotalBytes: procU64(1000)}, wantErr: true},
 	} {
 		total, avail, swapUsed, err := memFromMeminfo(tc.m)
 		if tc.wantErr {
@@ -219,7 +219,7 @@ func TestParseCPUPressure(t *testing.T) {
 }
 
 func TestSampleCapturedRoot(t *testing.T) {
-	s, err := NewProcSampler(capturedRoot)
+	s, err := NewProcSampler(capturedProcRoot)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +255,7 @@ func TestSampleCapturedRoot(t *testing.T) {
 }
 
 func TestSampleOptionalMissingDegrades(t *testing.T) {
-	s, err := NewProcSampler(filepath.Join(capturedRoot, "variants", "nopressure"))
+	s, err := NewProcSampler(filepath.Join(capturedProcRoot, "variants", "nopressure"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -272,7 +272,7 @@ func TestSampleOptionalMissingDegrades(t *testing.T) {
 }
 
 func TestSampleOldKernelMeminfo(t *testing.T) {
-	s, err := NewProcSampler(filepath.Join(capturedRoot, "variants", "oldkernel"))
+	s, err := NewProcSampler(filepath.Join(capturedProcRoot, "variants", "oldkernel"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -290,23 +290,23 @@ func TestSampleOldKernelMeminfo(t *testing.T) {
 
 // copyRoot copies the captured root's top-level files (not the process
 // directories) into a temporary directory, leaving out skip.
-func copyRoot(t *testing.T, skip ...string) string {
+func procCopyRoot(t *testing.T, skip ...string) string {
 	t.Helper()
 	dir := t.TempDir()
 	for _, f := range []string{"loadavg", "stat", "meminfo", "uptime", "pressure/cpu", "net/tcp", "net/tcp6"} {
 		if strings.Contains(strings.Join(skip, " "), f) {
 			continue
 		}
-		b, err := os.ReadFile(filepath.Join(capturedRoot, f))
+		b, err := os.ReadFile(filepath.Join(capturedProcRoot, f))
 		if err != nil {
 			t.Fatal(err)
 		}
-		writeFile(t, filepath.Join(dir, f), string(b))
+		procWriteFile(t, filepath.Join(dir, f), string(b))
 	}
 	return dir
 }
 
-func writeFile(t *testing.T, path, content string) {
+func procWriteFile(t *testing.T, path, content string) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
@@ -318,7 +318,7 @@ func writeFile(t *testing.T, path, content string) {
 
 func TestSampleMissingRequiredFile(t *testing.T) {
 	for _, f := range []string{"loadavg", "stat", "meminfo"} {
-		root := copyRoot(t, f)
+		root := procCopyRoot(t, f)
 		_, err := NewProcSampler(root)
 		if err == nil {
 			t.Errorf("root without %s: NewProcSampler succeeded", f)
@@ -342,8 +342,8 @@ func TestSampleMalformedRequiredFile(t *testing.T) {
 		{"meminfo", "MemTotal: lots kB\n", "meminfo"},
 		{"meminfo", "MemFree: 100 kB\n", "no MemTotal"},
 	} {
-		root := copyRoot(t)
-		writeFile(t, filepath.Join(root, tc.file), tc.content)
+		root := procCopyRoot(t)
+		procWriteFile(t, filepath.Join(root, tc.file), tc.content)
 		_, err := NewProcSampler(root)
 		if err == nil || !strings.Contains(err.Error(), tc.wantErr) || !strings.Contains(err.Error(), tc.file) {
 			t.Errorf("%s = %q: err = %v, want one containing %q", tc.file, tc.content, err, tc.wantErr)
@@ -352,7 +352,7 @@ func TestSampleMalformedRequiredFile(t *testing.T) {
 }
 
 func TestSampleRequiredFileVanishes(t *testing.T) {
-	root := copyRoot(t)
+	root := procCopyRoot(t)
 	s, err := NewProcSampler(root)
 	if err != nil {
 		t.Fatal(err)
@@ -366,11 +366,11 @@ func TestSampleRequiredFileVanishes(t *testing.T) {
 }
 
 func TestSampleMalformedOptionalFiles(t *testing.T) {
-	root := copyRoot(t)
-	writeFile(t, filepath.Join(root, "uptime"), "garbage\n")
-	writeFile(t, filepath.Join(root, "pressure/cpu"), "some avg10=x\n")
-	writeFile(t, filepath.Join(root, "1/stat"), "1 (x)")
-	writeFile(t, filepath.Join(root, "1/status"), "Uid:\t1000\t1000\t1000\t1000\n")
+	root := procCopyRoot(t)
+	procWriteFile(t, filepath.Join(root, "uptime"), "garbage\n")
+	procWriteFile(t, filepath.Join(root, "pressure/cpu"), "some avg10=x\n")
+	procWriteFile(t, filepath.Join(root, "1/stat"), "1 (x)")
+	procWriteFile(t, filepath.Join(root, "1/status"), "Uid:\t1000\t1000\t1000\t1000\n")
 	s, err := NewProcSampler(root)
 	if err != nil {
 		t.Fatal(err)
@@ -385,9 +385,9 @@ func TestSampleMalformedOptionalFiles(t *testing.T) {
 }
 
 func TestSampleCPUUtilFromTwoStats(t *testing.T) {
-	root := copyRoot(t)
+	root := procCopyRoot(t)
 	// user nice system idle iowait irq softirq steal guest guest_nice
-	writeFile(t, filepath.Join(root, "stat"), "cpu  1000 0 500 8000 500 0 0 0 0 0\ncpu0 500 0 250 4000 250 0 0 0 0 0\ncpu1 500 0 250 4000 250 0 0 0 0 0\n")
+	procWriteFile(t, filepath.Join(root, "stat"), "cpu  1000 0 500 8000 500 0 0 0 0 0\ncpu0 500 0 250 4000 250 0 0 0 0 0\ncpu1 500 0 250 4000 250 0 0 0 0 0\n")
 	s, err := NewProcSampler(root)
 	if err != nil {
 		t.Fatal(err)
@@ -400,7 +400,7 @@ func TestSampleCPUUtilFromTwoStats(t *testing.T) {
 		t.Errorf("first CPUUtil = %v, want 0", l.CPUUtil)
 	}
 	// 200 ticks pass: 120 user+system+irq+steal, 80 idle+iowait.
-	writeFile(t, filepath.Join(root, "stat"), "cpu  1080 10 520 8070 510 5 3 2 40 0\ncpu0 540 5 260 4035 255 3 2 1 20 0\ncpu1 540 5 260 4035 255 2 1 1 20 0\n")
+	procWriteFile(t, filepath.Join(root, "stat"), "cpu  1080 10 520 8070 510 5 3 2 40 0\ncpu0 540 5 260 4035 255 3 2 1 20 0\ncpu1 540 5 260 4035 255 2 1 1 20 0\n")
 	l, err = s.Sample()
 	if err != nil {
 		t.Fatal(err)
@@ -412,32 +412,32 @@ func TestSampleCPUUtilFromTwoStats(t *testing.T) {
 
 // addProc writes a process directory whose stat and status are copies of
 // captured ones with the pid, tty and uid replaced.
-func addProc(t *testing.T, root string, pid, uid int, tty int64) {
+func procAddProc(t *testing.T, root string, pid, uid int, tty int64) {
 	t.Helper()
-	stat, err := os.ReadFile(filepath.Join(capturedRoot, "6543", "stat"))
+	stat, err := os.ReadFile(filepath.Join(capturedProcRoot, "6543", "stat"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	f := strings.Fields(string(stat))
 	f[0] = strconv.Itoa(pid)
 	f[6] = strconv.Itoa(int(tty))
-	writeFile(t, filepath.Join(root, strconv.Itoa(pid), "stat"), strings.Join(f, " ")+"\n")
-	status, err := os.ReadFile(filepath.Join(capturedRoot, "6543", "status"))
+	procWriteFile(t, filepath.Join(root, strconv.Itoa(pid), "stat"), strings.Join(f, " ")+"\n")
+	status, err := os.ReadFile(filepath.Join(capturedProcRoot, "6543", "status"))
 	if err != nil {
 		t.Fatal(err)
 	}
 	u := strconv.Itoa(uid)
 	out := strings.ReplaceAll(string(status), "Uid:\t1000\t1000\t1000\t1000", "Uid:\t"+u+"\t"+u+"\t"+u+"\t"+u)
-	writeFile(t, filepath.Join(root, strconv.Itoa(pid), "status"), out)
+	procWriteFile(t, filepath.Join(root, strconv.Itoa(pid), "status"), out)
 }
 
 func TestSampleUsersCountedAndRefreshedEvery30s(t *testing.T) {
-	root := copyRoot(t)
-	addProc(t, root, 100, 1000, 34816) // a user on pts/0
-	addProc(t, root, 101, 1000, 34817) // the same user again
-	addProc(t, root, 102, 1500, 0)     // a user's daemon, no tty
-	addProc(t, root, 103, 0, 34818)    // root on a tty
-	addProc(t, root, 104, 999, 34819)  // a system account
+	root := procCopyRoot(t)
+	procAddProc(t, root, 100, 1000, 34816) // a user on pts/0
+	procAddProc(t, root, 101, 1000, 34817) // the same user again
+	procAddProc(t, root, 102, 1500, 0)     // a user's daemon, no tty
+	procAddProc(t, root, 103, 0, 34818)    // root on a tty
+	procAddProc(t, root, 104, 999, 34819)  // a system account
 	s, err := NewProcSampler(root)
 	if err != nil {
 		t.Fatal(err)
@@ -452,7 +452,7 @@ func TestSampleUsersCountedAndRefreshedEvery30s(t *testing.T) {
 		t.Fatalf("Users = %d, want 1", l.Users)
 	}
 
-	addProc(t, root, 105, 2000, 34820)
+	procAddProc(t, root, 105, 2000, 34820)
 	now = now.Add(usersRefresh - time.Second)
 	if l, _ = s.Sample(); l.Users != 1 {
 		t.Errorf("Users within the refresh interval = %d, want the cached 1", l.Users)
