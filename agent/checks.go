@@ -241,9 +241,9 @@ func (c *Checker) checkTmp() CheckResult {
 	limit := c.cc.TmpFullPercent
 	switch {
 	case blocks >= limit:
-		return fail(checkTmp, "/tmp is %.1f%% full (limit %g%%)", blocks, limit)
+		return fail(checkTmp, "/tmp is %.0f%% full (limit %g%%)", blocks, limit)
 	case inodes >= limit:
-		return fail(checkTmp, "/tmp has %.1f%% of its inodes in use (limit %g%%)", inodes, limit)
+		return fail(checkTmp, "/tmp has %.0f%% of its inodes in use (limit %g%%)", inodes, limit)
 	}
 	return pass(checkTmp)
 }
