@@ -124,7 +124,7 @@ func (g *gossipFlags) apply(cfg *agent.Config) error {
 	}
 	cfg.JoinFile = g.JoinFile
 	if g.Keyring != "" {
-		if err := readable(g.Keyring); err != nil {
+		if _, err := agent.ReadKeyring(g.Keyring); err != nil {
 			return fmt.Errorf("--keyring: %w", err)
 		}
 	}

@@ -1,0 +1,325 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/peerload/peerload/agent"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// agentFlags are the flags of `peerload agent`.
+type agentFlags struct {
+	gossip       *gossipFlags
+	collector    bool
+	pools        string
+	interval     time.Duration
+	refresh      time.Duration
+	staleAfter   time.Duration
+	root         string
+	sshPort      int
+	checkCmd     string
+	checkTimeout time.Duration
+	by           string
+	weightCPU    float64
+	weightMem    float64
+	weightUsers  float64
+	delta        float64
+	logLevel     string
+	quiet        bool
+}
+
+func addAgentFlags(f *flagSet) *agentFlags {
+	def := agent.DefaultConfig()
+	af := &agentFlags{gossip: addGossipFlags(f.FlagSet)}
+	f.BoolVar(&af.collector, "collector", false, "hear every report but never be a candidate (DNS servers, updaters)")
+	f.StringVar(&af.pools, "pool", "", "tag this machine with pools, `NAME[,NAME]`")
+	f.DurationVar(&af.interval, "interval", def.Interval, "how often load is sampled and checks run")
+	f.DurationVar(&af.refresh, "refresh", def.RefreshInterval, "longest time between two reports of an unchanged load")
+	f.DurationVar(&af.staleAfter, "stale-after", def.StaleAfter, "a node whose latest report is older stops being a candidate")
+	f.StringVar(&af.root, "root", "/", "file system `DIR` the health checks look at (/etc/nologin, /tmp, /run)")
+	f.IntVar(&af.sshPort, "ssh-port", def.Checks.SSHPort, "TCP `port` sshd must listen on for the node to be a candidate (0: no check)")
+	f.StringVar(&af.checkCmd, "check-cmd", "", "extra health check shell `command`: non-zero exit takes the node out")
+	f.DurationVar(&af.checkTimeout, "check-timeout", def.Checks.CommandTimeout, "time limit of --check-cmd")
+	f.StringVar(&af.by, "by", string(def.Score.By), "default ranking: `cpu`, mem or combined")
+	f.Float64Var(&af.weightCPU, "weight-cpu", def.Score.CPUWeight, "combined score weight of load1 per CPU")
+	f.Float64Var(&af.weightMem, "weight-mem", def.Score.MemWeight, "combined score weight of the memory in use (fraction)")
+	f.Float64Var(&af.weightUsers, "weight-users", def.Score.UserWeight, "combined score added per logged-in user")
+	f.Float64Var(&af.delta, "delta", def.Score.Delta, "scores closer than this are equal and handed out in random order")
+	f.StringVar(&af.logLevel, "log-level", "info", "least severe log `level` shown: debug, info, warn or error")
+	f.BoolVar(&af.quiet, "q", false, "quiet: same as --log-level warn")
+	return af
+}
+
+// config builds the agent configuration from the parsed flags, re-reading
+// and checking the files they name. HUP calls it again.
+func (af *agentFlags) config() (*agent.Config, error) {
+	cfg := agent.DefaultConfig()
+	if err := af.gossip.apply(cfg); err != nil {
+		return nil, err
+	}
+	cfg.Collector = af.collector
+	cfg.Pools = nil
+	for _, p := range splitList(af.pools) {
+		if len(p) > 63 {
+			return nil, badFlag("pool", af.pools, "pool name %q is longer than 63 bytes", p)
+		}
+		cfg.Pools = append(cfg.Pools, p)
+	}
+	switch {
+	case af.interval <= 0:
+		return nil, badFlag("interval", af.interval.String(), "must be positive")
+	case af.refresh < af.interval:
+		return nil, badFlag("refresh", af.refresh.String(), "must not be shorter than --interval %s", af.interval)
+	case af.staleAfter <= af.refresh:
+		return nil, badFlag("stale-after", af.staleAfter.String(), "must be longer than --refresh %s", af.refresh)
+	case af.checkTimeout <= 0:
+		return nil, badFlag("check-timeout", af.checkTimeout.String(), "must be positive")
+	case af.sshPort < 0 || af.sshPort > 65535:
+		return nil, badFlag("ssh-port", strconv.Itoa(af.sshPort), "must be a port from 0 to 65535")
+	case af.root == "":
+		return nil, badFlag("root", af.root, "must not be empty")
+	}
+	cfg.Interval, cfg.RefreshInterval, cfg.StaleAfter = af.interval, af.refresh, af.staleAfter
+	cfg.Checks.Root = af.root
+	cfg.Checks.SSHPort = af.sshPort
+	cfg.Checks.Command = af.checkCmd
+	cfg.Checks.CommandTimeout = af.checkTimeout
+
+	by, err := agent.ParseBy(af.by)
+	if err != nil {
+		return nil, badFlag("by", af.by, "want cpu, mem or combined")
+	}
+	cfg.Score.By = by
+	for _, w := range []struct {
+		name string
+		v    float64
+		dst  *float64
+	}{
+		{"weight-cpu", af.weightCPU, &cfg.Score.CPUWeight},
+		{"weight-mem", af.weightMem, &cfg.Score.MemWeight},
+		{"weight-users", af.weightUsers, &cfg.Score.UserWeight},
+		{"delta", af.delta, &cfg.Score.Delta},
+	} {
+		if w.v < 0 || w.v != w.v || w.v > 1e6 {
+			return nil, badFlag(w.name, strconv.FormatFloat(w.v, 'g', -1, 64), "must be a number from 0 to 1e6")
+		}
+		*w.dst = w.v
+	}
+	if _, err := parseLogLevel(af.level()); err != nil {
+		return nil, &flagError{Flag: "log-level", Value: af.logLevel, Err: err}
+	}
+	return cfg, nil
+}
+
+func (af *agentFlags) level() string {
+	if af.quiet {
+		return "warn"
+	}
+	return af.logLevel
+}
+
+func (c *cli) runAgent(args []string) error {
+	f := c.newFlagSet("agent", "[flags]", `
+Run the cluster member on this machine: sample its load from --proc, run the
+health checks, gossip reports with the other members (--join), and serve
+the local API (--api) that top, ssh, status and drain use, with Prometheus
+metrics on /metrics.
+
+Signals: HUP re-reads --join-file, --keyring and --check-cmd; INT and TERM
+leave the cluster gracefully and exit.
+
+Example (one machine of a lab; the same on every machine):
+
+    peerload agent --join lab01:7946,lab02:7946 --keyring /etc/peerload/keyring`)
+	af := addAgentFlags(f)
+	rest, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(rest); err != nil {
+		return err
+	}
+	cfg, err := af.config()
+	if err != nil {
+		return err
+	}
+	apiAddr, err := af.gossip.apiAddr()
+	if err != nil {
+		return err
+	}
+	level, _ := parseLogLevel(af.level())
+	logger := log.New(&levelWriter{w: c.stderr, min: level}, "peerload "+cfg.Name+": ", log.LstdFlags)
+	cfg.Logger = logger
+	if level == levelDebug && cfg.Memberlist != nil {
+		cfg.Memberlist.Logger = logger
+	}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
+
+	// Listen first: a taken API port should fail before we join anything.
+	ln, err := net.Listen("tcp", apiAddr)
+	if err != nil {
+		return fmt.Errorf("--api %s: %w", apiAddr, unwrapOpError(err))
+	}
+	if af.gossip.APIPublic {
+		if host, _, _ := net.SplitHostPort(apiAddr); !isLoopbackHost(host) {
+			logger.Printf("[WARN] the local API on %s is reachable from the network (--api-public): anyone can read the cluster state", apiAddr)
+		}
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           agent.NewAPIHandler(a, reg),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          logger,
+	}
+	var serveErr error
+	var wg sync.WaitGroup
+	serveDone := make(chan struct{})
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer close(serveDone)
+		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			serveErr = err
+		}
+	}()
+	logger.Printf("[INFO] agent %s: gossip on %s, API on http://%s", cfg.Name, a.GossipAddr(), ln.Addr())
+
+	sig := c.signals
+	if sig == nil {
+		sig = make(chan os.Signal, 4)
+		signal.Notify(sig, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(sig)
+	}
+	stop := func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = srv.Shutdown(ctx)
+		wg.Wait()
+	}
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				newCfg, err := af.config()
+				if err == nil {
+					newCfg.Logger = logger
+					newCfg.Registerer = reg
+					err = a.Reload(newCfg)
+				}
+				if err != nil {
+					logger.Printf("[ERR] reload: %v", err)
+				} else {
+					logger.Printf("[INFO] reloaded")
+				}
+				continue
+			}
+			logger.Printf("[INFO] %v: leaving the cluster", s)
+			if err := a.Leave(5 * time.Second); err != nil {
+				logger.Printf("[WARN] leave: %v", err)
+			}
+			stop()
+			if err := a.Shutdown(); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			return nil
+		case <-serveDone:
+			_ = a.Shutdown()
+			return fmt.Errorf("--api %s: %w", apiAddr, serveErr)
+		}
+	}
+}
+
+// unwrapOpError shortens "listen tcp 127.0.0.1:1981: bind: address already
+// in use" to its cause.
+func unwrapOpError(err error) error {
+	var op *net.OpError
+	if errors.As(err, &op) && op.Err != nil {
+		return op.Err
+	}
+	return err
+}
+
+func isLoopbackHost(host string) bool {
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// Log levels, in the [TAG] convention memberlist and the agent use.
+const (
+	levelDebug = iota
+	levelInfo
+	levelWarn
+	levelError
+)
+
+func parseLogLevel(s string) (int, error) {
+	switch strings.ToLower(s) {
+	case "debug":
+		return levelDebug, nil
+	case "info", "":
+		return levelInfo, nil
+	case "warn", "warning":
+		return levelWarn, nil
+	case "err", "error":
+		return levelError, nil
+	}
+	return 0, errors.New("want debug, info, warn or error")
+}
+
+// lineLevel reads the [TAG] of a log line; untagged lines are info.
+func lineLevel(line string) int {
+	switch {
+	case strings.Contains(line, "[DEBUG]"):
+		return levelDebug
+	case strings.Contains(line, "[WARN]"):
+		return levelWarn
+	case strings.Contains(line, "[ERR]"), strings.Contains(line, "[ERROR]"):
+		return levelError
+	}
+	return levelInfo
+}
+
+// levelWriter passes log lines at or above min to w. log.Logger writes
+// one whole line per call.
+type levelWriter struct {
+	mu  sync.Mutex
+	w   io.Writer
+	min int
+}
+
+func (l *levelWriter) Write(p []byte) (int, error) {
+	if lineLevel(string(p)) < l.min {
+		return len(p), nil
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if _, err := l.w.Write(p); err != nil {
+		return 0, err
+	}
+	return len(p), nil
+}

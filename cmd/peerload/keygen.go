@@ -1,0 +1,36 @@
+package main
+
+import (
+	"encoding/base64"
+	"fmt"
+
+	"github.com/peerload/peerload/agent"
+)
+
+func (c *cli) runKeygen(args []string) error {
+	f := c.newFlagSet("keygen", "[--out FILE]", `
+Generate a random AES-256 gossip encryption key. Without --out the key is
+printed in base64; with it a new keyring file (mode 0600) is written, which
+is never overwritten. Give every agent the same keyring with --keyring.`)
+	out := f.String("out", "", "write a new keyring `FILE` instead of printing the key")
+	rest, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(rest); err != nil {
+		return err
+	}
+	key, err := agent.GenerateKey()
+	if err != nil {
+		return err
+	}
+	if *out == "" {
+		fmt.Fprintln(c.stdout, base64.StdEncoding.EncodeToString(key))
+		return nil
+	}
+	if err := agent.WriteKeyring(*out, [][]byte{key}); err != nil {
+		return err
+	}
+	fmt.Fprintf(c.stderr, "peerload keygen: wrote keyring %s\n", *out)
+	return nil
+}
