@@ -9,14 +9,14 @@ import (
 	"testing"
 )
 
-func b64(n int, fill byte) string {
+func keyringB64(n int, fill byte) string {
 	return base64.StdEncoding.EncodeToString(bytes.Repeat([]byte{fill}, n))
 }
 
 func TestKeyringRead(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "keyring")
-	content := "# cluster keys\n\n" + b64(32, 1) + "\n  " + b64(16, 2) + "  # old key, remove after rotation\n" + strings.TrimRight(b64(24, 3), "=") + "\n"
+	content := "# cluster keys\n\n" + keyringB64(32, 1) + "\n  " + keyringB64(16, 2) + "  # old key, remove after rotation\n" + strings.TrimRight(keyringB64(24, 3), "=") + "\n"
 	if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -34,10 +34,10 @@ func TestKeyringReadErrors(t *testing.T) {
 	for _, tc := range []struct{ name, content, want string }{
 		{"empty", "", "no keys"},
 		{"comments only", "# nothing here\n\n", "no keys"},
-		{"wrong size", "# c\n\n" + b64(20, 1) + "\n", "line 3: key is 20 bytes, want 16, 24 or 32"},
-		{"not base64", b64(32, 1) + "\nnot*base64!\n", "line 2: key is not base64"},
-		{"two on a line", b64(32, 1) + " " + b64(32, 2) + "\n", "line 1: more than one key"},
-		{"duplicate", b64(32, 1) + "\n" + b64(32, 1) + "\n", "line 2: same key as line 1"},
+		{"wrong size", "# c\n\n" + keyringB64(20, 1) + "\n", "line 3: key is 20 bytes, want 16, 24 or 32"},
+		{"not base64", keyringB64(32, 1) + "\nnot*base64!\n", "line 2: key is not base64"},
+		{"two on a line", keyringB64(32, 1) + " " + keyringB64(32, 2) + "\n", "line 1: more than one key"},
+		{"duplicate", keyringB64(32, 1) + "\n" + keyringB64(32, 1) + "\n", "line 2: same key as line 1"},
 	} {
 		path := filepath.Join(dir, strings.ReplaceAll(tc.name, " ", "-"))
 		if err := os.WriteFile(path, []byte(tc.content), 0o600); err != nil {

@@ -14,7 +14,7 @@ func TestStateGenerationPersistsAndIncrements(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755&^umask() {
+	if fi, err := os.Stat(dir); err != nil || fi.Mode().Perm() != 0o755&^stateUmask() {
 		t.Errorf("state dir: %v, %v", fi, err)
 	}
 	for want := uint64(1); want <= 3; want++ {
@@ -46,7 +46,7 @@ func TestStateGenerationPersistsAndIncrements(t *testing.T) {
 	}
 }
 
-func umask() os.FileMode {
+func stateUmask() os.FileMode {
 	dir, _ := os.MkdirTemp("", "umask")
 	defer os.RemoveAll(dir)
 	p := filepath.Join(dir, "d")
