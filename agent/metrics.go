@@ -1,0 +1,108 @@
+package agent
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// agentMetrics are the agent's Prometheus collectors. They live in the
+// Registerer the caller passes (one registry per agent), so many agents can
+// run in one process.
+type agentMetrics struct {
+	reg        prometheus.Registerer
+	collectors []prometheus.Collector
+
+	load          *prometheus.GaugeVec
+	cpus          prometheus.Gauge
+	cpuUtil       prometheus.Gauge
+	memTotal      prometheus.Gauge
+	memAvail      prometheus.Gauge
+	swapUsed      prometheus.Gauge
+	pressure      prometheus.Gauge
+	users         prometheus.Gauge
+	checkOK       *prometheus.GaugeVec
+	members       *prometheus.GaugeVec
+	candidates    prometheus.Gauge
+	receivedTotal *prometheus.CounterVec
+}
+
+func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
+	m := &agentMetrics{reg: reg}
+	gauge := func(name, help string) prometheus.Gauge {
+		g := prometheus.NewGauge(prometheus.GaugeOpts{Namespace: "peerload", Name: name, Help: help})
+		m.collectors = append(m.collectors, g)
+		return g
+	}
+	m.load = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "node_load", Help: "This node's load average."}, []string{"period"})
+	m.checkOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "check_ok", Help: "1 when this node's health check passes."}, []string{"check"})
+	m.members = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "members", Help: "Known cluster members by state."}, []string{"state"})
+	m.receivedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_received_total", Help: "Load reports received, by result (applied, old, invalid)."}, []string{"result"})
+	m.collectors = append(m.collectors, m.load, m.checkOK, m.members, m.receivedTotal)
+	m.cpus = gauge("node_cpus", "CPUs of this node.")
+	m.cpuUtil = gauge("node_cpu_utilization_ratio", "Busy fraction of this node's CPUs over the last interval.")
+	m.memTotal = gauge("node_memory_total_bytes", "Memory of this node.")
+	m.memAvail = gauge("node_memory_available_bytes", "Available memory of this node.")
+	m.swapUsed = gauge("node_swap_used_bytes", "Swap in use on this node.")
+	m.pressure = gauge("node_cpu_pressure_percent", "CPU pressure (some avg10) of this node; -1 without PSI.")
+	m.users = gauge("node_users", "Distinct logged-in human users on this node.")
+	m.candidates = gauge("candidates", "Live candidates in the cluster.")
+	m.collectors = append(m.collectors,
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "gossip_packets_sent_total", Help: "UDP packets gossip sent."},
+			func() float64 { return float64(a.transport.packets.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "gossip_bytes_sent_total", Help: "Bytes gossip sent, packets and streams."},
+			func() float64 { return float64(a.transport.bytes.Load()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_sent_total", Help: "Load reports this node fanned out."},
+			func() float64 { return float64(a.reportsSent.Load()) }),
+	)
+	if reg != nil {
+		for _, c := range m.collectors {
+			_ = reg.Register(c)
+		}
+	}
+	return m
+}
+
+func (m *agentMetrics) unregister() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range m.collectors {
+		m.reg.Unregister(c)
+	}
+}
+
+func (m *agentMetrics) observeSample(l Load, checks []CheckResult) {
+	m.load.WithLabelValues("1").Set(l.Load1)
+	m.load.WithLabelValues("5").Set(l.Load5)
+	m.load.WithLabelValues("15").Set(l.Load15)
+	m.cpus.Set(float64(l.CPUs))
+	m.cpuUtil.Set(l.CPUUtil)
+	m.memTotal.Set(float64(l.MemTotal))
+	m.memAvail.Set(float64(l.MemAvailable))
+	m.swapUsed.Set(float64(l.SwapUsed))
+	m.pressure.Set(l.CPUPressure)
+	m.users.Set(float64(l.Users))
+	for _, c := range checks {
+		v := 0.0
+		if c.OK {
+			v = 1
+		}
+		m.checkOK.WithLabelValues(c.Name).Set(v)
+	}
+}
+
+func (m *agentMetrics) observeSnapshot(s *Snapshot) {
+	counts := map[string]int{StateAlive: 0, StateSuspect: 0, StateDead: 0, StateLeft: 0}
+	candidates := 0
+	for i := range s.Nodes {
+		counts[s.Nodes[i].State]++
+		if s.Nodes[i].Candidate {
+			candidates++
+		}
+	}
+	for st, n := range counts {
+		m.members.WithLabelValues(st).Set(float64(n))
+	}
+	m.candidates.Set(float64(candidates))
+}
+
+func (m *agentMetrics) received(result string) { m.receivedTotal.WithLabelValues(result).Inc() }
