@@ -55,7 +55,7 @@ func ReadKeyFile(path, name string, allowMD5 bool) (Key, error) {
 		return Key{}, fmt.Errorf("tsig key file %s: %w", path, err)
 	}
 	if k.Algorithm == dns.HmacMD5 && !allowMD5 {
-		return Key{}, fmt.Errorf("tsig key file %s: key %q uses hmac-md5, which is broken; make a new key with tsig-keygen (hmac-sha256) or allow md5 explicitly", path, k.Name)
+		return Key{}, fmt.Errorf("tsig key file %s: key %q uses hmac-md5, which is broken; make a new key with tsig-keygen (hmac-sha256) or allow md5 explicitly (--allow-md5 / allow-md5)", path, k.Name)
 	}
 	return k, nil
 }

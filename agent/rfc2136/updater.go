@@ -289,11 +289,11 @@ func (u *Updater) stepName(ctx context.Context, snap *agent.Snapshot, self strin
 		n.active = active
 		if active {
 			u.m.active.WithLabelValues(n.name).Set(1)
-			u.cfg.Logger.Printf("%s: active writer (lowest live member carrying %s)", n.name, n.role)
+			u.cfg.Logger.Printf("[INFO] %s: active writer (lowest live member carrying %s)", n.name, n.role)
 			n.synced = false // read what the previous writer left
 		} else {
 			u.m.active.WithLabelValues(n.name).Set(0)
-			u.cfg.Logger.Printf("%s: passive, a member with a lower name carries %s", n.name, n.role)
+			u.cfg.Logger.Printf("[INFO] %s: passive, a member with a lower name carries %s", n.name, n.role)
 		}
 	}
 	if !active {
@@ -312,7 +312,7 @@ func (u *Updater) stepName(ctx context.Context, snap *agent.Snapshot, self strin
 		}
 		if n.everSynced && !sameSet(server, n.held) {
 			u.m.drift.WithLabelValues(n.name).Inc()
-			u.cfg.Logger.Printf("%s: drift: server holds %s, expected %s; repairing", n.name, fmtAddrs(server), fmtAddrs(n.held))
+			u.cfg.Logger.Printf("[WARN] %s: drift: server holds %s, expected %s; repairing", n.name, fmtAddrs(server), fmtAddrs(n.held))
 			n.lastWrite = time.Time{} // repair at once
 		}
 		if !n.hasIntended {
@@ -344,7 +344,7 @@ func (u *Updater) stepName(ctx context.Context, snap *agent.Snapshot, self strin
 	}
 	u.m.succeeded.WithLabelValues(n.name).Inc()
 	u.m.lastSuccess.WithLabelValues(n.name).SetToCurrentTime()
-	u.cfg.Logger.Printf("%s: %s -> %s", n.name, fmtAddrs(n.held), fmtAddrs(desired))
+	u.cfg.Logger.Printf("[INFO] %s: %s -> %s", n.name, fmtAddrs(n.held), fmtAddrs(desired))
 	n.held, n.intended, n.lastWrite = desired, desired, now
 	u.recovered(n)
 	return time.Time{}
@@ -363,7 +363,7 @@ func (u *Updater) failed(n *nameState, err error, now time.Time) time.Time {
 	n.retryAt = now.Add(wait)
 	if s := "failing: " + reason; s != n.status {
 		n.status = s
-		u.cfg.Logger.Printf("%s: %v; retrying with backoff (%s..%s)", n.name, err, u.cfg.RetryMin, u.cfg.RetryMax)
+		u.cfg.Logger.Printf("[ERR] %s: %v; retrying with backoff (%s..%s)", n.name, err, u.cfg.RetryMin, u.cfg.RetryMax)
 	}
 	return n.retryAt
 }
@@ -372,7 +372,7 @@ func (u *Updater) recovered(n *nameState) {
 	n.bo.reset()
 	n.retryAt = time.Time{}
 	if strings.HasPrefix(n.status, "failing") {
-		u.cfg.Logger.Printf("%s: server %s answers again", n.name, u.cfg.Server)
+		u.cfg.Logger.Printf("[INFO] %s: server %s answers again", n.name, u.cfg.Server)
 	}
 	n.status = "ok"
 }

@@ -1,9 +1,347 @@
 package main
 
-import "errors"
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"strconv"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rfc2136"
+)
+
+// defaultNsupdateAPI is where `peerload nsupdate` serves the read-only API
+// and /metrics: not the agent's port, so an updater can run on a machine
+// that also runs an agent.
+const defaultNsupdateAPI = "127.0.0.1:1991"
 
 // runNsupdate is the `peerload nsupdate` subcommand (RFC 2136 mode).
-// Placeholder until the updater lands.
 func runNsupdate(args []string) error {
-	return errors.New("nsupdate: not implemented yet")
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
+	return c.runNsupdate(args)
+}
+
+// nsupdateFlags are the flags of `peerload nsupdate`.
+type nsupdateFlags struct {
+	gossip   *gossipFlags
+	server   string
+	zone     string
+	names    string
+	top      int
+	ttl      int
+	pool     string
+	by       string
+	fallback string
+	key      string
+	keyName  string
+	resync   time.Duration
+	margin   float64
+	minIntv  time.Duration
+	timeout  time.Duration
+	insecure bool
+	allowMD5 bool
+	logLevel string
+}
+
+func addNsupdateFlags(f *flagSet) *nsupdateFlags {
+	nf := &nsupdateFlags{}
+	f.StringVar(&nf.server, "server", "", "primary DNS server `HOST:PORT` that accepts the updates (required)")
+	f.StringVar(&nf.zone, "zone", "", "`ZONE` the names live in (required)")
+	f.StringVar(&nf.names, "name", "", "DNS `NAME[,NAME]` to keep on the best machines (required)")
+	f.IntVar(&nf.top, "top", 1, "how many machines each name holds (`N`)")
+	f.IntVar(&nf.ttl, "ttl", 30, "TTL of the records in `seconds`; keep it short")
+	f.StringVar(&nf.pool, "pool", "", "only machines of this `pool`")
+	f.StringVar(&nf.by, "by", "", "ranking: cpu, mem or combined (default: the cluster's)")
+	f.StringVar(&nf.fallback, "fallback", "keep", "when no machine is a candidate: keep (leave the records), all (every alive machine) or none (delete them)")
+	f.StringVar(&nf.key, "tsig-key", "", "BIND key `FILE` as written by tsig-keygen (required unless --insecure-no-tsig)")
+	f.StringVar(&nf.keyName, "tsig-key-name", "", "which key of --tsig-key to use when the file holds several")
+	f.DurationVar(&nf.resync, "resync", 5*time.Minute, "read the records back and repair drift this often")
+	f.Float64Var(&nf.margin, "margin", 0.1, "hysteresis: replace a published machine only when another scores better by more than this")
+	f.DurationVar(&nf.minIntv, "min-interval", time.Second, "least time between two updates of one name")
+	f.DurationVar(&nf.timeout, "timeout", 5*time.Second, "limit of one exchange with the server")
+	f.BoolVar(&nf.insecure, "insecure-no-tsig", false, "send unsigned updates (only for a server that grants updates by address)")
+	f.BoolVar(&nf.allowMD5, "allow-md5", false, "accept an hmac-md5 key (broken; make a new hmac-sha256 key instead)")
+	f.StringVar(&nf.logLevel, "log-level", "info", "debug, info, warn or error")
+
+	// The gossip flags, except that --name is the DNS name here: the
+	// member's own name is --node-name.
+	tmp := flag.NewFlagSet("gossip", flag.ContinueOnError)
+	nf.gossip = addGossipFlags(tmp)
+	host, _ := os.Hostname()
+	nf.gossip.Name = "nsupdate-" + host
+	nf.gossip.StateDir = ""
+	nf.gossip.API = defaultNsupdateAPI
+	nf.gossip.Bind = "0.0.0.0:7945"
+	tmp.VisitAll(func(fl *flag.Flag) {
+		name, usage := fl.Name, fl.Usage
+		switch name {
+		case "name":
+			name, usage = "node-name", "unique member `name` in the cluster (default: nsupdate-<hostname>)"
+		case "proc":
+			return // a collector samples nothing
+		case "api":
+			usage = "read-only API and /metrics listen `ADDR:PORT`"
+		case "bind":
+			usage = "gossip listen `ADDR:PORT` (UDP and TCP; not 7946, so an agent can run on the same machine)"
+		case "state-dir":
+			usage = "unused by nsupdate"
+			return
+		}
+		f.Var(fl.Value, name, usage)
+	})
+	return nf
+}
+
+// config turns the flags into the member's agent configuration and the
+// updater's configuration.
+func (nf *nsupdateFlags) config() (*agent.Config, rfc2136.Config, error) {
+	var uc rfc2136.Config
+	if nf.server == "" {
+		return nil, uc, badFlag("server", "", "required")
+	}
+	if _, _, err := parseHostPort(nf.server); err != nil {
+		return nil, uc, &flagError{Flag: "server", Value: nf.server, Err: err}
+	}
+	if nf.zone == "" {
+		return nil, uc, badFlag("zone", "", "required")
+	}
+	names := splitList(nf.names)
+	if len(names) == 0 {
+		return nil, uc, badFlag("name", nf.names, "required")
+	}
+	if nf.top < 1 {
+		return nil, uc, badFlag("top", strconv.Itoa(nf.top), "must be at least 1")
+	}
+	if nf.ttl < 1 || nf.ttl > 1<<31-1 {
+		return nil, uc, badFlag("ttl", strconv.Itoa(nf.ttl), "must be a positive number of seconds")
+	}
+	by, err := agent.ParseBy(nf.by)
+	if err != nil {
+		return nil, uc, &flagError{Flag: "by", Value: nf.by, Err: err}
+	}
+	fb, err := agent.ParseFallback(nf.fallback)
+	if err != nil {
+		return nil, uc, &flagError{Flag: "fallback", Value: nf.fallback, Err: err}
+	}
+	if nf.resync <= 0 {
+		return nil, uc, badFlag("resync", nf.resync.String(), "must be positive")
+	}
+	if nf.timeout <= 0 {
+		return nil, uc, badFlag("timeout", nf.timeout.String(), "must be positive")
+	}
+	if nf.minIntv < 0 {
+		return nil, uc, badFlag("min-interval", nf.minIntv.String(), "must not be negative")
+	}
+	if _, err := parseLogLevel(nf.logLevel); err != nil {
+		return nil, uc, &flagError{Flag: "log-level", Value: nf.logLevel, Err: err}
+	}
+	var key *rfc2136.Key
+	switch {
+	case nf.key != "" && nf.insecure:
+		return nil, uc, &usageError{errors.New("--tsig-key and --insecure-no-tsig exclude each other")}
+	case nf.key != "":
+		k, err := rfc2136.ReadKeyFile(nf.key, nf.keyName, nf.allowMD5)
+		if err != nil {
+			return nil, uc, fmt.Errorf("--tsig-key: %w", err)
+		}
+		key = &k
+	case !nf.insecure:
+		return nil, uc, &usageError{errors.New("--tsig-key FILE is required (make one with `tsig-keygen -a hmac-sha256 NAME`); --insecure-no-tsig sends unsigned updates")}
+	}
+	uc = rfc2136.Config{
+		Server: nf.server, Zone: nf.zone, Names: names, Top: nf.top, TTL: uint32(nf.ttl),
+		Pool: nf.pool, By: by, Fallback: fb, Key: key, Insecure: nf.insecure,
+		Resync: nf.resync, Margin: nf.margin, MinInterval: nf.minIntv, Timeout: nf.timeout,
+	}
+	if nf.margin == 0 {
+		uc.Margin = -1 // 0 on the command line means no hysteresis
+	}
+	if nf.minIntv == 0 {
+		uc.MinInterval = time.Nanosecond
+	}
+
+	cfg := agent.DefaultConfig()
+	if err := nf.gossip.apply(cfg); err != nil {
+		var fe *flagError
+		if errors.As(err, &fe) && fe.Flag == "name" {
+			fe.Flag = "node-name"
+		}
+		return nil, uc, err
+	}
+	if host, _, _ := net.SplitHostPort(nf.gossip.Bind); isLoopbackHost(host) {
+		// Loopback clusters (tests, demos) use the fast local timings.
+		local := agent.DefaultLocalConfig()
+		local.Name, local.BindAddr, local.BindPort = cfg.Name, cfg.BindAddr, cfg.BindPort
+		local.Join, local.JoinFile, local.KeyringFile = cfg.Join, cfg.JoinFile, cfg.KeyringFile
+		local.Label, local.Allow = cfg.Label, cfg.Allow
+		local.Addr4, local.Addr6 = cfg.Addr4, cfg.Addr6
+		cfg = local
+	}
+	cfg.Collector = true
+	cfg.StateDir = ""
+	cfg.Checks.SSHPort = 0
+	for _, n := range names {
+		cfg.Roles = append(cfg.Roles, rfc2136.Role(nf.zone, n))
+	}
+	return cfg, uc, nil
+}
+
+func (c *cli) runNsupdate(args []string) error {
+	f := c.newFlagSet("nsupdate", "--server HOST:PORT --zone ZONE --name NAME[,NAME] --tsig-key FILE [flags]", `
+Keep DNS names in an existing primary server (BIND) pointing at the
+least-loaded machines with RFC 2136 dynamic updates signed with TSIG.
+
+This joins the cluster as a collector (it is never a candidate itself) and
+whenever the best --top machines change, sends one UPDATE per name that
+deletes the name's A and AAAA records and adds the new ones atomically.
+Small score changes never churn the zone (--margin), an empty-looking
+cluster never blanks the name (--fallback keep), and every --resync the
+records are read back from the server and repaired if someone or something
+changed them.
+
+Several updaters may run for one name: the live one with the lowest
+--node-name writes, the others wait and take over when it leaves or dies.
+
+The server must allow the key to update the names, e.g. in named.conf:
+
+    zone "example.edu" { type primary; file "db.example.edu";
+        update-policy { grant peerload-update name cslab.example.edu. A AAAA; }; };
+
+Signals: HUP re-reads --join-file and --keyring; INT and TERM leave the
+cluster gracefully and exit (the records stay as they are).
+
+Example:
+
+    tsig-keygen -a hmac-sha256 peerload-update > /etc/peerload/update.key
+    peerload nsupdate --server ns1.example.edu:53 --zone example.edu \
+        --name cslab.example.edu --top 2 --tsig-key /etc/peerload/update.key \
+        --join lab01:7946,lab02:7946`)
+	nf := addNsupdateFlags(f)
+	rest, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	if err := noArgs(rest); err != nil {
+		return err
+	}
+	cfg, ucfg, err := nf.config()
+	if err != nil {
+		return err
+	}
+	apiAddr, err := nf.gossip.apiAddr()
+	if err != nil {
+		return err
+	}
+	level, _ := parseLogLevel(nf.logLevel)
+	logger := log.New(&levelWriter{w: c.stderr, min: level}, "peerload "+cfg.Name+": ", log.LstdFlags)
+	cfg.Logger = logger
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	cfg.Registerer = reg
+	ucfg.Logger = log.New(&levelWriter{w: c.stderr, min: level}, "peerload "+cfg.Name+": rfc2136: ", log.LstdFlags)
+	ucfg.Registerer = reg
+	u, err := rfc2136.New(ucfg)
+	if err != nil {
+		return err
+	}
+
+	ln, err := net.Listen("tcp", apiAddr)
+	if err != nil {
+		return fmt.Errorf("--api %s: %w", apiAddr, unwrapOpError(err))
+	}
+	a, err := agent.New(cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           agent.NewAPIHandler(a, reg),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          logger,
+	}
+	var wg sync.WaitGroup
+	serveDone := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		serveDone <- err
+	}()
+
+	ctx, cancel := context.WithCancel(context.Background())
+	runDone := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		runDone <- u.Run(ctx, a)
+	}()
+	logger.Printf("[INFO] nsupdate %s: gossip on %s, API on http://%s, updating %v in %s at %s",
+		cfg.Name, a.GossipAddr(), ln.Addr(), ucfg.Names, ucfg.Zone, ucfg.Server)
+
+	sig := c.signals
+	if sig == nil {
+		sig = make(chan os.Signal, 4)
+		signal.Notify(sig, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(sig)
+	}
+	shutdown := func(leave bool) error {
+		cancel()
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+		if leave {
+			if err := a.Leave(5 * time.Second); err != nil {
+				logger.Printf("[WARN] leave: %v", err)
+			}
+		}
+		err := a.Shutdown()
+		wg.Wait()
+		return err
+	}
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				newCfg, _, err := nf.config()
+				if err == nil {
+					newCfg.Logger, newCfg.Registerer = logger, reg
+					err = a.Reload(newCfg)
+				}
+				if err != nil {
+					logger.Printf("[ERR] reload: %v", err)
+				} else {
+					logger.Printf("[INFO] reloaded")
+				}
+				continue
+			}
+			logger.Printf("[INFO] %v: leaving the cluster", s)
+			if err := shutdown(true); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			return nil
+		case err := <-runDone:
+			_ = shutdown(true)
+			return err
+		case err := <-serveDone:
+			_ = shutdown(true)
+			return fmt.Errorf("--api %s: %w", apiAddr, err)
+		}
+	}
 }
