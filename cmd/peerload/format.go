@@ -126,9 +126,12 @@ func notes(n *agent.NodeJSON) string {
 		}
 	}
 	for _, c := range n.Failing {
-		if c.Reason != "" {
+		switch {
+		case strings.HasPrefix(c.Reason, c.Name):
+			add(c.Reason)
+		case c.Reason != "":
 			add(c.Name + ": " + c.Reason)
-		} else {
+		default:
 			add(c.Name)
 		}
 	}

@@ -1,0 +1,668 @@
+package main
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/peerload/peerload/agent"
+)
+
+// testCLI runs one command line in-process.
+type testCLI struct {
+	env    map[string]string
+	execed []string // argv given to exec
+	sig    chan os.Signal
+}
+
+func (tc *testCLI) run(args ...string) (stdout, stderr string, code int) {
+	var out, errOut bytes.Buffer
+	c := &cli{
+		stdout:  &out,
+		stderr:  &errOut,
+		getenv:  func(k string) string { return tc.env[k] },
+		signals: tc.sig,
+		exec: func(argv0 string, argv []string, envv []string) error {
+			tc.execed = append([]string{argv0}, argv...)
+			return nil
+		},
+	}
+	code = c.run(args)
+	return out.String(), errOut.String(), code
+}
+
+func run(args ...string) (string, string, int) { return (&testCLI{}).run(args...) }
+
+// fakeAgentAPI serves canned answers in the agent API's JSON and records
+// what it was asked.
+type fakeAgentAPI struct {
+	mu      sync.Mutex
+	nodes   []agent.NodeJSON
+	queries []string
+	drained bool
+	reason  string
+	srv     *httptest.Server
+}
+
+func newFakeAgentAPI(t *testing.T, nodes ...agent.NodeJSON) *fakeAgentAPI {
+	t.Helper()
+	f := &fakeAgentAPI{nodes: nodes}
+	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.srv.Close)
+	return f
+}
+
+func (f *fakeAgentAPI) addr() string { return strings.TrimPrefix(f.srv.URL, "http://") }
+
+func (f *fakeAgentAPI) lastQuery() string {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.queries) == 0 {
+		return ""
+	}
+	return f.queries[len(f.queries)-1]
+}
+
+func (f *fakeAgentAPI) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.queries = append(f.queries, r.Method+" "+r.URL.Path+"?"+r.URL.RawQuery)
+	w.Header().Set("Content-Type", "application/json")
+	enc := json.NewEncoder(w)
+	switch r.URL.Path {
+	case "/v1/top", "/v1/nodes":
+		resp := agent.NodesResponse{Self: "lab01", By: agent.ByCombined, Nodes: []agent.NodeJSON{}}
+		limit := 1
+		if n := r.URL.Query().Get("n"); n != "" {
+			json.Unmarshal([]byte(n), &limit)
+		}
+		for _, n := range f.nodes {
+			if r.URL.Path == "/v1/nodes" || (n.Candidate && len(resp.Nodes) < limit) {
+				resp.Nodes = append(resp.Nodes, n)
+			}
+		}
+		enc.Encode(resp)
+	case "/v1/drain":
+		var body struct{ Reason string }
+		json.NewDecoder(r.Body).Decode(&body)
+		f.drained, f.reason = true, body.Reason
+		enc.Encode(agent.DrainResponse{Node: "lab01", Drained: true, Reason: body.Reason})
+	case "/v1/undrain":
+		f.drained, f.reason = false, ""
+		enc.Encode(agent.DrainResponse{Node: "lab01"})
+	default:
+		w.WriteHeader(404)
+		enc.Encode(agent.ErrorResponse{Error: "no such endpoint"})
+	}
+}
+
+func node(name, addr4 string, rank int, score, load1 float64, cpus int) agent.NodeJSON {
+	return agent.NodeJSON{
+		Name: name, Addr4: addr4, State: "alive", Candidate: rank > 0, Rank: rank, Score: score, ReportAge: 1.5,
+		Report: &agent.LoadJSON{Load1: load1, CPUs: cpus, MemAvailablePercent: 80, Users: 2},
+	}
+}
+
+func labNodes() []agent.NodeJSON {
+	drained := node("lab04", "127.0.1.4", 0, 0.1, 0.1, 4)
+	drained.Reasons = []string{"drain: drained: kernel update"}
+	drained.Failing = []agent.CheckResult{{Name: "drain", Reason: "drained: kernel update"}}
+	return []agent.NodeJSON{
+		node("lab02", "127.0.1.2", 1, 0.12, 0.4, 4),
+		node("lab03", "", 2, 0.5, 2.0, 8),
+		node("lab01", "127.0.1.1", 3, 0.9, 3.6, 4),
+		drained,
+		{Name: "dns", State: "alive", Collector: true, ReportAge: -1, Gossip: "127.0.0.1:7950"},
+	}
+}
+
+func TestHelp(t *testing.T) {
+	out, _, code := run("--help")
+	if code != 0 || !strings.Contains(out, "Usage: peerload <command>") {
+		t.Fatalf("--help: exit %d\n%s", code, out)
+	}
+	for _, cmd := range commands() {
+		if !strings.Contains(out, "  "+cmd.name+" ") {
+			t.Errorf("--help does not list %s", cmd.name)
+		}
+		if cmd.name == "nsupdate" {
+			continue // owned by the nsupdate subcommand
+		}
+		for _, args := range [][]string{{cmd.name, "--help"}, {cmd.name, "-h"}, {"help", cmd.name}} {
+			out, errOut, code := run(args...)
+			if code != 0 || !strings.HasPrefix(out, "Usage: peerload "+cmd.name) || errOut != "" {
+				t.Errorf("%v: exit %d stdout %q stderr %q", args, code, out, errOut)
+			}
+		}
+	}
+	if _, errOut, code := run(); code != 2 || !strings.Contains(errOut, "Usage:") {
+		t.Errorf("no arguments: exit %d, %q", code, errOut)
+	}
+	if _, errOut, code := run("frobnicate"); code != 2 || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: exit %d, %q", code, errOut)
+	}
+}
+
+func TestVersion(t *testing.T) {
+	for _, args := range [][]string{{"version"}, {"--version"}} {
+		out, _, code := run(args...)
+		if code != 0 || !strings.HasPrefix(out, "peerload dev (go") {
+			t.Errorf("%v: exit %d %q", args, code, out)
+		}
+	}
+}
+
+func TestBadCommandLines(t *testing.T) {
+	dir := t.TempDir()
+	badKeyring := filepath.Join(dir, "bad.keyring")
+	os.WriteFile(badKeyring, []byte("not base64!\n"), 0o600)
+	tests := []struct {
+		args []string
+		code int
+		want string // in the one line printed
+	}{
+		{[]string{"agent", "--bind", "foo"}, 2, `peerload agent: --bind "foo": missing port in address`},
+		{[]string{"agent", "--bind", "127.0.0.1:99999"}, 2, `--bind "127.0.0.1:99999": port "99999"`},
+		{[]string{"agent", "--bind", "lab01:7946"}, 2, `--bind "lab01:7946": "lab01" is not an IP address`},
+		{[]string{"agent", "--advertise", "lab01"}, 2, `--advertise "lab01": "lab01" is not an IP address`},
+		{[]string{"agent", "--advertise", "127.0.1.1,127.0.1.2"}, 2, "--advertise"},
+		{[]string{"agent", "--join", "lab01"}, 2, `--join "lab01": missing port`},
+		{[]string{"agent", "--join", "lab01:x"}, 2, `--join "lab01:x"`},
+		{[]string{"agent", "--allow", "10.0.0.0/33"}, 2, `--allow "10.0.0.0/33"`},
+		{[]string{"agent", "--api", "0.0.0.0:1981"}, 2, "--api-public"},
+		{[]string{"agent", "--api", "1981"}, 2, `--api "1981"`},
+		{[]string{"agent", "--name", ""}, 2, "--name"},
+		{[]string{"agent", "--interval", "0s"}, 2, `--interval "0s": must be positive`},
+		{[]string{"agent", "--interval", "soon"}, 2, "-interval"},
+		{[]string{"agent", "--refresh", "1s"}, 2, "--refresh"},
+		{[]string{"agent", "--stale-after", "15s"}, 2, "--stale-after"},
+		{[]string{"agent", "--ssh-port", "70000"}, 2, "--ssh-port"},
+		{[]string{"agent", "--by", "load"}, 2, `--by "load"`},
+		{[]string{"agent", "--weight-cpu", "-1"}, 2, "--weight-cpu"},
+		{[]string{"agent", "--pool", strings.Repeat("p", 64)}, 2, "--pool"},
+		{[]string{"agent", "--log-level", "loud"}, 2, "--log-level"},
+		{[]string{"agent", "--nosuchflag"}, 2, "flag provided but not defined: -nosuchflag"},
+		{[]string{"agent", "extra"}, 2, `unexpected argument "extra"`},
+		{[]string{"agent", "--keyring", filepath.Join(dir, "missing")}, 1, filepath.Join(dir, "missing")},
+		{[]string{"agent", "--keyring", badKeyring}, 1, badKeyring},
+		{[]string{"agent", "--join-file", filepath.Join(dir, "nojoin")}, 1, filepath.Join(dir, "nojoin")},
+		{[]string{"top", "-n", "0"}, 2, `--n "0"`},
+		{[]string{"top", "--by", "load"}, 2, `--by "load"`},
+		{[]string{"top", "lab01"}, 2, "unexpected argument"},
+		{[]string{"hostfile"}, 2, "exactly one FILE"},
+		{[]string{"hostfile", "-s", "0", "-"}, 2, `--s "0"`},
+		{[]string{"hostfile", "-s", "2", "--cpus", "-"}, 2, "exclude each other"},
+		{[]string{"hostfile", "--count-cpus", "-"}, 2, "--count-cpus needs -n"},
+		{[]string{"hostfile", "--format", "lam", "-"}, 2, `--format "lam"`},
+		{[]string{"status", "--interval", "1ms"}, 2, "--interval"},
+		{[]string{"status", "--watch", "--json"}, 2, "exclude each other"},
+		{[]string{"drain", "now"}, 2, "unexpected argument"},
+		{[]string{"keygen", "x"}, 2, "unexpected argument"},
+	}
+	for _, tt := range tests {
+		out, errOut, code := run(tt.args...)
+		if code != tt.code || !strings.Contains(errOut, tt.want) || out != "" {
+			t.Errorf("%q: exit %d stdout %q stderr %q; want exit %d and %q", tt.args, code, out, errOut, tt.code, tt.want)
+		}
+		if strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%q: want exactly one line, got %q", tt.args, errOut)
+		}
+	}
+}
+
+func TestGossipFlagsApply(t *testing.T) {
+	f := (&cli{stdout: &bytes.Buffer{}, getenv: os.Getenv}).newFlagSet("agent", "", "")
+	af := addAgentFlags(f)
+	_, err := f.parse([]string{
+		"--name", "lab07", "--bind", "127.0.0.1:7950", "--advertise", "127.0.1.7, ::1",
+		"--join", "127.0.0.1:7946,[::1]:7947", "--allow", "127.0.0.0/8,::1", "--label", "cslab",
+		"--state-dir", "", "--proc", "/tmp/proc", "--pool", "gpu,big", "--collector",
+		"--interval", "1s", "--refresh", "3s", "--stale-after", "9s", "--ssh-port", "0",
+		"--by", "mem", "--delta", "0.1", "--root", "/tmp/root", "--check-cmd", "true",
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := af.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checks := []struct {
+		name      string
+		got, want any
+	}{
+		{"Name", cfg.Name, "lab07"},
+		{"BindAddr", cfg.BindAddr, "127.0.0.1"},
+		{"BindPort", cfg.BindPort, 7950},
+		{"Addr4", cfg.Addr4.String(), "127.0.1.7"},
+		{"Addr6", cfg.Addr6.String(), "::1"},
+		{"Join", strings.Join(cfg.Join, " "), "127.0.0.1:7946 [::1]:7947"},
+		{"Allow", len(cfg.Allow), 2},
+		{"Allow[1]", cfg.Allow[1].String(), "::1/128"},
+		{"Label", cfg.Label, "cslab"},
+		{"StateDir", cfg.StateDir, ""},
+		{"ProcRoot", cfg.ProcRoot, "/tmp/proc"},
+		{"Pools", strings.Join(cfg.Pools, " "), "gpu big"},
+		{"Collector", cfg.Collector, true},
+		{"Interval", cfg.Interval, time.Second},
+		{"StaleAfter", cfg.StaleAfter, 9 * time.Second},
+		{"SSHPort", cfg.Checks.SSHPort, 0},
+		{"Root", cfg.Checks.Root, "/tmp/root"},
+		{"Command", cfg.Checks.Command, "true"},
+		{"By", cfg.Score.By, agent.ByMem},
+		{"Delta", cfg.Score.Delta, 0.1},
+		{"CPUWeight", cfg.Score.CPUWeight, 1.0},
+	}
+	for _, c := range checks {
+		if c.got != c.want {
+			t.Errorf("%s = %v, want %v", c.name, c.got, c.want)
+		}
+	}
+
+	// Defaults are agent.DefaultConfig's.
+	f = (&cli{stdout: &bytes.Buffer{}, getenv: os.Getenv}).newFlagSet("agent", "", "")
+	af = addAgentFlags(f)
+	if _, err := f.parse(nil); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err = af.config()
+	if err != nil {
+		t.Fatal(err)
+	}
+	def := agent.DefaultConfig()
+	if cfg.BindAddr != "0.0.0.0" || cfg.BindPort != 7946 || cfg.StateDir != def.StateDir || cfg.Checks.SSHPort != 22 ||
+		cfg.Interval != 2*time.Second || cfg.ProcRoot != "/proc" || cfg.Name != def.Name || cfg.Score != def.Score {
+		t.Errorf("defaults differ from agent.DefaultConfig: %+v", cfg)
+	}
+	if addr, err := af.gossip.apiAddr(); err != nil || addr != "127.0.0.1:1981" {
+		t.Errorf("default api = %q, %v", addr, err)
+	}
+	af.gossip.API, af.gossip.APIPublic = "0.0.0.0:1981", true
+	if addr, err := af.gossip.apiAddr(); err != nil || addr != "0.0.0.0:1981" {
+		t.Errorf("public api = %q, %v", addr, err)
+	}
+}
+
+func TestTop(t *testing.T) {
+	api := newFakeAgentAPI(t, labNodes()...)
+	tc := &testCLI{}
+	out, errOut, code := tc.run("top", "-n", "3", "--api", api.addr())
+	if code != 0 || out != "lab02\nlab03\nlab01\n" || errOut != "" {
+		t.Errorf("top -n 3: exit %d %q %q", code, out, errOut)
+	}
+	if q := api.lastQuery(); q != "GET /v1/top?n=3" {
+		t.Errorf("query = %q", q)
+	}
+	tc.run("top", "--by", "cpu", "--pool", "gpu", "--api", api.addr())
+	if q := api.lastQuery(); q != "GET /v1/top?by=cpu&n=1&pool=gpu" {
+		t.Errorf("query = %q", q)
+	}
+
+	// --ip prints IPv4 addresses; a node without an address is an error.
+	api.nodes = labNodes()[:1]
+	if out, _, code := tc.run("top", "--ip", "--api", api.addr()); code != 0 || out != "127.0.1.2\n" {
+		t.Errorf("top --ip: exit %d %q", code, out)
+	}
+	api.nodes = labNodes()[1:2]
+	if _, errOut, code := tc.run("top", "--ip", "--api", api.addr()); code != 1 || !strings.Contains(errOut, "lab03 advertises no address") {
+		t.Errorf("top --ip without address: exit %d %q", code, errOut)
+	}
+
+	api.nodes = labNodes()
+	out, _, code = tc.run("top", "-v", "-n", "2", "--api", api.addr())
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 3 || !regexp.MustCompile(`^RANK\s+NAME\s+ADDRESS\s+SCORE\s+LOAD1`).MatchString(lines[0]) ||
+		!regexp.MustCompile(`^1\s+lab02\s+127\.0\.1\.2\s+0\.120\s+0\.40\s+4\s+80%\s+2$`).MatchString(lines[1]) {
+		t.Errorf("top -v:\n%s", out)
+	}
+
+	out, _, code = tc.run("top", "--json", "-n", "3", "--api", api.addr())
+	var resp agent.NodesResponse
+	if err := json.Unmarshal([]byte(out), &resp); err != nil || code != 0 || len(resp.Nodes) != 3 || resp.Self != "lab01" {
+		t.Errorf("top --json: exit %d %v %q", code, err, out)
+	}
+
+	// The API address comes from $PEERLOAD_API unless --api is given.
+	tc.env = map[string]string{"PEERLOAD_API": api.addr()}
+	if out, _, code := tc.run("top"); code != 0 || out != "lab02\n" {
+		t.Errorf("top with PEERLOAD_API: exit %d %q", code, out)
+	}
+
+	// No candidate: exit 1 with one line.
+	api.nodes = labNodes()[3:]
+	for _, args := range [][]string{{"top"}, {"top", "--pool", "gpu"}, {"ssh"}, {"hostfile", "-"}} {
+		out, errOut, code := tc.run(args...)
+		if code != 1 || out != "" || !strings.Contains(errOut, "no candidate machine") || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%v without candidates: exit %d %q %q", args, code, out, errOut)
+		}
+	}
+}
+
+func TestUnreachableAgent(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := l.Addr().String()
+	l.Close()
+	for _, cmd := range []string{"top", "ssh", "status", "drain", "undrain"} {
+		out, errOut, code := run(cmd, "--api", addr)
+		want := "peerload " + cmd + ": cannot reach peerload agent at " + addr + " (is `peerload agent` running?)"
+		if code != 1 || out != "" || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
+			t.Errorf("%s: exit %d %q %q", cmd, code, out, errOut)
+		}
+	}
+}
+
+func TestSSH(t *testing.T) {
+	api := newFakeAgentAPI(t, labNodes()...)
+	tc := &testCLI{}
+	_, errOut, code := tc.run("ssh", "--api", api.addr())
+	if code != 0 || len(tc.execed) != 3 || filepath.Base(tc.execed[0]) != "ssh" || strings.Join(tc.execed[1:], " ") != "ssh lab02" {
+		t.Errorf("ssh: exit %d %q exec %q", code, errOut, tc.execed)
+	}
+	tc.env = map[string]string{"PEERLOAD_SSH": "echo"}
+	_, errOut, code = tc.run("ssh", "--ip", "--api", api.addr(), "--", "-A", "-l", "alice", "-p2222", "uptime", "-a")
+	if code != 0 || filepath.Base(tc.execed[0]) != "echo" ||
+		strings.Join(tc.execed[1:], " ") != "echo -A -l alice -p2222 127.0.1.2 uptime -a" {
+		t.Errorf("ssh with args: exit %d %q exec %q", code, errOut, tc.execed)
+	}
+	tc.env = map[string]string{"PEERLOAD_SSH": "/no/such/ssh"}
+	if _, errOut, code := tc.run("ssh", "--api", api.addr()); code != 1 || !strings.Contains(errOut, "/no/such/ssh") {
+		t.Errorf("missing ssh: exit %d %q", code, errOut)
+	}
+}
+
+func TestSplitSSHArgs(t *testing.T) {
+	tests := []struct{ in, opts, cmd string }{
+		{"", "", ""},
+		{"-A", "-A", ""},
+		{"-l alice", "-l alice", ""},
+		{"-lalice uptime", "-lalice", "uptime"},
+		{"-Av -p 22 ls -la", "-Av -p 22", "ls -la"},
+		{"-o StrictHostKeyChecking=no -- -weird", "-o StrictHostKeyChecking=no", "-weird"},
+		{"uptime", "", "uptime"},
+		{"-l", "-l", ""},
+	}
+	for _, tt := range tests {
+		opts, cmd := splitSSHArgs(strings.Fields(tt.in))
+		if strings.Join(opts, " ") != tt.opts || strings.Join(cmd, " ") != tt.cmd {
+			t.Errorf("splitSSHArgs(%q) = %q %q, want %q %q", tt.in, opts, cmd, tt.opts, tt.cmd)
+		}
+	}
+}
+
+func TestHostfilePlan(t *testing.T) {
+	nodes := labNodes()[:3] // lab02 4 cpus, lab03 8, lab01 4
+	tests := []struct {
+		plan    hostfilePlan
+		want    string
+		warning string
+	}{
+		{hostfilePlan{Slots: 1}, "lab02:1 lab03:1 lab01:1", ""},
+		{hostfilePlan{N: 2, Slots: 2}, "lab02:2 lab03:2", ""},
+		{hostfilePlan{N: 5, Slots: 1}, "lab02:1 lab03:1 lab01:1", "only 3 candidate machines, asked for 5"},
+		{hostfilePlan{CPUs: true}, "lab02:4 lab03:8 lab01:4", ""},
+		{hostfilePlan{N: 10, CPUs: true, CountCPUs: true}, "lab02:4 lab03:6", ""},
+		{hostfilePlan{N: 4, CPUs: true, CountCPUs: true}, "lab02:4", ""},
+		{hostfilePlan{N: 5, Slots: 2, CountCPUs: true}, "lab02:2 lab03:2 lab01:1", ""},
+		{hostfilePlan{N: 20, CPUs: true, CountCPUs: true}, "lab02:4 lab03:8 lab01:4", "only 16 slots on 3 candidate machines, asked for 20"},
+		{hostfilePlan{N: 1, Slots: 1, IP: true}, "127.0.1.2:1", ""},
+	}
+	for _, tt := range tests {
+		hosts, warning, err := tt.plan.hosts(nodes)
+		if err != nil {
+			t.Errorf("%+v: %v", tt.plan, err)
+			continue
+		}
+		var got []string
+		for _, h := range hosts {
+			got = append(got, h.Host+":"+itoa(h.Slots))
+		}
+		if strings.Join(got, " ") != tt.want || warning != tt.warning {
+			t.Errorf("%+v = %q %q, want %q %q", tt.plan, got, warning, tt.want, tt.warning)
+		}
+	}
+	if _, _, err := (hostfilePlan{N: 2, Slots: 1, IP: true}).hosts(nodes); err == nil {
+		t.Error("--ip with a node without address: no error")
+	}
+}
+
+func itoa(i int) string { b, _ := json.Marshal(i); return string(b) }
+
+func TestWriteHostfile(t *testing.T) {
+	hosts := []hostSlots{{"lab02", 2}, {"lab03", 1}}
+	for format, want := range map[string]string{
+		"openmpi": "lab02 slots=2\nlab03 slots=1\n",
+		"mpich":   "lab02:2\nlab03:1\n",
+		"slurm":   "lab02\nlab02\nlab03\n",
+	} {
+		var b bytes.Buffer
+		if err := writeHostfile(&b, hosts, format); err != nil || b.String() != want {
+			t.Errorf("%s: %q, %v; want %q", format, b.String(), err, want)
+		}
+	}
+	if err := writeHostfile(&bytes.Buffer{}, hosts, "lam"); err == nil {
+		t.Error("unknown format: no error")
+	}
+}
+
+func TestHostfileCommand(t *testing.T) {
+	api := newFakeAgentAPI(t, labNodes()...)
+	tc := &testCLI{}
+	out, _, code := tc.run("hostfile", "-", "--format", "mpich", "-n", "2", "--api", api.addr())
+	if code != 0 || out != "lab02:1\nlab03:1\n" {
+		t.Errorf("hostfile to stdout: exit %d %q", code, out)
+	}
+	if q := api.lastQuery(); q != "GET /v1/top?n=2" {
+		t.Errorf("query = %q", q)
+	}
+	file := filepath.Join(t.TempDir(), "hosts")
+	out, errOut, code := tc.run("hostfile", "--cpus", "-n", "9", "--count-cpus", "--api", api.addr(), file)
+	data, _ := os.ReadFile(file)
+	if code != 0 || out != "" || string(data) != "lab02 slots=4\nlab03 slots=5\n" || !strings.Contains(errOut, "wrote 2 machines, 9 slots") {
+		t.Errorf("hostfile to file: exit %d %q %q, file %q", code, out, errOut, data)
+	}
+	if q := api.lastQuery(); q != "GET /v1/top?n=10000" {
+		t.Errorf("query = %q", q)
+	}
+	_, errOut, code = tc.run("hostfile", "-n", "9", "--api", api.addr(), filepath.Join(t.TempDir(), "no", "dir", "hosts"))
+	if code != 1 || !strings.Contains(errOut, "no such file or directory") || !strings.Contains(errOut, "warning: only 3 candidate machines") {
+		t.Errorf("hostfile into a missing dir: exit %d %q", code, errOut)
+	}
+}
+
+func TestStatus(t *testing.T) {
+	api := newFakeAgentAPI(t, labNodes()...)
+	tc := &testCLI{}
+	out, _, code := tc.run("status", "--api", api.addr())
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	if code != 0 || len(lines) != 6 {
+		t.Fatalf("status: exit %d\n%s", code, out)
+	}
+	for i, re := range []string{
+		`^NAME\s+ADDRESS\s+STATE\s+RANK\s+SCORE\s+LOAD1\s+CPUS\s+MEM AVAIL\s+USERS\s+AGE\s+FAILING CHECKS / NOTES$`,
+		`^lab02\s+127\.0\.1\.2\s+alive\s+1\s+0\.120\s+0\.40\s+4\s+80%\s+2\s+1\.5s\s+-$`,
+		`^lab03\s+-\s+alive\s+2\s`,
+		`^lab04\s+127\.0\.1\.4\s+alive\s+-\s+0\.100\s.*\sdrained: kernel update$`,
+		`^dns\s+127\.0\.0\.1\s+alive \(collector\)\s+-\s+-\s+-\s+-\s+-\s+-\s+-\s+-$`,
+	} {
+		idx := map[int]int{0: 0, 1: 1, 2: 2, 3: 4, 4: 5}[i]
+		if !regexp.MustCompile(re).MatchString(lines[idx]) {
+			t.Errorf("status line %d = %q, want match %s", idx, lines[idx], re)
+		}
+	}
+	if q := api.lastQuery(); q != "GET /v1/nodes?" {
+		t.Errorf("query = %q", q)
+	}
+
+	// --watch draws, then stops on a signal.
+	tc.sig = make(chan os.Signal, 1)
+	tc.sig <- syscall.SIGINT
+	out, _, code = tc.run("status", "--watch", "--interval", "100ms", "--api", api.addr())
+	if code != 0 || !strings.HasPrefix(out, clearScreen+"peerload status") || !strings.Contains(out, "lab02") {
+		t.Errorf("status --watch: exit %d %q", code, out)
+	}
+}
+
+func TestDrainUndrain(t *testing.T) {
+	api := newFakeAgentAPI(t)
+	tc := &testCLI{}
+	out, _, code := tc.run("drain", "--reason", "new disk", "--api", api.addr())
+	if code != 0 || out != "lab01 drained: new disk\n" || !api.drained || api.reason != "new disk" {
+		t.Errorf("drain: exit %d %q, fake %v %q", code, out, api.drained, api.reason)
+	}
+	out, _, code = tc.run("undrain", "--api", api.addr())
+	if code != 0 || out != "lab01 undrained\n" || api.drained {
+		t.Errorf("undrain: exit %d %q", code, out)
+	}
+}
+
+func TestKeygen(t *testing.T) {
+	out, _, code := run("keygen")
+	key, err := base64.StdEncoding.DecodeString(strings.TrimSpace(out))
+	if code != 0 || err != nil || len(key) != 32 {
+		t.Errorf("keygen: exit %d %q %v", code, out, err)
+	}
+	file := filepath.Join(t.TempDir(), "keyring")
+	if _, errOut, code := run("keygen", "--out", file); code != 0 || !strings.Contains(errOut, file) {
+		t.Fatalf("keygen --out: exit %d %q", code, errOut)
+	}
+	keys, err := agent.ReadKeyring(file)
+	if err != nil || len(keys) != 1 || len(keys[0]) != 32 {
+		t.Errorf("keyring written by keygen: %d keys, %v", len(keys), err)
+	}
+	if _, errOut, code := run("keygen", "--out", file); code != 1 || !strings.Contains(errOut, "already exists") {
+		t.Errorf("keygen over an existing keyring: exit %d %q", code, errOut)
+	}
+}
+
+func TestFormatAge(t *testing.T) {
+	for sec, want := range map[float64]string{-1: "-", 0: "0.0s", 2.34: "2.3s", 75: "1m15s", 7300: "2h2m0s"} {
+		if got := formatAge(sec); got != want {
+			t.Errorf("formatAge(%v) = %q, want %q", sec, got, want)
+		}
+	}
+}
+
+func TestLevelWriter(t *testing.T) {
+	var b bytes.Buffer
+	w := &levelWriter{w: &b, min: levelWarn}
+	for _, line := range []string{"[DEBUG] a\n", "[INFO] b\n", "plain c\n", "[WARN] d\n", "[ERR] e\n"} {
+		if n, err := w.Write([]byte(line)); n != len(line) || err != nil {
+			t.Fatalf("write %q: %d %v", line, n, err)
+		}
+	}
+	if b.String() != "[WARN] d\n[ERR] e\n" {
+		t.Errorf("warn level passed %q", b.String())
+	}
+}
+
+// TestAgentCommand runs `peerload agent` in-process on loopback: it serves
+// the API, reloads on HUP, and exits cleanly on TERM.
+func TestAgentCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an agent")
+	}
+	// A taken API port fails before anything starts.
+	busy, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer busy.Close()
+	_, errOut, code := run("agent", "--bind", "127.0.0.1:0", "--api", busy.Addr().String(), "--state-dir", "", "--ssh-port", "0")
+	if code != 1 || !strings.Contains(errOut, "--api "+busy.Addr().String()+": bind: address already in use") {
+		t.Errorf("agent on a taken API port: exit %d %q", code, errOut)
+	}
+
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	apiAddr := l.Addr().String()
+	l.Close()
+	var stderr syncBuffer
+	sig := make(chan os.Signal, 1)
+	c := &cli{stdout: &bytes.Buffer{}, stderr: &stderr, getenv: func(string) string { return "" }, signals: sig}
+	done := make(chan int, 1)
+	go func() {
+		done <- c.run([]string{"agent", "--name", "solo", "--bind", "127.0.0.1:0", "--api", apiAddr,
+			"--state-dir", t.TempDir(), "--root", t.TempDir(), "--ssh-port", "0", "--advertise", "127.0.1.9",
+			"--interval", "100ms", "--refresh", "1s", "--stale-after", "3s"})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	var out string
+	for {
+		var code int
+		out, _, code = run("top", "--ip", "--api", apiAddr)
+		if code == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if out != "127.0.1.9\n" {
+		t.Fatalf("top against the in-process agent = %q\n%s", out, stderr.String())
+	}
+	resp, err := http.Get("http://" + apiAddr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	metrics, _ := readAll(resp)
+	if !strings.Contains(metrics, "go_goroutines") || !strings.Contains(metrics, "process_") {
+		t.Errorf("/metrics lacks Go and process collectors")
+	}
+	sig <- syscall.SIGHUP
+	for !strings.Contains(stderr.String(), "reloaded") && time.Now().Before(deadline) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(stderr.String(), "reloaded") {
+		t.Errorf("no reload logged after HUP:\n%s", stderr.String())
+	}
+	sig <- syscall.SIGTERM
+	select {
+	case code := <-done:
+		if code != 0 {
+			t.Errorf("agent exit %d after TERM:\n%s", code, stderr.String())
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatalf("agent did not exit after TERM:\n%s", stderr.String())
+	}
+	if _, _, code := run("top", "--api", apiAddr); code != 1 {
+		t.Errorf("API still answering after shutdown")
+	}
+}
+
+func readAll(resp *http.Response) (string, error) {
+	defer resp.Body.Close()
+	var b bytes.Buffer
+	_, err := b.ReadFrom(resp.Body)
+	return b.String(), err
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
