@@ -1,0 +1,642 @@
+package peerload
+
+import (
+	"context"
+	"fmt"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/coredns/coredns/plugin/pkg/dnstest"
+	clog "github.com/coredns/coredns/plugin/pkg/log"
+	"github.com/coredns/coredns/plugin/test"
+	"github.com/coredns/coredns/request"
+	"github.com/miekg/dns"
+
+	"github.com/peerload/peerload/agent"
+)
+
+func init() { clog.Discard() }
+
+var testBuilt = time.Unix(1_800_000_000, 0)
+
+// testNode is a live candidate with 4 CPUs, 16 GiB (12 GiB available) and
+// the given load1: its combined score is load1/4 + 0.125 + 0.04 (users), so loads 0.2
+// apart land in different groups (Delta 0.05).
+func testNode(name, addr4 string, load1 float64) agent.NodeStatus {
+	n := agent.NodeStatus{
+		Name:   name,
+		Gossip: addr4 + ":7946",
+		State:  agent.StateAlive,
+		Report: &agent.Report{Node: name, Generation: 1, Seq: 1, Load: agent.Load{
+			Load1: load1, Load5: load1, Load15: load1, CPUs: 4, CPUUtil: load1 / 4,
+			MemTotal: 16 << 30, MemAvailable: 12 << 30, CPUPressure: -1, Users: 2, Uptime: time.Hour,
+		}},
+		Received:  testBuilt.Add(-time.Second),
+		Candidate: true,
+	}
+	if addr4 != "" {
+		n.Addr4 = netip.MustParseAddr(addr4)
+	}
+	return n
+}
+
+func with(n agent.NodeStatus, f func(*agent.NodeStatus)) agent.NodeStatus {
+	f(&n)
+	return n
+}
+
+func testSnapshot(nodes ...agent.NodeStatus) *agent.Snapshot {
+	nodes = slices.Clone(nodes)
+	slices.SortFunc(nodes, func(a, b agent.NodeStatus) int { return strings.Compare(a.Name, b.Name) })
+	return &agent.Snapshot{Built: testBuilt, Self: "coredns-test", Score: agent.DefaultScoreConfig(), Nodes: nodes}
+}
+
+func testConfig() *config {
+	return &config{
+		names:    []string{"cslab.example.edu."},
+		zones:    []string{"example.edu."},
+		top:      3,
+		ttl:      30,
+		by:       agent.ByCombined,
+		fallback: agent.FallbackKeep,
+		member:   &memberSpec{Bind: defaultBind},
+	}
+}
+
+// nextHandler marks queries peerload handed on with rcode REFUSED.
+var nextHandler = test.NextHandler(dns.RcodeRefused, nil)
+
+func newTestPeerLoad(cfg *config, snap *agent.Snapshot) *PeerLoad {
+	p := newPeerLoad(cfg)
+	p.Next = nextHandler
+	if snap != nil {
+		p.publish(snap)
+	}
+	return p
+}
+
+// clusterSnapshot: lab01..lab03 are the best three with distinct scores,
+// lab04 is worse, lab05 is drained, lab06 suspect, coredns a collector.
+func clusterSnapshot() *agent.Snapshot {
+	return testSnapshot(
+		with(testNode("lab01", "10.0.0.11", 0.1), func(n *agent.NodeStatus) { n.Addr6 = netip.MustParseAddr("2001:db8::11") }),
+		testNode("lab02", "10.0.0.12", 0.5),
+		with(testNode("lab03", "10.0.0.13", 0.9), func(n *agent.NodeStatus) { n.Addr6 = netip.MustParseAddr("2001:db8::13") }),
+		testNode("lab04", "10.0.0.14", 2.0),
+		with(testNode("lab05", "10.0.0.15", 0.0), func(n *agent.NodeStatus) {
+			n.Candidate = false
+			n.Reasons = []string{"drain: maintenance"}
+		}),
+		with(testNode("lab06", "10.0.0.16", 0.0), func(n *agent.NodeStatus) {
+			n.State = agent.StateSuspect
+			n.Candidate = false
+			n.Reasons = []string{"suspect"}
+			n.Report.Failing = []agent.CheckResult{{Name: "ssh", Reason: "port 22 not listening"}}
+		}),
+		with(testNode("coredns-ns1", "10.0.0.2", 0), func(n *agent.NodeStatus) {
+			n.Collector = true
+			n.Candidate = false
+			n.Report = nil
+		}),
+	)
+}
+
+func soaCase() dns.RR {
+	return test.SOA("example.edu.	30	IN	SOA	ns.example.edu. hostmaster.example.edu. 1800000000 7200 1800 86400 30")
+}
+
+func TestServeDNS(t *testing.T) {
+	p := newTestPeerLoad(testConfig(), clusterSnapshot())
+	if p.Name() != "peerload" {
+		t.Errorf("Name() = %q", p.Name())
+	}
+	tests := []test.Case{
+		{
+			Qname: "cslab.example.edu.", Qtype: dns.TypeA,
+			Answer: []dns.RR{
+				test.A("cslab.example.edu.	30	IN	A	10.0.0.11"),
+				test.A("cslab.example.edu.	30	IN	A	10.0.0.12"),
+				test.A("cslab.example.edu.	30	IN	A	10.0.0.13"),
+			},
+		},
+		// Case-insensitive and case-preserving.
+		{
+			Qname: "CsLaB.Example.EDU.", Qtype: dns.TypeA,
+			Answer: []dns.RR{
+				test.A("CsLaB.Example.EDU.	30	IN	A	10.0.0.11"),
+				test.A("CsLaB.Example.EDU.	30	IN	A	10.0.0.12"),
+				test.A("CsLaB.Example.EDU.	30	IN	A	10.0.0.13"),
+			},
+		},
+		{
+			Qname: "cslab.example.edu.", Qtype: dns.TypeAAAA,
+			Answer: []dns.RR{
+				test.AAAA("cslab.example.edu.	30	IN	AAAA	2001:db8::11"),
+				test.AAAA("cslab.example.edu.	30	IN	AAAA	2001:db8::13"),
+			},
+		},
+		{
+			Qname: "cslab.example.edu.", Qtype: dns.TypeTXT,
+			Answer: []dns.RR{
+				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab01 addr=10.0.0.11 rank=1 score=0.19 load1=0.10 cpus=4 cpu=2% mem_avail=75% users=2 age=1s"`),
+				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab02 addr=10.0.0.12 rank=2 score=0.29 load1=0.50 cpus=4 cpu=12% mem_avail=75% users=2 age=1s"`),
+				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab03 addr=10.0.0.13 rank=3 score=0.39 load1=0.90 cpus=4 cpu=22% mem_avail=75% users=2 age=1s"`),
+				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab04 addr=10.0.0.14 rank=4 score=0.67 load1=2.00 cpus=4 cpu=50% mem_avail=75% users=2 age=1s"`),
+			},
+		},
+		// Any other type for an owned name is NODATA with the SOA.
+		{Qname: "cslab.example.edu.", Qtype: dns.TypeMX, Ns: []dns.RR{soaCase()}},
+		{Qname: "cslab.example.edu.", Qtype: dns.TypeSOA, Ns: []dns.RR{soaCase()}},
+		{Qname: "cslab.example.edu.", Qtype: dns.TypeANY, Ns: []dns.RR{soaCase()}},
+		// Per-node names, candidates or not.
+		{
+			Qname: "lab02.cslab.example.edu.", Qtype: dns.TypeA,
+			Answer: []dns.RR{test.A("lab02.cslab.example.edu.	30	IN	A	10.0.0.12")},
+		},
+		{
+			Qname: "LAB05.cslab.example.edu.", Qtype: dns.TypeA,
+			Answer: []dns.RR{test.A("LAB05.cslab.example.edu.	30	IN	A	10.0.0.15")},
+		},
+		{
+			Qname: "lab01.cslab.example.edu.", Qtype: dns.TypeAAAA,
+			Answer: []dns.RR{test.AAAA("lab01.cslab.example.edu.	30	IN	AAAA	2001:db8::11")},
+		},
+		{Qname: "lab02.cslab.example.edu.", Qtype: dns.TypeAAAA, Ns: []dns.RR{soaCase()}},
+		{Qname: "lab02.cslab.example.edu.", Qtype: dns.TypeMX, Ns: []dns.RR{soaCase()}},
+		// Unknown nodes and the collector are NXDOMAIN.
+		{Qname: "nope.cslab.example.edu.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: []dns.RR{soaCase()}},
+		{Qname: "coredns-ns1.cslab.example.edu.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: []dns.RR{soaCase()}},
+		{Qname: "a.lab01.cslab.example.edu.", Qtype: dns.TypeA, Rcode: dns.RcodeNameError, Ns: []dns.RR{soaCase()}},
+		// Names not owned go to the next plugin.
+		{Qname: "www.example.edu.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused},
+		{Qname: "xcslab.example.edu.", Qtype: dns.TypeA, Rcode: dns.RcodeRefused},
+		{Qname: "example.edu.", Qtype: dns.TypeSOA, Rcode: dns.RcodeRefused},
+	}
+	for _, tc := range tests {
+		t.Run(tc.Qname+"/"+dns.TypeToString[tc.Qtype], func(t *testing.T) {
+			rec := dnstest.NewRecorder(&test.ResponseWriter{})
+			code, err := p.ServeDNS(context.Background(), rec, tc.Msg())
+			if err != nil {
+				t.Fatalf("ServeDNS: %v", err)
+			}
+			if tc.Rcode == dns.RcodeRefused {
+				if code != dns.RcodeRefused || rec.Msg != nil {
+					t.Fatalf("expected the query to reach the next plugin, got code %d, msg %v", code, rec.Msg)
+				}
+				return
+			}
+			if code != dns.RcodeSuccess {
+				t.Fatalf("returned code %d, want success (written)", code)
+			}
+			resp := rec.Msg
+			if !resp.Authoritative {
+				t.Error("AA not set")
+			}
+			if tc.Qtype == dns.TypeTXT {
+				// TXT comes in rank order: compare before sorting.
+				for i, rr := range resp.Answer {
+					if i < len(tc.Answer) && rr.String() != tc.Answer[i].String() {
+						t.Errorf("TXT %d = %s\nwant %s", i, rr, tc.Answer[i])
+					}
+				}
+			}
+			if err := test.SortAndCheck(resp, tc); err != nil {
+				t.Error(err)
+			}
+			for _, rr := range resp.Ns {
+				if soa, ok := rr.(*dns.SOA); ok && (soa.Serial != 1800000000 || soa.Minttl != 30 || soa.Hdr.Name != "example.edu.") {
+					t.Errorf("SOA = %s, want serial 1800000000, minimum 30, apex example.edu.", soa)
+				}
+			}
+		})
+	}
+}
+
+func TestServeDNSNodeTXT(t *testing.T) {
+	p := newTestPeerLoad(testConfig(), clusterSnapshot())
+	for _, tc := range []struct {
+		qname string
+		want  []string
+	}{
+		{"lab01.cslab.example.edu.", []string{
+			"node=lab01 state=alive candidate=true addr=10.0.0.11 addr6=2001:db8::11 gossip=10.0.0.11:7946 score=0.19 " +
+				"load1=0.10 load5=0.10 load15=0.10 cpus=4 cpu=2% mem_avail=75% mem_total=16.0Gi swap_used=0B users=2 uptime=1h0m0s age=1s",
+		}},
+		{"lab05.cslab.example.edu.", []string{
+			"node=lab05 state=alive candidate=false addr=10.0.0.15 gossip=10.0.0.15:7946 score=0.17 " +
+				"load1=0.00 load5=0.00 load15=0.00 cpus=4 cpu=0% mem_avail=75% mem_total=16.0Gi swap_used=0B users=2 uptime=1h0m0s age=1s",
+			"reason=drain: maintenance",
+		}},
+		{"lab06.cslab.example.edu.", []string{
+			"node=lab06 state=suspect candidate=false addr=10.0.0.16 gossip=10.0.0.16:7946 score=0.17 " +
+				"load1=0.00 load5=0.00 load15=0.00 cpus=4 cpu=0% mem_avail=75% mem_total=16.0Gi swap_used=0B users=2 uptime=1h0m0s age=1s",
+			"reason=suspect",
+			"check=ssh: port 22 not listening",
+		}},
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion(tc.qname, dns.TypeTXT)
+		rec := dnstest.NewRecorder(&test.ResponseWriter{})
+		if _, err := p.ServeDNS(context.Background(), rec, m); err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Msg.Answer) != 1 {
+			t.Fatalf("%s TXT: %d answers, want 1: %v", tc.qname, len(rec.Msg.Answer), rec.Msg)
+		}
+		got := rec.Msg.Answer[0].(*dns.TXT).Txt
+		if !slices.Equal(got, tc.want) {
+			t.Errorf("%s TXT =\n%q\nwant\n%q", tc.qname, got, tc.want)
+		}
+		if _, err := rec.Msg.Pack(); err != nil {
+			t.Errorf("%s: reply does not pack: %v", tc.qname, err)
+		}
+	}
+}
+
+// query runs one query through p and returns the reply.
+func query(t *testing.T, p *PeerLoad, qname string, qtype uint16) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(qname, qtype)
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	code, err := p.ServeDNS(context.Background(), rec, m)
+	if err != nil || code != dns.RcodeSuccess || rec.Msg == nil {
+		t.Fatalf("%s %s: code %d, err %v, msg %v", qname, dns.TypeToString[qtype], code, err, rec.Msg)
+	}
+	return rec.Msg
+}
+
+func answerIPs(m *dns.Msg) []string {
+	var out []string
+	for _, rr := range m.Answer {
+		switch rr := rr.(type) {
+		case *dns.A:
+			out = append(out, rr.A.String())
+		case *dns.AAAA:
+			out = append(out, rr.AAAA.String())
+		}
+	}
+	return out
+}
+
+func TestFallback(t *testing.T) {
+	healthy := testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.5))
+	// Every node alive but none a candidate (e.g. all failing a check),
+	// plus a collector that must never be handed out.
+	noCandidates := testSnapshot(
+		with(testNode("lab01", "10.0.0.11", 0.1), func(n *agent.NodeStatus) { n.Candidate, n.Reasons = false, []string{"check tmp: full"} }),
+		with(testNode("lab03", "10.0.0.13", 0.1), func(n *agent.NodeStatus) { n.Candidate, n.Reasons = false, []string{"check tmp: full"} }),
+		with(testNode("lab04", "10.0.0.14", 0.1), func(n *agent.NodeStatus) { n.State, n.Candidate = agent.StateDead, false }),
+		with(testNode("coredns-ns1", "10.0.0.2", 0), func(n *agent.NodeStatus) { n.Collector, n.Candidate = true, false }),
+	)
+	for _, tc := range []struct {
+		fallback agent.Fallback
+		primed   bool     // a healthy snapshot came first
+		wantIPs  []string // sorted
+		wantTTL  uint32
+		wantTXT  string // a word every TXT record carries
+	}{
+		{agent.FallbackKeep, true, []string{"10.0.0.11", "10.0.0.12"}, 5, "stale=true"},
+		{agent.FallbackKeep, false, nil, 0, ""},
+		{agent.FallbackAll, true, []string{"10.0.0.11", "10.0.0.13"}, 5, "fallback=all"},
+		{agent.FallbackAll, false, []string{"10.0.0.11", "10.0.0.13"}, 5, "fallback=all"},
+		{agent.FallbackNone, true, nil, 0, ""},
+	} {
+		t.Run(fmt.Sprintf("%s/primed=%v", tc.fallback, tc.primed), func(t *testing.T) {
+			cfg := testConfig()
+			cfg.fallback = tc.fallback
+			p := newTestPeerLoad(cfg, nil)
+			if tc.primed {
+				p.publish(healthy)
+			}
+			p.publish(noCandidates)
+			for _, qtype := range []uint16{dns.TypeA, dns.TypeTXT} {
+				m := query(t, p, "cslab.example.edu.", qtype)
+				if m.Rcode != dns.RcodeSuccess {
+					t.Fatalf("rcode %s, want NOERROR", dns.RcodeToString[m.Rcode])
+				}
+				if tc.wantIPs == nil {
+					if len(m.Answer) != 0 || len(m.Ns) != 1 || m.Ns[0].Header().Rrtype != dns.TypeSOA {
+						t.Fatalf("%s: want NODATA with SOA, got %v", dns.TypeToString[qtype], m)
+					}
+					continue
+				}
+				for _, rr := range m.Answer {
+					if rr.Header().Ttl != tc.wantTTL {
+						t.Errorf("TTL %d, want %d: %s", rr.Header().Ttl, tc.wantTTL, rr)
+					}
+					if txt, ok := rr.(*dns.TXT); ok && !strings.Contains(strings.Join(txt.Txt, " "), tc.wantTXT) {
+						t.Errorf("TXT %q lacks %q", txt.Txt, tc.wantTXT)
+					}
+				}
+				if qtype == dns.TypeA {
+					got := answerIPs(m)
+					slices.Sort(got)
+					if !slices.Equal(got, tc.wantIPs) {
+						t.Errorf("A = %v, want %v", got, tc.wantIPs)
+					}
+				} else if len(m.Answer) != len(tc.wantIPs) {
+					t.Errorf("%d TXT records, want %d", len(m.Answer), len(tc.wantIPs))
+				}
+			}
+			// Candidates come back: the fallback ends.
+			p.publish(healthy)
+			m := query(t, p, "cslab.example.edu.", dns.TypeA)
+			if len(m.Answer) != 2 || m.Answer[0].Header().Ttl != 30 {
+				t.Errorf("after recovery: %v", m.Answer)
+			}
+		})
+	}
+}
+
+// TestKeepSurvivesSeveralSnapshots: keep remembers the last good set over
+// any number of snapshots without candidates.
+func TestKeepSurvivesSeveralSnapshots(t *testing.T) {
+	p := newTestPeerLoad(testConfig(), testSnapshot(testNode("lab01", "10.0.0.11", 0.1)))
+	for range 3 {
+		p.publish(testSnapshot())
+	}
+	if got := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA)); !slices.Equal(got, []string{"10.0.0.11"}) {
+		t.Errorf("A = %v, want the kept 10.0.0.11", got)
+	}
+}
+
+// TestEqualScoresShuffle: equally good nodes come out in varying order, the
+// better group always first, and top-N of a larger equal group spreads over
+// all of them.
+func TestEqualScoresShuffle(t *testing.T) {
+	snap := testSnapshot(
+		testNode("best", "10.0.0.1", 0.0),
+		testNode("eq1", "10.0.1.1", 1.0), testNode("eq2", "10.0.1.2", 1.0), testNode("eq3", "10.0.1.3", 1.01),
+		testNode("eq4", "10.0.1.4", 1.0), testNode("eq5", "10.0.1.5", 0.99),
+		testNode("worst", "10.0.2.1", 3.0),
+	)
+	cfg := testConfig()
+	cfg.top = 6
+	p := newTestPeerLoad(cfg, snap)
+	orders := map[string]bool{}
+	for range 200 {
+		ips := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA))
+		if len(ips) != 6 || ips[0] != "10.0.0.1" {
+			t.Fatalf("answer %v: want 6 records with the best node first", ips)
+		}
+		if slices.Contains(ips, "10.0.2.1") {
+			t.Fatalf("answer %v holds the worst node", ips)
+		}
+		orders[strings.Join(ips, " ")] = true
+	}
+	if len(orders) < 10 {
+		t.Errorf("only %d distinct orders in 200 answers: equal scores are not shuffled", len(orders))
+	}
+
+	cfg = testConfig()
+	cfg.top = 2
+	p = newTestPeerLoad(cfg, snap)
+	seen := map[string]int{}
+	for range 400 {
+		ips := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA))
+		if len(ips) != 2 || ips[0] != "10.0.0.1" {
+			t.Fatalf("answer %v: want the best node and one of the equal ones", ips)
+		}
+		seen[ips[1]]++
+	}
+	if len(seen) != 5 {
+		t.Errorf("second place went to %v, want all 5 equally good nodes", seen)
+	}
+}
+
+func TestTruncation(t *testing.T) {
+	var nodes []agent.NodeStatus
+	for i := range 20 {
+		nodes = append(nodes, testNode(fmt.Sprintf("lab%02d", i), fmt.Sprintf("10.0.0.%d", 10+i), float64(i)/10))
+	}
+	cfg := testConfig()
+	cfg.top = 20
+	p := newTestPeerLoad(cfg, testSnapshot(nodes...))
+
+	for _, tc := range []struct {
+		name      string
+		qtype     uint16
+		bufsize   uint16 // 0: no EDNS
+		tcp       bool
+		truncated bool
+	}{
+		{"udp no edns TXT", dns.TypeTXT, 0, false, true},
+		{"udp edns 1232 TXT", dns.TypeTXT, 1232, false, true},
+		{"udp edns 4096 TXT", dns.TypeTXT, 4096, false, false},
+		{"tcp TXT", dns.TypeTXT, 0, true, false},
+		{"udp no edns A", dns.TypeA, 0, false, false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			m := new(dns.Msg)
+			m.SetQuestion("cslab.example.edu.", tc.qtype)
+			if tc.bufsize > 0 {
+				m.SetEdns0(tc.bufsize, false)
+			}
+			rec := dnstest.NewRecorder(&test.ResponseWriter{TCP: tc.tcp})
+			// The server wraps every writer like this before the plugins run.
+			w := request.NewScrubWriter(m, rec)
+			if _, err := p.ServeDNS(context.Background(), w, m); err != nil {
+				t.Fatal(err)
+			}
+			resp := rec.Msg
+			if resp.Truncated != tc.truncated {
+				t.Errorf("TC = %v, want %v (%d answers, %d bytes)", resp.Truncated, tc.truncated, len(resp.Answer), resp.Len())
+			}
+			limit := 512
+			switch {
+			case tc.tcp:
+				limit = dns.MaxMsgSize
+			case tc.bufsize > 0:
+				limit = int(tc.bufsize)
+			}
+			if resp.Len() > limit {
+				t.Errorf("reply of %d bytes exceeds %d", resp.Len(), limit)
+			}
+			if tc.bufsize > 0 && resp.IsEdns0() == nil {
+				t.Error("reply lacks the OPT record")
+			}
+			if !tc.truncated && len(resp.Answer) != 20 {
+				t.Errorf("%d answers, want 20", len(resp.Answer))
+			}
+		})
+	}
+}
+
+func TestNestedNamesAndDottedNodes(t *testing.T) {
+	cfg := testConfig()
+	cfg.names = []string{"cslab.example.edu.", "gpu.cslab.example.edu."}
+	p := newTestPeerLoad(cfg, testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02.cs", "10.0.0.12", 0.2)))
+
+	// The longer virtual name wins over being a node below the shorter.
+	if m := query(t, p, "gpu.cslab.example.edu.", dns.TypeA); len(m.Answer) != 2 {
+		t.Errorf("gpu.cslab A: %v", m)
+	}
+	if m := query(t, p, "lab02.cs.cslab.example.edu.", dns.TypeA); !slices.Equal(answerIPs(m), []string{"10.0.0.12"}) {
+		t.Errorf("dotted node name: %v", m)
+	}
+	// cs.cslab.example.edu exists as an empty non-terminal: NODATA.
+	if m := query(t, p, "cs.cslab.example.edu.", dns.TypeA); m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 || len(m.Ns) != 1 {
+		t.Errorf("empty non-terminal: %v", m)
+	}
+}
+
+func TestPoolAndBy(t *testing.T) {
+	cfg := testConfig()
+	cfg.pool = "gpu"
+	cfg.by = agent.ByMem
+	p := newTestPeerLoad(cfg, testSnapshot(
+		with(testNode("g1", "10.0.0.1", 3.0), func(n *agent.NodeStatus) { n.Pools = []string{"gpu"} }),
+		with(testNode("g2", "10.0.0.2", 0.0), func(n *agent.NodeStatus) {
+			n.Pools = []string{"gpu", "cslab"}
+			n.Report.Load.MemAvailable = 2 << 30
+		}),
+		testNode("plain", "10.0.0.3", 0.0),
+	))
+	if got := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA)); !slices.Equal(got, []string{"10.0.0.1", "10.0.0.2"}) {
+		t.Errorf("pool gpu by mem: A = %v, want g1 (more memory free) then g2", got)
+	}
+	if m := query(t, p, "plain.cslab.example.edu.", dns.TypeA); m.Rcode != dns.RcodeNameError {
+		t.Errorf("node outside the pool: rcode %s, want NXDOMAIN", dns.RcodeToString[m.Rcode])
+	}
+}
+
+func TestNoSnapshotYet(t *testing.T) {
+	p := newTestPeerLoad(testConfig(), nil)
+	if p.Ready() {
+		t.Error("ready before any snapshot")
+	}
+	m := query(t, p, "cslab.example.edu.", dns.TypeA)
+	if m.Rcode != dns.RcodeSuccess || len(m.Answer) != 0 || len(m.Ns) != 1 {
+		t.Errorf("before the first snapshot: want NODATA with SOA, got %v", m)
+	}
+}
+
+func TestReady(t *testing.T) {
+	p := newTestPeerLoad(testConfig(), nil)
+	// Only the collector itself: joined nothing yet.
+	p.publish(testSnapshot(with(testNode("coredns", "127.0.0.1", 0), func(n *agent.NodeStatus) { n.Collector, n.Report = true, nil })))
+	if p.Ready() {
+		t.Error("ready without any report")
+	}
+	p.publish(clusterSnapshot())
+	if !p.Ready() {
+		t.Error("not ready with reports")
+	}
+}
+
+func TestRootZoneApex(t *testing.T) {
+	cfg := testConfig()
+	cfg.zones = []string{"."}
+	p := newTestPeerLoad(cfg, clusterSnapshot())
+	m := query(t, p, "nope.cslab.example.edu.", dns.TypeA)
+	soa, ok := m.Ns[0].(*dns.SOA)
+	if !ok || soa.Hdr.Name != "cslab.example.edu." || soa.Ns != "ns.cslab.example.edu." {
+		t.Errorf("SOA in a root server block = %v, want the name as apex", m.Ns)
+	}
+}
+
+func TestNonINClassGoesNext(t *testing.T) {
+	p := newTestPeerLoad(testConfig(), clusterSnapshot())
+	m := new(dns.Msg)
+	m.SetQuestion("cslab.example.edu.", dns.TypeTXT)
+	m.Question[0].Qclass = dns.ClassCHAOS
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	if code, _ := p.ServeDNS(context.Background(), rec, m); code != dns.RcodeRefused {
+		t.Errorf("CH query: code %d, want it handed to the next plugin", code)
+	}
+}
+
+// fakeSource is a snapshotSource fed by the test.
+type fakeSource struct {
+	mu   sync.Mutex
+	snap *agent.Snapshot
+	ch   chan struct{}
+}
+
+func (f *fakeSource) Snapshot() *agent.Snapshot {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.snap
+}
+
+func (f *fakeSource) Subscribe() (<-chan struct{}, func()) { return f.ch, func() {} }
+
+func (f *fakeSource) set(s *agent.Snapshot) {
+	f.mu.Lock()
+	f.snap = s
+	f.mu.Unlock()
+	select {
+	case f.ch <- struct{}{}:
+	default:
+	}
+}
+
+func TestWatch(t *testing.T) {
+	src := &fakeSource{ch: make(chan struct{}, 1), snap: testSnapshot(testNode("lab01", "10.0.0.11", 0.1))}
+	p := newTestPeerLoad(testConfig(), nil)
+	stop := p.watch(src)
+	defer stop()
+	waitAnswer := func(want []string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			got := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA))
+			slices.Sort(got)
+			if slices.Equal(got, want) {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("A = %v, want %v", got, want)
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}
+	waitAnswer([]string{"10.0.0.11"})
+	src.set(testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.1)))
+	waitAnswer([]string{"10.0.0.11", "10.0.0.12"})
+}
+
+func TestTXTStrings(t *testing.T) {
+	long := strings.Repeat("x", 300)
+	for _, tc := range []struct {
+		words []string
+		want  []string
+	}{
+		{[]string{"a=1", "b=2"}, []string{"a=1 b=2"}},
+		{[]string{`q="x"`, `b=\`}, []string{`q=\"x\" b=\\`}},
+		{[]string{"c=\x01"}, []string{`c=\001`}},
+		{[]string{long}, []string{long[:255], long[255:]}},
+		{[]string{strings.Repeat("y", 200), strings.Repeat("z", 60)}, []string{strings.Repeat("y", 200), strings.Repeat("z", 60)}},
+	} {
+		if got := txtStrings(tc.words); !slices.Equal(got, tc.want) {
+			t.Errorf("txtStrings(%q) = %q, want %q", tc.words, got, tc.want)
+		}
+	}
+	// Escaped strings pack to what went in.
+	rr := &dns.TXT{Hdr: hdr("a.", dns.TypeTXT, 1), Txt: txtStrings([]string{"r=\"\\\x00\xff end"})}
+	buf := make([]byte, 512)
+	off, err := dns.PackRR(rr, buf, 0, nil, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	back, _, err := dns.UnpackRR(buf[:off], 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := back.(*dns.TXT).Txt; !slices.Equal(got, rr.Txt) {
+		t.Errorf("round trip %q, want %q", got, rr.Txt)
+	}
+}
+
+func TestHumanBytes(t *testing.T) {
+	for in, want := range map[uint64]string{0: "0B", 1023: "1023B", 1024: "1.0Ki", 16 << 30: "16.0Gi", 3 << 40: "3.0Ti"} {
+		if got := humanBytes(in); got != want {
+			t.Errorf("humanBytes(%d) = %q, want %q", in, got, want)
+		}
+	}
+}
