@@ -224,20 +224,35 @@ func (u *Updater) Roles() []string {
 	return out
 }
 
-// Run keeps the names up to date until ctx ends. It returns an error only
-// when it cannot start: the member lacks the updater's role tags.
-// Failures talking to the server are logged, counted and retried.
-func (u *Updater) Run(ctx context.Context, src Source) error {
+// CheckRoles fails when src's own node in its snapshot lacks one of
+// Roles: then other updaters cannot see this one and several would write
+// the same name. A member not yet in its own snapshot passes.
+func (u *Updater) CheckRoles(src Source) error {
 	self := src.Name()
-	if snap := src.Snapshot(); snap != nil {
-		if me := snap.Node(self); me != nil {
-			for _, r := range u.Roles() {
-				if !slices.Contains(me.Roles, r) {
-					return fmt.Errorf("rfc2136: member %s does not carry role %q: add it to agent.Config.Roles before agent.New, or several updaters may write the same name", self, r)
-				}
-			}
+	snap := src.Snapshot()
+	if snap == nil {
+		return nil
+	}
+	me := snap.Node(self)
+	if me == nil {
+		return nil
+	}
+	for _, r := range u.Roles() {
+		if !slices.Contains(me.Roles, r) {
+			return fmt.Errorf("rfc2136: member %s does not carry role %q: add it to agent.Config.Roles before agent.New, or several updaters may write the same name", self, r)
 		}
 	}
+	return nil
+}
+
+// Run keeps the names up to date until ctx ends. It returns an error only
+// when it cannot start (CheckRoles fails). Failures talking to the server
+// are logged, counted and retried with backoff.
+func (u *Updater) Run(ctx context.Context, src Source) error {
+	if err := u.CheckRoles(src); err != nil {
+		return err
+	}
+	self := src.Name()
 	notify, cancel := src.Subscribe()
 	defer cancel()
 	resync := time.NewTicker(u.cfg.Resync)
