@@ -15,13 +15,15 @@ import (
 	"github.com/coredns/coredns/plugin/test"
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 
 	"github.com/peerload/peerload/agent"
 )
 
 func init() { clog.Discard() }
 
-var testBuilt = time.Unix(1_800_000_000, 0)
+var testBuilt = time.Unix(1_700_000_000, 0)
 
 // testNode is a live candidate with 4 CPUs, 16 GiB (12 GiB available) and
 // the given load1: its combined score is load1/4 + 0.125 + 0.04 (users), so loads 0.2
@@ -106,7 +108,7 @@ func clusterSnapshot() *agent.Snapshot {
 }
 
 func soaCase() dns.RR {
-	return test.SOA("example.edu.	30	IN	SOA	ns.example.edu. hostmaster.example.edu. 1800000000 7200 1800 86400 30")
+	return test.SOA("example.edu.	30	IN	SOA	ns.example.edu. hostmaster.example.edu. 1700000000 7200 1800 86400 30")
 }
 
 func TestServeDNS(t *testing.T) {
@@ -208,8 +210,8 @@ func TestServeDNS(t *testing.T) {
 				t.Error(err)
 			}
 			for _, rr := range resp.Ns {
-				if soa, ok := rr.(*dns.SOA); ok && (soa.Serial != 1800000000 || soa.Minttl != 30 || soa.Hdr.Name != "example.edu.") {
-					t.Errorf("SOA = %s, want serial 1800000000, minimum 30, apex example.edu.", soa)
+				if soa, ok := rr.(*dns.SOA); ok && (soa.Serial != 1700000000 || soa.Minttl != 30 || soa.Hdr.Name != "example.edu.") {
+					t.Errorf("SOA = %s, want serial 1700000000, minimum 30, apex example.edu.", soa)
 				}
 			}
 		})
@@ -638,5 +640,81 @@ func TestHumanBytes(t *testing.T) {
 		if got := humanBytes(in); got != want {
 			t.Errorf("humanBytes(%d) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+// metricValue reads a counter or gauge.
+func metricValue(t *testing.T, m prometheus.Metric) float64 {
+	t.Helper()
+	var d dto.Metric
+	if err := m.Write(&d); err != nil {
+		t.Fatal(err)
+	}
+	switch {
+	case d.Counter != nil:
+		return d.Counter.GetValue()
+	case d.Gauge != nil:
+		return d.Gauge.GetValue()
+	}
+	t.Fatalf("metric %v is neither counter nor gauge", m.Desc())
+	return 0
+}
+
+func TestMetrics(t *testing.T) {
+	p := newTestPeerLoad(testConfig(), clusterSnapshot())
+	before := metricValue(t, requestsTotal.WithLabelValues("", "TXT"))
+	nx := metricValue(t, answersTotal.WithLabelValues("", outcomeNXDomain))
+	query(t, p, "cslab.example.edu.", dns.TypeTXT)
+	query(t, p, "nope.cslab.example.edu.", dns.TypeTXT)
+	if got := metricValue(t, requestsTotal.WithLabelValues("", "TXT")) - before; got != 2 {
+		t.Errorf("requests_total{qtype=TXT} grew by %v, want 2", got)
+	}
+	if got := metricValue(t, answersTotal.WithLabelValues("", outcomeNXDomain)) - nx; got != 1 {
+		t.Errorf("answers_total{outcome=nxdomain} grew by %v, want 1", got)
+	}
+	if got := metricValue(t, candidatesGauge.WithLabelValues("", "cslab.example.edu.")); got != 4 {
+		t.Errorf("candidates = %v, want 4", got)
+	}
+	if got := metricValue(t, membersGauge.WithLabelValues("")); got != 6 {
+		t.Errorf("members = %v, want 6 alive", got)
+	}
+	if got := metricValue(t, snapshotAgeGauge.WithLabelValues("")); got <= 0 {
+		t.Errorf("snapshot age = %v, want > 0 for a snapshot built in the past", got)
+	}
+}
+
+// BenchmarkServeDNS measures the answer path for five equally loaded
+// candidates (so every answer shuffles).
+func BenchmarkServeDNS(b *testing.B) {
+	var nodes []agent.NodeStatus
+	for i := range 5 {
+		nodes = append(nodes, testNode(fmt.Sprintf("lab%02d", i), fmt.Sprintf("10.0.0.%d", 10+i), 0.5))
+	}
+	cfg := testConfig()
+	cfg.top = 5
+	p := newTestPeerLoad(cfg, testSnapshot(nodes...))
+	m := new(dns.Msg)
+	m.SetQuestion("cslab.example.edu.", dns.TypeA)
+	w := &test.ResponseWriter{}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.ServeDNS(ctx, w, m); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkRankingPick is the alternative the precomputed groups replace:
+// agent.Ranking.Pick on every query.
+func BenchmarkRankingPick(b *testing.B) {
+	var nodes []agent.NodeStatus
+	for i := range 5 {
+		nodes = append(nodes, testNode(fmt.Sprintf("lab%02d", i), fmt.Sprintf("10.0.0.%d", 10+i), 0.5))
+	}
+	r := testSnapshot(nodes...).Rank("", agent.ByCombined)
+	b.ReportAllocs()
+	for b.Loop() {
+		_ = r.Pick(5, nil)
 	}
 }
