@@ -1,0 +1,197 @@
+package test
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/peerload/peerload/agent"
+)
+
+// topNames runs `peerload top -n n` against api and returns the names, nil
+// when it fails.
+func topNames(t *testing.T, api string, n int) ([]string, cmdResult) {
+	t.Helper()
+	res := runPeerload(t, "top", "-n", fmt.Sprint(n), "--api", api)
+	if res.Code != 0 {
+		return nil, res
+	}
+	return res.Lines(), res
+}
+
+// statusOf returns what `peerload status --json` at api says about node.
+func statusOf(t *testing.T, api, node string) (*agent.NodeJSON, cmdResult) {
+	t.Helper()
+	res := runPeerload(t, "status", "--json", "--api", api)
+	if res.Code != 0 {
+		return nil, res
+	}
+	var resp agent.NodesResponse
+	if err := json.Unmarshal([]byte(res.Stdout), &resp); err != nil {
+		t.Fatalf("status --json: %v\n%s", err, res.Stdout)
+	}
+	for i := range resp.Nodes {
+		if resp.Nodes[i].Name == node {
+			return &resp.Nodes[i], res
+		}
+	}
+	return nil, res
+}
+
+// TestAgentEndToEnd runs three `peerload agent` processes on loopback, each
+// with its own fake /proc and state dir, and drives them with the CLI.
+func TestAgentEndToEnd(t *testing.T) {
+	nodes := startCluster(t, "e2e", 3)
+	n1, n2, n3 := nodes[0], nodes[1], nodes[2]
+
+	t.Run("all three in top", func(t *testing.T) {
+		for _, a := range nodes {
+			got, res := topNames(t, a.API(), 3)
+			slices.Sort(got)
+			if strings.Join(got, ",") != "e2e1,e2e2,e2e3" {
+				t.Errorf("top -n 3 at %s = %v (%s)", a.Opts.Name, got, res)
+			}
+		}
+		res := runPeerload(t, "top", "-n", "3", "--ip", "--api", n1.API())
+		ips := res.Lines()
+		slices.Sort(ips)
+		if res.Code != 0 || strings.Join(ips, ",") != "127.0.1.1,127.0.1.2,127.0.1.3" {
+			t.Errorf("top --ip = %s", res)
+		}
+	})
+
+	t.Run("high load moves a node last", func(t *testing.T) {
+		n1.Opts.Proc.SetLoad(t, 40, 30, 20)
+		waitFor(t, 10*time.Second, func() (bool, string) {
+			for _, a := range nodes {
+				got, res := topNames(t, a.API(), 3)
+				if len(got) != 3 || got[2] != "e2e1" {
+					return false, fmt.Sprintf("top -n 3 at %s: %s", a.Opts.Name, res)
+				}
+			}
+			return true, ""
+		})
+		// Never the single best while loaded.
+		for range 10 {
+			if got, res := topNames(t, n2.API(), 1); len(got) != 1 || got[0] == "e2e1" {
+				t.Fatalf("top at e2e2 = %s", res)
+			}
+		}
+	})
+
+	t.Run("drain and undrain", func(t *testing.T) {
+		res := runPeerload(t, "drain", "--reason", "disk swap", "--api", n2.API())
+		if res.Code != 0 || strings.TrimSpace(res.Stdout) != "e2e2 drained: disk swap" {
+			t.Fatalf("drain: %s", res)
+		}
+		waitFor(t, 10*time.Second, func() (bool, string) {
+			for _, a := range nodes {
+				got, res := topNames(t, a.API(), 3)
+				if len(got) != 2 || slices.Contains(got, "e2e2") {
+					return false, fmt.Sprintf("top -n 3 at %s: %s", a.Opts.Name, res)
+				}
+			}
+			return true, ""
+		})
+		st, res := statusOf(t, n1.API(), "e2e2")
+		if st == nil || st.Candidate || st.State != agent.StateAlive || !strings.Contains(strings.Join(st.Reasons, ";"), "disk swap") {
+			t.Errorf("status of the drained node at e2e1: %+v (%s)", st, res)
+		}
+		if res := runPeerload(t, "status", "--api", n1.API()); !strings.Contains(res.Stdout, "disk swap") {
+			t.Errorf("status table does not show the drain reason: %s", res)
+		}
+
+		if res := runPeerload(t, "undrain", "--api", n2.API()); res.Code != 0 || strings.TrimSpace(res.Stdout) != "e2e2 undrained" {
+			t.Fatalf("undrain: %s", res)
+		}
+		waitFor(t, 10*time.Second, func() (bool, string) {
+			got, res := topNames(t, n1.API(), 3)
+			return slices.Contains(got, "e2e2"), res.String()
+		})
+	})
+
+	t.Run("drain survives a restart", func(t *testing.T) {
+		if res := runPeerload(t, "drain", "--reason", "reimage", "--api", n2.API()); res.Code != 0 {
+			t.Fatalf("drain: %s", res)
+		}
+		before, res := statusOf(t, n2.API(), "e2e2")
+		if before == nil || before.Report == nil {
+			t.Fatalf("status of e2e2 before restart: %s", res)
+		}
+		n2.Stop()
+		n2.Start()
+		waitFor(t, 20*time.Second, func() (bool, string) {
+			st, res := statusOf(t, n1.API(), "e2e2")
+			if st == nil || st.State != agent.StateAlive || st.Report == nil || st.Report.Generation <= before.Report.Generation {
+				return false, fmt.Sprintf("e2e2 not back with a new generation (before %d): %+v %s", before.Report.Generation, st, res)
+			}
+			if st.Candidate || !strings.Contains(strings.Join(st.Reasons, ";"), "reimage") {
+				return false, fmt.Sprintf("e2e2 restarted but not drained: %+v", st)
+			}
+			return true, ""
+		})
+		for _, a := range nodes {
+			if got, res := topNames(t, a.API(), 3); slices.Contains(got, "e2e2") || len(got) != 2 {
+				t.Errorf("top at %s after restart = %s", a.Opts.Name, res)
+			}
+		}
+		if res := runPeerload(t, "undrain", "--api", n2.API()); res.Code != 0 {
+			t.Fatalf("undrain: %s", res)
+		}
+		waitFor(t, 10*time.Second, func() (bool, string) {
+			got, res := topNames(t, n1.API(), 3)
+			return len(got) == 3, res.String()
+		})
+	})
+
+	t.Run("killed node drops out", func(t *testing.T) {
+		n3.Kill()
+		start := time.Now()
+		waitFor(t, 15*time.Second, func() (bool, string) {
+			for _, a := range nodes[:2] {
+				got, res := topNames(t, a.API(), 3)
+				if len(got) != 2 || slices.Contains(got, "e2e3") {
+					return false, fmt.Sprintf("top -n 3 at %s: %s", a.Opts.Name, res)
+				}
+			}
+			return true, ""
+		})
+		t.Logf("killed node left top after %s", time.Since(start).Round(100*time.Millisecond))
+	})
+
+	t.Run("dead API", func(t *testing.T) {
+		dead := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+		res := runPeerload(t, "top", "--api", dead)
+		want := "peerload top: cannot reach peerload agent at " + dead + " (is `peerload agent` running?)"
+		if res.Code == 0 || res.Stdout != "" || !strings.HasPrefix(res.Stderr, want) || strings.Count(res.Stderr, "\n") != 1 {
+			t.Errorf("top against a dead API: %s", res)
+		}
+		n3res := runPeerload(t, "top", "--api", n3.API())
+		if n3res.Code == 0 || !strings.Contains(n3res.Stderr, "cannot reach peerload agent") {
+			t.Errorf("top against the killed agent: %s", n3res)
+		}
+	})
+}
+
+// TestAgentBadFlagsExit checks the agent binary refuses bad flags with exit
+// 2 and bad files with exit 1, one line naming the problem.
+func TestAgentBadFlagsExit(t *testing.T) {
+	tests := []struct {
+		args []string
+		code int
+		want string
+	}{
+		{[]string{"agent", "--bind", "foo"}, 2, `peerload agent: --bind "foo": missing port in address`},
+		{[]string{"agent", "--keyring", "/nonexistent/keyring"}, 1, "/nonexistent/keyring"},
+		{[]string{"agent", "--join-file", "/nonexistent/join"}, 1, "/nonexistent/join"},
+	}
+	for _, tt := range tests {
+		res := runPeerload(t, tt.args...)
+		if res.Code != tt.code || !strings.Contains(res.Stderr, tt.want) || strings.Count(res.Stderr, "\n") != 1 {
+			t.Errorf("%v: %s; want exit %d and %q", tt.args, res, tt.code, tt.want)
+		}
+	}
+}
