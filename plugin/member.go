@@ -11,6 +11,8 @@ import (
 	"strings"
 	"sync"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/peerload/peerload/agent"
 )
 
@@ -167,6 +169,10 @@ func agentConfig(spec memberSpec) (*agent.Config, error) {
 		cfg.StaleAfter = spec.Stale
 	}
 	cfg.Logger = stdlog.New(clogWriter{}, "", 0)
+	// The member's own gossip metrics appear on CoreDNS's /metrics too,
+	// labelled with the bind address (the agent unregisters them on
+	// shutdown, so a restarted member can register again).
+	cfg.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"member": spec.Bind}, prometheus.DefaultRegisterer)
 	return cfg, nil
 }
 

@@ -32,6 +32,8 @@ type PeerLoad struct {
 
 	state   atomic.Pointer[answerSet]
 	servers atomic.Pointer[[]string] // `server` label values for gauges
+	// readiness is the watched source when it can tell it joined.
+	readiness atomic.Pointer[readinessSource]
 }
 
 // snapshotSource is what the handler reads the cluster from; *agent.Agent
@@ -249,6 +251,9 @@ func (p *PeerLoad) setServers(s []string) { p.servers.Store(&s) }
 // announces a new snapshot, and checks on a timer too (a coalesced
 // notification is never lost for long). stop ends it and waits.
 func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
+	if r, ok := src.(readinessSource); ok {
+		p.readiness.Store(&r)
+	}
 	ch, cancel := src.Subscribe()
 	done := make(chan struct{})
 	finished := make(chan struct{})
