@@ -1,0 +1,180 @@
+package test
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// namedServer is a real BIND 9 `named` serving one zone on 127.0.0.1 from a
+// temporary directory, with dynamic updates granted to a key made by the
+// real tsig-keygen. It is killed in t.Cleanup.
+type namedServer struct {
+	t       testing.TB
+	Dir     string
+	Port    int
+	Zone    string // e.g. example.edu
+	Name    string // the name updates are granted for, e.g. cslab.example.edu
+	KeyFile string // the key named trusts, as written by tsig-keygen
+	KeyName string
+	bin     string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *lockedBuffer
+}
+
+// startNamed starts named for zone with update-policy granting keyName the
+// A and AAAA records of name. initial are A records name already holds.
+func startNamed(t testing.TB, zone, name string, initial ...string) *namedServer {
+	t.Helper()
+	bin := requireProgram(t, "named")
+	keygen := requireProgram(t, "tsig-keygen")
+	requireProgram(t, "dig")
+	n := &namedServer{t: t, Dir: t.TempDir(), Zone: zone, Name: name, KeyName: "peerload-update", bin: bin, log: &lockedBuffer{}}
+	n.Port = freePort(t)
+	n.KeyFile = filepath.Join(n.Dir, "update.key")
+	res := runCmd(t, nil, keygen, "-a", "hmac-sha256", n.KeyName)
+	if res.Code != 0 {
+		t.Fatalf("tsig-keygen: %s", res)
+	}
+	if err := os.WriteFile(n.KeyFile, []byte(res.Stdout), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	conf := fmt.Sprintf(`include "%[1]s/update.key";
+options {
+	directory "%[1]s";
+	listen-on port %[2]d { 127.0.0.1; };
+	listen-on-v6 { none; };
+	pid-file "%[1]s/named.pid";
+	session-keyfile "%[1]s/session.key";
+	managed-keys-directory "%[1]s";
+	recursion no;
+	notify no;
+	dnssec-validation no;
+};
+controls { };
+zone "%[3]s" {
+	type primary;
+	file "%[1]s/db.%[3]s";
+	update-policy { grant %[4]s name %[5]s. A AAAA; };
+};
+`, n.Dir, n.Port, zone, n.KeyName, strings.TrimSuffix(name, "."))
+	if err := os.WriteFile(filepath.Join(n.Dir, "named.conf"), []byte(conf), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	n.WriteZone(1, initial...)
+	n.Start()
+	t.Cleanup(func() {
+		n.signal(syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("log of named:\n%s", n.log.String())
+		}
+	})
+	return n
+}
+
+// WriteZone rewrites the zone file with serial and name holding the A
+// records addrs, and removes the journal: a restart then starts from this
+// file alone (a server restored from an old file). named must be stopped.
+func (n *namedServer) WriteZone(serial int, addrs ...string) {
+	n.t.Helper()
+	var b strings.Builder
+	fmt.Fprintf(&b, "$TTL 300\n@ IN SOA ns.%[1]s. hostmaster.%[1]s. %[2]d 3600 600 86400 30\n@ IN NS ns.%[1]s.\nns IN A 127.0.0.1\n", n.Zone, serial)
+	for _, a := range addrs {
+		fmt.Fprintf(&b, "%s. 30 IN A %s\n", strings.TrimSuffix(n.Name, "."), a)
+	}
+	zf := filepath.Join(n.Dir, "db."+n.Zone)
+	if err := os.WriteFile(zf, []byte(b.String()), 0o644); err != nil {
+		n.t.Fatal(err)
+	}
+	if err := os.Remove(zf + ".jnl"); err != nil && !os.IsNotExist(err) {
+		n.t.Fatal(err)
+	}
+}
+
+// Start starts named (again) and waits until it answers for the zone.
+func (n *namedServer) Start() {
+	n.t.Helper()
+	n.mu.Lock()
+	cmd := exec.Command(n.bin, "-g", "-4", "-n", "1", "-c", filepath.Join(n.Dir, "named.conf"))
+	fmt.Fprintf(n.log, "--- start %s\n", strings.Join(cmd.Args, " "))
+	cmd.Stdout, cmd.Stderr = n.log, n.log
+	if err := cmd.Start(); err != nil {
+		n.mu.Unlock()
+		n.t.Fatalf("start named: %v", err)
+	}
+	done := make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(n.log, "--- exit: %v\n", err)
+		close(done)
+	}()
+	n.cmd, n.done = cmd, done
+	n.mu.Unlock()
+	waitFor(n.t, 20*time.Second, func() (bool, string) {
+		select {
+		case <-done:
+			n.t.Fatalf("named exited at start:\n%s", n.log.String())
+		default:
+		}
+		res := runCmd(n.t, nil, "dig", "@127.0.0.1", "-p", fmt.Sprint(n.Port), "+tries=1", "+time=1", "+short", n.Zone, "SOA")
+		return res.Code == 0 && strings.TrimSpace(res.Stdout) != "", "named answering SOA: " + res.String()
+	})
+}
+
+// Stop stops named with SIGTERM (a clean shutdown that keeps the journal)
+// and waits for it to exit.
+func (n *namedServer) Stop() {
+	n.t.Helper()
+	if !n.signal(syscall.SIGTERM) {
+		n.t.Fatalf("named did not stop within 15s")
+	}
+}
+
+func (n *namedServer) signal(sig syscall.Signal) bool {
+	n.mu.Lock()
+	cmd, done := n.cmd, n.done
+	n.mu.Unlock()
+	if cmd == nil {
+		return true
+	}
+	select {
+	case <-done:
+		return true
+	default:
+	}
+	_ = cmd.Process.Signal(sig)
+	select {
+	case <-done:
+		return true
+	case <-time.After(15 * time.Second):
+		_ = cmd.Process.Kill()
+		<-done
+		return false
+	}
+}
+
+// Addr is named's host:port.
+func (n *namedServer) Addr() string { return fmt.Sprintf("127.0.0.1:%d", n.Port) }
+
+// Records returns the A and AAAA records named holds for the name, sorted.
+func (n *namedServer) Records() []string {
+	n.t.Helper()
+	a := digShort(n.t, "127.0.0.1", n.Port, n.Name, "A")
+	aaaa := digShort(n.t, "127.0.0.1", n.Port, n.Name, "AAAA")
+	out := append(a, aaaa...)
+	slices.Sort(out)
+	return out
+}
+
+// Log is everything named wrote so far.
+func (n *namedServer) Log() string { return n.log.String() }

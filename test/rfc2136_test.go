@@ -1,0 +1,313 @@
+package test
+
+import (
+	"bufio"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// nsupdateProc is a running `peerload nsupdate` child process.
+type nsupdateProc struct {
+	t       testing.TB
+	Name    string
+	APIPort int
+	args    []string
+
+	mu   sync.Mutex
+	cmd  *exec.Cmd
+	done chan struct{}
+	log  *lockedBuffer
+}
+
+// startNsupdate starts `peerload nsupdate` as member name joining join,
+// updating the named server's name with the given extra flags (at least
+// --tsig-key or --insecure-no-tsig).
+func startNsupdate(t testing.TB, name string, n *namedServer, join string, extra ...string) *nsupdateProc {
+	t.Helper()
+	p := &nsupdateProc{t: t, Name: name, APIPort: freePort(t), log: &lockedBuffer{}}
+	p.args = append([]string{"nsupdate",
+		"--node-name", name,
+		"--bind", fmt.Sprintf("127.0.0.1:%d", freePort(t)),
+		"--api", fmt.Sprintf("127.0.0.1:%d", p.APIPort),
+		"--join", join,
+		"--server", n.Addr(),
+		"--zone", n.Zone,
+		"--name", n.Name,
+		"--ttl", "30",
+		"--timeout", "2s",
+	}, extra...)
+	cmd := exec.Command(peerloadBin(t), p.args...)
+	fmt.Fprintf(p.log, "--- start %s\n", strings.Join(cmd.Args, " "))
+	cmd.Stdout, cmd.Stderr = p.log, p.log
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start nsupdate: %v", err)
+	}
+	p.cmd, p.done = cmd, make(chan struct{})
+	go func() {
+		err := cmd.Wait()
+		fmt.Fprintf(p.log, "--- exit: %v\n", err)
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.signal(syscall.SIGKILL)
+		if t.Failed() {
+			t.Logf("log of nsupdate %s:\n%s", name, p.log.String())
+		}
+	})
+	return p
+}
+
+func (p *nsupdateProc) signal(sig syscall.Signal) bool {
+	select {
+	case <-p.done:
+		return true
+	default:
+	}
+	_ = p.cmd.Process.Signal(sig)
+	select {
+	case <-p.done:
+		return true
+	case <-time.After(10 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-p.done
+		return false
+	}
+}
+
+// Stop sends SIGTERM (leave gracefully) and fails unless it exits in time.
+func (p *nsupdateProc) Stop() {
+	p.t.Helper()
+	if !p.signal(syscall.SIGTERM) {
+		p.t.Fatalf("nsupdate %s did not exit on SIGTERM", p.Name)
+	}
+}
+
+// Running reports whether the process is still running.
+func (p *nsupdateProc) Running() bool {
+	select {
+	case <-p.done:
+		return false
+	default:
+		return true
+	}
+}
+
+// Log is everything the process wrote so far.
+func (p *nsupdateProc) Log() string { return p.log.String() }
+
+// Metric sums the samples of a Prometheus metric on the process's
+// /metrics whose label text contains labels (e.g. `reason="BADSIG"`);
+// -1 when the API does not answer.
+func (p *nsupdateProc) Metric(name, labels string) float64 {
+	resp, err := http.Get(fmt.Sprintf("http://127.0.0.1:%d/metrics", p.APIPort))
+	if err != nil {
+		return -1
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		io.Copy(io.Discard, resp.Body)
+		return -1
+	}
+	sum := 0.0
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if !strings.HasPrefix(line, name+"{") && !strings.HasPrefix(line, name+" ") {
+			continue
+		}
+		if labels != "" && !strings.Contains(line, labels) {
+			continue
+		}
+		f := strings.Fields(line)
+		v, err := strconv.ParseFloat(f[len(f)-1], 64)
+		if err == nil {
+			sum += v
+		}
+	}
+	return sum
+}
+
+const (
+	mSent     = "peerload_rfc2136_updates_sent_total"
+	mOK       = "peerload_rfc2136_updates_succeeded_total"
+	mFailed   = "peerload_rfc2136_updates_failed_total"
+	mDrift    = "peerload_rfc2136_drift_repairs_total"
+	mResyncs  = "peerload_rfc2136_resyncs_total"
+	mActive   = "peerload_rfc2136_active"
+	testZone  = "example.edu"
+	testLabel = "cslab.example.edu"
+)
+
+// waitRecords waits until named holds exactly want for the name.
+func waitRecords(t testing.TB, n *namedServer, timeout time.Duration, want ...string) {
+	t.Helper()
+	slices.Sort(want)
+	waitFor(t, timeout, func() (bool, string) {
+		got := n.Records()
+		return slices.Equal(got, want), fmt.Sprintf("named holds %v, want %v", got, want)
+	})
+}
+
+// setLoads sets the 1-minute load of each agent of the cluster (4 CPUs).
+func setLoads(t testing.TB, agents []*agentProc, loads ...float64) {
+	t.Helper()
+	for i, l := range loads {
+		agents[i].Opts.Proc.SetLoad(t, l, l, l)
+	}
+}
+
+func TestRFC2136BindFollowsLoad(t *testing.T) {
+	named := startNamed(t, testZone, testLabel)
+	agents := startCluster(t, "rfc", 3) // 127.0.1.1..3
+	setLoads(t, agents, 0.4, 3.0, 0.8)
+	upd := startNsupdate(t, "upd1", named, agents[0].Gossip(),
+		"--tsig-key", named.KeyFile, "--top", "2", "--resync", "2s", "--min-interval", "200ms")
+
+	// After the updater runs, named returns exactly the top 2.
+	waitRecords(t, named, 20*time.Second, "127.0.1.1", "127.0.1.3")
+	out := runDig(t, "127.0.0.1", named.Port, "+noall", "+answer", testLabel, "A")
+	for _, l := range strings.Split(strings.TrimSpace(out), "\n") {
+		if f := strings.Fields(l); len(f) < 5 || f[1] != "30" {
+			t.Fatalf("record TTL is not 30: %q", l)
+		}
+	}
+
+	// A load change moves the records.
+	setLoads(t, agents, 0.4, 0.0, 3.6)
+	waitRecords(t, named, 15*time.Second, "127.0.1.1", "127.0.1.2")
+
+	// named restarts from its journal: nothing is lost, nothing rewritten.
+	waitFor(t, 10*time.Second, func() (bool, string) {
+		v := upd.Metric(mOK, "")
+		return v >= 2, fmt.Sprintf("succeeded %v", v)
+	})
+	sentBefore := upd.Metric(mSent, "")
+	named.Stop()
+	named.Start()
+	if got := named.Records(); !slices.Equal(got, []string{"127.0.1.1", "127.0.1.2"}) {
+		t.Fatalf("after restart from the journal named holds %v", got)
+	}
+	resyncs := upd.Metric(mResyncs, "")
+	waitFor(t, 15*time.Second, func() (bool, string) {
+		v := upd.Metric(mResyncs, "")
+		return v >= resyncs+2, fmt.Sprintf("resyncs %v (was %v)", v, resyncs)
+	})
+	if v := upd.Metric(mSent, ""); v != sentBefore {
+		t.Fatalf("updates sent went from %v to %v although named lost nothing", sentBefore, v)
+	}
+
+	// A change while named is down: the updater fails, backs off, and
+	// catches up when named is back, without a restart.
+	named.Stop()
+	setLoads(t, agents, 3.8, 0.0, 0.4)
+	waitFor(t, 20*time.Second, func() (bool, string) {
+		v := upd.Metric(mFailed, "")
+		return v >= 1, fmt.Sprintf("failed %v", v)
+	})
+	named.Start()
+	waitRecords(t, named, 40*time.Second, "127.0.1.2", "127.0.1.3")
+
+	// named restored from an old zone file: the resync sees the drift and
+	// repairs it.
+	named.Stop()
+	named.WriteZone(1, "127.0.1.1")
+	named.Start()
+	if got := named.Records(); !slices.Equal(got, []string{"127.0.1.1"}) {
+		t.Fatalf("old zone file not loaded: %v", got)
+	}
+	waitRecords(t, named, 40*time.Second, "127.0.1.2", "127.0.1.3")
+	if v := upd.Metric(mDrift, ""); v < 1 {
+		t.Fatalf("drift repairs = %v, want at least 1", v)
+	}
+	if !upd.Running() {
+		t.Fatal("updater exited")
+	}
+	upd.Stop()
+	if testing.Verbose() {
+		t.Logf("updater log:\n%s", upd.Log())
+	}
+}
+
+func TestRFC2136WrongKeyRejected(t *testing.T) {
+	named := startNamed(t, testZone, testLabel, "127.0.1.9")
+	agents := startCluster(t, "rfk", 2)
+	setLoads(t, agents, 0.2, 3.0)
+	keygen := requireProgram(t, "tsig-keygen")
+
+	for _, tc := range []struct{ keyName, reason string }{
+		{named.KeyName, "BADSIG"},  // right name, other secret
+		{"someone-else", "BADKEY"}, // a key named does not know
+	} {
+		res := runCmd(t, nil, keygen, "-a", "hmac-sha256", tc.keyName)
+		if res.Code != 0 {
+			t.Fatalf("tsig-keygen: %s", res)
+		}
+		wrong := filepath.Join(t.TempDir(), "wrong.key")
+		if err := os.WriteFile(wrong, []byte(res.Stdout), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		upd := startNsupdate(t, "upd-"+tc.reason, named, agents[0].Gossip(), "--tsig-key", wrong)
+		waitFor(t, 20*time.Second, func() (bool, string) {
+			v := upd.Metric(mFailed, `reason="`+tc.reason+`"`)
+			return v >= 1, fmt.Sprintf("failed{reason=%s} = %v", tc.reason, v)
+		})
+		if !strings.Contains(upd.Log(), tc.reason) {
+			t.Fatalf("%s not reported in the log:\n%s", tc.reason, upd.Log())
+		}
+		if got := named.Records(); !slices.Equal(got, []string{"127.0.1.9"}) {
+			t.Fatalf("records changed with a wrong key: %v", got)
+		}
+		if !upd.Running() {
+			t.Fatalf("updater exited on %s instead of retrying", tc.reason)
+		}
+		upd.Stop()
+	}
+}
+
+func TestRFC2136TwoUpdatersOneWriter(t *testing.T) {
+	named := startNamed(t, testZone, testLabel)
+	agents := startCluster(t, "rfh", 3)
+	setLoads(t, agents, 0.2, 3.0, 3.2)
+	// upd-a has the lower name: it writes, upd-b waits.
+	a := startNsupdate(t, "upd-a", named, agents[0].Gossip(), "--tsig-key", named.KeyFile, "--min-interval", "100ms")
+	b := startNsupdate(t, "upd-b", named, agents[1].Gossip(), "--tsig-key", named.KeyFile, "--min-interval", "100ms")
+	waitRecords(t, named, 20*time.Second, "127.0.1.1")
+	waitFor(t, 15*time.Second, func() (bool, string) {
+		va, vb := a.Metric(mActive, ""), b.Metric(mActive, "")
+		return va == 1 && vb == 0, fmt.Sprintf("active: upd-a %v, upd-b %v", va, vb)
+	})
+	for _, loads := range [][]float64{{3.0, 0.2, 3.2}, {3.0, 3.2, 0.2}} {
+		setLoads(t, agents, loads...)
+		want := fmt.Sprintf("127.0.1.%d", slices.Index(loads, 0.2)+1)
+		waitRecords(t, named, 15*time.Second, want)
+	}
+	if v := b.Metric(mSent, ""); v != 0 {
+		t.Fatalf("passive updater sent %v updates", v)
+	}
+	if v := a.Metric(mSent, ""); v < 3 {
+		t.Fatalf("active updater sent %v updates, want 3", v)
+	}
+
+	// The writer leaves; the other takes over.
+	a.Stop()
+	waitFor(t, 15*time.Second, func() (bool, string) {
+		v := b.Metric(mActive, "")
+		return v == 1, fmt.Sprintf("upd-b active %v", v)
+	})
+	setLoads(t, agents, 0.2, 3.0, 3.2)
+	waitRecords(t, named, 15*time.Second, "127.0.1.1")
+	if v := b.Metric(mSent, ""); v < 1 {
+		t.Fatalf("upd-b sent %v updates after taking over", v)
+	}
+}
