@@ -2,6 +2,7 @@ package agent
 
 import (
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -43,7 +44,7 @@ func (f *fakeAPISource) source() apiSource {
 	}
 }
 
-func testNode(name string, load1 float64, memAvailGiB uint64, candidate bool, pools ...string) NodeStatus {
+func apiTestNode(name string, load1 float64, memAvailGiB uint64, candidate bool, pools ...string) NodeStatus {
 	n := NodeStatus{
 		Name:      name,
 		Addr4:     netip.MustParseAddr("127.0.1." + name[len(name)-1:]),
@@ -64,24 +65,24 @@ func testNode(name string, load1 float64, memAvailGiB uint64, candidate bool, po
 	return n
 }
 
-func testSnapshot() *Snapshot {
+func apiTestSnapshot() *Snapshot {
 	return &Snapshot{
 		Built: apiNow,
 		Self:  "lab01",
 		Score: DefaultScoreConfig(),
 		Nodes: []NodeStatus{
 			{Name: "dns5", State: StateAlive, Collector: true, Reasons: []string{"collector"}},
-			testNode("lab1", 3.0, 12, true, "gpu"),
-			testNode("lab2", 0.4, 12, true),
-			testNode("lab3", 0.1, 1, true, "gpu"),
-			testNode("lab4", 0.0, 16, false),
+			apiTestNode("lab1", 3.0, 12, true, "gpu"),
+			apiTestNode("lab2", 0.4, 12, true),
+			apiTestNode("lab3", 0.1, 1, true, "gpu"),
+			apiTestNode("lab4", 0.0, 16, false),
 		},
 	}
 }
 
 func newTestAPI(t *testing.T) (*fakeAPISource, *httptest.Server) {
 	t.Helper()
-	f := &fakeAPISource{snap: testSnapshot()}
+	f := &fakeAPISource{snap: apiTestSnapshot()}
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "peerload_test_total", Help: "test"}))
 	srv := httptest.NewServer(newAPIHandler(f.source(), reg))
@@ -107,7 +108,7 @@ func getJSON(t *testing.T, url string, wantCode int, out any) {
 	}
 }
 
-func names(nodes []NodeJSON) string {
+func apiNames(nodes []NodeJSON) string {
 	var s []string
 	for _, n := range nodes {
 		s = append(s, n.Name)
@@ -131,7 +132,7 @@ func TestAPINodes(t *testing.T) {
 	for _, tt := range tests {
 		var resp NodesResponse
 		getJSON(t, srv.URL+"/v1/nodes"+tt.query, http.StatusOK, &resp)
-		if got := names(resp.Nodes); got != tt.want {
+		if got := apiNames(resp.Nodes); got != tt.want {
 			t.Errorf("nodes%s = %s, want %s", tt.query, got, tt.want)
 		}
 		if resp.By != tt.by || resp.Self != "lab01" {
@@ -151,7 +152,7 @@ func TestAPINodes(t *testing.T) {
 	if best.ReportAge != 3 || best.Addr4 != "127.0.1.2" || best.State != StateAlive {
 		t.Errorf("best node age %v addr %q state %q", best.ReportAge, best.Addr4, best.State)
 	}
-	if want := 0.1 + 0.5*0.25 + 0.02; abs(best.Score-want) > 1e-9 {
+	if want := 0.1 + 0.5*0.25 + 0.02; apiAbs(best.Score-want) > 1e-9 {
 		t.Errorf("best score = %v, want %v", best.Score, want)
 	}
 	if best.Report.MemAvailablePercent != 75 {
@@ -168,7 +169,7 @@ func TestAPINodes(t *testing.T) {
 	}
 }
 
-func abs(f float64) float64 {
+func apiAbs(f float64) float64 {
 	if f < 0 {
 		return -f
 	}
@@ -188,7 +189,7 @@ func TestAPITop(t *testing.T) {
 	for _, tt := range tests {
 		var resp NodesResponse
 		getJSON(t, srv.URL+"/v1/top"+tt.query, http.StatusOK, &resp)
-		if got := names(resp.Nodes); got != tt.want {
+		if got := apiNames(resp.Nodes); got != tt.want {
 			t.Errorf("top%s = %s, want %s", tt.query, got, tt.want)
 		}
 		for i, n := range resp.Nodes {
@@ -202,7 +203,7 @@ func TestAPITop(t *testing.T) {
 func TestAPITopSpreadsEqualScores(t *testing.T) {
 	f, srv := newTestAPI(t)
 	f.snap = &Snapshot{Built: apiNow, Score: DefaultScoreConfig(), Nodes: []NodeStatus{
-		testNode("lab1", 0.5, 8, true), testNode("lab2", 0.5, 8, true), testNode("lab3", 0.5, 8, true),
+		apiTestNode("lab1", 0.5, 8, true), apiTestNode("lab2", 0.5, 8, true), apiTestNode("lab3", 0.5, 8, true),
 	}}
 	seen := map[string]bool{}
 	for range 60 {
@@ -333,7 +334,7 @@ func TestAPIDrain(t *testing.T) {
 }
 
 func TestAPIDrainOnlyFromLoopback(t *testing.T) {
-	f := &fakeAPISource{snap: testSnapshot()}
+	f := &fakeAPISource{snap: apiTestSnapshot()}
 	h := newAPIHandler(f.source(), prometheus.NewRegistry())
 	for _, tt := range []struct {
 		remote string
@@ -364,4 +365,63 @@ func TestAPIDrainOnlyFromLoopback(t *testing.T) {
 	if rec.Code != 200 {
 		t.Errorf("GET top from non-loopback: %d", rec.Code)
 	}
+}
+
+// TestAPIWithAgents serves the API of a real in-process agent in a
+// two-node loopback cluster: both nodes are listed, load moves the
+// ranking, and drain through the API takes the node out cluster-wide.
+func TestAPIWithAgents(t *testing.T) {
+	tc := startCluster(t, 2)
+	a1, a2 := tc.agents[0], tc.agents[1]
+	reg := prometheus.NewRegistry()
+	srv := httptest.NewServer(NewAPIHandler(a1, reg))
+	defer srv.Close()
+	c := NewClient(srv.URL)
+	ctx := t.Context()
+
+	waitFor(t, 10*time.Second, "both nodes in /v1/top", func() (bool, string) {
+		top, err := c.Top(ctx, 5, "", "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return apiNames(top.Nodes) == "node1,node2", apiNames(top.Nodes)
+	})
+	nodes, err := c.Nodes(ctx, "", ByCPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes.Self != "node1" || len(nodes.Nodes) != 2 || nodes.Nodes[0].Report == nil || nodes.Nodes[0].Rank != 1 ||
+		nodes.Nodes[0].ReportAge < 0 || nodes.Nodes[0].Addr4 != "127.0.1.1" {
+		t.Errorf("nodes = %+v", nodes)
+	}
+
+	tc.samplers[0].setLoad1(50)
+	waitFor(t, 10*time.Second, "loaded node1 to rank last", func() (bool, string) {
+		top, err := c.Top(ctx, 2, "", "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return apiNames(top.Nodes) == "node2,node1", apiNames(top.Nodes)
+	})
+
+	if d, err := c.Drain(ctx, "api test"); err != nil || !d.Drained || d.Node != "node1" {
+		t.Fatalf("drain = %+v, %v", d, err)
+	}
+	if on, reason := a1.Drained(); !on || !strings.Contains(reason, "api test") {
+		t.Errorf("agent drained = %v %q", on, reason)
+	}
+	waitFor(t, 10*time.Second, "node2 to see node1 drained", func() (bool, string) {
+		n := a2.Snapshot().Node("node1")
+		return n != nil && !n.Candidate, fmt.Sprintf("%+v", n)
+	})
+	if _, err := c.Undrain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 10*time.Second, "node1 back in /v1/top", func() (bool, string) {
+		top, err := c.Top(ctx, 5, "", "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(top.Nodes) == 2, apiNames(top.Nodes)
+	})
 }

@@ -13,7 +13,7 @@ import (
 )
 
 func TestClientAgainstAPI(t *testing.T) {
-	f := &fakeAPISource{snap: testSnapshot()}
+	f := &fakeAPISource{snap: apiTestSnapshot()}
 	srv := httptest.NewServer(newAPIHandler(f.source(), prometheus.NewRegistry()))
 	defer srv.Close()
 	ctx := context.Background()
@@ -23,7 +23,7 @@ func TestClientAgainstAPI(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: top: %v", addr, err)
 		}
-		if got := names(top.Nodes); got != "lab3,lab2" || top.By != ByCPU {
+		if got := apiNames(top.Nodes); got != "lab3,lab2" || top.By != ByCPU {
 			t.Errorf("%s: top = %s by %s", addr, got, top.By)
 		}
 	}
@@ -32,7 +32,7 @@ func TestClientAgainstAPI(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := names(nodes.Nodes); got != "lab3,lab1" || nodes.Pool != "gpu" || nodes.By != ByCombined {
+	if got := apiNames(nodes.Nodes); got != "lab3,lab1" || nodes.Pool != "gpu" || nodes.By != ByCombined {
 		t.Errorf("nodes = %s pool %q by %q", got, nodes.Pool, nodes.By)
 	}
 	if top, err := c.Top(ctx, 0, "", ""); err != nil || len(top.Nodes) != 1 {
