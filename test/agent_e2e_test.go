@@ -63,6 +63,20 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 	})
 
+	t.Run("ssh and hostfile", func(t *testing.T) {
+		echo := requireProgram(t, "echo")
+		res := runCmd(t, []string{"PEERLOAD_API=" + n1.API(), "PEERLOAD_SSH=" + echo}, peerloadBin(t),
+			"ssh", "--", "-l", "alice", "uptime")
+		f := strings.Fields(res.Stdout)
+		if res.Code != 0 || len(f) != 4 || f[0] != "-l" || f[1] != "alice" || !strings.HasPrefix(f[2], "e2e") || f[3] != "uptime" {
+			t.Errorf("ssh through echo: %s", res)
+		}
+		res = runPeerload(t, "hostfile", "--format", "slurm", "-s", "2", "--api", n1.API(), "-")
+		if lines := res.Lines(); res.Code != 0 || len(lines) != 6 || lines[0] != lines[1] {
+			t.Errorf("slurm hostfile of 3 machines with 2 slots: %s", res)
+		}
+	})
+
 	t.Run("high load moves a node last", func(t *testing.T) {
 		n1.Opts.Proc.SetLoad(t, 40, 30, 20)
 		waitFor(t, 10*time.Second, func() (bool, string) {

@@ -137,7 +137,7 @@ func TestHelp(t *testing.T) {
 			t.Errorf("--help does not list %s", cmd.name)
 		}
 		if cmd.name == "nsupdate" {
-			continue // owned by the nsupdate subcommand
+			continue // runNsupdate prints to os.Stdout, not to c.stdout
 		}
 		for _, args := range [][]string{{cmd.name, "--help"}, {cmd.name, "-h"}, {"help", cmd.name}} {
 			out, errOut, code := run(args...)
