@@ -126,6 +126,9 @@ func (m *member) adopt(spec memberSpec) {
 	if spec.Stale != m.spec.Stale {
 		fixed = append(fixed, "stale")
 	}
+	if !slices.Equal(spec.Roles, m.spec.Roles) {
+		fixed = append(fixed, "update roles")
+	}
 	if len(fixed) > 0 {
 		log.Warningf("cluster member on %s keeps running with its old %s; restart CoreDNS to apply the change",
 			spec.Bind, strings.Join(fixed, ", "))
@@ -165,6 +168,7 @@ func agentConfig(spec memberSpec) (*agent.Config, error) {
 	cfg.KeyringFile = spec.Keyring
 	cfg.Label = spec.Label
 	cfg.Allow = slices.Clone(spec.Allow)
+	cfg.Roles = slices.Clone(spec.Roles)
 	if spec.Stale > 0 {
 		cfg.StaleAfter = spec.Stale
 	}

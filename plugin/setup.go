@@ -65,6 +65,9 @@ type memberSpec struct {
 	Label   string
 	Allow   []netip.Prefix
 	Stale   time.Duration
+	// Roles are the updater roles of the blocks' `update` sub-blocks
+	// (node meta, so several CoreDNS servers elect one writer per name).
+	Roles []string
 }
 
 func setup(c *caddy.Controller) error {
@@ -315,6 +318,7 @@ func parse(c *caddy.Controller) (*config, error) {
 					return nil, err
 				}
 				cfg.update = u
+				spec.Roles = append(spec.Roles, u.roles(cfg.names)...)
 			default:
 				return nil, c.Errf("unknown property '%s'", prop)
 			}
@@ -392,6 +396,11 @@ func mergeMemberSpec(c *caddy.Controller, spec memberSpec) (*memberSpec, error) 
 		have.Allow = spec.Allow
 	default:
 		return nil, conflict("allow")
+	}
+	for _, r := range spec.Roles {
+		if !slices.Contains(have.Roles, r) {
+			have.Roles = append(have.Roles, r)
+		}
 	}
 	switch {
 	case spec.Stale == 0 || spec.Stale == have.Stale:

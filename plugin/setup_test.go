@@ -293,3 +293,46 @@ func TestAgentConfig(t *testing.T) {
 		t.Errorf("default name on the default port %q carries the port", n)
 	}
 }
+
+// TestSetupUpdateBlock: the update sub-block is handed to parseUpdate, parsing
+// goes on after it, and the member carries the updater roles.
+func TestSetupUpdateBlock(t *testing.T) {
+	c := testController(`peerload cslab.example.edu {
+		update 127.0.0.1:5300 {
+			zone example.edu
+			insecure-no-tsig
+		}
+		top 2
+	}`)
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.update == nil || cfg.top != 2 {
+		t.Fatalf("update %v, top %d: the block after the update sub-block was not parsed", cfg.update, cfg.top)
+	}
+	if want := []string{"nsupdate:example.edu./cslab.example.edu."}; !slices.Equal(cfg.member.Roles, want) {
+		t.Errorf("member roles %v, want %v", cfg.member.Roles, want)
+	}
+	ac, err := agentConfig(*cfg.member)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(ac.Roles, cfg.member.Roles) {
+		t.Errorf("agent roles %v", ac.Roles)
+	}
+
+	c = testController(`peerload cslab.example.edu {
+		update 127.0.0.1:5300 {
+			zone example.edu
+			insecure-no-tsig
+		}
+		update 127.0.0.1:5301 {
+			zone example.edu
+			insecure-no-tsig
+		}
+	}`)
+	if _, err := parse(c); err == nil || !strings.Contains(err.Error(), "update given twice") {
+		t.Errorf("two update blocks: error %v", err)
+	}
+}
