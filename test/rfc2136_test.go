@@ -311,3 +311,130 @@ func TestRFC2136TwoUpdatersOneWriter(t *testing.T) {
 		t.Fatalf("upd-b sent %v updates after taking over", v)
 	}
 }
+
+// TestBenchRFC2136 measures RFC 2136 mode against real BIND: how long from
+// a load change on an agent until dig at named shows the new set (p50, p99
+// over repeated changes), and how many UPDATE messages a steady but noisy
+// load produces while the top-N does not change (must be none). It runs
+// only with PEERLOAD_BENCH_RFC2136=1 (scripts/bench-rfc2136.sh) and prints
+// a Markdown block for BENCHMARKS.md.
+func TestBenchRFC2136(t *testing.T) {
+	if os.Getenv("PEERLOAD_BENCH_RFC2136") == "" {
+		t.Skip("benchmark: set PEERLOAD_BENCH_RFC2136=1 (scripts/bench-rfc2136.sh)")
+	}
+	changes := envInt("PEERLOAD_BENCH_CHANGES", 20)
+	window := time.Duration(envInt("PEERLOAD_BENCH_WINDOW_S", 60)) * time.Second
+
+	named := startNamed(t, testZone, testLabel)
+	agents := startCluster(t, "bench", 4)
+	setA := []float64{0.2, 0.3, 3.0, 3.2} // top 2: 127.0.1.1, .2
+	setB := []float64{3.0, 3.2, 0.2, 0.3} // top 2: 127.0.1.3, .4
+	wantA := []string{"127.0.1.1", "127.0.1.2"}
+	wantB := []string{"127.0.1.3", "127.0.1.4"}
+	setLoads(t, agents, setA...)
+	upd := startNsupdate(t, "bench-upd", named, agents[0].Gossip(), "--tsig-key", named.KeyFile, "--top", "2")
+	waitRecords(t, named, 30*time.Second, wantA...)
+
+	// Latency: alternate the two load patterns; each change waits until
+	// dig shows the new set, then 1 s passes (the default --min-interval)
+	// before the next change.
+	var lat, firstLat []time.Duration
+	okBefore := upd.Metric(mOK, "")
+	for i := range changes {
+		loads, want := setB, wantB
+		if i%2 == 1 {
+			loads, want = setA, wantA
+		}
+		okAtChange := upd.Metric(mOK, "")
+		start := time.Now()
+		setLoads(t, agents, loads...)
+		first := time.Duration(0)
+		for {
+			if first == 0 && upd.Metric(mOK, "") > okAtChange {
+				first = time.Since(start)
+			}
+			if got := named.Records(); slices.Equal(got, want) {
+				break
+			}
+			if time.Since(start) > 30*time.Second {
+				t.Fatalf("change %d: named never showed %v", i, want)
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		lat = append(lat, time.Since(start))
+		if first == 0 {
+			first = lat[len(lat)-1]
+		}
+		firstLat = append(firstLat, first)
+		time.Sleep(time.Second)
+	}
+	updates := upd.Metric(mOK, "") - okBefore
+	pct := func(d []time.Duration, p float64) time.Duration {
+		d = slices.Clone(d)
+		slices.Sort(d)
+		return d[min(len(d)-1, int(p*float64(len(d))))]
+	}
+
+	// Churn: noisy load that never changes who is in the top 2.
+	last := wantB
+	if changes%2 == 0 {
+		last = wantA
+	}
+	base := setA
+	if slices.Equal(last, wantB) {
+		base = setB
+	}
+	sent0 := upd.Metric(mSent, "")
+	deadline := time.Now().Add(window)
+	step := 0
+	for time.Now().Before(deadline) {
+		noisy := make([]float64, len(base))
+		for i, l := range base {
+			// ±0.15 load on 4 CPUs: score moves by < 0.04, far from the gap
+			// between the good and the busy machines.
+			noisy[i] = l + 0.15*float64((step+i)%3-1)
+		}
+		setLoads(t, agents, noisy...)
+		step++
+		time.Sleep(500 * time.Millisecond)
+	}
+	sent := upd.Metric(mSent, "") - sent0
+	if got := named.Records(); !slices.Equal(got, last) {
+		t.Fatalf("noisy window changed the set to %v", got)
+	}
+	perHour := sent * float64(time.Hour) / float64(window)
+
+	version := strings.TrimSpace(runCmd(t, nil, named.bin, "-v").Stdout)
+	fmt.Printf(`
+<!-- BEGIN bench-rfc2136 -->
+### RFC 2136 mode against BIND (scripts/bench-rfc2136.sh)
+
+%s, 4 agents on loopback (250 ms sampling), one `+"`peerload nsupdate`"+` (top 2,
+defaults: margin 0.1, min-interval 1s, TSIG hmac-sha256), records read with dig.
+
+| measurement | result |
+|---|---|
+| load change → dig at named shows the final new set, p50 / p99 (%d changes) | %d ms / %d ms |
+| load change → first UPDATE accepted by named, p50 / p99 | %d ms / %d ms |
+| UPDATE messages per change (agents report one by one: intermediate sets) | %.1f |
+| UPDATE messages per hour, noisy load, top-2 unchanged (%s window) | %.0f |
+
+The final set usually needs a second UPDATE: the four agents sample at
+different moments, so the updater first sees a half-changed cluster, and
+--min-interval (1 s) holds the correction back so bursts coalesce (each
+UPDATE bumps the SOA serial and makes secondaries transfer).
+<!-- END bench-rfc2136 -->
+`, version, len(lat), pct(lat, 0.5).Milliseconds(), pct(lat, 0.99).Milliseconds(),
+		pct(firstLat, 0.5).Milliseconds(), pct(firstLat, 0.99).Milliseconds(),
+		updates/float64(len(lat)), window, perHour)
+	if sent != 0 {
+		t.Fatalf("%v UPDATE messages while the top-2 did not change", sent)
+	}
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
