@@ -137,13 +137,17 @@ func TestAgentEndToEnd(t *testing.T) {
 		}
 		n2.Stop()
 		n2.Start()
+		// Every member hears the new incarnation's report, which is drained.
 		waitFor(t, 20*time.Second, func() (bool, string) {
-			st, res := statusOf(t, n1.API(), "e2e2")
-			if st == nil || st.State != agent.StateAlive || st.Report == nil || st.Report.Generation <= before.Report.Generation {
-				return false, fmt.Sprintf("e2e2 not back with a new generation (before %d): %+v %s", before.Report.Generation, st, res)
-			}
-			if st.Candidate || !strings.Contains(strings.Join(st.Reasons, ";"), "reimage") {
-				return false, fmt.Sprintf("e2e2 restarted but not drained: %+v", st)
+			for _, a := range nodes {
+				st, res := statusOf(t, a.API(), "e2e2")
+				if st == nil || st.State != agent.StateAlive || st.Report == nil || st.Report.Generation <= before.Report.Generation {
+					return false, fmt.Sprintf("%s: e2e2 not back with a new generation (before %d): %+v %s",
+						a.Opts.Name, before.Report.Generation, st, res)
+				}
+				if st.Candidate || !strings.Contains(strings.Join(st.Reasons, ";"), "reimage") {
+					return false, fmt.Sprintf("%s: e2e2 restarted but not drained: %+v", a.Opts.Name, st)
+				}
 			}
 			return true, ""
 		})
