@@ -277,6 +277,9 @@ func parse(c *caddy.Controller) (*config, error) {
 				if st.IsDir() {
 					return nil, c.Errf("keyring: %s is a directory", v)
 				}
+				if _, err := agent.ReadKeyring(v); err != nil {
+					return nil, c.Errf("%v", err) // names the file and the line
+				}
 				spec.Keyring = v
 			case "label":
 				v, err := oneArg(c)

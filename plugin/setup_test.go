@@ -23,7 +23,15 @@ func testController(input string) *caddy.Controller {
 
 func TestSetup(t *testing.T) {
 	keyring := filepath.Join(t.TempDir(), "keyring")
-	if err := os.WriteFile(keyring, []byte("not checked at setup\n"), 0o600); err != nil {
+	key, err := agent.GenerateKey()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := agent.WriteKeyring(keyring, [][]byte{key}); err != nil {
+		t.Fatal(err)
+	}
+	badKeyring := filepath.Join(t.TempDir(), "bad-keyring")
+	if err := os.WriteFile(badKeyring, []byte("not a key\n"), 0o600); err != nil {
 		t.Fatal(err)
 	}
 	tests := []struct {
@@ -118,6 +126,8 @@ func TestSetup(t *testing.T) {
 		// Files and durations.
 		{`peerload cslab.example.edu { keyring /nonexistent/peerload/keyring
 }`, true, "no such file"},
+		{`peerload cslab.example.edu { keyring ` + badKeyring + `
+}`, true, "bad-keyring: line 1"},
 		{`peerload cslab.example.edu { keyring ` + filepath.Dir(keyring) + `
 }`, true, "is a directory"},
 		{`peerload cslab.example.edu { stale soon
