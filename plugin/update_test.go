@@ -145,3 +145,18 @@ func TestUpdateStartNeedsRole(t *testing.T) {
 		a.Shutdown()
 	}
 }
+
+// TestParseWithUpdateBlock parses the documented Corefile (docs/rfc2136.md)
+// through the plugin's own block parser.
+func TestParseWithUpdateBlock(t *testing.T) {
+	key := writeKey(t, testKeyFile)
+	c := caddy.NewTestController("dns", "peerload cslab.example.edu {\n top 2\n update 127.0.0.1:5353 {\n  zone example.edu\n  tsig-key "+key+"\n  resync 5m\n }\n}")
+	c.ServerBlockKeys = []string{"example.edu.:53"}
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.update == nil || cfg.update.zone != "example.edu" || cfg.update.server != "127.0.0.1:5353" || cfg.update.resync != 5*time.Minute || cfg.top != 2 {
+		t.Fatalf("parsed %+v / update %+v", cfg, cfg.update)
+	}
+}
