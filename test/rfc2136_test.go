@@ -438,3 +438,52 @@ func envInt(name string, def int) int {
 	}
 	return def
 }
+
+// TestRFC2136CoreDNSUpdateBlock runs the same updater inside bin/coredns
+// (the peerload block's `update` sub-block) against real named.
+func TestRFC2136CoreDNSUpdateBlock(t *testing.T) {
+	named := startNamed(t, testZone, testLabel)
+	agents := startCluster(t, "rfcd", 2)
+	setLoads(t, agents, 0.2, 3.0)
+	dir := t.TempDir()
+	corefile := fmt.Sprintf(`example.edu:%d {
+    peerload cslab.example.edu {
+        bind 127.0.0.1:%d
+        join %s
+        top 1
+        update %s {
+            zone example.edu
+            tsig-key %s
+            resync 2s
+        }
+    }
+}
+`, freePort(t), freePort(t), agents[0].Gossip(), named.Addr(), named.KeyFile)
+	path := filepath.Join(dir, "Corefile")
+	if err := os.WriteFile(path, []byte(corefile), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(binPath(t, "coredns"), "-conf", path)
+	out := &lockedBuffer{}
+	cmd.Stdout, cmd.Stderr = out, out
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start coredns: %v", err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+		}
+		if t.Failed() {
+			t.Logf("Corefile:\n%s\ncoredns log:\n%s", corefile, out.String())
+		}
+	})
+	waitRecords(t, named, 20*time.Second, "127.0.1.1")
+	setLoads(t, agents, 3.0, 0.2)
+	waitRecords(t, named, 20*time.Second, "127.0.1.2")
+}
