@@ -87,6 +87,10 @@ type goneNode struct {
 	parsed nodeMeta
 }
 
+// defaultCollectorProbeTop is how many best candidates a collector pings
+// when Config.ProbeTop is 0.
+const defaultCollectorProbeTop = 10
+
 // ErrShutdown is returned by calls on an agent that was shut down.
 var ErrShutdown = errors.New("agent: shut down")
 
@@ -162,7 +166,7 @@ func New(cfg *Config) (*Agent, error) {
 		return nil, fmt.Errorf("agent: start gossip: %w", err)
 	}
 	if mlc.Keyring == nil {
-		a.logger.Printf("[WARN] gossip is NOT encrypted: anyone on the network can read and forge load reports; create a key with `peerload keygen` and pass --keyring")
+		a.logger.Printf("[WARN] gossip is NOT encrypted: anyone on the network can read and forge load reports; create a key with `peerload keygen` and configure it (--keyring, or keyring in the Corefile)")
 	}
 	a.publish(time.Now())
 
@@ -173,9 +177,13 @@ func New(cfg *Config) (*Agent, error) {
 		a.wg.Add(1)
 		go a.sampleLoop()
 	}
-	if c.ProbeTop > 0 {
+	probeTop := c.ProbeTop
+	if probeTop == 0 && c.Collector {
+		probeTop = defaultCollectorProbeTop
+	}
+	if probeTop > 0 {
 		a.wg.Add(1)
-		go a.probeLoop(mlc.ProbeInterval)
+		go a.probeLoop(mlc.ProbeInterval, probeTop)
 	}
 	return a, nil
 }
@@ -684,7 +692,7 @@ func (a *Agent) apply(r *Report, now time.Time) bool {
 
 // probeLoop pings the best candidates (and the ones already suspected)
 // every interval; two missed pings in a row make a node suspect here.
-func (a *Agent) probeLoop(interval time.Duration) {
+func (a *Agent) probeLoop(interval time.Duration, top int) {
 	defer a.wg.Done()
 	t := time.NewTicker(interval)
 	defer t.Stop()
@@ -697,7 +705,7 @@ func (a *Agent) probeLoop(interval time.Duration) {
 		s := a.Snapshot()
 		targets := map[string]string{}
 		for _, n := range s.Rank("", "").Pick(0, nil) {
-			if len(targets) >= a.cfg.ProbeTop {
+			if len(targets) >= top {
 				break
 			}
 			targets[n.Name] = n.Gossip
@@ -774,12 +782,22 @@ func (a *Agent) publish(now time.Time) {
 	a.snap.Store(s)
 	a.metrics.observeSnapshot(s)
 	h := fnv.New64a()
+	var buf []byte
 	for i := range s.Nodes {
 		n := &s.Nodes[i]
-		fmt.Fprintf(h, "%s|%s|%t|%v|", n.Name, n.State, n.Candidate, n.Reasons)
-		if n.Report != nil {
-			fmt.Fprintf(h, "%d.%d", n.Report.Generation, n.Report.Seq)
+		buf = append(buf[:0], n.Name...)
+		buf = append(buf, 0)
+		buf = append(buf, n.State...)
+		buf = strconv.AppendBool(buf, n.Candidate)
+		for _, r := range n.Reasons {
+			buf = append(buf, r...)
+			buf = append(buf, 0)
 		}
+		if n.Report != nil {
+			buf = binary.AppendUvarint(buf, n.Report.Generation)
+			buf = binary.AppendUvarint(buf, n.Report.Seq)
+		}
+		h.Write(buf)
 	}
 	fp := h.Sum64()
 	a.mu.Lock()

@@ -77,8 +77,9 @@ type Config struct {
 	// every memberlist probe interval. A candidate that misses two pings in
 	// a row is treated as suspect at once, so a dead node leaves the answers
 	// within about a second instead of after memberlist's suspicion timeout
-	// (which grows with the cluster). DNS servers and updaters set it to a
-	// few times their top-N; 0 leaves failure detection to memberlist.
+	// (which grows with the cluster). 0 picks the default: 10 for a
+	// collector (DNS servers and updaters hand out the top few), none for a
+	// candidate; a negative value leaves failure detection to memberlist.
 	ProbeTop int
 
 	// Interval is how often load is sampled and checks run.
@@ -254,9 +255,6 @@ func (c *Config) validate() error {
 		if p == "" || len(p) > 63 {
 			return fmt.Errorf("agent: pool name %q must be 1 to 63 bytes", p)
 		}
-	}
-	if c.ProbeTop < 0 {
-		return fmt.Errorf("agent: probe-top must not be negative")
 	}
 	if c.Memberlist == nil {
 		return fmt.Errorf("agent: memberlist config is nil")
