@@ -83,6 +83,12 @@ type Config struct {
 	// RetryMin and RetryMax bound the exponential backoff after a failure
 	// (default 1s and 30s).
 	RetryMin, RetryMax time.Duration
+	// Settle is how long a starting updater only listens, once its member
+	// has joined, before it may become the active writer: long enough for
+	// gossip to tell it about updaters that were already running (default
+	// 2s; negative: none). Without it two updaters starting together would
+	// both write before they hear of each other.
+	Settle time.Duration
 
 	// Logger receives state changes (one line per change, never per
 	// retry). Nil logs to stderr.
@@ -131,6 +137,9 @@ func (c *Config) withDefaults() (Config, error) {
 	}
 	if cfg.TTL == 0 {
 		cfg.TTL = 30
+	}
+	if cfg.Settle == 0 {
+		cfg.Settle = 2 * time.Second
 	}
 	if _, err := agent.ParseBy(string(cfg.By)); err != nil {
 		return cfg, fmt.Errorf("rfc2136: %w", err)
@@ -255,6 +264,9 @@ func (u *Updater) Run(ctx context.Context, src Source) error {
 	self := src.Name()
 	notify, cancel := src.Subscribe()
 	defer cancel()
+	if err := u.settle(ctx, src); err != nil {
+		return nil
+	}
 	resync := time.NewTicker(u.cfg.Resync)
 	defer resync.Stop()
 	wake := time.NewTimer(time.Hour)
@@ -279,6 +291,31 @@ func (u *Updater) Run(ctx context.Context, src Source) error {
 			}
 		case <-wake.C:
 		}
+	}
+}
+
+// settle waits until src is ready (when it can tell) and then for
+// cfg.Settle, so the election sees the updaters that were already there.
+func (u *Updater) settle(ctx context.Context, src Source) error {
+	if r, ok := src.(interface{ Ready() bool }); ok {
+		t := time.NewTicker(50 * time.Millisecond)
+		defer t.Stop()
+		for !r.Ready() {
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case <-t.C:
+			}
+		}
+	}
+	if u.cfg.Settle <= 0 {
+		return nil
+	}
+	select {
+	case <-ctx.Done():
+		return ctx.Err()
+	case <-time.After(u.cfg.Settle):
+		return nil
 	}
 }
 

@@ -83,7 +83,7 @@ var testKey = &Key{Name: "upd.key.", Algorithm: dns.HmacSHA256, Secret: "lsincbp
 func testConfig(server string) Config {
 	return Config{
 		Server: server, Zone: "example.edu", Names: []string{"cslab.example.edu"}, Top: 2, TTL: 30,
-		Key: testKey, Resync: time.Hour, Margin: 0.1, MinInterval: time.Millisecond,
+		Key: testKey, Resync: time.Hour, Margin: 0.1, MinInterval: time.Millisecond, Settle: -1,
 		Timeout: time.Second, RetryMin: 10 * time.Millisecond, RetryMax: 40 * time.Millisecond,
 		Logger: log.New(io.Discard, "", 0), Registerer: prometheus.NewRegistry(),
 	}
