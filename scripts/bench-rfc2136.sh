@@ -23,8 +23,8 @@ if [ -z "${PEERLOAD_BIN:-}" ]; then
 fi
 out=$(mktemp)
 trap 'rm -f "$out"' EXIT
-if ! PEERLOAD_BIN="$PEERLOAD_BIN" PEERLOAD_BENCH_RFC2136=1 \
-	go test -count=1 -timeout 5m -run '^TestBenchRFC2136$' -v ./test/ >"$out" 2>&1; then
+if ! PEERLOAD_BIN="$PEERLOAD_BIN" \
+	go test -count=1 -timeout 5m -run '^$' -bench '^BenchmarkRFC2136$' -benchtime 1x ./test/ >"$out" 2>&1; then
 	cat "$out" >&2
 	echo "bench-rfc2136: FAILED" >&2
 	exit 1

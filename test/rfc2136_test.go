@@ -312,16 +312,18 @@ func TestRFC2136TwoUpdatersOneWriter(t *testing.T) {
 	}
 }
 
-// TestBenchRFC2136 measures RFC 2136 mode against real BIND: how long from
+// BenchmarkRFC2136 measures RFC 2136 mode against real BIND: how long from
 // a load change on an agent until dig at named shows the new set (p50, p99
 // over repeated changes), and how many UPDATE messages a steady but noisy
-// load produces while the top-N does not change (must be none). It runs
-// only with PEERLOAD_BENCH_RFC2136=1 (scripts/bench-rfc2136.sh) and prints
-// a Markdown block for BENCHMARKS.md.
-func TestBenchRFC2136(t *testing.T) {
-	if os.Getenv("PEERLOAD_BENCH_RFC2136") == "" {
-		t.Skip("benchmark: set PEERLOAD_BENCH_RFC2136=1 (scripts/bench-rfc2136.sh)")
+// load produces while the top-N does not change (must be none). It prints
+// a Markdown block for BENCHMARKS.md (scripts/bench-rfc2136.sh).
+func BenchmarkRFC2136(b *testing.B) {
+	for range b.N {
+		benchRFC2136(b)
 	}
+}
+
+func benchRFC2136(t testing.TB) {
 	changes := envInt("PEERLOAD_BENCH_CHANGES", 20)
 	window := time.Duration(envInt("PEERLOAD_BENCH_WINDOW_S", 60)) * time.Second
 
