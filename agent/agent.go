@@ -48,7 +48,7 @@ type Agent struct {
 	reports  map[string]*heldReport
 	gone     map[string]goneNode
 	leaving  map[string]bool // members that said goodbye before leaving
-	suspects map[string]bool // candidates that missed our own pings
+	missed   map[string]int  // probe rounds in a row a candidate did not answer
 	seq      uint64
 	lastSent *Report
 	sentAt   time.Time
@@ -115,7 +115,7 @@ func New(cfg *Config) (*Agent, error) {
 		reports:  make(map[string]*heldReport),
 		gone:     make(map[string]goneNode),
 		leaving:  make(map[string]bool),
-		suspects: make(map[string]bool),
+		missed:   make(map[string]int),
 		subs:     make(map[int]chan struct{}),
 		rebuild:  make(chan struct{}, 1),
 		stop:     make(chan struct{}),

@@ -36,6 +36,14 @@ func (d *delegate) NotifyMsg(b []byte) {
 		return
 	}
 	a.reportsReceived.Add(1)
+	// A report straight from its node proves the node is up.
+	a.mu.Lock()
+	wasSuspect := a.missed[r.Node] >= probeMisses
+	delete(a.missed, r.Node)
+	a.mu.Unlock()
+	if wasSuspect {
+		a.kick()
+	}
 	if a.apply(r, time.Now()) {
 		a.metrics.received("applied")
 		a.kick()
@@ -100,7 +108,7 @@ func (e *eventDelegate) NotifyJoin(n *memberlist.Node) {
 	a := (*Agent)(e)
 	a.mu.Lock()
 	delete(a.leaving, n.Name)
-	delete(a.suspects, n.Name)
+	delete(a.missed, n.Name)
 	a.mu.Unlock()
 	a.kick()
 }
@@ -120,7 +128,7 @@ func (e *eventDelegate) NotifyLeave(n *memberlist.Node) {
 		state = StateLeft
 	}
 	delete(a.leaving, n.Name)
-	delete(a.suspects, n.Name)
+	delete(a.missed, n.Name)
 	a.gone[n.Name] = goneNode{state: state, at: time.Now(), node: *n, parsed: a.parseMeta(n.Meta)}
 	a.mu.Unlock()
 	a.kick()

@@ -6,8 +6,13 @@ import (
 	"time"
 )
 
-// probeLoop pings the best candidates (and the ones already suspected)
-// every interval; two missed pings in a row make a node suspect here.
+// probeMisses is how many probe rounds in a row a candidate must miss to
+// become suspect here: one lost packet or a busy moment is not a failure.
+const probeMisses = 3
+
+// probeLoop pings the best candidates (and the ones already missing
+// pings) once every interval. A node that misses probeMisses rounds in a
+// row is suspect here until it answers a ping or sends a report.
 func (a *Agent) probeLoop(interval time.Duration, top int) {
 	defer a.wg.Done()
 	t := time.NewTicker(interval)
@@ -20,14 +25,14 @@ func (a *Agent) probeLoop(interval time.Duration, top int) {
 		}
 		s := a.Snapshot()
 		targets := map[string]string{}
-		for _, n := range s.Rank("", "").Pick(0, nil) {
+		for _, n := range s.Rank("", "").Nodes {
 			if len(targets) >= top {
 				break
 			}
 			targets[n.Name] = n.Gossip
 		}
 		a.mu.Lock()
-		for name := range a.suspects {
+		for name := range a.missed {
 			if n := s.Node(name); n != nil {
 				targets[name] = n.Gossip
 			}
@@ -35,7 +40,7 @@ func (a *Agent) probeLoop(interval time.Duration, top int) {
 		a.mu.Unlock()
 		var wg sync.WaitGroup
 		var rmu sync.Mutex
-		results := map[string]bool{}
+		answered := map[string]bool{}
 		for name, addr := range targets {
 			udp, err := net.ResolveUDPAddr("udp", addr)
 			if err != nil {
@@ -45,26 +50,22 @@ func (a *Agent) probeLoop(interval time.Duration, top int) {
 			go func() {
 				defer wg.Done()
 				_, err := a.ml.Ping(name, udp)
-				if err != nil {
-					_, err = a.ml.Ping(name, udp)
-				}
 				rmu.Lock()
-				results[name] = err == nil
+				answered[name] = err == nil
 				rmu.Unlock()
 			}()
 		}
 		wg.Wait()
 		changed := false
 		a.mu.Lock()
-		for name, ok := range results {
-			if a.suspects[name] == ok {
-				changed = true
-				if ok {
-					delete(a.suspects, name)
-				} else {
-					a.suspects[name] = true
-				}
+		for name, ok := range answered {
+			before := a.missed[name] >= probeMisses
+			if ok {
+				delete(a.missed, name)
+			} else {
+				a.missed[name]++
 			}
+			changed = changed || before != (a.missed[name] >= probeMisses)
 		}
 		a.mu.Unlock()
 		if changed {

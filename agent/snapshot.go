@@ -120,7 +120,7 @@ func (a *Agent) build(now time.Time) *Snapshot {
 		// memberlist does not expose its suspect state; ours comes from
 		// probeLoop's pings.
 		state := StateAlive
-		if a.suspects[n.Name] {
+		if a.missed[n.Name] >= probeMisses {
 			state = StateSuspect
 		}
 		delete(a.gone, n.Name)
