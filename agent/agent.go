@@ -109,16 +109,16 @@ func New(cfg *Config) (*Agent, error) {
 		return nil, err
 	}
 	a := &Agent{
-		cfg:      &c,
-		logger:   c.Logger,
-		score:    c.Score,
-		reports:  make(map[string]*heldReport),
-		gone:     make(map[string]goneNode),
-		leaving:  make(map[string]bool),
-		missed:   make(map[string]int),
-		subs:     make(map[int]chan struct{}),
-		rebuild:  make(chan struct{}, 1),
-		stop:     make(chan struct{}),
+		cfg:     &c,
+		logger:  c.Logger,
+		score:   c.Score,
+		reports: make(map[string]*heldReport),
+		gone:    make(map[string]goneNode),
+		leaving: make(map[string]bool),
+		missed:  make(map[string]int),
+		subs:    make(map[int]chan struct{}),
+		rebuild: make(chan struct{}, 1),
+		stop:    make(chan struct{}),
 	}
 	if a.logger == nil {
 		a.logger = log.New(os.Stderr, "peerload "+c.Name+": ", log.LstdFlags)

@@ -128,21 +128,38 @@ func (p *PeerLoad) answerName(m *dns.Msg, set *answerSet, name, owner string, qt
 	if na == nil {
 		return outcomeNoData
 	}
+	// Every query allocates its records (a plugin further out may change
+	// the reply), but in one block per type rather than one per record:
+	// this path runs for every query, and fewer objects mean less GC.
 	switch qtype {
-	case dns.TypeA, dns.TypeAAAA:
+	case dns.TypeA:
 		var buf [maxTop + 8]int
-		for _, i := range na.pick(buf[:0]) {
-			h := na.hosts[i]
-			if qtype == dns.TypeA && h.a4 != nil {
-				m.Answer = append(m.Answer, &dns.A{Hdr: hdr(owner, dns.TypeA, na.ttl), A: h.a4})
+		order := na.pick(buf[:0])
+		rrs := make([]dns.A, 0, len(order))
+		m.Answer = make([]dns.RR, 0, len(order))
+		for _, i := range order {
+			if a := na.hosts[i].a4; a != nil {
+				rrs = append(rrs, dns.A{Hdr: hdr(owner, dns.TypeA, na.ttl), A: a})
+				m.Answer = append(m.Answer, &rrs[len(rrs)-1])
 			}
-			if qtype == dns.TypeAAAA && h.a6 != nil {
-				m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr(owner, dns.TypeAAAA, na.ttl), AAAA: h.a6})
+		}
+	case dns.TypeAAAA:
+		var buf [maxTop + 8]int
+		order := na.pick(buf[:0])
+		rrs := make([]dns.AAAA, 0, len(order))
+		m.Answer = make([]dns.RR, 0, len(order))
+		for _, i := range order {
+			if a := na.hosts[i].a6; a != nil {
+				rrs = append(rrs, dns.AAAA{Hdr: hdr(owner, dns.TypeAAAA, na.ttl), AAAA: a})
+				m.Answer = append(m.Answer, &rrs[len(rrs)-1])
 			}
 		}
 	case dns.TypeTXT:
-		for _, t := range na.txt {
-			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr(owner, dns.TypeTXT, na.ttl), Txt: t})
+		rrs := make([]dns.TXT, len(na.txt))
+		m.Answer = make([]dns.RR, len(na.txt))
+		for i, t := range na.txt {
+			rrs[i] = dns.TXT{Hdr: hdr(owner, dns.TypeTXT, na.ttl), Txt: t}
+			m.Answer[i] = &rrs[i]
 		}
 	}
 	if len(m.Answer) == 0 {

@@ -682,39 +682,3 @@ func TestMetrics(t *testing.T) {
 		t.Errorf("snapshot age = %v, want > 0 for a snapshot built in the past", got)
 	}
 }
-
-// BenchmarkServeDNS measures the answer path for five equally loaded
-// candidates (so every answer shuffles).
-func BenchmarkServeDNS(b *testing.B) {
-	var nodes []agent.NodeStatus
-	for i := range 5 {
-		nodes = append(nodes, testNode(fmt.Sprintf("lab%02d", i), fmt.Sprintf("10.0.0.%d", 10+i), 0.5))
-	}
-	cfg := testConfig()
-	cfg.top = 5
-	p := newTestPeerLoad(cfg, testSnapshot(nodes...))
-	m := new(dns.Msg)
-	m.SetQuestion("cslab.example.edu.", dns.TypeA)
-	w := &test.ResponseWriter{}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.ServeDNS(ctx, w, m); err != nil {
-			b.Fatal(err)
-		}
-	}
-}
-
-// BenchmarkRankingPick is the alternative the precomputed groups replace:
-// agent.Ranking.Pick on every query.
-func BenchmarkRankingPick(b *testing.B) {
-	var nodes []agent.NodeStatus
-	for i := range 5 {
-		nodes = append(nodes, testNode(fmt.Sprintf("lab%02d", i), fmt.Sprintf("10.0.0.%d", 10+i), 0.5))
-	}
-	r := testSnapshot(nodes...).Rank("", agent.ByCombined)
-	b.ReportAllocs()
-	for b.Loop() {
-		_ = r.Pick(5, nil)
-	}
-}

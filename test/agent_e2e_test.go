@@ -81,6 +81,12 @@ func TestAgentEndToEnd(t *testing.T) {
 		n1.Opts.Proc.SetLoad(t, 40, 30, 20)
 		waitFor(t, 10*time.Second, func() (bool, string) {
 			for _, a := range nodes {
+				// Equal scores are listed in random order, so e2e1 may be
+				// last by chance before its new load arrives: first wait
+				// until every member holds the loaded report.
+				if st, res := statusOf(t, a.API(), "e2e1"); st == nil || st.Report == nil || st.Report.Load1 != 40 {
+					return false, fmt.Sprintf("e2e1's load-40 report not yet at %s: %+v %s", a.Opts.Name, st, res)
+				}
 				got, res := topNames(t, a.API(), 3)
 				if len(got) != 3 || got[2] != "e2e1" {
 					return false, fmt.Sprintf("top -n 3 at %s: %s", a.Opts.Name, res)

@@ -163,14 +163,22 @@ func TestDNS(t *testing.T) {
 	c := startCoreDNS(t, corednsOptions{Join: []string{agents[0].Gossip()}, Top: 2})
 
 	// waitAnswer polls until every answer (UDP and TCP) for the virtual name
-	// is exactly want (sorted).
+	// is exactly want (sorted), five polls in a row: equally loaded agents
+	// are handed out in random order, so a single matching answer may come
+	// by chance before the change under test has arrived.
 	waitAnswer := func(what string, want ...string) {
 		t.Helper()
+		streak := 0
 		waitFor(t, 15*time.Second, func() (bool, string) {
 			udp := digSet(t, c, "cslab.example.edu", "A", false)
 			tcp := digSet(t, c, "cslab.example.edu", "A", true)
-			return slices.Equal(udp, want) && slices.Equal(tcp, want),
-				fmt.Sprintf("%s: A over UDP %v, over TCP %v, want %v", what, udp, tcp, want)
+			if slices.Equal(udp, want) && slices.Equal(tcp, want) {
+				streak++
+			} else {
+				streak = 0
+			}
+			return streak >= 5,
+				fmt.Sprintf("%s: A over UDP %v, over TCP %v, want %v (%d in a row)", what, udp, tcp, want, streak)
 		})
 	}
 
