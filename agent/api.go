@@ -117,7 +117,9 @@ type apiSource struct {
 	snapshot func() *Snapshot
 	setDrain func(on bool, reason string) error
 	drained  func() (bool, string)
-	now      func() time.Time
+	// verify, when set, pings nodes before /v1/top hands them out.
+	verify func([]NodeStatus) []bool
+	now    func() time.Time
 }
 
 // NewAPIHandler serves the local HTTP API of a (see the package comment
@@ -131,6 +133,7 @@ func NewAPIHandler(a *Agent, gatherer prometheus.Gatherer) http.Handler {
 		snapshot: a.Snapshot,
 		setDrain: a.SetDrain,
 		drained:  a.Drained,
+		verify:   a.Answering,
 		now:      time.Now,
 	}, gatherer)
 }
@@ -269,10 +272,32 @@ func (h *apiHandler) top(w http.ResponseWriter, r *http.Request) {
 	}
 	now := h.src.now()
 	resp := h.response(snap, q, by)
-	for _, n := range ranking.Pick(q.n, nil) {
+	for _, n := range h.answering(ranking.Pick(0, nil), q.n) {
 		resp.Nodes = append(resp.Nodes, nodeJSON(&n, rankOf[n.Name], now))
 	}
 	writeJSON(w, http.StatusOK, resp)
+}
+
+// answering returns the first n of order (all when n <= 0) that answer a
+// ping right now, asking in batches of the number still missing.
+func (h *apiHandler) answering(order []NodeStatus, n int) []NodeStatus {
+	if n <= 0 || n > len(order) {
+		n = len(order)
+	}
+	if h.src.verify == nil {
+		return order[:n]
+	}
+	var out []NodeStatus
+	for len(out) < n && len(order) > 0 {
+		batch := order[:min(n-len(out), len(order))]
+		order = order[len(batch):]
+		for i, ok := range h.src.verify(batch) {
+			if ok {
+				out = append(out, batch[i])
+			}
+		}
+	}
+	return out
 }
 
 func (h *apiHandler) response(snap *Snapshot, q query, by By) *NodesResponse {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"net/http/httptest"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +13,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 )
 
 // fakeSampler hands out a load the test sets.
@@ -429,5 +432,40 @@ func TestProbeTopDetectsFailureBeforeMemberlist(t *testing.T) {
 	t.Logf("dropped after %s", took)
 	if n := col.Snapshot().Node("n0"); n == nil || n.State != StateSuspect {
 		t.Errorf("n0 should be suspect, is %+v", n)
+	}
+}
+
+// TestAPITopSkipsNodeThatJustDied: /v1/top pings what it hands out, so a
+// machine killed a moment ago is not returned even while memberlist (with
+// a long suspicion timeout here) still lists it as alive.
+func TestAPITopSkipsNodeThatJustDied(t *testing.T) {
+	var agents []*Agent
+	for i := range 3 {
+		c, _ := testConfig(t, fmt.Sprintf("m%d", i), float64(i))
+		c.Memberlist.SuspicionMult = 50
+		if i > 0 {
+			c.Join = []string{agents[0].GossipAddr()}
+		}
+		agents = append(agents, startAgent(t, c))
+	}
+	waitFor(t, 5*time.Second, "3 candidates at m2", func() (bool, string) {
+		return len(candidates(agents[2])) == 3, fmt.Sprint(candidates(agents[2]))
+	})
+	srv := httptest.NewServer(NewAPIHandler(agents[2], prometheus.NewRegistry()))
+	defer srv.Close()
+	_ = agents[0].Shutdown() // the best node dies without a word
+	if got := candidates(agents[2]); len(got) != 3 {
+		t.Fatalf("memberlist already dropped m0 (%v); the test needs it still listed", got)
+	}
+	resp, err := NewClient(srv.Listener.Addr().String()).Top(context.Background(), 3, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range resp.Nodes {
+		names = append(names, n.Name)
+	}
+	if fmt.Sprint(names) != "[m1 m2]" {
+		t.Errorf("top 3 right after m0 died = %v, want [m1 m2]", names)
 	}
 }

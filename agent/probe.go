@@ -73,3 +73,38 @@ func (a *Agent) probeLoop(interval time.Duration, top int) {
 		}
 	}
 }
+
+// Answering pings nodes now, concurrently, and reports which answered
+// within memberlist's probe timeout (this node always answers). The CLI's
+// picks go through it, so `ssh $(peerload top)` never lands on a machine
+// that died a moment ago, without every agent pinging the best machines
+// all the time. A node that does not answer counts as one missed round.
+func (a *Agent) Answering(nodes []NodeStatus) []bool {
+	ok := make([]bool, len(nodes))
+	var wg sync.WaitGroup
+	for i, n := range nodes {
+		if n.Name == a.cfg.Name {
+			ok[i] = true
+			continue
+		}
+		udp, err := net.ResolveUDPAddr("udp", n.Gossip)
+		if err != nil {
+			continue
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := a.ml.Ping(n.Name, udp)
+			ok[i] = err == nil
+		}()
+	}
+	wg.Wait()
+	a.mu.Lock()
+	for i, n := range nodes {
+		if !ok[i] && n.Name != a.cfg.Name {
+			a.missed[n.Name]++
+		}
+	}
+	a.mu.Unlock()
+	return ok
+}
