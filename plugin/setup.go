@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rfc2136"
 )
 
 const pluginName = "peerload"
@@ -91,7 +92,7 @@ func setup(c *caddy.Controller) error {
 		mem = m
 		stopWatch = p.watch(m.agent)
 		if cfg.update != nil {
-			stop, err := cfg.update.start(m.agent, cfg.names, cfg.top, cfg.ttl, cfg.pool, cfg.fallback)
+			stop, err := cfg.update.start(m.agent, cfg.updaterConfig())
 			if err != nil {
 				stopWatch()
 				releaseMember(m)
@@ -150,6 +151,12 @@ func serverLabels(sc *dnsserver.Config) []string {
 // memberSpecsKey keys the per-Corefile map bind address → *memberSpec in
 // the caddy instance storage.
 type memberSpecsKey struct{}
+
+// updaterConfig is the RFC 2136 configuration of the block's update
+// sub-block, with the block's own answer settings.
+func (cfg *config) updaterConfig() rfc2136.Config {
+	return cfg.update.config(cfg.names, cfg.top, cfg.ttl, cfg.pool, cfg.by, cfg.fallback)
+}
 
 func parse(c *caddy.Controller) (*config, error) {
 	cfg := &config{
@@ -328,6 +335,11 @@ func parse(c *caddy.Controller) (*config, error) {
 		}
 	}
 
+	if cfg.update != nil {
+		if err := cfg.updaterConfig().Validate(); err != nil {
+			return nil, c.Errf("update: %v", err)
+		}
+	}
 	if spec.Bind == "" {
 		spec.Bind = defaultBind
 	}

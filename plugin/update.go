@@ -167,14 +167,21 @@ func (u *updateSpec) roles(names []string) []string {
 	return out
 }
 
-// start begins pushing the top-n of pool for names through member a; the
-// returned function stops it and waits until it has stopped.
-func (u *updateSpec) start(a *agent.Agent, names []string, top int, ttl uint32, pool string, fallback agent.Fallback) (stop func(), err error) {
-	up, err := rfc2136.New(rfc2136.Config{
-		Server: u.server, Zone: u.zone, Names: names, Top: top, TTL: ttl, Pool: pool, Fallback: fallback,
+// config is the updater configuration for a peerload block's names and
+// answer settings (top, ttl, pool, by, fallback), so BIND receives what the
+// plugin itself answers.
+func (u *updateSpec) config(names []string, top int, ttl uint32, pool string, by agent.By, fallback agent.Fallback) rfc2136.Config {
+	return rfc2136.Config{
+		Server: u.server, Zone: u.zone, Names: names, Top: top, TTL: ttl, Pool: pool, By: by, Fallback: fallback,
 		Key: u.key, Insecure: u.insecure, Resync: u.resync, Margin: u.margin, MinInterval: u.minIntv,
 		Timeout: u.timeout, Logger: stdlog.New(clogWriter{}, "", 0), Registerer: prometheus.DefaultRegisterer,
-	})
+	}
+}
+
+// start begins pushing updates as uc says through member a; the returned
+// function stops it and waits until it has stopped.
+func (u *updateSpec) start(a *agent.Agent, uc rfc2136.Config) (stop func(), err error) {
+	up, err := rfc2136.New(uc)
 	if err != nil {
 		return nil, err
 	}

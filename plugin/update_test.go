@@ -132,7 +132,7 @@ func TestUpdateStartNeedsRole(t *testing.T) {
 			t.Fatal(err)
 		}
 		u := &updateSpec{server: "127.0.0.1:1", zone: "example.edu", insecure: true, timeout: 100 * time.Millisecond}
-		stop, err := u.start(a, []string{"cslab.example.edu."}, 1, 30, "", agent.FallbackKeep)
+		stop, err := u.start(a, u.config([]string{"cslab.example.edu."}, 1, 30, "", agent.ByCombined, agent.FallbackKeep))
 		if withRole {
 			if err != nil {
 				t.Fatalf("with role: %v", err)
@@ -158,5 +158,28 @@ func TestParseWithUpdateBlock(t *testing.T) {
 	}
 	if cfg.update == nil || cfg.update.zone != "example.edu" || cfg.update.server != "127.0.0.1:5353" || cfg.update.resync != 5*time.Minute || cfg.top != 2 {
 		t.Fatalf("parsed %+v / update %+v", cfg, cfg.update)
+	}
+}
+
+// TestUpdateFollowsBlockSettings: BIND must receive what the plugin itself
+// answers, so the updater gets the block's ranking and answer settings, and
+// a name outside the update zone fails when the Corefile is parsed.
+func TestUpdateFollowsBlockSettings(t *testing.T) {
+	key := writeKey(t, testKeyFile)
+	c := caddy.NewTestController("dns", "peerload cslab.example.edu {\n top 3\n ttl 20\n pool gpu\n by mem\n fallback none\n update 127.0.0.1:5353 {\n  zone example.edu\n  tsig-key "+key+"\n }\n}")
+	c.ServerBlockKeys = []string{"example.edu.:53"}
+	cfg, err := parse(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	uc := cfg.updaterConfig()
+	if uc.By != agent.ByMem || uc.Top != 3 || uc.TTL != 20 || uc.Pool != "gpu" || uc.Fallback != agent.FallbackNone {
+		t.Errorf("updater config %+v does not follow the block", uc)
+	}
+
+	c = caddy.NewTestController("dns", "peerload cslab.example.org {\n update 127.0.0.1:5353 {\n  zone example.edu\n  tsig-key "+key+"\n }\n}")
+	c.ServerBlockKeys = []string{"example.org.:53"}
+	if _, err := parse(c); err == nil || !strings.Contains(err.Error(), "not in zone") {
+		t.Errorf("name outside the update zone: err = %v", err)
 	}
 }

@@ -97,6 +97,13 @@ type Config struct {
 	Registerer prometheus.Registerer
 }
 
+// Validate reports what New would refuse in c, without starting anything,
+// so a configuration file can fail at parse time.
+func (c Config) Validate() error {
+	_, err := c.withDefaults()
+	return err
+}
+
 func (c *Config) withDefaults() (Config, error) {
 	cfg := *c
 	if cfg.Server == "" {
