@@ -138,7 +138,7 @@ func New(cfg *Config) (*Agent, error) {
 		a.sampler = c.Sampler
 		if a.sampler == nil {
 			if a.sampler, err = NewProcSampler(c.ProcRoot); err != nil {
-				return nil, fmt.Errorf("agent: %w", err)
+				return nil, err // already "agent: proc root ..."
 			}
 		}
 		a.checker = NewChecker(c.ProcRoot, c.Checks, a.state.Drain)

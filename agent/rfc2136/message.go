@@ -122,6 +122,11 @@ func readName(ctx context.Context, server string, key *Key, name string) ([]neti
 			}
 			return nil, err
 		}
+		if !r.Authoritative {
+			// A cache or a secondary that lags would make the resync
+			// "repair" toward old data.
+			return nil, fmt.Errorf("read %s %s: %s is not authoritative for it (no AA bit)", dns.TypeToString[qt], name, server)
+		}
 		for _, rr := range r.Answer {
 			switch rr := rr.(type) {
 			case *dns.A:

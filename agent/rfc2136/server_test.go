@@ -58,6 +58,7 @@ func startZoneServer(t *testing.T, zone string, key *Key) *zoneServer {
 func (z *zoneServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(r)
+	m.Authoritative = true // a primary answers for its own zone
 	if t := r.IsTsig(); t != nil {
 		if err := w.TsigStatus(); err != nil {
 			m.Rcode = dns.RcodeNotAuth

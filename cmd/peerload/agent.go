@@ -54,7 +54,7 @@ func addAgentFlags(f *flagSet) *agentFlags {
 	f.IntVar(&af.sshPort, "ssh-port", def.Checks.SSHPort, "TCP `port` sshd must listen on for the node to be a candidate (0: no check)")
 	f.StringVar(&af.checkCmd, "check-cmd", "", "extra health check shell `command`: non-zero exit takes the node out")
 	f.DurationVar(&af.checkTimeout, "check-timeout", def.Checks.CommandTimeout, "time limit of --check-cmd")
-	f.StringVar(&af.by, "by", string(def.Score.By), "default ranking: `cpu`, mem or combined")
+	f.StringVar(&af.by, "by", string(def.Score.By), "default ranking: cpu, mem or combined")
 	f.Float64Var(&af.weightCPU, "weight-cpu", def.Score.CPUWeight, "combined score weight of load1 per CPU")
 	f.Float64Var(&af.weightMem, "weight-mem", def.Score.MemWeight, "combined score weight of the memory in use (fraction)")
 	f.Float64Var(&af.weightUsers, "weight-users", def.Score.UserWeight, "combined score added per logged-in user")

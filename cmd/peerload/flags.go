@@ -59,7 +59,7 @@ type gossipFlags struct {
 func addGossipFlags(fs *flag.FlagSet) *gossipFlags {
 	def := agent.DefaultConfig()
 	g := &gossipFlags{}
-	fs.StringVar(&g.Name, "name", def.Name, "unique node `name` in the cluster (default: the hostname)")
+	fs.StringVar(&g.Name, "name", def.Name, "unique node `name` in the cluster")
 	fs.StringVar(&g.Bind, "bind", net.JoinHostPort(def.BindAddr, strconv.Itoa(def.BindPort)), "gossip listen `ADDR:PORT` (UDP and TCP)")
 	fs.StringVar(&g.Advertise, "advertise", "", "`IP[,IPv6]` that DNS hands out for this node (default: the gossip address)")
 	fs.StringVar(&g.Join, "join", "", "members to join, `host:port,...` (retried until one answers)")

@@ -96,8 +96,7 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 		case "bind":
 			usage = "gossip listen `ADDR:PORT` (UDP and TCP; not 7946, so an agent can run on the same machine)"
 		case "state-dir":
-			usage = "unused by nsupdate"
-			return
+			usage = "`DIR` for the member's report generation (empty: memory only; nsupdate keeps nothing else)"
 		}
 		f.Var(fl.Value, name, usage)
 	})
@@ -190,7 +189,6 @@ func (nf *nsupdateFlags) config() (*agent.Config, rfc2136.Config, error) {
 		cfg = local
 	}
 	cfg.Collector = true
-	cfg.StateDir = ""
 	cfg.Checks.SSHPort = 0
 	for _, n := range names {
 		cfg.Roles = append(cfg.Roles, rfc2136.Role(nf.zone, n))
