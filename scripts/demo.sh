@@ -53,6 +53,10 @@ if [ $run_dns = 1 ]; then
 	port_busy udp 7950 && busy+=("7950/udp (gossip of CoreDNS)")
 	port_busy tcp $DNS_PORT && busy+=("$DNS_PORT/tcp (DNS)")
 	port_busy udp $DNS_PORT && busy+=("$DNS_PORT/udp (DNS)")
+	# health, ready and prometheus of Corefile.example
+	for p in $(grep -oE '127\.0\.0\.1:(8091|8181|9153)' Corefile.example | cut -d: -f2); do
+		port_busy tcp "$p" && busy+=("$p/tcp (CoreDNS health/ready/metrics)")
+	done
 fi
 if [ ${#busy[@]} -gt 0 ]; then
 	echo "demo: these ports are already in use (another demo or agent running?):" >&2
