@@ -96,10 +96,30 @@ func (t *countingTransport) PacketCh() <-chan *memberlist.Packet { return t.inco
 // this member answers on them is counted too.
 func (t *countingTransport) StreamCh() <-chan net.Conn { return t.streams }
 
-// Shutdown stops the stream proxy and the wrapped transport.
+// Shutdown stops the proxies and the wrapped transport. Until the wrapped
+// transport has stopped, what its listeners still hand over is dropped:
+// a listener blocked handing over a packet or stream would never see the
+// shutdown, and NetTransport.Shutdown waits for it forever.
 func (t *countingTransport) Shutdown() error {
 	close(t.done)
-	return t.NetTransport.Shutdown()
+	stopped := make(chan struct{})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case <-t.NetTransport.PacketCh():
+			case c := <-t.NetTransport.StreamCh():
+				c.Close()
+			case <-stopped:
+				return
+			}
+		}
+	}()
+	err := t.NetTransport.Shutdown()
+	close(stopped)
+	<-drained
+	return err
 }
 
 var _ memberlist.NodeAwareTransport = (*countingTransport)(nil)

@@ -426,13 +426,31 @@ func (a *agentProc) signal(sig syscall.Signal, timeout time.Duration) bool {
 func (a *agentProc) Kill() { a.signal(syscall.SIGKILL, 10*time.Second) }
 
 // Stop sends SIGTERM (graceful leave) and fails the test unless the agent
-// exits within 10 s; it kills it then.
+// exits within 10 s; it then dumps its goroutines into the log and kills it.
 func (a *agentProc) Stop() {
 	a.t.Helper()
 	if !a.signal(syscall.SIGTERM, 10*time.Second) {
-		a.Kill()
+		a.mu.Lock()
+		cmd, done := a.cmd, a.done
+		a.mu.Unlock()
+		dumpAndKill(cmd.Process, done)
 		a.t.Fatalf("agent %s did not exit within 10s of SIGTERM", a.Opts.Name)
 	}
+}
+
+// dumpAndKill ends a Go child process that hangs: SIGQUIT first, so the Go
+// runtime writes every goroutine's stack to the child's log (the failure
+// message shows where it hung), then SIGKILL if it is still there 3 s
+// later. It returns once the process has exited (done is closed).
+func dumpAndKill(p *os.Process, done <-chan struct{}) {
+	_ = p.Signal(syscall.SIGQUIT)
+	select {
+	case <-done:
+		return
+	case <-time.After(3 * time.Second):
+	}
+	_ = p.Kill()
+	<-done
 }
 
 // Signal sends sig (e.g. SIGHUP) without waiting.
@@ -483,6 +501,18 @@ func startCluster(t testing.TB, prefix string, n int) []*agentProc {
 		}
 		agents[i] = startAgent(t, opts)
 	}
+	// Runs before the agents are killed (cleanups run last-in first-out):
+	// what every member thought of the cluster when the test failed.
+	t.Cleanup(func() {
+		if !t.Failed() {
+			return
+		}
+		for _, a := range agents {
+			if exited, _ := a.Exited(); !exited {
+				t.Logf("status at %s:\n%s", a.Opts.Name, runPeerload(t, "status", "--api", a.API()))
+			}
+		}
+	})
 	for _, a := range agents {
 		waitFor(t, 20*time.Second, func() (bool, string) {
 			res := runPeerload(t, "top", "-n", strconv.Itoa(n), "--api", a.API())

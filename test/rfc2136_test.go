@@ -79,8 +79,7 @@ func (p *nsupdateProc) signal(sig syscall.Signal) bool {
 	case <-p.done:
 		return true
 	case <-time.After(10 * time.Second):
-		_ = p.cmd.Process.Kill()
-		<-p.done
+		dumpAndKill(p.cmd.Process, p.done)
 		return false
 	}
 }
