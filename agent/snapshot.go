@@ -13,12 +13,12 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// rebuildLoop publishes a new snapshot when reports or membership change,
-// and at least every half interval so suspects and stale reports leave the
-// candidates promptly (memberlist has no event for "suspect").
+// rebuildLoop publishes a new snapshot when reports, membership or probe
+// results change (they kick it), and every half interval so that stale
+// reports leave the candidates promptly.
 func (a *Agent) rebuildLoop() {
 	defer a.wg.Done()
-	t := time.NewTicker(min(a.cfg.Interval/2, 250*time.Millisecond))
+	t := time.NewTicker(a.cfg.Interval / 2)
 	defer t.Stop()
 	for {
 		select {
