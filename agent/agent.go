@@ -49,6 +49,9 @@ type Agent struct {
 	gone     map[string]goneNode
 	leaving  map[string]bool // members that said goodbye before leaving
 	missed   map[string]int  // probe rounds in a row a candidate did not answer
+	// members are copies of the live (alive or suspect) memberlist nodes,
+	// kept by the event delegate; see setMember.
+	members  map[string]memberlist.Node
 	seq      uint64
 	lastSent *Report
 	sentAt   time.Time
@@ -455,9 +458,9 @@ func (a *Agent) Leave(timeout time.Duration) error {
 			return
 		}
 		bye := appendString([]byte{msgLeave}, a.cfg.Name, maxNameBytes)
-		for _, n := range a.ml.Members() {
+		for _, n := range a.memberCopies() {
 			if n.Name != a.cfg.Name {
-				_ = a.ml.SendBestEffort(n, bye)
+				_ = a.ml.SendBestEffort(&n, bye)
 			}
 		}
 		if err := a.ml.Leave(timeout); err != nil {

@@ -107,6 +107,7 @@ type eventDelegate Agent
 func (e *eventDelegate) NotifyJoin(n *memberlist.Node) {
 	a := (*Agent)(e)
 	a.mu.Lock()
+	a.setMember(n)
 	delete(a.leaving, n.Name)
 	delete(a.missed, n.Name)
 	a.mu.Unlock()
@@ -115,6 +116,9 @@ func (e *eventDelegate) NotifyJoin(n *memberlist.Node) {
 
 func (e *eventDelegate) NotifyUpdate(n *memberlist.Node) {
 	a := (*Agent)(e)
+	a.mu.Lock()
+	a.setMember(n)
+	a.mu.Unlock()
 	a.kick()
 }
 
@@ -129,9 +133,34 @@ func (e *eventDelegate) NotifyLeave(n *memberlist.Node) {
 	}
 	delete(a.leaving, n.Name)
 	delete(a.missed, n.Name)
+	delete(a.members, n.Name)
 	a.gone[n.Name] = goneNode{state: state, at: time.Now(), node: *n, parsed: a.parseMeta(n.Meta)}
 	a.mu.Unlock()
 	a.kick()
+}
+
+// setMember stores a copy of n, taken while memberlist holds its state
+// lock (the event delegate's calls). memberlist.Members hands out pointers
+// into that state, which memberlist rewrites (Addr, Port, Meta, State)
+// when an alive message arrives: reading them later races. a.mu must be
+// held.
+func (a *Agent) setMember(n *memberlist.Node) {
+	if a.members == nil {
+		a.members = make(map[string]memberlist.Node)
+	}
+	a.members[n.Name] = *n
+}
+
+// memberCopies returns copies of the live members (what
+// memberlist.Members lists), safe to read without memberlist's lock.
+func (a *Agent) memberCopies() []memberlist.Node {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	out := make([]memberlist.Node, 0, len(a.members))
+	for _, n := range a.members {
+		out = append(out, n)
+	}
+	return out
 }
 
 // debugFilter drops memberlist's [DEBUG] lines, which report every stream

@@ -5,8 +5,6 @@ import (
 	"math"
 	"slices"
 	"time"
-
-	"github.com/hashicorp/memberlist"
 )
 
 // sampleLoop samples, checks and reports this node once per Interval.
@@ -81,12 +79,12 @@ func (a *Agent) mattersLocked(r *Report) bool {
 // packet lost on the way.
 func (a *Agent) fanOut(r *Report) {
 	msg := AppendReport([]byte{msgReport}, r)
-	for _, n := range a.ml.Members() {
-		if n.Name == a.cfg.Name || n.State != memberlist.StateAlive {
+	for _, n := range a.memberCopies() {
+		if n.Name == a.cfg.Name {
 			continue
 		}
 		// A failed send is repaired by the next report or push/pull.
-		_ = a.ml.SendBestEffort(n, msg)
+		_ = a.ml.SendBestEffort(&n, msg)
 	}
 	a.reportsSent.Add(1)
 }

@@ -74,12 +74,9 @@ func (a *Agent) publish(now time.Time) {
 }
 
 func (a *Agent) build(now time.Time) *Snapshot {
-	var members []*memberlist.Node
-	if a.ml != nil {
-		members = a.ml.Members()
-	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
+	members := a.members
 	s := &Snapshot{Built: now, Self: a.cfg.Name, Score: a.score}
 	seen := make(map[string]bool, len(members))
 	add := func(n *memberlist.Node, state string, m nodeMeta) {
@@ -124,7 +121,7 @@ func (a *Agent) build(now time.Time) *Snapshot {
 			state = StateSuspect
 		}
 		delete(a.gone, n.Name)
-		add(n, state, a.parseMeta(n.Meta))
+		add(&n, state, a.parseMeta(n.Meta))
 	}
 	for name, g := range a.gone {
 		if now.Sub(g.at) > a.cfg.StaleAfter {
