@@ -78,7 +78,9 @@ func (a *Agent) probeLoop(interval time.Duration, top int) {
 // within memberlist's probe timeout (this node always answers). The CLI's
 // picks go through it, so `ssh $(peerload top)` never lands on a machine
 // that died a moment ago, without every agent pinging the best machines
-// all the time. A node that does not answer counts as one missed round.
+// all the time. A node that does not answer is only left out of this
+// answer (one lost packet is no failure); one that answers is no longer
+// counted as missing probe rounds.
 func (a *Agent) Answering(nodes []NodeStatus) []bool {
 	ok := make([]bool, len(nodes))
 	var wg sync.WaitGroup
@@ -101,8 +103,8 @@ func (a *Agent) Answering(nodes []NodeStatus) []bool {
 	wg.Wait()
 	a.mu.Lock()
 	for i, n := range nodes {
-		if !ok[i] && n.Name != a.cfg.Name {
-			a.missed[n.Name]++
+		if ok[i] {
+			delete(a.missed, n.Name)
 		}
 	}
 	a.mu.Unlock()
