@@ -74,12 +74,24 @@ func BenchmarkServeDNSPacked(b *testing.B) {
 }
 
 // BenchmarkPublish is the snapshot rebuild the watcher does on every
-// snapshot notification and once a second.
+// snapshot notification and once a second, for 5 and 500 nodes (distinct
+// loads, so the ranking has many groups).
 func BenchmarkPublish(b *testing.B) {
-	p, snap := benchPeerLoad()
-	b.ReportAllocs()
-	for b.Loop() {
-		p.publish(snap)
+	for _, n := range []int{5, 500} {
+		b.Run(fmt.Sprintf("nodes=%d", n), func(b *testing.B) {
+			var nodes []agent.NodeStatus
+			for i := range n {
+				nodes = append(nodes, testNode(fmt.Sprintf("lab%03d", i), fmt.Sprintf("10.0.%d.%d", i/250, 1+i%250), float64(i%40)/10))
+			}
+			cfg := testConfig()
+			cfg.top = 5
+			snap := testSnapshot(nodes...)
+			p := newTestPeerLoad(cfg, snap)
+			b.ReportAllocs()
+			for b.Loop() {
+				p.publish(snap)
+			}
+		})
 	}
 }
 
