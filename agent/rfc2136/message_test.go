@@ -3,7 +3,9 @@ package rfc2136
 import (
 	"context"
 	"errors"
+	"net/netip"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/miekg/dns"
@@ -94,5 +96,25 @@ func TestExchangeSignedAndRcodes(t *testing.T) {
 	_, err = exchange(ctx, "127.0.0.1:1", key, BuildUpdate("example.edu", "cslab.example.edu", 60, nil), "update")
 	if r := reasonOf(err); r != "network" {
 		t.Fatalf("closed port: reason %q (%v)", r, err)
+	}
+}
+
+// TestReadNameNeedsAuthority: the resync must not "repair" toward what a
+// cache or a lagging secondary says.
+func TestReadNameNeedsAuthority(t *testing.T) {
+	z := startZoneServer(t, "example.edu", nil)
+	z.mu.Lock()
+	z.records["cslab.example.edu."] = []netip.Addr{netip.MustParseAddr("192.0.2.1")}
+	z.notAuth = true
+	z.mu.Unlock()
+	if got, err := readName(context.Background(), z.Addr, nil, "cslab.example.edu"); err == nil || !strings.Contains(err.Error(), "not authoritative") {
+		t.Fatalf("non-authoritative answer: got %v, err %v", got, err)
+	}
+	z.mu.Lock()
+	z.notAuth = false
+	z.mu.Unlock()
+	got, err := readName(context.Background(), z.Addr, nil, "cslab.example.edu")
+	if err != nil || len(got) != 1 || got[0] != netip.MustParseAddr("192.0.2.1") {
+		t.Fatalf("authoritative answer: got %v, err %v", got, err)
 	}
 }

@@ -23,6 +23,9 @@ type zoneServer struct {
 	ttls    map[string]uint32
 	updates []*dns.Msg
 	rcode   int // forced answer to updates (0: apply them)
+	// notAuth answers queries without the AA bit, like a cache or a
+	// secondary that is not authoritative.
+	notAuth bool
 }
 
 func startZoneServer(t *testing.T, zone string, key *Key) *zoneServer {
@@ -58,7 +61,9 @@ func startZoneServer(t *testing.T, zone string, key *Key) *zoneServer {
 func (z *zoneServer) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	m := new(dns.Msg)
 	m.SetReply(r)
-	m.Authoritative = true // a primary answers for its own zone
+	z.mu.Lock()
+	m.Authoritative = !z.notAuth // a primary answers for its own zone
+	z.mu.Unlock()
 	if t := r.IsTsig(); t != nil {
 		if err := w.TsigStatus(); err != nil {
 			m.Rcode = dns.RcodeNotAuth
