@@ -13,14 +13,14 @@
 # process. Throughput: $ROUNDS alternating rounds of $SECS s each, medians
 # reported. Latency: $LAT_RUNS alternating runs of each at a fixed
 # $FIXED_QPS queries/s, p50/p99 over all their queries together, from
-# dnsperf's per-query output (-v, written to a file: piping 10k lines/s into
-# awk while dnsperf runs costs CPU next to the server and adds to the
-# tail). dnsperf's own mean latency is shown as a cross-check.
+# dnsperf's per-query output (-v, written to a file and read afterwards, so
+# no reader competes for the CPUs during the run). dnsperf's own mean
+# latency is shown as a cross-check.
 #
 # The set-up is the realistic one, and the same for both answers:
 #   - the agents use the LAN defaults (sample every 2 s, report at least
 #     every 15 s), not the fast demo timings;
-#   - with 2 or more CPUs, dnsperf runs on CPU 0 and CoreDNS on CPU 1
+#   - with 2 or more CPUs, dnsperf runs on one CPU and CoreDNS on another
 #     (taskset; Go then sets GOMAXPROCS=1), so load generator and server
 #     do not preempt each other, as they would not on separate machines.
 #     PIN=0 turns this off. The agents may run anywhere;
@@ -31,15 +31,17 @@
 # milliseconds. A latency run during which they used more than $NOISY_PCT %
 # of the CPUs is reported on stderr and run again, at most $MAX_RETRIES
 # times in all; the Markdown block says how many were repeated.
-# Takes about a minute and a half.
+# Takes about a minute and a half (up to two with repeated runs).
 #
 # Usage: scripts/bench-dns.sh   (after `make build`; needs dnsperf and dig)
+# Binaries come from $PEERLOAD_BIN (default bin/), as in the tests.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 ROOT=$PWD
-PEERLOAD=$ROOT/bin/peerload
-COREDNS=$ROOT/bin/coredns
+BIN=${PEERLOAD_BIN:-$ROOT/bin}
+PEERLOAD=$BIN/peerload
+COREDNS=$BIN/coredns
 ROUNDS=${ROUNDS:-3}
 SECS=${SECS:-6}
 FIXED_QPS=${FIXED_QPS:-10000}
@@ -101,11 +103,16 @@ trap 'exit 130' INT
 trap 'exit 143' TERM
 mkdir -p "$TMP/logs"
 
-# Pinning (see the header): dnsperf on CPU 0, CoreDNS on CPU 1.
+# Pinning (see the header): dnsperf on the first CPU this script may use,
+# CoreDNS on the second.
 ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
+read -r cpu_a cpu_b < <(awk '/^Cpus_allowed_list:/ {
+	n = split($2, r, ","); k = 0
+	for (i = 1; i <= n && k < 2; i++) { m = split(r[i], b, "-"); for (c = b[1]; c <= (m > 1 ? b[2] : b[1]) && k < 2; c++) { printf "%d ", c; k++ } }
+	print "" }' /proc/self/status 2>/dev/null || true)
 SERVER_PIN=() CLIENT_PIN=() pinned="no"
-if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ "$ncpu" -ge 2 ]; then
-	SERVER_PIN=(taskset -c 1) CLIENT_PIN=(taskset -c 0) pinned="dnsperf on CPU 0, CoreDNS on CPU 1"
+if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ -n "${cpu_b:-}" ]; then
+	SERVER_PIN=(taskset -c "$cpu_b") CLIENT_PIN=(taskset -c "$cpu_a") pinned="dnsperf on CPU $cpu_a, CoreDNS on CPU $cpu_b"
 fi
 
 # Five agents with the same fake load: five equally good candidates, with
