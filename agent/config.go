@@ -191,8 +191,16 @@ func DefaultConfig() *Config {
 		StateDir:        "/var/lib/peerload",
 		Checks:          CheckConfig{SSHPort: 22, TmpFullPercent: 95, CommandTimeout: 5 * time.Second},
 		Score:           DefaultScoreConfig(),
-		Memberlist:      memberlist.DefaultLANConfig(),
+		Memberlist:      uncompressed(memberlist.DefaultLANConfig()),
 	}
+}
+
+// uncompressed turns memberlist's LZW compression off: reports, probes and
+// acks are tens of bytes, which compression makes larger, and compressing
+// every packet is most of an idle member's garbage.
+func uncompressed(c *memberlist.Config) *memberlist.Config {
+	c.EnableCompression = false
+	return c
 }
 
 // DefaultLocalConfig is for clusters on loopback (tests, demos): port 0,
@@ -206,7 +214,7 @@ func DefaultLocalConfig() *Config {
 	c.StaleAfter = 8 * time.Second
 	c.StateDir = ""
 	c.Checks.SSHPort = 0
-	ml := memberlist.DefaultLocalConfig()
+	ml := uncompressed(memberlist.DefaultLocalConfig())
 	ml.ProbeInterval = 200 * time.Millisecond
 	ml.ProbeTimeout = 100 * time.Millisecond
 	ml.GossipInterval = 50 * time.Millisecond

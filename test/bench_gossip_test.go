@@ -101,7 +101,7 @@ func benchCluster(b *testing.B, n int, window time.Duration) {
 		defer a.Shutdown()
 	}
 	// Wait until every member holds a report from every other one.
-	deadline := time.Now().Add(60 * time.Second)
+	deadline := time.Now().Add(180 * time.Second)
 	for {
 		ok := true
 		for _, a := range agents {
@@ -114,7 +114,7 @@ func benchCluster(b *testing.B, n int, window time.Duration) {
 			break
 		}
 		if time.Now().After(deadline) {
-			b.Fatalf("cluster of %d did not converge in 60s", n)
+			b.Fatalf("cluster of %d did not converge in 180s", n)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
