@@ -21,6 +21,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/miekg/dns"
@@ -194,6 +195,15 @@ type Updater struct {
 	policy Policy
 	m      *metrics
 	names  []*nameState
+	key    atomic.Pointer[Key] // replaced by SetKey (HUP), read per message
+}
+
+// SetKey makes every later message use k (a rotated TSIG key read again
+// on HUP). A nil k is ignored: the updater never drops to unsigned.
+func (u *Updater) SetKey(k *Key) {
+	if k != nil {
+		u.key.Store(k)
+	}
 }
 
 // nameState is everything the updater knows about one name.
@@ -224,6 +234,7 @@ func New(cfg Config) (*Updater, error) {
 		return nil, err
 	}
 	u := &Updater{cfg: c, m: m, policy: Policy{Top: c.Top, Pool: c.Pool, By: c.By, Fallback: c.Fallback, Margin: c.Margin}}
+	u.key.Store(c.Key)
 	for _, n := range c.Names {
 		u.names = append(u.names, &nameState{name: n, role: Role(c.Zone, n), bo: backoff{Min: c.RetryMin, Max: c.RetryMax}})
 	}
@@ -364,7 +375,7 @@ func (u *Updater) stepName(ctx context.Context, snap *agent.Snapshot, self strin
 	if !n.synced {
 		u.m.resyncs.WithLabelValues(n.name).Inc()
 		rctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
-		server, err := readName(rctx, u.cfg.Server, u.cfg.Key, n.name)
+		server, err := readName(rctx, u.cfg.Server, u.key.Load(), n.name)
 		cancel()
 		if err != nil {
 			return u.failed(n, err, now)
@@ -395,7 +406,7 @@ func (u *Updater) stepName(ctx context.Context, snap *agent.Snapshot, self strin
 	m := BuildUpdate(u.cfg.Zone, n.name, u.cfg.TTL, desired)
 	u.m.sent.WithLabelValues(n.name).Inc()
 	uctx, cancel := context.WithTimeout(ctx, u.cfg.Timeout)
-	_, err := exchange(uctx, u.cfg.Server, u.cfg.Key, m, "update "+n.name)
+	_, err := exchange(uctx, u.cfg.Server, u.key.Load(), m, "update "+n.name)
 	cancel()
 	if err != nil {
 		n.synced = false // read back before trying again: the server may have restarted

@@ -344,3 +344,34 @@ func value(m prometheus.Metric) float64 {
 	}
 	return d.Gauge.GetValue()
 }
+
+// TestUpdaterSetKeyRotates: a key read again on HUP is used for the next
+// message, and the updater recovers from the failures of the old one.
+func TestUpdaterSetKeyRotates(t *testing.T) {
+	z := startZoneServer(t, "example.edu", testKey)
+	cfg := testConfig(z.Addr)
+	cfg.Key = &Key{Name: "old.key.", Algorithm: dns.HmacSHA256, Secret: testKey.Secret}
+	u, err := New(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	src := newFakeSource("dns1")
+	run(t, u, src)
+	src.publish(t, u.Roles(), node(1, 0.1), node(2, 0.2))
+	waitUntil(t, 5*time.Second, "the old key to be refused", func() bool {
+		var m dto.Metric
+		_ = u.m.failed.WithLabelValues(testName, "BADKEY").Write(&m)
+		return m.GetCounter().GetValue() > 0
+	})
+	if got := z.Records(testName); len(got) != 0 {
+		t.Fatalf("records written with a refused key: %v", got)
+	}
+	u.SetKey(testKey)
+	u.SetKey(nil) // ignored: never unsigned
+	waitUntil(t, 5*time.Second, "top-2 written with the new key", func() bool {
+		return slices.Equal(z.Records(testName), addrs("127.0.1.1", "127.0.1.2"))
+	})
+	if m := z.LastUpdate(); m.IsTsig() == nil || m.IsTsig().Hdr.Name != testKey.Name {
+		t.Fatalf("last update not signed with the new key: %v", m.IsTsig())
+	}
+}

@@ -217,7 +217,7 @@ The server must allow the key to update the names, e.g. in named.conf:
     zone "example.edu" { type primary; file "db.example.edu";
         update-policy { grant peerload-update name cslab.example.edu. A AAAA; }; };
 
-Signals: HUP re-reads --join-file and --keyring; INT and TERM leave the
+Signals: HUP re-reads --join-file, --keyring and --tsig-key; INT and TERM leave the
 cluster gracefully and exit (the records stay as they are).
 
 Example:
@@ -317,10 +317,11 @@ Example:
 		select {
 		case s := <-sig:
 			if s == syscall.SIGHUP {
-				newCfg, _, err := nf.config()
+				newCfg, newU, err := nf.config()
 				if err == nil {
 					newCfg.Logger, newCfg.Registerer = logger, reg
 					err = a.Reload(newCfg)
+					u.SetKey(newU.Key) // a rotated --tsig-key file
 				}
 				if err != nil {
 					logger.Printf("[ERR] reload: %v", err)
