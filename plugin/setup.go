@@ -78,55 +78,68 @@ func setup(c *caddy.Controller) error {
 	}
 
 	p := newPeerLoad(cfg)
-	var (
-		mem        *member
-		stopWatch  func()
-		stopUpdate func()
-	)
+	start, stop := cfg.lifecycle(p)
 	c.OnStartup(func() error {
 		p.setServers(serverLabels(dnsserver.GetConfig(c)))
-		m, err := acquireMember(*cfg.member)
-		if err != nil {
-			return plugin.Error(pluginName, err)
-		}
-		mem = m
-		stopWatch = p.watch(m.agent)
-		if cfg.update != nil {
-			stop, err := cfg.update.start(m.agent, cfg.updaterConfig())
-			if err != nil {
-				stopWatch()
-				releaseMember(m)
-				mem, stopWatch = nil, nil
-				return plugin.Error(pluginName, fmt.Errorf("update: %w", err))
-			}
-			stopUpdate = stop
-		}
-		return nil
+		return start()
 	})
-	c.OnShutdown(func() error {
-		if stopUpdate != nil {
-			stopUpdate()
-			stopUpdate = nil
-		}
-		if stopWatch != nil {
-			stopWatch()
-			stopWatch = nil
-		}
-		if mem != nil {
-			err := releaseMember(mem)
-			mem = nil
-			if err != nil {
-				return plugin.Error(pluginName, err)
-			}
-		}
-		return nil
-	})
+	c.OnShutdown(stop)
 
 	dnsserver.GetConfig(c).AddPlugin(func(next plugin.Handler) plugin.Handler {
 		p.Next = next
 		return p
 	})
 	return nil
+}
+
+// lifecycle is the block's OnStartup and OnShutdown work: acquire the
+// member of its bind address and attach the handler (and updater) to it;
+// release it. On a reload the new instance's start runs before the old
+// instance's stop (see member).
+func (cfg *config) lifecycle(p *PeerLoad) (start, stop func() error) {
+	var mem *memberHandle
+	start = func() error {
+		h, err := acquireMember(*cfg.member, cfg.attach(p))
+		if err != nil {
+			return plugin.Error(pluginName, err)
+		}
+		mem = h
+		return nil
+	}
+	stop = func() error {
+		if mem == nil {
+			return nil
+		}
+		err := releaseMember(mem)
+		mem = nil
+		if err != nil {
+			return plugin.Error(pluginName, err)
+		}
+		return nil
+	}
+	return start, stop
+}
+
+// attach is how the block uses its member's agent: the handler answers from
+// it, and the block's updater runs on it once it is the block's own (runs
+// the block's settings, so it carries the updater's role). The member calls
+// it again with the new agent when it restarts after a reload.
+func (cfg *config) attach(p *PeerLoad) attachFunc {
+	return func(a *agent.Agent, own bool) (func(), error) {
+		stopWatch := p.watch(a)
+		if cfg.update == nil || !own {
+			return stopWatch, nil
+		}
+		stopUpdate, err := cfg.update.start(a, cfg.updaterConfig())
+		if err != nil {
+			stopWatch()
+			return nil, fmt.Errorf("update: %w", err)
+		}
+		return func() {
+			stopUpdate()
+			stopWatch()
+		}, nil
+	}
 }
 
 // serverLabels are the values the `server` metric label takes for queries

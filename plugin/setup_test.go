@@ -1,10 +1,12 @@
 package peerload
 
 import (
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -344,5 +346,81 @@ func TestSetupUpdateBlock(t *testing.T) {
 	}`)
 	if _, err := parse(c); err == nil || !strings.Contains(err.Error(), "update given twice") {
 		t.Errorf("two update blocks: error %v", err)
+	}
+}
+
+// TestSetupReload runs two parsed Corefiles in CoreDNS's reload order (the
+// new instance starts, then the old one shuts down): a tightened allow, a
+// new name and a new update sub-block take effect on a member restarted on
+// the same bind address, and the reloaded handler reads that member.
+func TestSetupReload(t *testing.T) {
+	bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	dnsPort := freeLoopbackPort(t)
+	corefiles := []string{
+		`peerload cslab.example.edu {
+			bind ` + bind + `
+			name ns-old
+			allow 127.0.0.0/8
+		}`,
+		`peerload cslab.example.edu {
+			bind ` + bind + `
+			name ns-new
+			allow 127.0.0.1/32
+			update 127.0.0.1:` + strconv.Itoa(dnsPort) + ` {
+				zone example.edu
+				insecure-no-tsig
+			}
+		}`,
+	}
+	var stops []func() error
+	for i, input := range corefiles {
+		cfg, err := parse(testController(input))
+		if err != nil {
+			t.Fatalf("Corefile %d: %v", i, err)
+		}
+		start, stop := cfg.lifecycle(newPeerLoad(cfg))
+		if err := start(); err != nil {
+			t.Fatalf("start Corefile %d: %v", i, err)
+		}
+		stops = append(stops, stop)
+	}
+	t.Cleanup(func() { _ = stops[1]() })
+	running := func() *member {
+		members.Lock()
+		defer members.Unlock()
+		return members.m[bind]
+	}
+	if m := running(); m == nil || m.spec.Name != "ns-old" {
+		t.Fatalf("before the old instance shuts down: member %+v, want the old one still running", m)
+	}
+	if err := stops[0](); err != nil {
+		t.Fatal(err)
+	}
+	m := running()
+	if m == nil || m.agent == nil {
+		t.Fatal("no member after the old instance shut down")
+	}
+	want := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
+	if m.agent.Name() != "ns-new" || !slices.Equal(m.spec.Allow, want) || m.agent.GossipAddr() != bind {
+		t.Fatalf("member after reload: name %s, allow %v, on %s; want ns-new, %v, %s", m.agent.Name(), m.spec.Allow, m.agent.GossipAddr(), want, bind)
+	}
+	role := "nsupdate:example.edu./cslab.example.edu."
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if snap := m.agent.Snapshot(); snap != nil {
+			if n := snap.Node("ns-new"); n != nil && slices.Contains(n.Roles, role) {
+				break
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("restarted member does not carry the updater role %s", role)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	if err := stops[1](); err != nil {
+		t.Fatal(err)
+	}
+	if running() != nil {
+		t.Error("member still registered after the last instance shut down")
 	}
 }
