@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"net"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,10 +28,12 @@ const fallbackTTL = 5
 // published with an atomic pointer: the answer path never touches gossip
 // and never locks. It is immutable once published.
 type answerSet struct {
-	built  time.Time // when the snapshot was built (zero before the first)
-	serial uint32    // SOA serial: the snapshot time in Unix seconds
-	ready  bool      // the member holds at least one report
-	alive  int       // alive members, collectors included
+	// newest is when the newest report the answers hold was sent (zero
+	// before the first report); a snapshot without reports keeps the one
+	// before, so the age gauge goes on growing.
+	newest time.Time
+	ready  bool // the member holds at least one report
+	alive  int  // alive members, collectors included
 
 	names map[string]*nameAnswer // by virtual name (lower-case FQDN)
 	// good is the last answer with live candidates per name, for fallback keep.
@@ -46,17 +49,20 @@ type nameAnswer struct {
 	outcome string // outcomeCandidates or outcomeFallback
 	ttl     uint32
 	top     int
-	// hosts are the ranked nodes up to the end of the group of equal score
-	// that holds the top-th one; groups are the start index of each group
-	// followed by len(hosts).
-	hosts  []answerHost
-	groups []int
+	// v4 and v6 are the ranked nodes with an address of that family, so
+	// an A answer holds top records while top IPv4 nodes exist however
+	// many IPv6-only ones rank above them.
+	v4, v6 hostGroups
 	// txt is one TXT record (its strings) per ranked node, best first.
 	txt [][]string
 }
 
-type answerHost struct {
-	a4, a6 net.IP // nil when the node has no such address
+// hostGroups are the addresses of one family of ranked nodes, up to the
+// end of the group of equal score that holds the top-th one; groups are
+// the start index of each group followed by len(ips).
+type hostGroups struct {
+	ips    []net.IP
+	groups []int
 }
 
 // nodeAnswer is the answer for <node>.<name>.
@@ -74,22 +80,27 @@ func emptyAnswerSet() *answerSet {
 // published before (for fallback keep), never nil.
 func buildAnswers(cfg *config, snap *agent.Snapshot, prev *answerSet) *answerSet {
 	set := emptyAnswerSet()
+	set.newest = prev.newest
 	if snap == nil {
 		set.good = prev.good
 		return set
 	}
-	set.built = snap.Built
-	if u := snap.Built.Unix(); u > 0 {
-		set.serial = uint32(u)
-	}
+	var newest time.Time
 	for i := range snap.Nodes {
 		n := &snap.Nodes[i]
 		if n.Report != nil {
 			set.ready = true
+			if n.Received.After(newest) {
+				newest = n.Received
+			}
 		}
 		if n.State == agent.StateAlive {
 			set.alive++
 		}
+	}
+
+	if !newest.IsZero() {
+		set.newest = newest
 	}
 
 	ranking := snap.Rank(cfg.pool, cfg.by)
@@ -154,18 +165,8 @@ func validNodeLabel(s string) bool {
 
 func newNameAnswer(r *agent.Ranking, top int, ttl uint32, now time.Time, outcome, extra string) *nameAnswer {
 	na := &nameAnswer{outcome: outcome, ttl: ttl, top: top}
-	for i := range r.Nodes {
-		n := &r.Nodes[i]
-		rank := r.Rank(i)
-		if rank == i+1 { // first of a group of equal scores
-			if i >= top {
-				break
-			}
-			na.groups = append(na.groups, i)
-		}
-		na.hosts = append(na.hosts, answerHost{a4: ip4(n), a6: ip6(n)})
-	}
-	na.groups = append(na.groups, len(na.hosts))
+	na.v4 = newHostGroups(r, top, ip4)
+	na.v6 = newHostGroups(r, top, ip6)
 	for i := range r.Nodes {
 		n := &r.Nodes[i]
 		words := []string{
@@ -195,20 +196,44 @@ func (na *nameAnswer) stale(ttl uint32) *nameAnswer {
 	return &s
 }
 
-// pick returns the indexes into na.hosts of one answer: the top best, each
+// newHostGroups collects the addresses addr returns (nil: none of that
+// family) of r's nodes, best first, up to the end of the group of equal
+// score that holds the top-th of them.
+func newHostGroups(r *agent.Ranking, top int, addr func(*agent.NodeStatus) net.IP) hostGroups {
+	var h hostGroups
+	lastRank := 0
+	for i := range r.Nodes {
+		a := addr(&r.Nodes[i])
+		if a == nil {
+			continue
+		}
+		if rank := r.Rank(i); rank != lastRank { // first of a group of equal scores
+			if len(h.ips) >= top {
+				break
+			}
+			h.groups = append(h.groups, len(h.ips))
+			lastRank = rank
+		}
+		h.ips = append(h.ips, a)
+	}
+	h.groups = append(h.groups, len(h.ips))
+	return h
+}
+
+// pick returns the indexes into h.ips of one answer: the top best, each
 // group of equal scores shuffled afresh so equally good nodes share the
 // load. buf is reused when it is large enough.
-func (na *nameAnswer) pick(buf []int) []int {
+func (h *hostGroups) pick(top int, buf []int) []int {
 	order := buf[:0]
-	for g := 0; g+1 < len(na.groups) && len(order) < na.top; g++ {
+	for g := 0; g+1 < len(h.groups) && len(order) < top; g++ {
 		base := len(order)
-		for i := na.groups[g]; i < na.groups[g+1]; i++ {
+		for i := h.groups[g]; i < h.groups[g+1]; i++ {
 			order = append(order, i)
 		}
 		// A partial Fisher-Yates shuffle: only the places still free in
 		// the answer need a random member of the group.
 		grp := order[base:]
-		want := min(len(grp), na.top-base)
+		want := min(len(grp), top-base)
 		for i := 0; i < want && i < len(grp)-1; i++ {
 			j := i + rand.IntN(len(grp)-i)
 			grp[i], grp[j] = grp[j], grp[i]
@@ -241,15 +266,23 @@ func newNodeAnswer(n *agent.NodeStatus, snap *agent.Snapshot, by agent.By) *node
 	}
 	words = append(words, loadWords(n, snap.Built, true)...)
 	txt := txtStrings(words)
-	for _, r := range n.Reasons {
-		txt = append(txt, txtStrings([]string{"reason=" + r})...)
-	}
+	// The snapshot lists failing checks among the reasons too: show those
+	// once, as checks.
+	var checks []string
 	if n.Report != nil {
 		for _, c := range n.Report.Failing {
 			if !c.OK {
-				txt = append(txt, txtStrings([]string{"check=" + c.Name + ": " + c.Reason})...)
+				checks = append(checks, c.Name+": "+c.Reason)
 			}
 		}
+	}
+	for _, r := range n.Reasons {
+		if !slices.Contains(checks, r) {
+			txt = append(txt, txtStrings([]string{"reason=" + r})...)
+		}
+	}
+	for _, c := range checks {
+		txt = append(txt, txtStrings([]string{"check=" + c})...)
 	}
 	return &nodeAnswer{a4: ip4(n), a6: ip6(n), txt: txt}
 }

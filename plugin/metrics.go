@@ -29,12 +29,14 @@ var (
 		Name:      "candidates",
 		Help:      "Number of live candidates for each virtual name.",
 	}, []string{"server", "name"})
-	// snapshotAgeGauge is how old the cluster snapshot the answers come from is.
+	// snapshotAgeGauge is how fresh the data behind the answers is: the age
+	// of the newest report they were built from (the snapshot itself is
+	// rebuilt all the time and says nothing about that).
 	snapshotAgeGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,
 		Subsystem: "peerload",
 		Name:      "snapshot_age_seconds",
-		Help:      "Age in seconds of the cluster snapshot the answers are built from.",
+		Help:      "Age in seconds of the newest load report the answers are built from.",
 	}, []string{"server"})
 	// membersGauge is the number of alive cluster members seen.
 	membersGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{

@@ -7,13 +7,16 @@ package peerload
 
 import (
 	"context"
+	"net"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
+	"github.com/coredns/coredns/plugin/pkg/nonwriter"
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 
@@ -27,10 +30,16 @@ type PeerLoad struct {
 	cfg *config
 	// names are cfg.names longest first, so a nested virtual name wins.
 	names []string
-	// zone is the SOA apex used for each name's negative answers.
-	zone map[string]string
+	// zone is the SOA apex used for each name's negative answers; zones
+	// are its distinct values.
+	zone  map[string]string
+	zones []string
 
-	state   atomic.Pointer[answerSet]
+	state atomic.Pointer[answerSet]
+	// soas is the SOA of each zone in negative answers (by apex, always
+	// holding every zone): the next plugin's when it serves one, else a
+	// synthesized one. The watcher replaces it; ServeDNS only reads it.
+	soas    atomic.Pointer[map[string]*dns.SOA]
 	servers atomic.Pointer[[]string] // `server` label values for gauges
 	// readiness is the watched source when it can tell it joined.
 	readiness atomic.Pointer[readinessSource]
@@ -55,7 +64,15 @@ func newPeerLoad(cfg *config) *PeerLoad {
 			z = n
 		}
 		p.zone[n] = z
+		if !slices.Contains(p.zones, z) {
+			p.zones = append(p.zones, z)
+		}
 	}
+	soas := make(map[string]*dns.SOA, len(p.zones))
+	for _, z := range p.zones {
+		soas[z] = p.fallbackSOA(z)
+	}
+	p.soas.Store(&soas)
 	p.state.Store(emptyAnswerSet())
 	p.servers.Store(&[]string{""})
 	return p
@@ -96,7 +113,7 @@ func (p *PeerLoad) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		m.Rcode = dns.RcodeNameError
 		fallthrough
 	case outcomeNoData:
-		m.Ns = []dns.RR{p.soa(set, name)}
+		m.Ns = []dns.RR{p.soa(name)}
 	}
 	answersTotal.WithLabelValues(server, outcome).Inc()
 
@@ -134,25 +151,21 @@ func (p *PeerLoad) answerName(m *dns.Msg, set *answerSet, name, owner string, qt
 	switch qtype {
 	case dns.TypeA:
 		var buf [maxTop + 8]int
-		order := na.pick(buf[:0])
-		rrs := make([]dns.A, 0, len(order))
-		m.Answer = make([]dns.RR, 0, len(order))
-		for _, i := range order {
-			if a := na.hosts[i].a4; a != nil {
-				rrs = append(rrs, dns.A{Hdr: hdr(owner, dns.TypeA, na.ttl), A: a})
-				m.Answer = append(m.Answer, &rrs[len(rrs)-1])
-			}
+		order := na.v4.pick(na.top, buf[:0])
+		rrs := make([]dns.A, len(order))
+		m.Answer = make([]dns.RR, len(order))
+		for k, i := range order {
+			rrs[k] = dns.A{Hdr: hdr(owner, dns.TypeA, na.ttl), A: na.v4.ips[i]}
+			m.Answer[k] = &rrs[k]
 		}
 	case dns.TypeAAAA:
 		var buf [maxTop + 8]int
-		order := na.pick(buf[:0])
-		rrs := make([]dns.AAAA, 0, len(order))
-		m.Answer = make([]dns.RR, 0, len(order))
-		for _, i := range order {
-			if a := na.hosts[i].a6; a != nil {
-				rrs = append(rrs, dns.AAAA{Hdr: hdr(owner, dns.TypeAAAA, na.ttl), AAAA: a})
-				m.Answer = append(m.Answer, &rrs[len(rrs)-1])
-			}
+		order := na.v6.pick(na.top, buf[:0])
+		rrs := make([]dns.AAAA, len(order))
+		m.Answer = make([]dns.RR, len(order))
+		for k, i := range order {
+			rrs[k] = dns.AAAA{Hdr: hdr(owner, dns.TypeAAAA, na.ttl), AAAA: na.v6.ips[i]}
+			m.Answer[k] = &rrs[k]
 		}
 	case dns.TypeTXT:
 		rrs := make([]dns.TXT, len(na.txt))
@@ -196,22 +209,105 @@ func (p *PeerLoad) answerNode(m *dns.Msg, set *answerSet, sub, owner string, qty
 	return outcomeNode
 }
 
-// soa is the synthesized SOA of name's zone for negative answers: apex the
-// server block's zone, mname ns.<zone>, serial the snapshot time, negative
-// TTL (minimum) the configured ttl.
-func (p *PeerLoad) soa(set *answerSet, name string) dns.RR {
-	z := p.zone[name]
+// soa is a copy (a plugin further out may change the reply) of the SOA
+// of name's zone for a negative answer.
+func (p *PeerLoad) soa(name string) dns.RR {
+	s := *(*p.soas.Load())[p.zone[name]]
+	return &s
+}
+
+// fallbackSerial is the serial of a synthesized SOA. It is fixed: nothing
+// transfers this zone, and a serial that changed with every snapshot made
+// the same zone look different from one answer to the next.
+const fallbackSerial = 1
+
+// fallbackSOA is the SOA of zone when no plugin after this one serves it:
+// mname ns.<zone>, negative TTL (minimum) the configured ttl.
+func (p *PeerLoad) fallbackSOA(zone string) *dns.SOA {
 	return &dns.SOA{
-		Hdr:     hdr(z, dns.TypeSOA, p.cfg.ttl),
-		Ns:      dnsJoin("ns", z),
-		Mbox:    dnsJoin("hostmaster", z),
-		Serial:  set.serial,
+		Hdr:     hdr(zone, dns.TypeSOA, p.cfg.ttl),
+		Ns:      dnsJoin("ns", zone),
+		Mbox:    dnsJoin("hostmaster", zone),
+		Serial:  fallbackSerial,
 		Refresh: 7200,
 		Retry:   1800,
 		Expire:  86400,
 		Minttl:  p.cfg.ttl,
 	}
 }
+
+// refreshSOAs asks the next plugin for the SOA of every zone and publishes
+// what it found, the synthesized SOA where it found nothing. It reports
+// whether every zone had one. It runs off the answer path: the lookup goes
+// through the rest of the chain.
+func (p *PeerLoad) refreshSOAs() (all bool) {
+	all = true
+	soas := make(map[string]*dns.SOA, len(p.zones))
+	for _, z := range p.zones {
+		s := p.chainSOA(z)
+		if s == nil {
+			all = false
+			s = p.fallbackSOA(z)
+		}
+		soas[z] = s
+	}
+	p.soas.Store(&soas)
+	return all
+}
+
+// chainSOA is the SOA of zone as the next plugin answers it (an
+// authoritative NOERROR answer holding the apex's SOA), its TTL lowered to
+// its MINIMUM (RFC 2308 section 3: the TTL of a negative answer), or nil.
+func (p *PeerLoad) chainSOA(zone string) (soa *dns.SOA) {
+	if p.Next == nil {
+		return nil
+	}
+	defer func() {
+		// The server recovers a panicking plugin for a query; this lookup
+		// runs in our goroutine and must not take CoreDNS down.
+		if r := recover(); r != nil {
+			log.Warningf("SOA lookup of %s through the next plugin panicked: %v", zone, r)
+			soa = nil
+		}
+	}()
+	ctx, cancel := context.WithTimeout(context.Background(), soaTimeout)
+	defer cancel()
+	q := new(dns.Msg)
+	q.SetQuestion(zone, dns.TypeSOA)
+	w := nonwriter.New(loopbackWriter{})
+	if _, err := p.Next.ServeDNS(ctx, w, q); err != nil || w.Msg == nil {
+		return nil
+	}
+	if w.Msg.Rcode != dns.RcodeSuccess || !w.Msg.Authoritative {
+		return nil
+	}
+	for _, rr := range w.Msg.Answer {
+		if s, ok := rr.(*dns.SOA); ok && strings.EqualFold(s.Hdr.Name, zone) {
+			c := *s
+			c.Hdr.Ttl = min(c.Hdr.Ttl, c.Minttl)
+			return &c
+		}
+	}
+	return nil
+}
+
+// loopbackWriter is the client of the watcher's own lookups: plugins may
+// ask for the addresses, and nonwriter.Writer catches the reply before it
+// reaches WriteMsg here.
+type loopbackWriter struct{}
+
+func (loopbackWriter) LocalAddr() net.Addr {
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
+}
+func (loopbackWriter) RemoteAddr() net.Addr {
+	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 0}
+}
+func (loopbackWriter) WriteMsg(*dns.Msg) error     { return nil }
+func (loopbackWriter) Write(b []byte) (int, error) { return len(b), nil }
+func (loopbackWriter) Close() error                { return nil }
+func (loopbackWriter) TsigStatus() error           { return nil }
+func (loopbackWriter) TsigTimersOnly(bool)         {}
+func (loopbackWriter) Hijack()                     {}
 
 func dnsJoin(label, zone string) string {
 	if zone == "." {
@@ -250,13 +346,15 @@ func (p *PeerLoad) publish(snap *agent.Snapshot) {
 	p.observeAge(time.Now())
 }
 
-// observeAge sets the snapshot age gauge.
+// observeAge sets the snapshot age gauge: how old the newest report the
+// answers hold is at now (how fresh the data is). It stays unset until the
+// first report arrives.
 func (p *PeerLoad) observeAge(now time.Time) {
 	set := p.state.Load()
-	if set.built.IsZero() {
+	if set.newest.IsZero() {
 		return
 	}
-	age := now.Sub(set.built).Seconds()
+	age := max(now.Sub(set.newest).Seconds(), 0)
 	for _, s := range *p.servers.Load() {
 		snapshotAgeGauge.WithLabelValues(s).Set(age)
 	}
@@ -264,19 +362,36 @@ func (p *PeerLoad) observeAge(now time.Time) {
 
 func (p *PeerLoad) setServers(s []string) { p.servers.Store(&s) }
 
+// Timings of the watcher.
+const (
+	// clockRefresh is how often the watcher rebuilds without being told
+	// of a change, for what depends on the clock alone: the age words of
+	// TXT answers and the snapshot age gauge. Changes of membership,
+	// candidates or reports arrive by notification.
+	clockRefresh = 5 * time.Second
+	// soaRefresh is how often the zones' SOA is asked of the next plugin,
+	// soaRetry how soon again when it served none.
+	soaRefresh = time.Minute
+	soaRetry   = 10 * time.Second
+	// soaTimeout bounds one SOA lookup through the chain.
+	soaTimeout = 2 * time.Second
+)
+
 // watch keeps the published answers current: it rebuilds them whenever src
-// announces a new snapshot, and checks on a timer too (a coalesced
-// notification is never lost for long). stop ends it and waits.
+// announces a change (a coalesced notification still ends in a read of
+// the latest snapshot), and every clockRefresh for what only the clock
+// changes. A second goroutine keeps the negative answers' SOA current, so
+// a slow plugin further down never delays a rebuild. stop ends both and
+// waits.
 func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 	if r, ok := src.(readinessSource); ok {
 		p.readiness.Store(&r)
 	}
 	ch, cancel := src.Subscribe()
 	done := make(chan struct{})
-	finished := make(chan struct{})
-	go func() {
-		defer close(finished)
-		tick := time.NewTicker(refreshInterval)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		tick := time.NewTicker(clockRefresh)
 		defer tick.Stop()
 		var last *agent.Snapshot
 		for {
@@ -296,10 +411,25 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 			case <-tick.C:
 			}
 		}
-	}()
+	})
+	wg.Go(func() {
+		for {
+			wait := soaRefresh
+			if !p.refreshSOAs() {
+				wait = soaRetry
+			}
+			t := time.NewTimer(wait)
+			select {
+			case <-done:
+				t.Stop()
+				return
+			case <-t.C:
+			}
+		}
+	})
 	return func() {
 		close(done)
-		<-finished
+		wg.Wait()
 		cancel()
 	}
 }

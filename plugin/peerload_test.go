@@ -7,9 +7,11 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/pkg/dnstest"
 	clog "github.com/coredns/coredns/plugin/pkg/log"
 	"github.com/coredns/coredns/plugin/test"
@@ -96,7 +98,8 @@ func clusterSnapshot() *agent.Snapshot {
 		with(testNode("lab06", "10.0.0.16", 0.0), func(n *agent.NodeStatus) {
 			n.State = agent.StateSuspect
 			n.Candidate = false
-			n.Reasons = []string{"suspect"}
+			// As agent's snapshot lists them: failing checks among the reasons.
+			n.Reasons = []string{"suspect", "ssh: port 22 not listening"}
 			n.Report.Failing = []agent.CheckResult{{Name: "ssh", Reason: "port 22 not listening"}}
 		}),
 		with(testNode("coredns-ns1", "10.0.0.2", 0), func(n *agent.NodeStatus) {
@@ -108,7 +111,7 @@ func clusterSnapshot() *agent.Snapshot {
 }
 
 func soaCase() dns.RR {
-	return test.SOA("example.edu.	30	IN	SOA	ns.example.edu. hostmaster.example.edu. 1700000000 7200 1800 86400 30")
+	return test.SOA("example.edu.	30	IN	SOA	ns.example.edu. hostmaster.example.edu. 1 7200 1800 86400 30")
 }
 
 func TestServeDNS(t *testing.T) {
@@ -210,8 +213,8 @@ func TestServeDNS(t *testing.T) {
 				t.Error(err)
 			}
 			for _, rr := range resp.Ns {
-				if soa, ok := rr.(*dns.SOA); ok && (soa.Serial != 1700000000 || soa.Minttl != 30 || soa.Hdr.Name != "example.edu.") {
-					t.Errorf("SOA = %s, want serial 1700000000, minimum 30, apex example.edu.", soa)
+				if soa, ok := rr.(*dns.SOA); ok && (soa.Serial != fallbackSerial || soa.Minttl != 30 || soa.Hdr.Name != "example.edu.") {
+					t.Errorf("SOA = %s, want serial %d, minimum 30, apex example.edu.", soa, fallbackSerial)
 				}
 			}
 		})
@@ -680,5 +683,291 @@ func TestMetrics(t *testing.T) {
 	}
 	if got := metricValue(t, snapshotAgeGauge.WithLabelValues("")); got <= 0 {
 		t.Errorf("snapshot age = %v, want > 0 for a snapshot built in the past", got)
+	}
+}
+
+// soaPlugin is a next plugin that serves one SOA record, as `file` does
+// for its zone, and refuses everything else.
+func soaPlugin(soa string, authoritative bool) plugin.Handler {
+	rr := test.SOA(soa)
+	return plugin.HandlerFunc(func(_ context.Context, w dns.ResponseWriter, r *dns.Msg) (int, error) {
+		if r.Question[0].Qtype != dns.TypeSOA || !strings.EqualFold(r.Question[0].Name, rr.Header().Name) {
+			return dns.RcodeRefused, nil
+		}
+		m := new(dns.Msg)
+		m.SetReply(r)
+		m.Authoritative = authoritative
+		m.Answer = []dns.RR{dns.Copy(rr)}
+		if err := w.WriteMsg(m); err != nil {
+			return dns.RcodeServerFailure, err
+		}
+		return dns.RcodeSuccess, nil
+	})
+}
+
+// negativeSOA returns the SOA of the NXDOMAIN and of the NODATA answer,
+// failing unless both carry exactly one.
+func negativeSOA(t *testing.T, p *PeerLoad) (nx, nodata string) {
+	t.Helper()
+	for _, q := range []struct {
+		name  string
+		qtype uint16
+		rcode int
+		out   *string
+	}{
+		{"nope.cslab.example.edu.", dns.TypeA, dns.RcodeNameError, &nx},
+		{"cslab.example.edu.", dns.TypeMX, dns.RcodeSuccess, &nodata},
+	} {
+		m := query(t, p, q.name, q.qtype)
+		if m.Rcode != q.rcode || len(m.Answer) != 0 || len(m.Ns) != 1 || m.Ns[0].Header().Rrtype != dns.TypeSOA {
+			t.Fatalf("%s %s: want %s with one SOA, got %v", q.name, dns.TypeToString[q.qtype], dns.RcodeToString[q.rcode], m)
+		}
+		*q.out = m.Ns[0].String()
+	}
+	return nx, nodata
+}
+
+func TestNegativeAnswersCarryTheZoneSOA(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		soa  string // what the next plugin serves
+		want string // the SOA of negative answers
+	}{
+		// The TTL of a negative answer is min(SOA TTL, MINIMUM): RFC 2308.
+		{"ttl above minimum",
+			"example.edu.	3600	IN	SOA	ns1.example.edu. admin.example.edu. 2026112401 7200 3600 1209600 300",
+			"example.edu.	300	IN	SOA	ns1.example.edu. admin.example.edu. 2026112401 7200 3600 1209600 300"},
+		{"ttl below minimum",
+			"example.edu.	60	IN	SOA	ns1.example.edu. admin.example.edu. 2026112401 7200 3600 1209600 3600",
+			"example.edu.	60	IN	SOA	ns1.example.edu. admin.example.edu. 2026112401 7200 3600 1209600 3600"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestPeerLoad(testConfig(), clusterSnapshot())
+			p.Next = soaPlugin(tc.soa, true)
+			if !p.refreshSOAs() {
+				t.Fatal("refreshSOAs found no SOA in the chain")
+			}
+			want := test.SOA(tc.want).String()
+			nx, nodata := negativeSOA(t, p)
+			if nx != want || nodata != want {
+				t.Errorf("negative answers carry\n%s\n%s\nwant\n%s", nx, nodata, want)
+			}
+			// A new snapshot changes nothing about the SOA.
+			next := clusterSnapshot()
+			next.Built = testBuilt.Add(time.Minute)
+			p.publish(next)
+			if nx, _ := negativeSOA(t, p); nx != want {
+				t.Errorf("after a new snapshot: %s, want %s", nx, want)
+			}
+		})
+	}
+}
+
+func TestNegativeAnswersFallbackSOA(t *testing.T) {
+	want := soaCase().String()
+	for _, tc := range []struct {
+		name string
+		next plugin.Handler
+	}{
+		{"no next plugin", nil},
+		{"next refuses", nextHandler},
+		{"not authoritative", soaPlugin("example.edu.	3600	IN	SOA	ns1.example.edu. admin.example.edu. 2026112401 7200 3600 1209600 300", false)},
+		{"another zone", soaPlugin("example.org.	3600	IN	SOA	ns1.example.org. admin.example.org. 2026112401 7200 3600 1209600 300", true)},
+		{"panics", plugin.HandlerFunc(func(context.Context, dns.ResponseWriter, *dns.Msg) (int, error) { panic("boom") })},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := newTestPeerLoad(testConfig(), clusterSnapshot())
+			p.Next = tc.next
+			if p.refreshSOAs() {
+				t.Fatal("refreshSOAs claims the chain served an SOA")
+			}
+			nx, nodata := negativeSOA(t, p)
+			// The serial is fixed: later snapshots answer the same SOA.
+			next := clusterSnapshot()
+			next.Built = testBuilt.Add(time.Hour)
+			p.publish(next)
+			later, _ := negativeSOA(t, p)
+			if nx != want || nodata != want || later != want {
+				t.Errorf("negative answers carry\n%s\n%s\n%s\nwant\n%s", nx, nodata, later, want)
+			}
+		})
+	}
+}
+
+// TestWatchFindsTheZoneSOA: the watcher asks the chain for the SOA when it
+// starts.
+func TestWatchFindsTheZoneSOA(t *testing.T) {
+	src := &fakeSource{ch: make(chan struct{}, 1), snap: clusterSnapshot()}
+	p := newTestPeerLoad(testConfig(), nil)
+	p.Next = soaPlugin("example.edu.	3600	IN	SOA	ns1.example.edu. admin.example.edu. 2026112401 7200 3600 1209600 300", true)
+	stop := p.watch(src)
+	defer stop()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		m := query(t, p, "nope.cslab.example.edu.", dns.TypeA)
+		if soa, ok := m.Ns[0].(*dns.SOA); ok && soa.Serial == 2026112401 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("negative answer still carries %v", m.Ns)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestNodeTXTShowsChecksOnce: agent's snapshot lists a failing check among
+// the reasons as well; the TXT record shows it once, as a check, and the
+// other reasons as reasons.
+func TestNodeTXTShowsChecksOnce(t *testing.T) {
+	p := newTestPeerLoad(testConfig(), testSnapshot(
+		with(testNode("lab01", "10.0.0.11", 0.1), func(n *agent.NodeStatus) {
+			n.Candidate = false
+			n.Reasons = []string{"stale report (40s old)", "drain: drained: test", "tmp: /tmp 99% full"}
+			n.Report.Failing = []agent.CheckResult{
+				{Name: "drain", Reason: "drained: test"},
+				{Name: "tmp", Reason: "/tmp 99% full"},
+			}
+		}),
+	))
+	got := query(t, p, "lab01.cslab.example.edu.", dns.TypeTXT).Answer[0].(*dns.TXT).Txt[1:]
+	want := []string{"reason=stale report (40s old)", "check=drain: drained: test", "check=tmp: /tmp 99% full"}
+	if !slices.Equal(got, want) {
+		t.Errorf("TXT after the load words = %q, want %q", got, want)
+	}
+}
+
+// TestPickByFamily: A and AAAA answers each hold the top nodes that have
+// an address of that family, however the other family's nodes rank.
+func TestPickByFamily(t *testing.T) {
+	v6only := func(name, addr6 string, load1 float64) agent.NodeStatus {
+		return with(testNode(name, "", load1), func(n *agent.NodeStatus) { n.Addr6 = netip.MustParseAddr(addr6) })
+	}
+	snap := testSnapshot(
+		v6only("v6a", "2001:db8::a", 0.0),
+		v6only("v6b", "2001:db8::b", 0.4),
+		testNode("v4a", "10.0.0.1", 0.8),
+		with(testNode("dual", "10.0.0.2", 1.2), func(n *agent.NodeStatus) { n.Addr6 = netip.MustParseAddr("2001:db8::2") }),
+		testNode("v4b", "10.0.0.3", 1.6),
+		testNode("v4c", "10.0.0.4", 2.4),
+	)
+	cfg := testConfig()
+	cfg.top = 2
+	p := newTestPeerLoad(cfg, snap)
+	for _, tc := range []struct {
+		qtype uint16
+		want  []string
+	}{
+		{dns.TypeA, []string{"10.0.0.1", "10.0.0.2"}},
+		{dns.TypeAAAA, []string{"2001:db8::a", "2001:db8::b"}},
+	} {
+		if got := answerIPs(query(t, p, "cslab.example.edu.", tc.qtype)); !slices.Equal(got, tc.want) {
+			t.Errorf("%s = %v, want %v", dns.TypeToString[tc.qtype], got, tc.want)
+		}
+	}
+	cfg = testConfig()
+	cfg.top = 3
+	p = newTestPeerLoad(cfg, snap)
+	if got := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA)); !slices.Equal(got, []string{"10.0.0.1", "10.0.0.2", "10.0.0.3"}) {
+		t.Errorf("top 3 A = %v, want the three best IPv4 nodes", got)
+	}
+	if got := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeAAAA)); !slices.Equal(got, []string{"2001:db8::a", "2001:db8::b", "2001:db8::2"}) {
+		t.Errorf("top 3 AAAA = %v, want the three best IPv6 nodes", got)
+	}
+
+	// Equal scores still share the load within a family: an IPv6-only
+	// node in the group takes no IPv4 place.
+	snap = testSnapshot(
+		v6only("best6", "2001:db8::1", 0.0),
+		testNode("eq1", "10.0.1.1", 1.0), testNode("eq2", "10.0.1.2", 1.0), testNode("eq3", "10.0.1.3", 1.0),
+		v6only("eq6", "2001:db8::6", 1.0),
+		testNode("worst", "10.0.2.1", 3.0),
+	)
+	cfg = testConfig()
+	cfg.top = 2
+	p = newTestPeerLoad(cfg, snap)
+	seen := map[string]int{}
+	for range 300 {
+		ips := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA))
+		if len(ips) != 2 || slices.Contains(ips, "10.0.2.1") {
+			t.Fatalf("A = %v, want two of the equal IPv4 nodes", ips)
+		}
+		seen[ips[0]]++
+	}
+	if len(seen) != 3 {
+		t.Errorf("first place went to %v, want all 3 equally good IPv4 nodes", seen)
+	}
+}
+
+// countingSource hands out a new snapshot pointer on every call, as the
+// agent publishes one on every rebuild, and counts the calls.
+type countingSource struct {
+	fakeSource
+	calls atomic.Int32
+}
+
+func (c *countingSource) Snapshot() *agent.Snapshot {
+	c.calls.Add(1)
+	s := *c.fakeSource.Snapshot()
+	return &s
+}
+
+// TestWatchRebuildsOnNotification: without a notification the watcher
+// leaves the answers alone for clockRefresh; a notification rebuilds them.
+func TestWatchRebuildsOnNotification(t *testing.T) {
+	src := &countingSource{fakeSource: fakeSource{ch: make(chan struct{}, 1), snap: testSnapshot(testNode("lab01", "10.0.0.11", 0.1))}}
+	p := newTestPeerLoad(testConfig(), nil)
+	stop := p.watch(src)
+	defer stop()
+	waitFor := func(what string, cond func() bool) {
+		t.Helper()
+		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("timed out waiting for %s", what)
+			}
+		}
+	}
+	waitFor("the first answers", func() bool { return len(answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA))) == 1 })
+	// Asserting an absence: nothing may happen in this time.
+	time.Sleep(1200 * time.Millisecond)
+	if n := src.calls.Load(); n != 1 {
+		t.Errorf("%d snapshot reads without a notification within 1.2 s, want 1", n)
+	}
+	src.set(testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.1)))
+	waitFor("the notified change", func() bool { return len(answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA))) == 2 })
+}
+
+// TestSnapshotAgeIsReportAge: the age gauge is the age of the newest
+// report, and a snapshot without reports leaves it growing.
+func TestSnapshotAgeIsReportAge(t *testing.T) {
+	newest := time.Now().Add(-7 * time.Second)
+	p := newTestPeerLoad(testConfig(), testSnapshot(
+		with(testNode("lab01", "10.0.0.11", 0.1), func(n *agent.NodeStatus) { n.Received = newest.Add(-time.Minute) }),
+		with(testNode("lab02", "10.0.0.12", 0.1), func(n *agent.NodeStatus) { n.Received = newest }),
+	))
+	check := func(when string) {
+		t.Helper()
+		want := time.Since(newest).Seconds()
+		if got := metricValue(t, snapshotAgeGauge.WithLabelValues("")); got < want-1 || got > want {
+			t.Errorf("%s: snapshot age = %.1f s, want the newest report's age %.1f s", when, got, want)
+		}
+	}
+	check("with reports")
+	p.publish(testSnapshot(with(testNode("lab01", "10.0.0.11", 0.1), func(n *agent.NodeStatus) { n.Report = nil })))
+	check("after a snapshot without reports")
+}
+
+// BenchmarkServeDNSNXDomain is the negative answer path: the SOA comes
+// from the published set, copied per reply.
+func BenchmarkServeDNSNXDomain(b *testing.B) {
+	p, _ := benchPeerLoad()
+	m := new(dns.Msg)
+	m.SetQuestion("nope.cslab.example.edu.", dns.TypeA)
+	w := &test.ResponseWriter{}
+	ctx := context.Background()
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := p.ServeDNS(ctx, w, m); err != nil {
+			b.Fatal(err)
+		}
 	}
 }
