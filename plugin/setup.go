@@ -32,13 +32,12 @@ func init() { plugin.Register(pluginName, setup) }
 
 // Defaults of the Corefile properties.
 const (
-	defaultTop      = 3
-	defaultTTL      = 30
-	defaultBind     = "0.0.0.0:7947"
-	maxTop          = 64
-	maxTTL          = 86400
-	leaveTimeout    = 2 * time.Second
-	refreshInterval = time.Second
+	defaultTop   = 3
+	defaultTTL   = 30
+	defaultBind  = "0.0.0.0:7947"
+	maxTop       = 64
+	maxTTL       = 86400
+	leaveTimeout = 2 * time.Second
 )
 
 // config is one parsed peerload block: the answers it gives (names, top,
