@@ -1,24 +1,17 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log"
 	"net"
-	"net/http"
-	"os"
-	"os/signal"
 	"strconv"
 	"strings"
 	"sync"
-	"syscall"
 	"time"
 
 	"github.com/peerload/peerload/agent"
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 )
 
 // agentFlags are the flags of `peerload agent`.
@@ -167,88 +160,23 @@ Example (one machine of a lab; the same on every machine):
 	if level == levelDebug && cfg.Memberlist != nil {
 		cfg.Memberlist.Logger = logger
 	}
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	cfg.Registerer = reg
-
-	// Listen first: a taken API port should fail before we join anything.
-	ln, err := net.Listen("tcp", apiAddr)
-	if err != nil {
-		return fmt.Errorf("--api %s: %w", apiAddr, unwrapOpError(err))
-	}
-	if af.gossip.APIPublic {
-		if host, _, _ := net.SplitHostPort(apiAddr); !isLoopbackHost(host) {
-			logger.Printf("[WARN] the local API on %s is reachable from the network (--api-public): anyone can read the cluster state", apiAddr)
-		}
-	}
-	a, err := agent.New(cfg)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	srv := &http.Server{
-		Handler:           agent.NewAPIHandler(a, reg),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		ErrorLog:          logger,
-	}
-	var serveErr error
-	var wg sync.WaitGroup
-	serveDone := make(chan struct{})
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		defer close(serveDone)
-		if err := srv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
-			serveErr = err
-		}
-	}()
-	logger.Printf("[INFO] agent %s: gossip on %s, API on http://%s", cfg.Name, a.GossipAddr(), ln.Addr())
-
-	sig := c.signals
-	if sig == nil {
-		sig = make(chan os.Signal, 4)
-		signal.Notify(sig, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(sig)
-	}
-	stop := func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		_ = srv.Shutdown(ctx)
-		wg.Wait()
-	}
-	for {
-		select {
-		case s := <-sig:
-			if s == syscall.SIGHUP {
-				newCfg, err := af.config()
-				if err == nil {
-					newCfg.Logger = logger
-					newCfg.Registerer = reg
-					err = a.Reload(newCfg)
-				}
-				if err != nil {
-					logger.Printf("[ERR] reload: %v", err)
-				} else {
-					logger.Printf("[INFO] reloaded")
-				}
-				continue
+	m := &member{
+		cfg: cfg, apiAddr: apiAddr, apiPublic: af.gossip.APIPublic, logger: logger, reg: reg, signals: c.signals,
+		started: func(a *agent.Agent, api net.Addr) string {
+			return fmt.Sprintf("agent %s: gossip on %s, API on http://%s", cfg.Name, a.GossipAddr(), api)
+		},
+		reload: func(a *agent.Agent) error {
+			newCfg, err := af.config()
+			if err != nil {
+				return err
 			}
-			logger.Printf("[INFO] %v: leaving the cluster", s)
-			if err := a.Leave(5 * time.Second); err != nil {
-				logger.Printf("[WARN] leave: %v", err)
-			}
-			stop()
-			if err := a.Shutdown(); err != nil {
-				return fmt.Errorf("shutdown: %w", err)
-			}
-			return nil
-		case <-serveDone:
-			_ = a.Shutdown()
-			return fmt.Errorf("--api %s: %w", apiAddr, serveErr)
-		}
+			newCfg.Logger, newCfg.Registerer = logger, reg
+			return a.Reload(newCfg)
+		},
 	}
+	return m.run()
 }
 
 // unwrapOpError shortens "listen tcp 127.0.0.1:1981: bind: address already

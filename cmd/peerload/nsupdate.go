@@ -7,16 +7,9 @@ import (
 	"fmt"
 	"log"
 	"net"
-	"net/http"
 	"os"
-	"os/signal"
 	"strconv"
-	"sync"
-	"syscall"
 	"time"
-
-	"github.com/prometheus/client_golang/prometheus"
-	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/rfc2136"
@@ -245,8 +238,7 @@ Example:
 	level, _ := parseLogLevel(nf.logLevel)
 	logger := log.New(&levelWriter{w: c.stderr, min: level}, "peerload "+cfg.Name+": ", log.LstdFlags)
 	cfg.Logger = logger
-	reg := prometheus.NewRegistry()
-	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg := newRegistry()
 	cfg.Registerer = reg
 	ucfg.Logger = log.New(&levelWriter{w: c.stderr, min: level}, "peerload "+cfg.Name+": rfc2136: ", log.LstdFlags)
 	ucfg.Registerer = reg
@@ -254,93 +246,22 @@ Example:
 	if err != nil {
 		return err
 	}
-
-	ln, err := net.Listen("tcp", apiAddr)
-	if err != nil {
-		return fmt.Errorf("--api %s: %w", apiAddr, unwrapOpError(err))
-	}
-	a, err := agent.New(cfg)
-	if err != nil {
-		ln.Close()
-		return err
-	}
-	srv := &http.Server{
-		Handler:           agent.NewAPIHandler(a, reg),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		ErrorLog:          logger,
-	}
-	var wg sync.WaitGroup
-	serveDone := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		err := srv.Serve(ln)
-		if errors.Is(err, http.ErrServerClosed) {
-			err = nil
-		}
-		serveDone <- err
-	}()
-
-	ctx, cancel := context.WithCancel(context.Background())
-	runDone := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		runDone <- u.Run(ctx, a)
-	}()
-	logger.Printf("[INFO] nsupdate %s: gossip on %s, API on http://%s, updating %v in %s at %s",
-		cfg.Name, a.GossipAddr(), ln.Addr(), ucfg.Names, ucfg.Zone, ucfg.Server)
-
-	sig := c.signals
-	if sig == nil {
-		sig = make(chan os.Signal, 4)
-		signal.Notify(sig, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(sig)
-	}
-	shutdown := func(leave bool) error {
-		cancel()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-		if leave {
-			if err := a.Leave(5 * time.Second); err != nil {
-				logger.Printf("[WARN] leave: %v", err)
+	m := &member{
+		cfg: cfg, apiAddr: apiAddr, apiPublic: nf.gossip.APIPublic, logger: logger, reg: reg, signals: c.signals,
+		started: func(a *agent.Agent, api net.Addr) string {
+			return fmt.Sprintf("nsupdate %s: gossip on %s, API on http://%s, updating %v in %s at %s",
+				cfg.Name, a.GossipAddr(), api, ucfg.Names, ucfg.Zone, ucfg.Server)
+		},
+		reload: func(a *agent.Agent) error {
+			newCfg, newU, err := nf.config()
+			if err != nil {
+				return err
 			}
-		}
-		err := a.Shutdown()
-		wg.Wait()
-		return err
+			newCfg.Logger, newCfg.Registerer = logger, reg
+			u.SetKey(newU.Key) // a rotated --tsig-key file
+			return a.Reload(newCfg)
+		},
+		work: func(ctx context.Context, a *agent.Agent) error { return u.Run(ctx, a) },
 	}
-	for {
-		select {
-		case s := <-sig:
-			if s == syscall.SIGHUP {
-				newCfg, newU, err := nf.config()
-				if err == nil {
-					newCfg.Logger, newCfg.Registerer = logger, reg
-					err = a.Reload(newCfg)
-					u.SetKey(newU.Key) // a rotated --tsig-key file
-				}
-				if err != nil {
-					logger.Printf("[ERR] reload: %v", err)
-				} else {
-					logger.Printf("[INFO] reloaded")
-				}
-				continue
-			}
-			logger.Printf("[INFO] %v: leaving the cluster", s)
-			if err := shutdown(true); err != nil {
-				return fmt.Errorf("shutdown: %w", err)
-			}
-			return nil
-		case err := <-runDone:
-			_ = shutdown(true)
-			return err
-		case err := <-serveDone:
-			_ = shutdown(true)
-			return fmt.Errorf("--api %s: %w", apiAddr, err)
-		}
-	}
+	return m.run()
 }

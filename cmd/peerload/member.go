@@ -1,0 +1,140 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/peerload/peerload/agent"
+)
+
+// member is a long-running cluster member with its local API; `peerload
+// agent` and `peerload nsupdate` each run one.
+type member struct {
+	cfg       *agent.Config
+	apiAddr   string
+	apiPublic bool
+	logger    *log.Logger
+	reg       *prometheus.Registry
+	// signals replaces the process's signals (tests); nil uses them.
+	signals <-chan os.Signal
+	// started is the line logged once the member runs.
+	started func(a *agent.Agent, api net.Addr) string
+	// reload re-reads the configuration on HUP.
+	reload func(a *agent.Agent) error
+	// work, when set, runs beside the API until its context ends; its
+	// return ends the member.
+	work func(ctx context.Context, a *agent.Agent) error
+}
+
+// newRegistry is a metrics registry with the Go runtime's and the
+// process's collectors, for one member's /metrics.
+func newRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// run listens on the API address first (a taken port fails before joining
+// anything), starts the member and serves until INT or TERM, which leave
+// the cluster gracefully; HUP reloads.
+func (m *member) run() error {
+	ln, err := net.Listen("tcp", m.apiAddr)
+	if err != nil {
+		return fmt.Errorf("--api %s: %w", m.apiAddr, unwrapOpError(err))
+	}
+	if m.apiPublic {
+		if host, _, _ := net.SplitHostPort(m.apiAddr); !isLoopbackHost(host) {
+			m.logger.Printf("[WARN] the local API on %s is reachable from the network (--api-public): anyone can read the cluster state", m.apiAddr)
+		}
+	}
+	a, err := agent.New(m.cfg)
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	srv := &http.Server{
+		Handler:           agent.NewAPIHandler(a, m.reg),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      30 * time.Second,
+		ErrorLog:          m.logger,
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	var wg sync.WaitGroup
+	serveDone := make(chan error, 1)
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		err := srv.Serve(ln)
+		if errors.Is(err, http.ErrServerClosed) {
+			err = nil
+		}
+		serveDone <- err
+	}()
+	workDone := make(chan error, 1)
+	if m.work != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			workDone <- m.work(ctx, a)
+		}()
+	}
+	m.logger.Printf("[INFO] %s", m.started(a, ln.Addr()))
+
+	sig := m.signals
+	if sig == nil {
+		ch := make(chan os.Signal, 4)
+		signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+		defer signal.Stop(ch)
+		sig = ch
+	}
+	shutdown := func() error {
+		if err := a.Leave(5 * time.Second); err != nil {
+			m.logger.Printf("[WARN] leave: %v", err)
+		}
+		cancel()
+		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer scancel()
+		_ = srv.Shutdown(sctx)
+		err := a.Shutdown()
+		wg.Wait()
+		return err
+	}
+	for {
+		select {
+		case s := <-sig:
+			if s == syscall.SIGHUP {
+				if err := m.reload(a); err != nil {
+					m.logger.Printf("[ERR] reload: %v", err)
+				} else {
+					m.logger.Printf("[INFO] reloaded")
+				}
+				continue
+			}
+			m.logger.Printf("[INFO] %v: leaving the cluster", s)
+			if err := shutdown(); err != nil {
+				return fmt.Errorf("shutdown: %w", err)
+			}
+			return nil
+		case err := <-workDone:
+			_ = shutdown()
+			return err
+		case err := <-serveDone:
+			_ = shutdown()
+			return fmt.Errorf("--api %s: %w", m.apiAddr, err)
+		}
+	}
+}
