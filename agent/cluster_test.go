@@ -469,3 +469,42 @@ func TestAPITopSkipsNodeThatJustDied(t *testing.T) {
 		t.Errorf("top 3 right after m0 died = %v, want [m1 m2]", names)
 	}
 }
+
+// TestNewMemberIsCandidateEverywhereAtOnce: a node that joins a quiet
+// cluster (no load changes, long refresh and push/pull periods) becomes a
+// candidate on every member right away, not at the next refresh.
+func TestNewMemberIsCandidateEverywhereAtOnce(t *testing.T) {
+	quiet := func(c *Config) {
+		c.RefreshInterval, c.StaleAfter = 30*time.Second, 90*time.Second
+		c.Memberlist.PushPullInterval = time.Minute
+	}
+	var agents []*Agent
+	for i := range 4 {
+		c, _ := testConfig(t, fmt.Sprintf("q%d", i), 0.5)
+		quiet(c)
+		if i > 0 {
+			c.Join = []string{agents[0].GossipAddr()}
+		}
+		agents = append(agents, startAgent(t, c))
+		if i == 2 {
+			for _, a := range agents {
+				waitFor(t, 5*time.Second, a.Name()+" to see 3", func() (bool, string) {
+					var st []string
+					for _, n := range a.Snapshot().Nodes {
+						st = append(st, fmt.Sprintf("%s:%s:%v:%v", n.Name, n.State, n.Report != nil, n.Reasons))
+					}
+					return len(candidates(a)) == 3, fmt.Sprint(st)
+				})
+			}
+		}
+	}
+	for _, a := range agents {
+		waitFor(t, 3*time.Second, a.Name()+" to list the newcomer q3", func() (bool, string) {
+			var st []string
+			for _, n := range a.Snapshot().Nodes {
+				st = append(st, fmt.Sprintf("%s:%s:%v", n.Name, n.State, n.Reasons))
+			}
+			return len(candidates(a)) == 4, fmt.Sprint(st)
+		})
+	}
+}

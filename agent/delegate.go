@@ -110,7 +110,15 @@ func (e *eventDelegate) NotifyJoin(n *memberlist.Node) {
 	a.setMember(n)
 	delete(a.leaving, n.Name)
 	delete(a.missed, n.Name)
+	last := a.lastSent
 	a.mu.Unlock()
+	if last != nil && n.Name != a.cfg.Name {
+		// Greet a new member with this node's report at once, instead of
+		// leaving it to wait for the next change or refresh. memberlist
+		// holds its state lock here, so send from another goroutine.
+		to, msg := *n, AppendReport([]byte{msgReport}, last)
+		go func() { _ = a.ml.SendBestEffort(&to, msg) }()
+	}
 	a.kick()
 }
 

@@ -133,12 +133,11 @@ func (a *Agent) build(now time.Time) *Snapshot {
 			add(&g.node, g.state, g.parsed)
 		}
 	}
-	for name := range a.reports {
-		if !seen[name] && a.ml != nil {
-			// Heard of through push/pull but not (or no longer) a member.
-			if _, ok := a.gone[name]; !ok && name != a.cfg.Name {
-				delete(a.reports, name)
-			}
+	for name, h := range a.reports {
+		// A report can arrive before gossip tells this member that its
+		// node joined: keep it until it is stale, then forget it.
+		if !seen[name] && name != a.cfg.Name && now.Sub(h.received) > a.cfg.StaleAfter {
+			delete(a.reports, name)
 		}
 	}
 	slices.SortFunc(s.Nodes, func(x, y NodeStatus) int { return strings.Compare(x.Name, y.Name) })
