@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh: every benchmark of the project, written to BENCHMARKS.md (and
 # printed). Run it as `make bench` (builds bin/ and installs dnsperf, bind9
-# and dig first). Takes about 6 minutes on 2 cores.
+# and dig first). Takes about 8 minutes on 2 cores.
 #
 #   1. gossip: in-process clusters of 10 and 100 agents (LAN defaults,
 #      encrypted, loads random-walking): propagation p50/p99 of a report to
@@ -20,7 +20,7 @@ say() { echo "bench: $*" >&2; }
 # metric LINE UNIT: the value printed before UNIT in a go test -bench line.
 metric() { awk -v u="$2" '{ for (i = 2; i <= NF; i++) if ($i == u) print $(i-1) }' <<<"$1"; }
 
-say "gossip clusters (N=10, N=100; about 2 minutes)"
+say "gossip clusters (N=10, N=100; about 4 minutes)"
 go test -count=1 -timeout 10m -run '^$' -bench '^BenchmarkGossip$' -benchtime 1x ./test/ >"$out/gossip.txt" 2>&1 ||
 	{ cat "$out/gossip.txt" >&2; exit 1; }
 say "idle agents (about 45 s)"
@@ -57,7 +57,8 @@ Whole clusters in one process on 127.0.0.1 with the LAN defaults (2 s sampling, 
 memberlist's LAN timings, AES-GCM encryption). Every node's load1 random-walks (σ = 0.05 per
 sample on 4 CPUs). Latency runs from the moment a sample is taken to the moment the *last* other
 member's snapshot holds that report (or a newer one); bytes are everything gossip sends (probes,
-reports, push/pull), counted at the transport. All members share the same 2 cores, so N = 100
+reports, push/pull), counted at the transport over one whole push/pull period (30 s at N = 10,
+90 s at N = 100), since every member's full-state exchange costs more than a minute of reports. All members share the same 2 cores, so N = 100
 runs 100 agents on 2 cores.
 
 | cluster | p50 | p99 | sent per node | reports per node per min | reports that reached everyone |

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"math/rand/v2"
 	"net/netip"
 	"os"
@@ -52,19 +53,34 @@ func (w *walkSampler) takenAt(k uint64) time.Time {
 // the moment the sample was taken) and what gossip sends per node.
 // Run: go test -run '^$' -bench Gossip -benchtime 1x ./test/
 func BenchmarkGossip(b *testing.B) {
-	window := 40 * time.Second
-	if s := os.Getenv("PEERLOAD_BENCH_WINDOW"); s != "" {
-		if d, err := time.ParseDuration(s); err == nil {
-			window = d
-		}
-	}
+	// The window spans a whole push/pull period (memberlist scales 30 s up
+	// with the cluster: 30 s at N = 10, 90 s at N = 100), or the bytes per
+	// second depend on whether the members' full-state exchanges, which
+	// start in step, fall inside it.
 	for _, n := range []int{10, 100} {
+		window := memberlistPushPullScale(30*time.Second, n)
+		if s := os.Getenv("PEERLOAD_BENCH_WINDOW"); s != "" {
+			if d, err := time.ParseDuration(s); err == nil {
+				window = d
+			}
+		}
 		b.Run("N="+strconv.Itoa(n), func(b *testing.B) {
 			for range b.N {
 				benchCluster(b, n, window)
 			}
 		})
 	}
+}
+
+// memberlistPushPullScale is memberlist's own scaling of the push/pull
+// interval with the cluster size (its util.go pushPullScale).
+func memberlistPushPullScale(interval time.Duration, n int) time.Duration {
+	const threshold = 32
+	if n <= threshold {
+		return interval
+	}
+	mult := math.Ceil(math.Log2(float64(n))-math.Log2(threshold)) + 1.0
+	return time.Duration(mult) * interval
 }
 
 type seen struct {
