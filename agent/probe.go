@@ -24,41 +24,26 @@ func (a *Agent) probeLoop(interval time.Duration, top int) {
 		case <-t.C:
 		}
 		s := a.Snapshot()
-		targets := map[string]string{}
+		var targets []NodeStatus
+		seen := map[string]bool{}
 		for _, n := range s.Rank("", "").Nodes {
 			if len(targets) >= top {
 				break
 			}
-			targets[n.Name] = n.Gossip
+			targets, seen[n.Name] = append(targets, n), true
 		}
 		a.mu.Lock()
 		for name := range a.missed {
-			if n := s.Node(name); n != nil {
-				targets[name] = n.Gossip
+			if n := s.Node(name); n != nil && !seen[name] {
+				targets = append(targets, *n)
 			}
 		}
 		a.mu.Unlock()
-		var wg sync.WaitGroup
-		var rmu sync.Mutex
-		answered := map[string]bool{}
-		for name, addr := range targets {
-			udp, err := net.ResolveUDPAddr("udp", addr)
-			if err != nil {
-				continue
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				_, err := a.ml.Ping(name, udp)
-				rmu.Lock()
-				answered[name] = err == nil
-				rmu.Unlock()
-			}()
-		}
-		wg.Wait()
+		answered := a.pingAll(targets)
 		changed := false
 		a.mu.Lock()
-		for name, ok := range answered {
+		for i, ok := range answered {
+			name := targets[i].Name
 			before := a.missed[name] >= probeMisses
 			if ok {
 				delete(a.missed, name)
@@ -82,6 +67,20 @@ func (a *Agent) probeLoop(interval time.Duration, top int) {
 // answer (one lost packet is no failure); one that answers is no longer
 // counted as missing probe rounds.
 func (a *Agent) Answering(nodes []NodeStatus) []bool {
+	ok := a.pingAll(nodes)
+	a.mu.Lock()
+	for i, n := range nodes {
+		if ok[i] {
+			delete(a.missed, n.Name)
+		}
+	}
+	a.mu.Unlock()
+	return ok
+}
+
+// pingAll pings nodes concurrently and reports which answered within
+// memberlist's probe timeout; this node always answers.
+func (a *Agent) pingAll(nodes []NodeStatus) []bool {
 	ok := make([]bool, len(nodes))
 	var wg sync.WaitGroup
 	for i, n := range nodes {
@@ -101,12 +100,5 @@ func (a *Agent) Answering(nodes []NodeStatus) []bool {
 		}()
 	}
 	wg.Wait()
-	a.mu.Lock()
-	for i, n := range nodes {
-		if ok[i] {
-			delete(a.missed, n.Name)
-		}
-	}
-	a.mu.Unlock()
 	return ok
 }
