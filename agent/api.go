@@ -215,21 +215,40 @@ func (h *apiHandler) snapshot() *Snapshot {
 	return &Snapshot{Built: h.src.now(), Score: DefaultScoreConfig()}
 }
 
-func (h *apiHandler) nodes(w http.ResponseWriter, r *http.Request) {
+// rankedRequest is what both read routes start from: the query, the
+// snapshot and its ranking under the asked (or configured) order.
+type rankedRequest struct {
+	q       query
+	snap    *Snapshot
+	by      By
+	ranking *Ranking
+}
+
+// ranked checks the method and the query and ranks the current snapshot;
+// on a bad request it has already answered and returns false.
+func (h *apiHandler) ranked(w http.ResponseWriter, r *http.Request, withN bool) (rankedRequest, bool) {
 	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
-		return
+		return rankedRequest{}, false
 	}
-	q, err := parseQuery(r, false)
+	q, err := parseQuery(r, withN)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, err.Error())
+		return rankedRequest{}, false
+	}
+	rr := rankedRequest{q: q, snap: h.snapshot(), by: q.by}
+	if rr.by == "" {
+		rr.by = rr.snap.Score.By
+	}
+	rr.ranking = rr.snap.Rank(q.pool, rr.by)
+	return rr, true
+}
+
+func (h *apiHandler) nodes(w http.ResponseWriter, r *http.Request) {
+	rr, ok := h.ranked(w, r, false)
+	if !ok {
 		return
 	}
-	snap := h.snapshot()
-	by := q.by
-	if by == "" {
-		by = snap.Score.By
-	}
-	ranking := snap.Rank(q.pool, by)
+	q, snap, by, ranking := rr.q, rr.snap, rr.by, rr.ranking
 	now := h.src.now()
 	resp := h.response(snap, q, by)
 	ranked := make(map[string]bool, ranking.Len())
@@ -252,20 +271,11 @@ func (h *apiHandler) nodes(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *apiHandler) top(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
+	rr, ok := h.ranked(w, r, true)
+	if !ok {
 		return
 	}
-	q, err := parseQuery(r, true)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	snap := h.snapshot()
-	by := q.by
-	if by == "" {
-		by = snap.Score.By
-	}
-	ranking := snap.Rank(q.pool, by)
+	q, snap, by, ranking := rr.q, rr.snap, rr.by, rr.ranking
 	rankOf := make(map[string]int, ranking.Len())
 	for i := range ranking.Nodes {
 		rankOf[ranking.Nodes[i].Name] = ranking.Rank(i)
