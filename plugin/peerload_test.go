@@ -955,19 +955,3 @@ func TestSnapshotAgeIsReportAge(t *testing.T) {
 	p.publish(testSnapshot(with(testNode("lab01", "10.0.0.11", 0.1), func(n *agent.NodeStatus) { n.Report = nil })))
 	check("after a snapshot without reports")
 }
-
-// BenchmarkServeDNSNXDomain is the negative answer path: the SOA comes
-// from the published set, copied per reply.
-func BenchmarkServeDNSNXDomain(b *testing.B) {
-	p, _ := benchPeerLoad()
-	m := new(dns.Msg)
-	m.SetQuestion("nope.cslab.example.edu.", dns.TypeA)
-	w := &test.ResponseWriter{}
-	ctx := context.Background()
-	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := p.ServeDNS(ctx, w, m); err != nil {
-			b.Fatal(err)
-		}
-	}
-}

@@ -147,20 +147,12 @@ func (n *namedServer) signal(sig syscall.Signal) bool {
 	if cmd == nil {
 		return true
 	}
-	select {
-	case <-done:
-		return true
-	default:
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-		return true
-	case <-time.After(15 * time.Second):
+	if !signalWait(cmd, done, sig, 15*time.Second) {
 		_ = cmd.Process.Kill()
 		<-done
 		return false
 	}
+	return true
 }
 
 // Addr is named's host:port.

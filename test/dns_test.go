@@ -110,15 +110,7 @@ func startCoreDNS(t *testing.T, opts corednsOptions) *corednsProc {
 }
 
 func (c *corednsProc) stop() {
-	select {
-	case <-c.done:
-		return
-	default:
-	}
-	_ = c.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-c.done:
-	case <-time.After(10 * time.Second):
+	if !signalWait(c.cmd, c.done, syscall.SIGTERM, 10*time.Second) {
 		_ = c.cmd.Process.Kill()
 		<-c.done
 	}

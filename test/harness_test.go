@@ -408,6 +408,12 @@ func (a *agentProc) signal(sig syscall.Signal, timeout time.Duration) bool {
 	if cmd == nil {
 		return true
 	}
+	return signalWait(cmd, done, sig, timeout)
+}
+
+// signalWait sends sig to a child process unless it already exited (done
+// is closed when it has) and reports whether it exits within timeout.
+func signalWait(cmd *exec.Cmd, done <-chan struct{}, sig syscall.Signal, timeout time.Duration) bool {
 	select {
 	case <-done:
 		return true

@@ -69,19 +69,11 @@ func startNsupdate(t testing.TB, name string, n *namedServer, join string, extra
 }
 
 func (p *nsupdateProc) signal(sig syscall.Signal) bool {
-	select {
-	case <-p.done:
-		return true
-	default:
-	}
-	_ = p.cmd.Process.Signal(sig)
-	select {
-	case <-p.done:
-		return true
-	case <-time.After(10 * time.Second):
+	if !signalWait(p.cmd, p.done, sig, 10*time.Second) {
 		dumpAndKill(p.cmd.Process, p.done)
 		return false
 	}
+	return true
 }
 
 // Stop sends SIGTERM (leave gracefully) and fails unless it exits in time.
