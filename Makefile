@@ -35,9 +35,9 @@ testrace: deps build
 	$(GO) test -race -count=1 -timeout 20m ./...
 
 fuzz:
-	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime 20s ./plugin/
-	$(GO) test -run '^$$' -fuzz '^FuzzServeDNSWire$$' -fuzztime 20s ./plugin/
-	$(GO) test -run '^$$' -fuzz '^FuzzDecodeReport$$' -fuzztime 10s ./agent/
+	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime 20s ./plugin/coredns/
+	$(GO) test -run '^$$' -fuzz '^FuzzServeDNSWire$$' -fuzztime 20s ./plugin/coredns/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeReport$$' -fuzztime 10s ./agent/report/
 
 bench: deps build
 	@scripts/bench.sh

@@ -2,8 +2,7 @@ package agent
 
 import (
 	"fmt"
-	"io"
-	"log"
+	"log/slog"
 	"net"
 	"net/netip"
 	"os"
@@ -12,6 +11,11 @@ import (
 	"github.com/hashicorp/memberlist"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/procfs"
+
+	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/health"
+	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/sample"
 )
 
 // Config is everything an Agent needs. Build one with DefaultConfig (a LAN
@@ -96,21 +100,21 @@ type Config struct {
 	ProcRoot string
 	// Sampler, when set, replaces sampling ProcRoot (in-process tests and
 	// benchmarks drive load through it). It is called from one goroutine.
-	Sampler Sampler
+	Sampler sample.Sampler
 
 	// StateDir keeps what must survive a restart: the drain flag and the
 	// report generation. Empty keeps both in memory only.
 	StateDir string
 
 	// Checks configures the local health checks.
-	Checks CheckConfig
+	Checks health.Config
 
 	// Score configures how load becomes a score.
-	Score ScoreConfig
+	Score rank.ScoreConfig
 
 	// Logger receives the agent's and memberlist's log lines. Nil logs to
-	// stderr with the node name as prefix.
-	Logger *log.Logger
+	// slog's default logger with the node name.
+	Logger *slog.Logger
 
 	// Registerer, when set, receives the agent's Prometheus collectors.
 	Registerer prometheus.Registerer
@@ -118,63 +122,6 @@ type Config struct {
 	// Memberlist is the base memberlist configuration; New overwrites the
 	// fields it owns (name, bind, delegates, keys, label, CIDRs, transport).
 	Memberlist *memberlist.Config
-}
-
-// CheckConfig configures the local health checks. A failing check takes the
-// node out of the candidate set while it stays a member and keeps reporting.
-type CheckConfig struct {
-	// Root is prepended to /etc/nologin, /tmp and
-	// /run/systemd/shutdown/scheduled so tests can use a temporary tree.
-	// Empty means "/".
-	Root string
-	// SSHPort is the TCP port that must be listening (read from net/tcp and
-	// net/tcp6 under the proc root); 0 disables the check.
-	SSHPort int
-	// TmpFullPercent is the block or inode usage of Root/tmp at which the
-	// tmp check fails (default 95).
-	TmpFullPercent float64
-	// Command is an optional shell command; a non-zero exit or a timeout
-	// fails the check with its first output line as the reason.
-	Command        string
-	CommandTimeout time.Duration
-}
-
-// By selects what a ranking sorts on.
-type By string
-
-const (
-	ByCombined By = "combined"
-	ByCPU      By = "cpu"
-	ByMem      By = "mem"
-)
-
-// ParseBy turns a flag value into a By.
-func ParseBy(s string) (By, error) {
-	switch By(s) {
-	case ByCombined, ByCPU, ByMem:
-		return By(s), nil
-	case "":
-		return ByCombined, nil
-	}
-	return "", fmt.Errorf("unknown ranking %q (want cpu, mem or combined)", s)
-}
-
-// ScoreConfig weighs the parts of the combined score; see Score.
-type ScoreConfig struct {
-	By        By
-	CPUWeight float64
-	MemWeight float64
-	// UserWeight is added per distinct logged-in user, so a machine with
-	// people on it is a little less attractive at equal load.
-	UserWeight float64
-	// Delta: scores closer than this are equal and come out in random
-	// order, so repeated picks spread across equally good nodes.
-	Delta float64
-}
-
-// DefaultScoreConfig is the documented default score.
-func DefaultScoreConfig() ScoreConfig {
-	return ScoreConfig{By: ByCombined, CPUWeight: 1, MemWeight: 0.5, UserWeight: 0.02, Delta: 0.05}
 }
 
 // DefaultConfig is for a real LAN: gossip on 0.0.0.0:7946, 2 s sampling.
@@ -189,8 +136,8 @@ func DefaultConfig() *Config {
 		StaleAfter:      50 * time.Second,
 		ProcRoot:        procfs.DefaultMountPoint,
 		StateDir:        "/var/lib/peerload",
-		Checks:          CheckConfig{SSHPort: 22, TmpFullPercent: 95, CommandTimeout: 5 * time.Second},
-		Score:           DefaultScoreConfig(),
+		Checks:          health.Config{SSHPort: 22, TmpFullPercent: 95, CommandTimeout: 5 * time.Second},
+		Score:           rank.DefaultScoreConfig(),
 		Memberlist:      uncompressed(memberlist.DefaultLANConfig()),
 	}
 }
@@ -220,52 +167,72 @@ func DefaultLocalConfig() *Config {
 	ml.GossipInterval = 50 * time.Millisecond
 	ml.SuspicionMult = 3
 	ml.PushPullInterval = 5 * time.Second
-	ml.LogOutput = io.Discard
 	c.Memberlist = ml
 	return c
 }
 
-func (c *Config) validate() error {
+// Validate checks c and names the field at fault.
+func (c *Config) Validate() error {
 	if c.Name == "" {
-		return fmt.Errorf("agent: name is empty")
+		return fmt.Errorf("name is empty")
 	}
 	if len(c.Name) > 128 {
-		return fmt.Errorf("agent: name %q is longer than 128 bytes", c.Name)
+		return fmt.Errorf("name %q is longer than 128 bytes", c.Name)
 	}
 	if c.BindPort < 0 || c.BindPort > 65535 {
-		return fmt.Errorf("agent: bind port %d out of range", c.BindPort)
+		return fmt.Errorf("bind port %d out of range", c.BindPort)
 	}
 	if net.ParseIP(c.BindAddr) == nil {
-		return fmt.Errorf("agent: bind address %q is not an IP address", c.BindAddr)
+		return fmt.Errorf("bind address %q is not an IP address", c.BindAddr)
 	}
 	if c.Addr4.IsValid() && !c.Addr4.Is4() {
-		return fmt.Errorf("agent: advertise address %s is not IPv4", c.Addr4)
+		return fmt.Errorf("advertise address %s is not IPv4", c.Addr4)
 	}
 	if c.Addr6.IsValid() && (!c.Addr6.Is6() || c.Addr6.Is4In6()) {
-		return fmt.Errorf("agent: advertise address %s is not IPv6", c.Addr6)
+		return fmt.Errorf("advertise address %s is not IPv6", c.Addr6)
 	}
 	if c.Interval <= 0 {
-		return fmt.Errorf("agent: interval must be positive, got %s", c.Interval)
+		return fmt.Errorf("interval must be positive, got %s", c.Interval)
 	}
 	if c.RefreshInterval < c.Interval {
-		return fmt.Errorf("agent: refresh interval %s is shorter than the sampling interval %s", c.RefreshInterval, c.Interval)
+		return fmt.Errorf("refresh interval %s is shorter than the sampling interval %s", c.RefreshInterval, c.Interval)
 	}
 	if c.StaleAfter <= c.RefreshInterval {
-		return fmt.Errorf("agent: stale-after %s must be longer than the refresh interval %s", c.StaleAfter, c.RefreshInterval)
+		return fmt.Errorf("stale-after %s must be longer than the refresh interval %s", c.StaleAfter, c.RefreshInterval)
 	}
-	if _, err := ParseBy(string(c.Score.By)); err != nil {
-		return fmt.Errorf("agent: %w", err)
+	if _, err := rank.ParseBy(string(c.Score.By)); err != nil {
+		return err
 	}
 	if c.Score.CPUWeight < 0 || c.Score.MemWeight < 0 || c.Score.UserWeight < 0 || c.Score.Delta < 0 {
-		return fmt.Errorf("agent: score weights and delta must not be negative")
+		return fmt.Errorf("score weights and delta must not be negative")
 	}
 	for _, p := range c.Pools {
 		if p == "" || len(p) > 63 {
-			return fmt.Errorf("agent: pool name %q must be 1 to 63 bytes", p)
+			return fmt.Errorf("pool name %q must be 1 to 63 bytes", p)
 		}
 	}
 	if c.Memberlist == nil {
-		return fmt.Errorf("agent: memberlist config is nil")
+		return fmt.Errorf("memberlist config is nil")
 	}
 	return nil
+}
+
+// keys are the gossip keys: Keys, or else those of KeyringFile.
+func (c *Config) keys() ([][]byte, error) {
+	if len(c.Keys) > 0 || c.KeyringFile == "" {
+		return c.Keys, nil
+	}
+	return gossip.ReadKeyring(c.KeyringFile)
+}
+
+// defaultCollectorProbeTop is how many best candidates a collector pings
+// when ProbeTop is 0.
+const defaultCollectorProbeTop = 10
+
+// probeTop is how many best candidates this member pings itself.
+func (c *Config) probeTop() int {
+	if c.ProbeTop == 0 && c.Collector {
+		return defaultCollectorProbeTop
+	}
+	return max(c.ProbeTop, 0)
 }

@@ -2,6 +2,9 @@ package agent
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/report"
 )
 
 // agentMetrics are the agent's Prometheus collectors. They live in the
@@ -47,18 +50,24 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 	m.candidates = gauge("candidates", "Live candidates in the cluster.")
 	m.collectors = append(m.collectors,
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "gossip_packets_sent_total", Help: "UDP packets gossip sent."},
-			func() float64 { return float64(a.transport.packets.Load()) }),
+			func() float64 { return float64(a.member.Stats().Packets) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "gossip_bytes_sent_total", Help: "Bytes gossip sent, packets and streams."},
-			func() float64 { return float64(a.transport.bytes.Load()) }),
+			func() float64 { return float64(a.member.Stats().Bytes) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_sent_total", Help: "Load reports this node fanned out."},
-			func() float64 { return float64(a.reportsSent.Load()) }),
+			func() float64 { return float64(a.member.Stats().ReportsSent) }),
 	)
-	if reg != nil {
-		for _, c := range m.collectors {
-			_ = reg.Register(c)
-		}
-	}
 	return m
+}
+
+// register registers the collectors, once the agent's member runs (the
+// gossip counters read it).
+func (m *agentMetrics) register() {
+	if m.reg == nil {
+		return
+	}
+	for _, c := range m.collectors {
+		_ = m.reg.Register(c)
+	}
 }
 
 func (m *agentMetrics) unregister() {
@@ -70,7 +79,7 @@ func (m *agentMetrics) unregister() {
 	}
 }
 
-func (m *agentMetrics) observeSample(l Load, checks []CheckResult) {
+func (m *agentMetrics) observeSample(l report.Load, checks []report.CheckResult) {
 	m.load.WithLabelValues("1").Set(l.Load1)
 	m.load.WithLabelValues("5").Set(l.Load5)
 	m.load.WithLabelValues("15").Set(l.Load15)
@@ -90,8 +99,8 @@ func (m *agentMetrics) observeSample(l Load, checks []CheckResult) {
 	}
 }
 
-func (m *agentMetrics) observeSnapshot(s *Snapshot) {
-	counts := map[string]int{StateAlive: 0, StateSuspect: 0, StateDead: 0, StateLeft: 0}
+func (m *agentMetrics) observeSnapshot(s *rank.Snapshot) {
+	counts := map[string]int{rank.StateAlive: 0, rank.StateSuspect: 0, rank.StateDead: 0, rank.StateLeft: 0}
 	candidates := 0
 	for i := range s.Nodes {
 		counts[s.Nodes[i].State]++

@@ -4,13 +4,13 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
-	"net"
 	"slices"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/hashicorp/memberlist"
+	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/rank"
 )
 
 // rebuildLoop publishes a new snapshot when reports, membership or probe
@@ -73,32 +73,33 @@ func (a *Agent) publish(now time.Time) {
 	a.subsMu.Unlock()
 }
 
-func (a *Agent) build(now time.Time) *Snapshot {
+// build ranks what the member knows into a snapshot.
+func (a *Agent) build(now time.Time) *rank.Snapshot {
 	a.mu.Lock()
-	defer a.mu.Unlock()
-	members := a.members
-	s := &Snapshot{Built: now, Self: a.cfg.Name, Score: a.score}
-	seen := make(map[string]bool, len(members))
-	add := func(n *memberlist.Node, state string, m nodeMeta) {
-		seen[n.Name] = true
-		ns := NodeStatus{
+	score := a.score
+	a.mu.Unlock()
+	v := a.member.View(now, a.cfg.StaleAfter, func(h gossip.Held) bool { return now.Sub(h.Received) > a.cfg.StaleAfter })
+	s := &rank.Snapshot{Built: now, Self: a.cfg.Name, Score: score}
+	add := func(n *gossip.Node, state string) {
+		m := n.Meta
+		ns := rank.NodeStatus{
 			Name:      n.Name,
 			Addr4:     m.Addr4,
 			Addr6:     m.Addr6,
-			Gossip:    net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+			Gossip:    n.Gossip,
 			State:     state,
 			Collector: m.Collector,
 			Pools:     m.Pools,
 			Roles:     m.Roles,
 		}
-		if h, ok := a.reports[n.Name]; ok {
-			ns.Report, ns.Received = h.r, h.received
-			ns.Score = Score(h.r.Load, a.score, a.score.By)
+		if h, ok := v.Reports[n.Name]; ok {
+			ns.Report, ns.Received = h.Report, h.Received
+			ns.Score = rank.Score(h.Report.Load, score, score.By)
 		}
 		switch {
 		case m.Collector:
 			ns.Reasons = append(ns.Reasons, "collector")
-		case state != StateAlive:
+		case state != rank.StateAlive:
 			ns.Reasons = append(ns.Reasons, state)
 		case ns.Report == nil:
 			ns.Reasons = append(ns.Reasons, "no report yet")
@@ -113,33 +114,16 @@ func (a *Agent) build(now time.Time) *Snapshot {
 		ns.Candidate = len(ns.Reasons) == 0
 		s.Nodes = append(s.Nodes, ns)
 	}
-	for _, n := range members {
-		// memberlist does not expose its suspect state; ours comes from
-		// probeLoop's pings.
-		state := StateAlive
-		if a.missed[n.Name] >= probeMisses {
-			state = StateSuspect
+	for i := range v.Members {
+		state := rank.StateAlive
+		if v.Members[i].Suspect {
+			state = rank.StateSuspect
 		}
-		delete(a.gone, n.Name)
-		add(&n, state, a.parseMeta(n.Meta))
+		add(&v.Members[i], state)
 	}
-	for name, g := range a.gone {
-		if now.Sub(g.at) > a.cfg.StaleAfter {
-			delete(a.gone, name)
-			delete(a.reports, name)
-			continue
-		}
-		if !seen[name] {
-			add(&g.node, g.state, g.parsed)
-		}
+	for i := range v.Gone {
+		add(&v.Gone[i].Node, v.Gone[i].State)
 	}
-	for name, h := range a.reports {
-		// A report can arrive before gossip tells this member that its
-		// node joined: keep it until it is stale, then forget it.
-		if !seen[name] && name != a.cfg.Name && now.Sub(h.received) > a.cfg.StaleAfter {
-			delete(a.reports, name)
-		}
-	}
-	slices.SortFunc(s.Nodes, func(x, y NodeStatus) int { return strings.Compare(x.Name, y.Name) })
+	slices.SortFunc(s.Nodes, func(x, y rank.NodeStatus) int { return strings.Compare(x.Name, y.Name) })
 	return s
 }

@@ -8,14 +8,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/api"
+	"github.com/peerload/peerload/agent/rank"
 )
 
 // topNames runs `peerload top -n n` against api and returns the names, nil
 // when it fails.
-func topNames(t *testing.T, api string, n int) ([]string, cmdResult) {
+func topNames(t *testing.T, apiAddr string, n int) ([]string, cmdResult) {
 	t.Helper()
-	res := runPeerload(t, "top", "-n", fmt.Sprint(n), "--api", api)
+	res := runPeerload(t, "top", "-n", fmt.Sprint(n), "--api", apiAddr)
 	if res.Code != 0 {
 		return nil, res
 	}
@@ -23,13 +24,13 @@ func topNames(t *testing.T, api string, n int) ([]string, cmdResult) {
 }
 
 // statusOf returns what `peerload status --json` at api says about node.
-func statusOf(t *testing.T, api, node string) (*agent.NodeJSON, cmdResult) {
+func statusOf(t *testing.T, apiAddr, node string) (*api.NodeJSON, cmdResult) {
 	t.Helper()
-	res := runPeerload(t, "status", "--json", "--api", api)
+	res := runPeerload(t, "status", "--json", "--api", apiAddr)
 	if res.Code != 0 {
 		return nil, res
 	}
-	var resp agent.NodesResponse
+	var resp api.NodesResponse
 	if err := json.Unmarshal([]byte(res.Stdout), &resp); err != nil {
 		t.Fatalf("status --json: %v\n%s", err, res.Stdout)
 	}
@@ -117,7 +118,7 @@ func TestAgentEndToEnd(t *testing.T) {
 			return true, ""
 		})
 		st, res := statusOf(t, n1.API(), "e2e2")
-		if st == nil || st.Candidate || st.State != agent.StateAlive || !strings.Contains(strings.Join(st.Reasons, ";"), "disk swap") {
+		if st == nil || st.Candidate || st.State != rank.StateAlive || !strings.Contains(strings.Join(st.Reasons, ";"), "disk swap") {
 			t.Errorf("status of the drained node at e2e1: %+v (%s)", st, res)
 		}
 		if res := runPeerload(t, "status", "--api", n1.API()); !strings.Contains(res.Stdout, "disk swap") {
@@ -147,7 +148,7 @@ func TestAgentEndToEnd(t *testing.T) {
 		waitFor(t, 20*time.Second, func() (bool, string) {
 			for _, a := range nodes {
 				st, res := statusOf(t, a.API(), "e2e2")
-				if st == nil || st.State != agent.StateAlive || st.Report == nil || st.Report.Generation <= before.Report.Generation {
+				if st == nil || st.State != rank.StateAlive || st.Report == nil || st.Report.Generation <= before.Report.Generation {
 					return false, fmt.Sprintf("%s: e2e2 not back with a new generation (before %d): %+v %s",
 						a.Opts.Name, before.Report.Generation, st, res)
 				}

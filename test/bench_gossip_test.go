@@ -3,7 +3,7 @@ package test
 import (
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"net/netip"
@@ -17,6 +17,7 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/report"
 )
 
 // walkSampler is a node whose load1 random-walks. Every sample carries its
@@ -31,13 +32,13 @@ type walkSampler struct {
 	taken []time.Time // taken[k] is when sample k was handed out
 }
 
-func (w *walkSampler) Sample() (agent.Load, error) {
+func (w *walkSampler) Sample() (report.Load, error) {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	w.load1 = min(max(w.load1+w.rnd.NormFloat64()*w.step, 0), 16)
 	w.k++
 	w.taken = append(w.taken, time.Now())
-	return agent.Load{Load1: w.load1, Load5: w.load1, Load15: w.load1, CPUs: 4, MemTotal: 16 << 30,
+	return report.Load{Load1: w.load1, Load5: w.load1, Load15: w.load1, CPUs: 4, MemTotal: 16 << 30,
 		MemAvailable: 12 << 30, CPUPressure: -1, Uptime: time.Duration(w.k) * time.Second}, nil
 }
 
@@ -102,7 +103,7 @@ func benchCluster(b *testing.B, n int, window time.Duration) {
 		c.Checks.Root = b.TempDir()
 		c.Keys = [][]byte{key}
 		c.Addr4 = netip.AddrFrom4([4]byte{127, 0, 2, byte(i)})
-		c.Logger = log.New(io.Discard, "", 0)
+		c.Logger = slog.New(slog.DiscardHandler)
 		c.Memberlist.LogOutput = io.Discard
 		samplers[i] = &walkSampler{rnd: rand.New(rand.NewPCG(uint64(i), 7)), load1: 0.5 + float64(i%8)/4, step: 0.05}
 		c.Sampler = samplers[i]

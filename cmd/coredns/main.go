@@ -6,7 +6,7 @@
 // A stock CoreDNS build gets the plugin from one plugin.cfg line, before
 // `file`:
 //
-//	peerload:github.com/peerload/peerload/plugin
+//	peerload:github.com/peerload/peerload/plugin/coredns
 package main
 
 import (
@@ -38,7 +38,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/transfer"
 	_ "github.com/coredns/coredns/plugin/whoami"
 
-	_ "github.com/peerload/peerload/plugin"
+	_ "github.com/peerload/peerload/plugin/coredns"
 )
 
 // directives are the compiled-in plugins in CoreDNS's stock order (see

@@ -4,14 +4,14 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log"
+	"log/slog"
 	"net"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rank"
 )
 
 // agentFlags are the flags of `peerload agent`.
@@ -92,7 +92,7 @@ func (af *agentFlags) config() (*agent.Config, error) {
 	cfg.Checks.Command = af.checkCmd
 	cfg.Checks.CommandTimeout = af.checkTimeout
 
-	by, err := agent.ParseBy(af.by)
+	by, err := rank.ParseBy(af.by)
 	if err != nil {
 		return nil, badFlag("by", af.by, "want cpu, mem or combined")
 	}
@@ -155,11 +155,8 @@ Example (one machine of a lab; the same on every machine):
 		return err
 	}
 	level, _ := parseLogLevel(af.level())
-	logger := log.New(&levelWriter{w: c.stderr, min: level}, "peerload "+cfg.Name+": ", log.LstdFlags)
+	logger := newLogger(c.stderr, level, cfg.Name)
 	cfg.Logger = logger
-	if level == levelDebug && cfg.Memberlist != nil {
-		cfg.Memberlist.Logger = logger
-	}
 	reg := newRegistry()
 	cfg.Registerer = reg
 	m := &member{
@@ -197,57 +194,22 @@ func isLoopbackHost(host string) bool {
 	return ip != nil && ip.IsLoopback()
 }
 
-// Log levels, in the [TAG] convention memberlist and the agent use.
-const (
-	levelDebug = iota
-	levelInfo
-	levelWarn
-	levelError
-)
-
-func parseLogLevel(s string) (int, error) {
+// parseLogLevel reads --log-level.
+func parseLogLevel(s string) (slog.Level, error) {
 	switch strings.ToLower(s) {
 	case "debug":
-		return levelDebug, nil
+		return slog.LevelDebug, nil
 	case "info", "":
-		return levelInfo, nil
+		return slog.LevelInfo, nil
 	case "warn", "warning":
-		return levelWarn, nil
+		return slog.LevelWarn, nil
 	case "err", "error":
-		return levelError, nil
+		return slog.LevelError, nil
 	}
 	return 0, errors.New("want debug, info, warn or error")
 }
 
-// lineLevel reads the [TAG] of a log line; untagged lines are info.
-func lineLevel(line string) int {
-	switch {
-	case strings.Contains(line, "[DEBUG]"):
-		return levelDebug
-	case strings.Contains(line, "[WARN]"):
-		return levelWarn
-	case strings.Contains(line, "[ERR]"), strings.Contains(line, "[ERROR]"):
-		return levelError
-	}
-	return levelInfo
-}
-
-// levelWriter passes log lines at or above min to w. log.Logger writes
-// one whole line per call.
-type levelWriter struct {
-	mu  sync.Mutex
-	w   io.Writer
-	min int
-}
-
-func (l *levelWriter) Write(p []byte) (int, error) {
-	if lineLevel(string(p)) < l.min {
-		return len(p), nil
-	}
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if _, err := l.w.Write(p); err != nil {
-		return 0, err
-	}
-	return len(p), nil
+// newLogger logs to w at level and above, every line naming the node.
+func newLogger(w io.Writer, level slog.Level, node string) *slog.Logger {
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level})).With("node", node)
 }

@@ -4,7 +4,7 @@ import (
 	"context"
 	"fmt"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/api"
 )
 
 func (c *cli) runDrain(args []string) error {
@@ -14,7 +14,7 @@ a member and keeps reporting. The flag is kept in the agent's --state-dir,
 so it survives restarts, until 'peerload undrain'. The agent accepts this
 only from loopback.`)
 	reason := f.String("reason", "", "why, shown by `peerload status` (one line, at most 120 bytes)")
-	api := f.apiFlag()
+	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
 	if err != nil {
 		return err
@@ -24,7 +24,7 @@ only from loopback.`)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := agent.NewClient(*api).Drain(ctx, *reason)
+	resp, err := api.NewClient(*apiAddr).Drain(ctx, *reason)
 	if err != nil {
 		return err
 	}
@@ -35,7 +35,7 @@ only from loopback.`)
 func (c *cli) runUndrain(args []string) error {
 	f := c.newFlagSet("undrain", "", `
 Bring this machine back into the candidate set after 'peerload drain'.`)
-	api := f.apiFlag()
+	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
 	if err != nil {
 		return err
@@ -45,7 +45,7 @@ Bring this machine back into the candidate set after 'peerload drain'.`)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := agent.NewClient(*api).Undrain(ctx)
+	resp, err := api.NewClient(*apiAddr).Undrain(ctx)
 	if err != nil {
 		return err
 	}

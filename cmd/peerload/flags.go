@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/gossip"
 )
 
 // defaultAPI is where the local API listens and where client subcommands
@@ -124,7 +125,7 @@ func (g *gossipFlags) apply(cfg *agent.Config) error {
 	}
 	cfg.JoinFile = g.JoinFile
 	if g.Keyring != "" {
-		if _, err := agent.ReadKeyring(g.Keyring); err != nil {
+		if _, err := gossip.ReadKeyring(g.Keyring); err != nil {
 			return fmt.Errorf("--keyring: %w", err)
 		}
 	}

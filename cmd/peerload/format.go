@@ -9,12 +9,12 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/api"
 )
 
 // nodeAddress is the address a user reaches a node at: IPv4, else IPv6,
 // else the gossip host, else "".
-func nodeAddress(n *agent.NodeJSON) string {
+func nodeAddress(n *api.NodeJSON) string {
 	switch {
 	case n.Addr4 != "":
 		return n.Addr4
@@ -28,7 +28,7 @@ func nodeAddress(n *agent.NodeJSON) string {
 }
 
 // hostOf is what `top`, `ssh` and `hostfile` print for a node.
-func hostOf(n *agent.NodeJSON, ip bool) (string, error) {
+func hostOf(n *api.NodeJSON, ip bool) (string, error) {
 	if !ip {
 		return n.Name, nil
 	}
@@ -42,7 +42,7 @@ func hostOf(n *agent.NodeJSON, ip bool) (string, error) {
 }
 
 // writeNames prints one name (or address) a line.
-func writeNames(w io.Writer, nodes []agent.NodeJSON, ip bool) error {
+func writeNames(w io.Writer, nodes []api.NodeJSON, ip bool) error {
 	for i := range nodes {
 		h, err := hostOf(&nodes[i], ip)
 		if err != nil {
@@ -56,23 +56,23 @@ func writeNames(w io.Writer, nodes []agent.NodeJSON, ip bool) error {
 }
 
 // writeTopTable is `top -v`.
-func writeTopTable(w io.Writer, nodes []agent.NodeJSON) error {
+func writeTopTable(w io.Writer, nodes []api.NodeJSON) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "RANK\tNAME\tADDRESS\tSCORE\tLOAD1\tCPUS\tMEM AVAIL\tUSERS")
 	for i := range nodes {
 		n := &nodes[i]
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%.3f\t%s\t%s\t%s\t%s\n",
 			n.Rank, n.Name, orDash(nodeAddress(n)), n.Score,
-			loadField(n, func(l *agent.LoadJSON) string { return strconv.FormatFloat(l.Load1, 'f', 2, 64) }),
-			loadField(n, func(l *agent.LoadJSON) string { return strconv.Itoa(l.CPUs) }),
-			loadField(n, func(l *agent.LoadJSON) string { return fmt.Sprintf("%.0f%%", l.MemAvailablePercent) }),
-			loadField(n, func(l *agent.LoadJSON) string { return strconv.Itoa(l.Users) }))
+			loadField(n, func(l *api.LoadJSON) string { return strconv.FormatFloat(l.Load1, 'f', 2, 64) }),
+			loadField(n, func(l *api.LoadJSON) string { return strconv.Itoa(l.CPUs) }),
+			loadField(n, func(l *api.LoadJSON) string { return fmt.Sprintf("%.0f%%", l.MemAvailablePercent) }),
+			loadField(n, func(l *api.LoadJSON) string { return strconv.Itoa(l.Users) }))
 	}
 	return tw.Flush()
 }
 
 // writeStatusTable is `peerload status`: every node, candidates best first.
-func writeStatusTable(w io.Writer, resp *agent.NodesResponse) error {
+func writeStatusTable(w io.Writer, resp *api.NodesResponse) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tRANK\tSCORE\tLOAD1\tCPUS\tMEM AVAIL\tUSERS\tAGE\tFAILING CHECKS / NOTES")
 	for i := range resp.Nodes {
@@ -90,16 +90,16 @@ func writeStatusTable(w io.Writer, resp *agent.NodesResponse) error {
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
 			n.Name, orDash(nodeAddress(n)), state, rank, score,
-			loadField(n, func(l *agent.LoadJSON) string { return strconv.FormatFloat(l.Load1, 'f', 2, 64) }),
-			loadField(n, func(l *agent.LoadJSON) string { return strconv.Itoa(l.CPUs) }),
-			loadField(n, func(l *agent.LoadJSON) string { return fmt.Sprintf("%.0f%%", l.MemAvailablePercent) }),
-			loadField(n, func(l *agent.LoadJSON) string { return strconv.Itoa(l.Users) }),
+			loadField(n, func(l *api.LoadJSON) string { return strconv.FormatFloat(l.Load1, 'f', 2, 64) }),
+			loadField(n, func(l *api.LoadJSON) string { return strconv.Itoa(l.CPUs) }),
+			loadField(n, func(l *api.LoadJSON) string { return fmt.Sprintf("%.0f%%", l.MemAvailablePercent) }),
+			loadField(n, func(l *api.LoadJSON) string { return strconv.Itoa(l.Users) }),
 			formatAge(n.ReportAge), notes(n))
 	}
 	return tw.Flush()
 }
 
-func loadField(n *agent.NodeJSON, f func(*agent.LoadJSON) string) string {
+func loadField(n *api.NodeJSON, f func(*api.LoadJSON) string) string {
 	if n.Report == nil {
 		return "-"
 	}
@@ -115,7 +115,7 @@ func orDash(s string) string {
 
 // notes lists the failing checks and the other reasons a node is not a
 // candidate, without saying the same thing twice.
-func notes(n *agent.NodeJSON) string {
+func notes(n *api.NodeJSON) string {
 	var parts []string
 	seen := map[string]bool{}
 	add := func(s string) {

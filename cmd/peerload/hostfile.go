@@ -11,7 +11,7 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/api"
 )
 
 // allNodes asks the agent for every candidate (the API's limit).
@@ -43,7 +43,7 @@ Formats:
 	format := f.String("format", "openmpi", "hostfile `format`: openmpi, mpich or slurm")
 	ip := f.Bool("ip", false, "write addresses instead of names")
 	rf := f.rankFlags()
-	api := f.apiFlag()
+	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
 	if err != nil {
 		return err
@@ -78,7 +78,7 @@ Formats:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := agent.NewClient(*api).Top(ctx, ask, rf.pool, by)
+	resp, err := api.NewClient(*apiAddr).Top(ctx, ask, rf.pool, by)
 	if err != nil {
 		return err
 	}
@@ -123,7 +123,7 @@ type hostfilePlan struct {
 
 // hosts returns the lines for nodes (best first) and a warning when fewer
 // machines or slots are available than asked for.
-func (p hostfilePlan) hosts(nodes []agent.NodeJSON) ([]hostSlots, string, error) {
+func (p hostfilePlan) hosts(nodes []api.NodeJSON) ([]hostSlots, string, error) {
 	var out []hostSlots
 	total := 0
 	for i := range nodes {

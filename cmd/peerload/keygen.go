@@ -4,7 +4,7 @@ import (
 	"encoding/base64"
 	"fmt"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/gossip"
 )
 
 func (c *cli) runKeygen(args []string) error {
@@ -20,7 +20,7 @@ is never overwritten. Give every agent the same keyring with --keyring.`)
 	if err := noArgs(rest); err != nil {
 		return err
 	}
-	key, err := agent.GenerateKey()
+	key, err := gossip.GenerateKey()
 	if err != nil {
 		return err
 	}
@@ -28,7 +28,7 @@ is never overwritten. Give every agent the same keyring with --keyring.`)
 		fmt.Fprintln(c.stdout, base64.StdEncoding.EncodeToString(key))
 		return nil
 	}
-	if err := agent.WriteKeyring(*out, [][]byte{key}); err != nil {
+	if err := gossip.WriteKeyring(*out, [][]byte{key}); err != nil {
 		return err
 	}
 	fmt.Fprintf(c.stderr, "peerload keygen: wrote keyring %s\n", *out)

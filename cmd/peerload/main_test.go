@@ -17,6 +17,10 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/api"
+	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/report"
 )
 
 // testCLI runs one command line in-process.
@@ -48,14 +52,14 @@ func run(args ...string) (string, string, int) { return (&testCLI{}).run(args...
 // what it was asked.
 type fakeAgentAPI struct {
 	mu      sync.Mutex
-	nodes   []agent.NodeJSON
+	nodes   []api.NodeJSON
 	queries []string
 	drained bool
 	reason  string
 	srv     *httptest.Server
 }
 
-func newFakeAgentAPI(t *testing.T, nodes ...agent.NodeJSON) *fakeAgentAPI {
+func newFakeAgentAPI(t *testing.T, nodes ...api.NodeJSON) *fakeAgentAPI {
 	t.Helper()
 	f := &fakeAgentAPI{nodes: nodes}
 	f.srv = httptest.NewServer(http.HandlerFunc(f.serve))
@@ -82,7 +86,7 @@ func (f *fakeAgentAPI) serve(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(w)
 	switch r.URL.Path {
 	case "/v1/top", "/v1/nodes":
-		resp := agent.NodesResponse{Self: "lab01", By: agent.ByCombined, Nodes: []agent.NodeJSON{}}
+		resp := api.NodesResponse{Self: "lab01", By: rank.ByCombined, Nodes: []api.NodeJSON{}}
 		limit := 1
 		if n := r.URL.Query().Get("n"); n != "" {
 			json.Unmarshal([]byte(n), &limit)
@@ -97,28 +101,28 @@ func (f *fakeAgentAPI) serve(w http.ResponseWriter, r *http.Request) {
 		var body struct{ Reason string }
 		json.NewDecoder(r.Body).Decode(&body)
 		f.drained, f.reason = true, body.Reason
-		enc.Encode(agent.DrainResponse{Node: "lab01", Drained: true, Reason: body.Reason})
+		enc.Encode(api.DrainResponse{Node: "lab01", Drained: true, Reason: body.Reason})
 	case "/v1/undrain":
 		f.drained, f.reason = false, ""
-		enc.Encode(agent.DrainResponse{Node: "lab01"})
+		enc.Encode(api.DrainResponse{Node: "lab01"})
 	default:
 		w.WriteHeader(404)
-		enc.Encode(agent.ErrorResponse{Error: "no such endpoint"})
+		enc.Encode(api.ErrorResponse{Error: "no such endpoint"})
 	}
 }
 
-func node(name, addr4 string, rank int, score, load1 float64, cpus int) agent.NodeJSON {
-	return agent.NodeJSON{
+func node(name, addr4 string, rank int, score, load1 float64, cpus int) api.NodeJSON {
+	return api.NodeJSON{
 		Name: name, Addr4: addr4, State: "alive", Candidate: rank > 0, Rank: rank, Score: score, ReportAge: 1.5,
-		Report: &agent.LoadJSON{Load1: load1, CPUs: cpus, MemAvailablePercent: 80, Users: 2},
+		Report: &api.LoadJSON{Load1: load1, CPUs: cpus, MemAvailablePercent: 80, Users: 2},
 	}
 }
 
-func labNodes() []agent.NodeJSON {
+func labNodes() []api.NodeJSON {
 	drained := node("lab04", "127.0.1.4", 0, 0.1, 0.1, 4)
 	drained.Reasons = []string{"drain: drained: kernel update"}
-	drained.Failing = []agent.CheckResult{{Name: "drain", Reason: "drained: kernel update"}}
-	return []agent.NodeJSON{
+	drained.Failing = []report.CheckResult{{Name: "drain", Reason: "drained: kernel update"}}
+	return []api.NodeJSON{
 		node("lab02", "127.0.1.2", 1, 0.12, 0.4, 4),
 		node("lab03", "", 2, 0.5, 2.0, 8),
 		node("lab01", "127.0.1.1", 3, 0.9, 3.6, 4),
@@ -260,7 +264,7 @@ func TestGossipFlagsApply(t *testing.T) {
 		{"SSHPort", cfg.Checks.SSHPort, 0},
 		{"Root", cfg.Checks.Root, "/tmp/root"},
 		{"Command", cfg.Checks.Command, "true"},
-		{"By", cfg.Score.By, agent.ByMem},
+		{"By", cfg.Score.By, rank.ByMem},
 		{"Delta", cfg.Score.Delta, 0.1},
 		{"CPUWeight", cfg.Score.CPUWeight, 1.0},
 	}
@@ -295,52 +299,52 @@ func TestGossipFlagsApply(t *testing.T) {
 }
 
 func TestTop(t *testing.T) {
-	api := newFakeAgentAPI(t, labNodes()...)
+	fake := newFakeAgentAPI(t, labNodes()...)
 	tc := &testCLI{}
-	out, errOut, code := tc.run("top", "-n", "3", "--api", api.addr())
+	out, errOut, code := tc.run("top", "-n", "3", "--api", fake.addr())
 	if code != 0 || out != "lab02\nlab03\nlab01\n" || errOut != "" {
 		t.Errorf("top -n 3: exit %d %q %q", code, out, errOut)
 	}
-	if q := api.lastQuery(); q != "GET /v1/top?n=3" {
+	if q := fake.lastQuery(); q != "GET /v1/top?n=3" {
 		t.Errorf("query = %q", q)
 	}
-	tc.run("top", "--by", "cpu", "--pool", "gpu", "--api", api.addr())
-	if q := api.lastQuery(); q != "GET /v1/top?by=cpu&n=1&pool=gpu" {
+	tc.run("top", "--by", "cpu", "--pool", "gpu", "--api", fake.addr())
+	if q := fake.lastQuery(); q != "GET /v1/top?by=cpu&n=1&pool=gpu" {
 		t.Errorf("query = %q", q)
 	}
 
 	// --ip prints IPv4 addresses; a node without an address is an error.
-	api.nodes = labNodes()[:1]
-	if out, _, code := tc.run("top", "--ip", "--api", api.addr()); code != 0 || out != "127.0.1.2\n" {
+	fake.nodes = labNodes()[:1]
+	if out, _, code := tc.run("top", "--ip", "--api", fake.addr()); code != 0 || out != "127.0.1.2\n" {
 		t.Errorf("top --ip: exit %d %q", code, out)
 	}
-	api.nodes = labNodes()[1:2]
-	if _, errOut, code := tc.run("top", "--ip", "--api", api.addr()); code != 1 || !strings.Contains(errOut, "lab03 advertises no address") {
+	fake.nodes = labNodes()[1:2]
+	if _, errOut, code := tc.run("top", "--ip", "--api", fake.addr()); code != 1 || !strings.Contains(errOut, "lab03 advertises no address") {
 		t.Errorf("top --ip without address: exit %d %q", code, errOut)
 	}
 
-	api.nodes = labNodes()
-	out, _, code = tc.run("top", "-v", "-n", "2", "--api", api.addr())
+	fake.nodes = labNodes()
+	out, _, code = tc.run("top", "-v", "-n", "2", "--api", fake.addr())
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 3 || !regexp.MustCompile(`^RANK\s+NAME\s+ADDRESS\s+SCORE\s+LOAD1`).MatchString(lines[0]) ||
 		!regexp.MustCompile(`^1\s+lab02\s+127\.0\.1\.2\s+0\.120\s+0\.40\s+4\s+80%\s+2$`).MatchString(lines[1]) {
 		t.Errorf("top -v:\n%s", out)
 	}
 
-	out, _, code = tc.run("top", "--json", "-n", "3", "--api", api.addr())
-	var resp agent.NodesResponse
+	out, _, code = tc.run("top", "--json", "-n", "3", "--api", fake.addr())
+	var resp api.NodesResponse
 	if err := json.Unmarshal([]byte(out), &resp); err != nil || code != 0 || len(resp.Nodes) != 3 || resp.Self != "lab01" {
 		t.Errorf("top --json: exit %d %v %q", code, err, out)
 	}
 
 	// The API address comes from $PEERLOAD_API unless --api is given.
-	tc.env = map[string]string{"PEERLOAD_API": api.addr()}
+	tc.env = map[string]string{"PEERLOAD_API": fake.addr()}
 	if out, _, code := tc.run("top"); code != 0 || out != "lab02\n" {
 		t.Errorf("top with PEERLOAD_API: exit %d %q", code, out)
 	}
 
 	// No candidate: exit 1 with one line.
-	api.nodes = labNodes()[3:]
+	fake.nodes = labNodes()[3:]
 	for _, args := range [][]string{{"top"}, {"top", "--pool", "gpu"}, {"ssh"}, {"hostfile", "-"}} {
 		out, errOut, code := tc.run(args...)
 		if code != 1 || out != "" || !strings.Contains(errOut, "no candidate machine") || strings.Count(errOut, "\n") != 1 {
@@ -366,20 +370,20 @@ func TestUnreachableAgent(t *testing.T) {
 }
 
 func TestSSH(t *testing.T) {
-	api := newFakeAgentAPI(t, labNodes()...)
+	fake := newFakeAgentAPI(t, labNodes()...)
 	tc := &testCLI{}
-	_, errOut, code := tc.run("ssh", "--api", api.addr())
+	_, errOut, code := tc.run("ssh", "--api", fake.addr())
 	if code != 0 || len(tc.execed) != 3 || filepath.Base(tc.execed[0]) != "ssh" || strings.Join(tc.execed[1:], " ") != "ssh lab02" {
 		t.Errorf("ssh: exit %d %q exec %q", code, errOut, tc.execed)
 	}
 	tc.env = map[string]string{"PEERLOAD_SSH": "echo"}
-	_, errOut, code = tc.run("ssh", "--ip", "--api", api.addr(), "--", "-A", "-l", "alice", "-p2222", "uptime", "-a")
+	_, errOut, code = tc.run("ssh", "--ip", "--api", fake.addr(), "--", "-A", "-l", "alice", "-p2222", "uptime", "-a")
 	if code != 0 || filepath.Base(tc.execed[0]) != "echo" ||
 		strings.Join(tc.execed[1:], " ") != "echo -A -l alice -p2222 127.0.1.2 uptime -a" {
 		t.Errorf("ssh with args: exit %d %q exec %q", code, errOut, tc.execed)
 	}
 	tc.env = map[string]string{"PEERLOAD_SSH": "/no/such/ssh"}
-	if _, errOut, code := tc.run("ssh", "--api", api.addr()); code != 1 || !strings.Contains(errOut, "/no/such/ssh") {
+	if _, errOut, code := tc.run("ssh", "--api", fake.addr()); code != 1 || !strings.Contains(errOut, "/no/such/ssh") {
 		t.Errorf("missing ssh: exit %d %q", code, errOut)
 	}
 }
@@ -459,34 +463,34 @@ func TestWriteHostfile(t *testing.T) {
 }
 
 func TestHostfileCommand(t *testing.T) {
-	api := newFakeAgentAPI(t, labNodes()...)
+	fake := newFakeAgentAPI(t, labNodes()...)
 	tc := &testCLI{}
-	out, _, code := tc.run("hostfile", "-", "--format", "mpich", "-n", "2", "--api", api.addr())
+	out, _, code := tc.run("hostfile", "-", "--format", "mpich", "-n", "2", "--api", fake.addr())
 	if code != 0 || out != "lab02:1\nlab03:1\n" {
 		t.Errorf("hostfile to stdout: exit %d %q", code, out)
 	}
-	if q := api.lastQuery(); q != "GET /v1/top?n=2" {
+	if q := fake.lastQuery(); q != "GET /v1/top?n=2" {
 		t.Errorf("query = %q", q)
 	}
 	file := filepath.Join(t.TempDir(), "hosts")
-	out, errOut, code := tc.run("hostfile", "--cpus", "-n", "9", "--count-cpus", "--api", api.addr(), file)
+	out, errOut, code := tc.run("hostfile", "--cpus", "-n", "9", "--count-cpus", "--api", fake.addr(), file)
 	data, _ := os.ReadFile(file)
 	if code != 0 || out != "" || string(data) != "lab02 slots=4\nlab03 slots=5\n" || !strings.Contains(errOut, "wrote 2 machines, 9 slots") {
 		t.Errorf("hostfile to file: exit %d %q %q, file %q", code, out, errOut, data)
 	}
-	if q := api.lastQuery(); q != "GET /v1/top?n=10000" {
+	if q := fake.lastQuery(); q != "GET /v1/top?n=10000" {
 		t.Errorf("query = %q", q)
 	}
-	_, errOut, code = tc.run("hostfile", "-n", "9", "--api", api.addr(), filepath.Join(t.TempDir(), "no", "dir", "hosts"))
+	_, errOut, code = tc.run("hostfile", "-n", "9", "--api", fake.addr(), filepath.Join(t.TempDir(), "no", "dir", "hosts"))
 	if code != 1 || !strings.Contains(errOut, "no such file or directory") || !strings.Contains(errOut, "warning: only 3 candidate machines") {
 		t.Errorf("hostfile into a missing dir: exit %d %q", code, errOut)
 	}
 }
 
 func TestStatus(t *testing.T) {
-	api := newFakeAgentAPI(t, labNodes()...)
+	fake := newFakeAgentAPI(t, labNodes()...)
 	tc := &testCLI{}
-	out, _, code := tc.run("status", "--api", api.addr())
+	out, _, code := tc.run("status", "--api", fake.addr())
 	lines := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 0 || len(lines) != 6 {
 		t.Fatalf("status: exit %d\n%s", code, out)
@@ -503,28 +507,28 @@ func TestStatus(t *testing.T) {
 			t.Errorf("status line %d = %q, want match %s", idx, lines[idx], re)
 		}
 	}
-	if q := api.lastQuery(); q != "GET /v1/nodes?" {
+	if q := fake.lastQuery(); q != "GET /v1/nodes?" {
 		t.Errorf("query = %q", q)
 	}
 
 	// --watch draws, then stops on a signal.
 	tc.sig = make(chan os.Signal, 1)
 	tc.sig <- syscall.SIGINT
-	out, _, code = tc.run("status", "--watch", "--interval", "100ms", "--api", api.addr())
+	out, _, code = tc.run("status", "--watch", "--interval", "100ms", "--api", fake.addr())
 	if code != 0 || !strings.HasPrefix(out, clearScreen+"peerload status") || !strings.Contains(out, "lab02") {
 		t.Errorf("status --watch: exit %d %q", code, out)
 	}
 }
 
 func TestDrainUndrain(t *testing.T) {
-	api := newFakeAgentAPI(t)
+	fake := newFakeAgentAPI(t)
 	tc := &testCLI{}
-	out, _, code := tc.run("drain", "--reason", "new disk", "--api", api.addr())
-	if code != 0 || out != "lab01 drained: new disk\n" || !api.drained || api.reason != "new disk" {
-		t.Errorf("drain: exit %d %q, fake %v %q", code, out, api.drained, api.reason)
+	out, _, code := tc.run("drain", "--reason", "new disk", "--api", fake.addr())
+	if code != 0 || out != "lab01 drained: new disk\n" || !fake.drained || fake.reason != "new disk" {
+		t.Errorf("drain: exit %d %q, fake %v %q", code, out, fake.drained, fake.reason)
 	}
-	out, _, code = tc.run("undrain", "--api", api.addr())
-	if code != 0 || out != "lab01 undrained\n" || api.drained {
+	out, _, code = tc.run("undrain", "--api", fake.addr())
+	if code != 0 || out != "lab01 undrained\n" || fake.drained {
 		t.Errorf("undrain: exit %d %q", code, out)
 	}
 }
@@ -539,7 +543,7 @@ func TestKeygen(t *testing.T) {
 	if _, errOut, code := run("keygen", "--out", file); code != 0 || !strings.Contains(errOut, file) {
 		t.Fatalf("keygen --out: exit %d %q", code, errOut)
 	}
-	keys, err := agent.ReadKeyring(file)
+	keys, err := gossip.ReadKeyring(file)
 	if err != nil || len(keys) != 1 || len(keys[0]) != 32 {
 		t.Errorf("keyring written by keygen: %d keys, %v", len(keys), err)
 	}
@@ -556,16 +560,23 @@ func TestFormatAge(t *testing.T) {
 	}
 }
 
-func TestLevelWriter(t *testing.T) {
+func TestLogLevel(t *testing.T) {
 	var b bytes.Buffer
-	w := &levelWriter{w: &b, min: levelWarn}
-	for _, line := range []string{"[DEBUG] a\n", "[INFO] b\n", "plain c\n", "[WARN] d\n", "[ERR] e\n"} {
-		if n, err := w.Write([]byte(line)); n != len(line) || err != nil {
-			t.Fatalf("write %q: %d %v", line, n, err)
-		}
+	level, err := parseLogLevel("warn")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if b.String() != "[WARN] d\n[ERR] e\n" {
-		t.Errorf("warn level passed %q", b.String())
+	l := newLogger(&b, level, "lab01")
+	l.Debug("a")
+	l.Info("b")
+	l.Warn("d")
+	l.Error("e")
+	if got := b.String(); strings.Contains(got, "msg=a") || strings.Contains(got, "msg=b") ||
+		!strings.Contains(got, "level=WARN msg=d node=lab01") || !strings.Contains(got, "level=ERROR msg=e") {
+		t.Errorf("warn level passed %q", got)
+	}
+	if _, err := parseLogLevel("loud"); err == nil {
+		t.Error("parseLogLevel accepted loud")
 	}
 }
 

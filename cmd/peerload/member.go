@@ -4,7 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/api"
 )
 
 // member is a long-running cluster member with its local API; `peerload
@@ -25,7 +26,7 @@ type member struct {
 	cfg       *agent.Config
 	apiAddr   string
 	apiPublic bool
-	logger    *log.Logger
+	logger    *slog.Logger
 	reg       *prometheus.Registry
 	// signals replaces the process's signals (tests); nil uses them.
 	signals <-chan os.Signal
@@ -56,7 +57,7 @@ func (m *member) run() error {
 	}
 	if m.apiPublic {
 		if host, _, _ := net.SplitHostPort(m.apiAddr); !isLoopbackHost(host) {
-			m.logger.Printf("[WARN] the local API on %s is reachable from the network (--api-public): anyone can read the cluster state", m.apiAddr)
+			m.logger.Warn("the local API is reachable from the network (--api-public): anyone can read the cluster state", "api", m.apiAddr)
 		}
 	}
 	a, err := agent.New(m.cfg)
@@ -65,11 +66,11 @@ func (m *member) run() error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           agent.NewAPIHandler(a, m.reg),
+		Handler:           api.NewHandler(a, m.reg),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		ErrorLog:          m.logger,
+		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
@@ -92,7 +93,7 @@ func (m *member) run() error {
 			workDone <- m.work(ctx, a)
 		}()
 	}
-	m.logger.Printf("[INFO] %s", m.started(a, ln.Addr()))
+	m.logger.Info(m.started(a, ln.Addr()))
 
 	sig := m.signals
 	if sig == nil {
@@ -103,7 +104,7 @@ func (m *member) run() error {
 	}
 	shutdown := func() error {
 		if err := a.Leave(5 * time.Second); err != nil {
-			m.logger.Printf("[WARN] leave: %v", err)
+			m.logger.Warn("leave failed", "err", err)
 		}
 		cancel()
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -118,13 +119,13 @@ func (m *member) run() error {
 		case s := <-sig:
 			if s == syscall.SIGHUP {
 				if err := m.reload(a); err != nil {
-					m.logger.Printf("[ERR] reload: %v", err)
+					m.logger.Error("reload failed", "err", err)
 				} else {
-					m.logger.Printf("[INFO] reloaded")
+					m.logger.Info("reloaded")
 				}
 				continue
 			}
-			m.logger.Printf("[INFO] %v: leaving the cluster", s)
+			m.logger.Info("leaving the cluster", "signal", s.String())
 			if err := shutdown(); err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}

@@ -5,14 +5,14 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"log"
 	"net"
 	"os"
 	"strconv"
 	"time"
 
 	"github.com/peerload/peerload/agent"
-	"github.com/peerload/peerload/agent/rfc2136"
+	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/plugin/rfc2136"
 )
 
 // defaultNsupdateAPI is where `peerload nsupdate` serves the read-only API
@@ -119,11 +119,11 @@ func (nf *nsupdateFlags) config() (*agent.Config, rfc2136.Config, error) {
 	if nf.ttl < 1 || nf.ttl > 1<<31-1 {
 		return nil, uc, badFlag("ttl", strconv.Itoa(nf.ttl), "must be a positive number of seconds")
 	}
-	by, err := agent.ParseBy(nf.by)
+	by, err := rank.ParseBy(nf.by)
 	if err != nil {
 		return nil, uc, &flagError{Flag: "by", Value: nf.by, Err: err}
 	}
-	fb, err := agent.ParseFallback(nf.fallback)
+	fb, err := rank.ParseFallback(nf.fallback)
 	if err != nil {
 		return nil, uc, &flagError{Flag: "fallback", Value: nf.fallback, Err: err}
 	}
@@ -236,11 +236,11 @@ Example:
 		return err
 	}
 	level, _ := parseLogLevel(nf.logLevel)
-	logger := log.New(&levelWriter{w: c.stderr, min: level}, "peerload "+cfg.Name+": ", log.LstdFlags)
+	logger := newLogger(c.stderr, level, cfg.Name)
 	cfg.Logger = logger
 	reg := newRegistry()
 	cfg.Registerer = reg
-	ucfg.Logger = log.New(&levelWriter{w: c.stderr, min: level}, "peerload "+cfg.Name+": rfc2136: ", log.LstdFlags)
+	ucfg.Logger = logger.With("from", "rfc2136")
 	ucfg.Registerer = reg
 	u, err := rfc2136.New(ucfg)
 	if err != nil {

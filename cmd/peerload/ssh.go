@@ -7,7 +7,7 @@ import (
 	"os/exec"
 	"strings"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/api"
 )
 
 // sshOptsWithArg are the OpenSSH client options that take a value.
@@ -50,7 +50,7 @@ $PEERLOAD_SSH replaces the ssh program.
     peerload ssh -- -l alice uptime`)
 	rf := f.rankFlags()
 	ip := f.Bool("ip", false, "connect to the machine's address instead of its name")
-	api := f.apiFlag()
+	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
 	if err != nil {
 		return err
@@ -61,7 +61,7 @@ $PEERLOAD_SSH replaces the ssh program.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := agent.NewClient(*api).Top(ctx, 1, rf.pool, by)
+	resp, err := api.NewClient(*apiAddr).Top(ctx, 1, rf.pool, by)
 	if err != nil {
 		return err
 	}

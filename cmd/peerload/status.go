@@ -11,7 +11,7 @@ import (
 	"syscall"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/api"
 )
 
 // clearScreen moves the cursor home and clears the terminal (ANSI).
@@ -27,7 +27,7 @@ is. --watch redraws the table every --interval until interrupted.`)
 	interval := f.Duration("interval", 2*time.Second, "refresh `interval` for --watch")
 	asJSON := f.Bool("json", false, "print the agent's JSON answer")
 	rf := f.rankFlags()
-	api := f.apiFlag()
+	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
 	if err != nil {
 		return err
@@ -45,7 +45,7 @@ is. --watch redraws the table every --interval until interrupted.`)
 	if err != nil {
 		return err
 	}
-	client := agent.NewClient(*api)
+	client := api.NewClient(*apiAddr)
 	render := func() ([]byte, error) {
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()

@@ -7,7 +7,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/api"
+	"github.com/peerload/peerload/agent/rank"
 )
 
 // requestTimeout bounds one call to the local agent.
@@ -26,11 +27,11 @@ func (f *flagSet) rankFlags() *rankFlags {
 	return r
 }
 
-func (r *rankFlags) parse() (agent.By, error) {
+func (r *rankFlags) parse() (rank.By, error) {
 	if r.by == "" {
 		return "", nil
 	}
-	by, err := agent.ParseBy(r.by)
+	by, err := rank.ParseBy(r.by)
 	if err != nil {
 		return "", &flagError{Flag: "by", Value: r.by, Err: errors.New("want cpu, mem or combined")}
 	}
@@ -59,7 +60,7 @@ Exits 1 when no machine is a candidate or the agent cannot be reached.`)
 	verbose := f.Bool("v", false, "print a table with score and load")
 	ip := f.Bool("ip", false, "print the IPv4 address (IPv6 when there is none) instead of the name")
 	asJSON := f.Bool("json", false, "print the agent's JSON answer")
-	api := f.apiFlag()
+	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
 	if err != nil {
 		return err
@@ -76,7 +77,7 @@ Exits 1 when no machine is a candidate or the agent cannot be reached.`)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := agent.NewClient(*api).Top(ctx, *n, rf.pool, by)
+	resp, err := api.NewClient(*apiAddr).Top(ctx, *n, rf.pool, by)
 	if err != nil {
 		return err
 	}

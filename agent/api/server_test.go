@@ -1,0 +1,469 @@
+package api
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/agenttest"
+	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/report"
+)
+
+// fakeAPISource is a hand-built cluster for the API handler.
+type fakeAPISource struct {
+	mu     sync.Mutex
+	snap   *rank.Snapshot
+	on     bool
+	reason string
+	err    error
+}
+
+var apiNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+func (f *fakeAPISource) source() apiSource {
+	return apiSource{
+		name:     func() string { return "lab01" },
+		snapshot: func() *rank.Snapshot { f.mu.Lock(); defer f.mu.Unlock(); return f.snap },
+		setDrain: func(on bool, reason string) error {
+			f.mu.Lock()
+			defer f.mu.Unlock()
+			if f.err != nil {
+				return f.err
+			}
+			f.on, f.reason = on, reason
+			return nil
+		},
+		drained: func() (bool, string) { f.mu.Lock(); defer f.mu.Unlock(); return f.on, f.reason },
+		now:     func() time.Time { return apiNow },
+	}
+}
+
+func apiTestNode(name string, load1 float64, memAvailGiB uint64, candidate bool, pools ...string) rank.NodeStatus {
+	n := rank.NodeStatus{
+		Name:      name,
+		Addr4:     netip.MustParseAddr("127.0.1." + name[len(name)-1:]),
+		Gossip:    "127.0.0.1:7946",
+		State:     rank.StateAlive,
+		Pools:     pools,
+		Candidate: candidate,
+		Received:  apiNow.Add(-3 * time.Second),
+		Report: &report.Report{Node: name, Generation: 1, Seq: 7, Load: report.Load{
+			Load1: load1, Load5: load1, Load15: load1, CPUs: 4,
+			MemTotal: 16 << 30, MemAvailable: memAvailGiB << 30, CPUPressure: -1, Users: 1,
+		}},
+	}
+	if !candidate {
+		n.Reasons = []string{"drain: maintenance"}
+		n.Report.Failing = []report.CheckResult{{Name: "nologin", Reason: "/etc/nologin exists"}}
+	}
+	return n
+}
+
+func apiTestSnapshot() *rank.Snapshot {
+	return &rank.Snapshot{
+		Built: apiNow,
+		Self:  "lab01",
+		Score: rank.DefaultScoreConfig(),
+		Nodes: []rank.NodeStatus{
+			{Name: "dns5", State: rank.StateAlive, Collector: true, Reasons: []string{"collector"}},
+			apiTestNode("lab1", 3.0, 12, true, "gpu"),
+			apiTestNode("lab2", 0.4, 12, true),
+			apiTestNode("lab3", 0.1, 1, true, "gpu"),
+			apiTestNode("lab4", 0.0, 16, false),
+		},
+	}
+}
+
+func newTestAPI(t *testing.T) (*fakeAPISource, *httptest.Server) {
+	t.Helper()
+	f := &fakeAPISource{snap: apiTestSnapshot()}
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(prometheus.NewCounter(prometheus.CounterOpts{Name: "peerload_test_total", Help: "test"}))
+	srv := httptest.NewServer(newHandler(f.source(), reg))
+	t.Cleanup(srv.Close)
+	return f, srv
+}
+
+func getJSON(t *testing.T, url string, wantCode int, out any) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != wantCode {
+		t.Fatalf("GET %s: status %d, want %d", url, resp.StatusCode, wantCode)
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "application/json" {
+		t.Fatalf("GET %s: content type %q", url, ct)
+	}
+	if err := json.NewDecoder(resp.Body).Decode(out); err != nil {
+		t.Fatalf("GET %s: decode: %v", url, err)
+	}
+}
+
+func apiNames(nodes []NodeJSON) string {
+	var s []string
+	for _, n := range nodes {
+		s = append(s, n.Name)
+	}
+	return strings.Join(s, ",")
+}
+
+func TestAPINodes(t *testing.T) {
+	_, srv := newTestAPI(t)
+	tests := []struct {
+		query, want string
+		by          rank.By
+	}{
+		// combined: lab2 0.1+0.125, lab3 0.025+0.47, lab1 0.75+0.125
+		{"", "lab2,lab3,lab1,dns5,lab4", rank.ByCombined},
+		{"?by=cpu", "lab3,lab2,lab1,dns5,lab4", rank.ByCPU},
+		{"?by=mem", "lab1,lab2,lab3,dns5,lab4", rank.ByMem},
+		{"?pool=gpu", "lab3,lab1", rank.ByCombined},
+		{"?pool=nosuchpool", "", rank.ByCombined},
+	}
+	for _, tt := range tests {
+		var resp NodesResponse
+		getJSON(t, srv.URL+"/v1/nodes"+tt.query, http.StatusOK, &resp)
+		if got := apiNames(resp.Nodes); got != tt.want {
+			t.Errorf("nodes%s = %s, want %s", tt.query, got, tt.want)
+		}
+		if resp.By != tt.by || resp.Self != "lab01" {
+			t.Errorf("nodes%s: by %q self %q", tt.query, resp.By, resp.Self)
+		}
+		if resp.Nodes == nil {
+			t.Errorf("nodes%s: nodes is null, want a list", tt.query)
+		}
+	}
+
+	var resp NodesResponse
+	getJSON(t, srv.URL+"/v1/nodes", http.StatusOK, &resp)
+	best := resp.Nodes[0]
+	if best.Rank != 1 || !best.Candidate || best.Report == nil || best.Report.Load1 != 0.4 || best.Report.CPUs != 4 {
+		t.Errorf("best node = %+v", best)
+	}
+	if best.ReportAge != 3 || best.Addr4 != "127.0.1.2" || best.State != rank.StateAlive {
+		t.Errorf("best node age %v addr %q state %q", best.ReportAge, best.Addr4, best.State)
+	}
+	if want := 0.1 + 0.5*0.25 + 0.02; apiAbs(best.Score-want) > 1e-9 {
+		t.Errorf("best score = %v, want %v", best.Score, want)
+	}
+	if best.Report.MemAvailablePercent != 75 {
+		t.Errorf("mem available = %v%%, want 75", best.Report.MemAvailablePercent)
+	}
+	drained := resp.Nodes[4]
+	if drained.Name != "lab4" || drained.Rank != 0 || drained.Candidate || len(drained.Failing) != 1 ||
+		drained.Reasons[0] != "drain: maintenance" || drained.Score == 0 {
+		t.Errorf("drained node = %+v", drained)
+	}
+	collector := resp.Nodes[3]
+	if !collector.Collector || collector.ReportAge != -1 || collector.Report != nil {
+		t.Errorf("collector = %+v", collector)
+	}
+}
+
+func apiAbs(f float64) float64 {
+	if f < 0 {
+		return -f
+	}
+	return f
+}
+
+func TestAPITop(t *testing.T) {
+	_, srv := newTestAPI(t)
+	tests := []struct{ query, want string }{
+		{"", "lab2"},
+		{"?n=2", "lab2,lab3"},
+		{"?n=10", "lab2,lab3,lab1"},
+		{"?n=2&by=cpu", "lab3,lab2"},
+		{"?pool=gpu&n=5", "lab3,lab1"},
+		{"?pool=none&n=5", ""},
+	}
+	for _, tt := range tests {
+		var resp NodesResponse
+		getJSON(t, srv.URL+"/v1/top"+tt.query, http.StatusOK, &resp)
+		if got := apiNames(resp.Nodes); got != tt.want {
+			t.Errorf("top%s = %s, want %s", tt.query, got, tt.want)
+		}
+		for i, n := range resp.Nodes {
+			if n.Rank != i+1 {
+				t.Errorf("top%s: %s has rank %d, want %d", tt.query, n.Name, n.Rank, i+1)
+			}
+		}
+	}
+}
+
+func TestAPITopSpreadsEqualScores(t *testing.T) {
+	f, srv := newTestAPI(t)
+	f.snap = &rank.Snapshot{Built: apiNow, Score: rank.DefaultScoreConfig(), Nodes: []rank.NodeStatus{
+		apiTestNode("lab1", 0.5, 8, true), apiTestNode("lab2", 0.5, 8, true), apiTestNode("lab3", 0.5, 8, true),
+	}}
+	seen := map[string]bool{}
+	for range 60 {
+		var resp NodesResponse
+		getJSON(t, srv.URL+"/v1/top", http.StatusOK, &resp)
+		if len(resp.Nodes) != 1 || resp.Nodes[0].Rank != 1 {
+			t.Fatalf("top = %+v", resp.Nodes)
+		}
+		seen[resp.Nodes[0].Name] = true
+	}
+	if len(seen) != 3 {
+		t.Errorf("60 picks among 3 equal nodes returned only %v", seen)
+	}
+}
+
+func TestAPIBadParameters(t *testing.T) {
+	_, srv := newTestAPI(t)
+	tests := []struct{ path, wantInErr string }{
+		{"/v1/top?n=0", "parameter n"},
+		{"/v1/top?n=abc", "parameter n"},
+		{"/v1/top?n=-3", "parameter n"},
+		{"/v1/top?n=99999999999999999999", "parameter n"},
+		{"/v1/top?by=load", "parameter by"},
+		{"/v1/nodes?by=", ""}, // empty is the default, not an error
+		{"/v1/nodes?n=3", `unknown parameter "n"`},
+		{"/v1/nodes?sort=name", `unknown parameter "sort"`},
+		{"/v1/nodes?pool=" + strings.Repeat("p", 64), "parameter pool"},
+	}
+	for _, tt := range tests {
+		if tt.wantInErr == "" {
+			var resp NodesResponse
+			getJSON(t, srv.URL+tt.path, http.StatusOK, &resp)
+			continue
+		}
+		var e ErrorResponse
+		getJSON(t, srv.URL+tt.path, http.StatusBadRequest, &e)
+		if !strings.Contains(e.Error, tt.wantInErr) {
+			t.Errorf("%s: error %q does not contain %q", tt.path, e.Error, tt.wantInErr)
+		}
+	}
+}
+
+func TestAPINilSnapshot(t *testing.T) {
+	f, srv := newTestAPI(t)
+	f.snap = nil
+	var resp NodesResponse
+	getJSON(t, srv.URL+"/v1/top?n=3", http.StatusOK, &resp)
+	if len(resp.Nodes) != 0 {
+		t.Errorf("top without snapshot = %v", resp.Nodes)
+	}
+}
+
+func TestAPIMetricsAndHealth(t *testing.T) {
+	_, srv := newTestAPI(t)
+	for path, want := range map[string]string{
+		"/metrics": "peerload_test_total 0",
+		"/healthz": "ok",
+	} {
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 || !strings.Contains(string(b), want) {
+			t.Errorf("GET %s: %d %q, want %q", path, resp.StatusCode, b, want)
+		}
+	}
+	var e ErrorResponse
+	getJSON(t, srv.URL+"/v2/whatever", http.StatusNotFound, &e)
+}
+
+func TestAPIDrain(t *testing.T) {
+	f, srv := newTestAPI(t)
+	post := func(path, ctype, body string) *http.Response {
+		t.Helper()
+		resp, err := http.Post(srv.URL+path, ctype, strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp
+	}
+	if resp := post("/v1/drain?reason=disk+swap", "", ""); resp.StatusCode != 200 || !f.on || f.reason != "disk swap" {
+		t.Fatalf("drain by query: %d, drained %v %q", resp.StatusCode, f.on, f.reason)
+	}
+	if resp := post("/v1/undrain", "", ""); resp.StatusCode != 200 || f.on {
+		t.Fatalf("undrain: %d, drained %v", resp.StatusCode, f.on)
+	}
+	if resp := post("/v1/drain", "application/json", `{"reason":"kernel update"}`); resp.StatusCode != 200 || f.reason != "kernel update" {
+		t.Fatalf("drain by JSON: %d, %q", resp.StatusCode, f.reason)
+	}
+	if resp := post("/v1/drain", "application/x-www-form-urlencoded", "reason=form"); resp.StatusCode != 200 || f.reason != "form" {
+		t.Fatalf("drain by form: %d, %q", resp.StatusCode, f.reason)
+	}
+	if resp := post("/v1/drain", "", ""); resp.StatusCode != 200 || f.reason != "drained by operator" {
+		t.Fatalf("drain without reason: %d, %q", resp.StatusCode, f.reason)
+	}
+	var d DrainResponse
+	getJSON(t, srv.URL+"/v1/drain", http.StatusOK, &d)
+	if !d.Drained || d.Node != "lab01" || d.Reason != "drained by operator" {
+		t.Errorf("GET drain = %+v", d)
+	}
+	for _, bad := range []struct{ path, ctype, body string }{
+		{"/v1/drain", "application/json", `{"reason":`},
+		{"/v1/drain", "application/json", `{"why":"x"}`},
+		{"/v1/drain?reason=" + strings.Repeat("x", 121), "", ""},
+		{"/v1/drain?reason=a%0Ab", "", ""},
+		{"/v1/drain?force=1", "", ""},
+	} {
+		if resp := post(bad.path, bad.ctype, bad.body); resp.StatusCode != http.StatusBadRequest {
+			t.Errorf("POST %s %q: status %d, want 400", bad.path, bad.body, resp.StatusCode)
+		}
+	}
+	req, _ := http.NewRequest(http.MethodDelete, srv.URL+"/v1/drain", nil)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") == "" {
+		t.Errorf("DELETE drain: %d allow %q", resp.StatusCode, resp.Header.Get("Allow"))
+	}
+	f.err = errors.New("state dir is read-only")
+	if resp := post("/v1/undrain", "", ""); resp.StatusCode != http.StatusInternalServerError {
+		t.Errorf("undrain with failing setter: %d", resp.StatusCode)
+	}
+}
+
+func TestAPIDrainOnlyFromLoopback(t *testing.T) {
+	f := &fakeAPISource{snap: apiTestSnapshot()}
+	h := newHandler(f.source(), prometheus.NewRegistry())
+	for _, tt := range []struct {
+		remote string
+		code   int
+	}{
+		{"127.0.0.1:5555", 200},
+		{"127.0.1.3:5555", 200},
+		{"[::1]:5555", 200},
+		{"192.0.2.7:5555", 403},
+		{"[2001:db8::1]:5555", 403},
+		{"garbage", 403},
+	} {
+		for _, path := range []string{"/v1/drain", "/v1/undrain"} {
+			req := httptest.NewRequest(http.MethodPost, path, nil)
+			req.RemoteAddr = tt.remote
+			rec := httptest.NewRecorder()
+			h.ServeHTTP(rec, req)
+			if rec.Code != tt.code {
+				t.Errorf("POST %s from %s: %d, want %d", path, tt.remote, rec.Code, tt.code)
+			}
+		}
+	}
+	// Reading is allowed from anywhere.
+	req := httptest.NewRequest(http.MethodGet, "/v1/top", nil)
+	req.RemoteAddr = "192.0.2.7:5555"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Errorf("GET top from non-loopback: %d", rec.Code)
+	}
+}
+
+// TestAPIWithAgents serves the API of a real in-process agent in a
+// two-node loopback cluster: both nodes are listed, load moves the
+// ranking, and drain through the API takes the node out cluster-wide.
+func TestAPIWithAgents(t *testing.T) {
+	agents, samplers := agenttest.Cluster(t, 2, nil)
+	a1, a2 := agents[0], agents[1]
+	reg := prometheus.NewRegistry()
+	srv := httptest.NewServer(NewHandler(a1, reg))
+	defer srv.Close()
+	c := NewClient(srv.URL)
+	ctx := t.Context()
+
+	agenttest.WaitFor(t, 10*time.Second, "both nodes in /v1/top", func() (bool, string) {
+		top, err := c.Top(ctx, 5, "", "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return apiNames(top.Nodes) == "node1,node2", apiNames(top.Nodes)
+	})
+	nodes, err := c.Nodes(ctx, "", rank.ByCPU)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nodes.Self != "node1" || len(nodes.Nodes) != 2 || nodes.Nodes[0].Report == nil || nodes.Nodes[0].Rank != 1 ||
+		nodes.Nodes[0].ReportAge < 0 || nodes.Nodes[0].Addr4 != "127.0.1.1" {
+		t.Errorf("nodes = %+v", nodes)
+	}
+
+	samplers[0].SetLoad1(50)
+	agenttest.WaitFor(t, 10*time.Second, "loaded node1 to rank last", func() (bool, string) {
+		top, err := c.Top(ctx, 2, "", "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return apiNames(top.Nodes) == "node2,node1", apiNames(top.Nodes)
+	})
+
+	if d, err := c.Drain(ctx, "api test"); err != nil || !d.Drained || d.Node != "node1" {
+		t.Fatalf("drain = %+v, %v", d, err)
+	}
+	if on, reason := a1.Drained(); !on || !strings.Contains(reason, "api test") {
+		t.Errorf("agent drained = %v %q", on, reason)
+	}
+	agenttest.WaitFor(t, 10*time.Second, "node2 to see node1 drained", func() (bool, string) {
+		n := a2.Snapshot().Node("node1")
+		return n != nil && !n.Candidate, fmt.Sprintf("%+v", n)
+	})
+	if _, err := c.Undrain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	agenttest.WaitFor(t, 10*time.Second, "node1 back in /v1/top", func() (bool, string) {
+		top, err := c.Top(ctx, 5, "", "")
+		if err != nil {
+			return false, err.Error()
+		}
+		return len(top.Nodes) == 2, apiNames(top.Nodes)
+	})
+}
+
+// TestAPITopSkipsNodeThatJustDied: /v1/top pings what it hands out, so a
+// machine killed a moment ago is not returned even while memberlist (with
+// a long suspicion timeout here) still lists it as alive.
+func TestAPITopSkipsNodeThatJustDied(t *testing.T) {
+	var agents []*agent.Agent
+	for i := range 3 {
+		c, _ := agenttest.Config(t, fmt.Sprintf("m%d", i), float64(i))
+		c.Memberlist.SuspicionMult = 50
+		if i > 0 {
+			c.Join = []string{agents[0].GossipAddr()}
+		}
+		agents = append(agents, agenttest.Start(t, c))
+	}
+	agenttest.WaitFor(t, 5*time.Second, "3 candidates at m2", func() (bool, string) {
+		return len(agenttest.Candidates(agents[2])) == 3, fmt.Sprint(agenttest.Candidates(agents[2]))
+	})
+	srv := httptest.NewServer(NewHandler(agents[2], prometheus.NewRegistry()))
+	defer srv.Close()
+	_ = agents[0].Shutdown() // the best node dies without a word
+	if got := agenttest.Candidates(agents[2]); len(got) != 3 {
+		t.Fatalf("memberlist already dropped m0 (%v); the test needs it still listed", got)
+	}
+	resp, err := NewClient(srv.Listener.Addr().String()).Top(context.Background(), 3, "", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, n := range resp.Nodes {
+		names = append(names, n.Name)
+	}
+	if fmt.Sprint(names) != "[m1 m2]" {
+		t.Errorf("top 3 right after m0 died = %v, want [m1 m2]", names)
+	}
+}

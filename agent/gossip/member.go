@@ -1,0 +1,561 @@
+// Package gossip is a cluster member that spreads load reports with
+// hashicorp/memberlist: membership, encryption, labels and allow lists,
+// report fan-out and anti-entropy, and direct probes of the members that
+// matter. It knows nothing of how reports are ranked or handed out.
+package gossip
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+
+	"github.com/peerload/peerload/agent/report"
+)
+
+// Config is everything a Member needs. The agent fills it from its own
+// Config; Member validates nothing a caller could have checked first.
+type Config struct {
+	// Name is this member's unique name.
+	Name string
+	// BindAddr and BindPort are where gossip listens, UDP and TCP. Port 0
+	// picks a free port.
+	BindAddr string
+	BindPort int
+	// Advertise, when set, is the ip:port other members reach this one at.
+	Advertise string
+	// Meta is what other members learn of this one with its membership:
+	// whether it is a collector, the addresses it hands out, pools, roles.
+	Meta report.Meta
+	// Join and JoinFile list members to join (see Member.Reload).
+	Join     []string
+	JoinFile string
+	// Keys are the gossip encryption keys, the first one primary; none
+	// means clear text.
+	Keys [][]byte
+	// Label is memberlist's cluster label.
+	Label string
+	// Allow restricts gossip, packets and streams, to these networks.
+	Allow []netip.Prefix
+	// Memberlist is the base memberlist configuration; New overwrites what
+	// it owns (name, addresses, delegates, keys, label, CIDRs, transport).
+	Memberlist *memberlist.Config
+	// Logger receives the member's and memberlist's log lines.
+	Logger *slog.Logger
+	// OnChange is called whenever reports, membership or probe results
+	// change. It is called from memberlist's goroutines, sometimes with
+	// memberlist's state lock held: it must not block and must not call
+	// back into the Member.
+	OnChange func()
+}
+
+// ErrShutdown is returned by calls on a member that was shut down.
+var ErrShutdown = errors.New("gossip: shut down")
+
+// Message types on the wire, the first byte of every user message.
+const (
+	msgReport byte = 1 // one Report, fanned out by its node
+	msgState  byte = 2 // push/pull state: every report a member holds
+	msgLeave  byte = 3 // a member's goodbye, so others show it as left
+)
+
+// probeMisses is how many probe rounds in a row a member must miss to
+// become suspect here: one lost packet or a busy moment is not a failure.
+const probeMisses = 3
+
+// Member is one cluster member. Every method is safe for concurrent use;
+// Leave and Shutdown are safe to call twice.
+type Member struct {
+	cfg       Config
+	log       *slog.Logger
+	ml        *memberlist.Memberlist
+	transport *countingTransport
+	keyring   *memberlist.Keyring
+	meta      []byte
+	onChange  func()
+
+	// mu guards everything below it.
+	mu       sync.Mutex
+	join     []string
+	joinFile []string
+	reports  map[string]Held
+	gone     map[string]Gone
+	leaving  map[string]bool // members that said goodbye before leaving
+	missed   map[string]int  // probe rounds in a row a member did not answer
+	// members are copies of the live (alive or suspect) memberlist nodes,
+	// kept by the event delegate; see setMember.
+	members map[string]memberlist.Node
+	own     *report.Report // the last report this member published
+	metas   map[string]report.Meta
+
+	reportsSent     atomic.Uint64
+	reportsReceived atomic.Uint64
+	received        func(result string)
+
+	stop     chan struct{}
+	wg       sync.WaitGroup
+	leave    sync.Once
+	shutdown sync.Once
+	leaveErr error
+}
+
+// Held is a report as this member holds it.
+type Held struct {
+	Report *report.Report
+	// Received is the local arrival time minus the report's age on
+	// arrival: when the report was sent, on this member's clock.
+	Received time.Time
+}
+
+// Gone is a member that left or failed.
+type Gone struct {
+	Node  Node
+	State string // "left" or "dead"
+	At    time.Time
+}
+
+// Node is a member as memberlist knows it, with its meta decoded.
+type Node struct {
+	Name   string
+	Gossip string // ip:port of its gossip endpoint
+	Meta   report.Meta
+	// Suspect is true when it missed probeMisses probe rounds in a row here.
+	Suspect bool
+}
+
+// New starts gossip on the bind address and keeps trying to join cfg.Join
+// and cfg.JoinFile in the background. received, when set, counts incoming
+// reports by result (applied, old, invalid).
+func New(cfg *Config, received func(result string)) (*Member, error) {
+	m := &Member{
+		cfg:      *cfg,
+		log:      cfg.Logger,
+		onChange: cfg.OnChange,
+		join:     slices.Clone(cfg.Join),
+		reports:  make(map[string]Held),
+		gone:     make(map[string]Gone),
+		leaving:  make(map[string]bool),
+		missed:   make(map[string]int),
+		members:  make(map[string]memberlist.Node),
+		metas:    make(map[string]report.Meta),
+		received: received,
+		stop:     make(chan struct{}),
+	}
+	if m.log == nil {
+		m.log = slog.New(slog.DiscardHandler)
+	}
+	if m.onChange == nil {
+		m.onChange = func() {}
+	}
+	if m.received == nil {
+		m.received = func(string) {}
+	}
+	if cfg.JoinFile != "" {
+		var err error
+		if m.joinFile, err = ReadJoinFile(cfg.JoinFile); err != nil {
+			return nil, err
+		}
+	}
+	mlc, err := m.memberlistConfig()
+	if err != nil {
+		return nil, err
+	}
+	if m.meta, err = report.AppendMeta(m.cfg.Meta); err != nil {
+		m.transport.Shutdown()
+		return nil, err
+	}
+	if m.ml, err = memberlist.Create(mlc); err != nil {
+		m.transport.Shutdown()
+		return nil, fmt.Errorf("start gossip: %w", err)
+	}
+	m.wg.Add(1)
+	go m.joinLoop()
+	return m, nil
+}
+
+// memberlistConfig builds memberlist's config and this member's transport.
+func (m *Member) memberlistConfig() (*memberlist.Config, error) {
+	c := &m.cfg
+	mlc := *c.Memberlist
+	mlc.Name = c.Name
+	mlc.BindAddr = c.BindAddr
+	mlc.BindPort = c.BindPort
+	mlc.AdvertisePort = c.BindPort
+	mlc.Delegate = (*delegate)(m)
+	mlc.Events = (*eventDelegate)(m)
+	mlc.Label = c.Label
+	mlc.LogOutput = nil
+	mlc.Logger = newMemberlistLogger(m.log)
+	if c.Advertise != "" {
+		host, port, err := net.SplitHostPort(c.Advertise)
+		if err != nil {
+			return nil, fmt.Errorf("gossip advertise %q: %w", c.Advertise, err)
+		}
+		p, err := strconv.Atoi(port)
+		if err != nil || p <= 0 || p > 65535 {
+			return nil, fmt.Errorf("gossip advertise %q: bad port", c.Advertise)
+		}
+		mlc.AdvertiseAddr, mlc.AdvertisePort = host, p
+	}
+	mlc.SecretKey = nil
+	mlc.Keyring = nil
+	if len(c.Keys) > 0 {
+		kr, err := memberlist.NewKeyring(c.Keys, c.Keys[0])
+		if err != nil {
+			return nil, fmt.Errorf("keyring: %w", err)
+		}
+		mlc.Keyring = kr
+		m.keyring = kr
+		mlc.GossipVerifyIncoming, mlc.GossipVerifyOutgoing = true, true
+	}
+	mlc.CIDRsAllowed = nil
+	for _, p := range c.Allow {
+		mlc.CIDRsAllowed = append(mlc.CIDRsAllowed, net.IPNet{IP: p.Masked().Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
+	}
+
+	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+		BindAddrs: []string{c.BindAddr},
+		BindPort:  c.BindPort,
+		Logger:    mlc.Logger,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
+	}
+	if c.BindPort == 0 {
+		mlc.BindPort = nt.GetAutoBindPort()
+		if c.Advertise == "" {
+			mlc.AdvertisePort = mlc.BindPort
+		}
+	}
+	m.transport = newCountingTransport(nt, net.ParseIP(c.BindAddr), c.Allow)
+	mlc.Transport = m.transport
+
+	// The IPv4 address a member advertises defaults to its gossip address.
+	if !c.Meta.Addr4.IsValid() {
+		if ip, _, err := nt.FinalAdvertiseAddr(mlc.AdvertiseAddr, mlc.AdvertisePort); err == nil {
+			if ip4, ok := netip.AddrFromSlice(ip.To4()); ok && !ip4.IsUnspecified() {
+				c.Meta.Addr4 = ip4
+			}
+		}
+	}
+	return &mlc, nil
+}
+
+// Join contacts the given host:port members now and returns how many
+// answered.
+func (m *Member) Join(addrs []string) (int, error) {
+	if m.stopped() {
+		return 0, ErrShutdown
+	}
+	n, err := m.ml.Join(addrs)
+	if err != nil && n == 0 {
+		return 0, fmt.Errorf("join %s: %w", strings.Join(addrs, ","), err)
+	}
+	return n, nil
+}
+
+// joinLoop keeps trying the configured join addresses until one answers,
+// backing off to 30 s, and tries again whenever this member finds itself
+// alone (PeerMon's machines.txt behaviour after a partition).
+func (m *Member) joinLoop() {
+	defer m.wg.Done()
+	wait := time.Duration(0)
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-time.After(wait):
+		}
+		addrs := m.joinAddrs()
+		if len(addrs) == 0 {
+			return
+		}
+		if m.ml.NumMembers() > 1 {
+			wait = 30 * time.Second
+			continue
+		}
+		if _, err := m.ml.Join(addrs); err == nil {
+			wait = 30 * time.Second
+			continue
+		} else if wait == 0 || wait >= 30*time.Second {
+			m.log.Info("no member answered yet; retrying", "err", err)
+		}
+		wait = min(max(wait*2, time.Second), 30*time.Second)
+	}
+}
+
+// joinAddrs is what joinLoop tries: the join list and join file, less this
+// member's own address.
+func (m *Member) joinAddrs() []string {
+	m.mu.Lock()
+	addrs := append(slices.Clone(m.join), m.joinFile...)
+	m.mu.Unlock()
+	return slices.DeleteFunc(addrs, func(s string) bool { return s == m.GossipAddr() })
+}
+
+// WantsPeers reports whether this member was told to join anyone.
+func (m *Member) WantsPeers() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.join)+len(m.joinFile) > 0
+}
+
+// NumMembers is how many live members memberlist knows, this one included.
+func (m *Member) NumMembers() int { return m.ml.NumMembers() }
+
+// GossipAddr is the ip:port other members reach this one at.
+func (m *Member) GossipAddr() string {
+	n := m.ml.LocalNode()
+	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
+}
+
+// Encrypted reports whether gossip is encrypted.
+func (m *Member) Encrypted() bool { return m.keyring != nil }
+
+// Reload replaces the join list and join file and, when keys is not nil,
+// installs the keys (the first becomes primary) and removes the ones no
+// longer listed. Without a keyring at start there is nothing to rotate: the
+// member must restart to encrypt.
+func (m *Member) Reload(join []string, joinFile string, keys [][]byte) error {
+	if m.stopped() {
+		return ErrShutdown
+	}
+	var fromFile []string
+	if joinFile != "" {
+		var err error
+		if fromFile, err = ReadJoinFile(joinFile); err != nil {
+			return err
+		}
+	}
+	if len(keys) > 0 {
+		kr := m.keyring
+		if kr == nil {
+			return errors.New("keyring: gossip was started without a key; restart to enable encryption")
+		}
+		for _, k := range keys {
+			if err := kr.AddKey(k); err != nil {
+				return fmt.Errorf("keyring: %w", err)
+			}
+		}
+		if err := kr.UseKey(keys[0]); err != nil {
+			return fmt.Errorf("keyring: %w", err)
+		}
+		for _, k := range kr.GetKeys() {
+			if !slices.ContainsFunc(keys, func(n []byte) bool { return string(n) == string(k) }) {
+				_ = kr.RemoveKey(k)
+			}
+		}
+	}
+	m.mu.Lock()
+	m.join, m.joinFile = slices.Clone(join), fromFile
+	m.mu.Unlock()
+	return nil
+}
+
+// Publish makes r this member's report: it is sent straight to every live
+// member, held for push/pull, and greets members that join later.
+func (m *Member) Publish(r *report.Report, now time.Time) {
+	m.mu.Lock()
+	m.own = r
+	m.reports[r.Node] = Held{Report: r, Received: now}
+	m.mu.Unlock()
+	m.fanOut(r)
+	m.onChange()
+}
+
+// fanOut sends r straight to every live member. One hop reaches everyone
+// at once and costs N−1 small packets per change, an order of magnitude
+// less than relaying through the broadcast queue; push/pull repairs any
+// packet lost on the way.
+func (m *Member) fanOut(r *report.Report) {
+	msg := report.AppendReport([]byte{msgReport}, r)
+	for _, n := range m.memberCopies() {
+		if n.Name == m.cfg.Name {
+			continue
+		}
+		// A failed send is repaired by the next report or push/pull.
+		_ = m.ml.SendBestEffort(&n, msg)
+	}
+	m.reportsSent.Add(1)
+}
+
+// apply stores r if it is newer than what is held for its node.
+func (m *Member) apply(r *report.Report, now time.Time) bool {
+	if r.Node == m.cfg.Name {
+		return false // only this member speaks for itself
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if h, ok := m.reports[r.Node]; ok && !r.Newer(h.Report) {
+		return false
+	}
+	m.reports[r.Node] = Held{Report: r, Received: now.Add(-r.Age)}
+	return true
+}
+
+// View is a copy of what this member knows, taken at one instant.
+type View struct {
+	Self    string
+	Members []Node          // live members (alive or suspect), this one included
+	Gone    []Gone          // members that left or failed, newest state per name
+	Reports map[string]Held // by node name, members or not
+}
+
+// View copies what this member knows. forget says when to drop what is
+// no longer needed: a gone member after forgetGone, and a report of a node
+// that is not a live member once forgetReport(held) says so.
+func (m *Member) View(now time.Time, forgetGone time.Duration, forgetReport func(Held) bool) View {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	v := View{Self: m.cfg.Name, Reports: make(map[string]Held, len(m.reports))}
+	for _, n := range m.members {
+		v.Members = append(v.Members, m.nodeLocked(&n))
+	}
+	for name, g := range m.gone {
+		if _, live := m.members[name]; live || now.Sub(g.At) > forgetGone {
+			delete(m.gone, name)
+			continue
+		}
+		v.Gone = append(v.Gone, g)
+	}
+	for name, h := range m.reports {
+		_, live := m.members[name]
+		_, gone := m.gone[name]
+		// A report can arrive before gossip tells this member that its
+		// node joined: keep it until it expires, then forget it.
+		if !live && !gone && name != m.cfg.Name && forgetReport(h) {
+			delete(m.reports, name)
+			continue
+		}
+		v.Reports[name] = h
+	}
+	return v
+}
+
+// nodeLocked converts a memberlist node. m.mu must be held.
+func (m *Member) nodeLocked(n *memberlist.Node) Node {
+	return Node{
+		Name:    n.Name,
+		Gossip:  net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
+		Meta:    m.parseMetaLocked(n.Meta),
+		Suspect: m.missed[n.Name] >= probeMisses,
+	}
+}
+
+// parseMetaLocked decodes node meta, caching by content. A member whose
+// meta cannot be understood is never a candidate. m.mu must be held.
+func (m *Member) parseMetaLocked(b []byte) report.Meta {
+	if v, ok := m.metas[string(b)]; ok {
+		return v
+	}
+	v, err := report.DecodeMeta(b)
+	if err != nil {
+		v = report.Meta{Collector: true}
+	}
+	if len(m.metas) > 4096 {
+		clear(m.metas)
+	}
+	m.metas[string(b)] = v
+	return v
+}
+
+// Stats is what this member's gossip has sent and received so far.
+type Stats struct {
+	// Packets and Bytes count every UDP packet and every byte written on
+	// streams, as they leave this member (encryption and labels included).
+	Packets uint64
+	Bytes   uint64
+	// ReportsSent and ReportsReceived count load report messages.
+	ReportsSent     uint64
+	ReportsReceived uint64
+	// Refused counts packets and streams dropped by the allow list.
+	Refused uint64
+}
+
+// Stats reports what gossip has sent and received so far.
+func (m *Member) Stats() Stats {
+	return Stats{
+		Packets:         m.transport.packets.Load(),
+		Bytes:           m.transport.bytes.Load(),
+		ReportsSent:     m.reportsSent.Load(),
+		ReportsReceived: m.reportsReceived.Load(),
+		Refused:         m.transport.refused.Load(),
+	}
+}
+
+// Leave tells the cluster this member is leaving and waits up to timeout
+// for the message to spread.
+func (m *Member) Leave(timeout time.Duration) error {
+	m.leave.Do(func() {
+		if m.stopped() {
+			m.leaveErr = ErrShutdown
+			return
+		}
+		bye := report.AppendName([]byte{msgLeave}, m.cfg.Name)
+		for _, n := range m.memberCopies() {
+			if n.Name != m.cfg.Name {
+				_ = m.ml.SendBestEffort(&n, bye)
+			}
+		}
+		if err := m.ml.Leave(timeout); err != nil {
+			m.leaveErr = fmt.Errorf("leave: %w", err)
+		}
+	})
+	return m.leaveErr
+}
+
+// Shutdown stops gossip and every goroutine of the member. Without a Leave
+// first, the others see this member fail.
+func (m *Member) Shutdown() error {
+	var err error
+	m.shutdown.Do(func() {
+		close(m.stop)
+		m.wg.Wait()
+		if e := m.ml.Shutdown(); e != nil {
+			err = fmt.Errorf("shutdown: %w", e)
+		}
+	})
+	return err
+}
+
+func (m *Member) stopped() bool {
+	select {
+	case <-m.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// Stopped is closed when Shutdown begins.
+func (m *Member) Stopped() <-chan struct{} { return m.stop }
+
+// setMember stores a copy of n, taken while memberlist holds its state
+// lock (the event delegate's calls). memberlist.Members hands out pointers
+// into that state, which memberlist rewrites (Addr, Port, Meta, State)
+// when an alive message arrives: reading them later races. m.mu must be
+// held.
+func (m *Member) setMember(n *memberlist.Node) {
+	m.members[n.Name] = *n
+}
+
+// memberCopies returns copies of the live members (what
+// memberlist.Members lists), safe to read without memberlist's lock.
+func (m *Member) memberCopies() []memberlist.Node {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	out := make([]memberlist.Node, 0, len(m.members))
+	for _, n := range m.members {
+		out = append(out, n)
+	}
+	return out
+}

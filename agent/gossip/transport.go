@@ -1,0 +1,180 @@
+package gossip
+
+import (
+	"net"
+	"net/netip"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/memberlist"
+)
+
+// countingTransport wraps memberlist's NetTransport and counts what gossip
+// sends, packets and streams alike, so /metrics and the benchmark can show
+// the real cost per node (encryption and labels included).
+type countingTransport struct {
+	*memberlist.NetTransport
+	packets  atomic.Uint64
+	bytes    atomic.Uint64
+	streams  chan net.Conn
+	incoming chan *memberlist.Packet
+	done     chan struct{}
+	bindIP   net.IP
+	allow    []netip.Prefix
+	refused  atomic.Uint64
+}
+
+// newCountingTransport wraps nt. With a non-empty allow list it also drops
+// packets and streams from other sources: memberlist's CIDRsAllowed only
+// stops others from joining, not from reading this member's state through a
+// push/pull of their own.
+func newCountingTransport(nt *memberlist.NetTransport, bindIP net.IP, allow []netip.Prefix) *countingTransport {
+	t := &countingTransport{NetTransport: nt, streams: make(chan net.Conn), incoming: make(chan *memberlist.Packet),
+		done: make(chan struct{}), bindIP: bindIP, allow: allow}
+	go func() {
+		for {
+			select {
+			case p := <-nt.PacketCh():
+				if !t.allowed(p.From) {
+					t.refused.Add(1)
+					continue
+				}
+				select {
+				case t.incoming <- p:
+				case <-t.done:
+					return
+				}
+			case <-t.done:
+				return
+			}
+		}
+	}()
+	go func() {
+		for {
+			select {
+			case c := <-nt.StreamCh():
+				if !t.allowed(c.RemoteAddr()) {
+					t.refused.Add(1)
+					c.Close()
+					continue
+				}
+				select {
+				case t.streams <- &countingConn{Conn: c, t: t}:
+				case <-t.done:
+					c.Close()
+					return
+				}
+			case <-t.done:
+				return
+			}
+		}
+	}()
+	return t
+}
+
+func (t *countingTransport) allowed(a net.Addr) bool {
+	if len(t.allow) == 0 {
+		return true
+	}
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return false
+	}
+	ip := ap.Addr().Unmap()
+	for _, p := range t.allow {
+		if p.Contains(ip) {
+			return true
+		}
+	}
+	return false
+}
+
+// PacketCh hands memberlist the packets from allowed sources.
+func (t *countingTransport) PacketCh() <-chan *memberlist.Packet { return t.incoming }
+
+// StreamCh hands memberlist the incoming streams, wrapped so that what
+// this member answers on them is counted too.
+func (t *countingTransport) StreamCh() <-chan net.Conn { return t.streams }
+
+// Shutdown stops the proxies and the wrapped transport. Until the wrapped
+// transport has stopped, what its listeners still hand over is dropped:
+// a listener blocked handing over a packet or stream would never see the
+// shutdown, and NetTransport.Shutdown waits for it forever.
+func (t *countingTransport) Shutdown() error {
+	close(t.done)
+	stopped := make(chan struct{})
+	drained := make(chan struct{})
+	go func() {
+		defer close(drained)
+		for {
+			select {
+			case <-t.NetTransport.PacketCh():
+			case c := <-t.NetTransport.StreamCh():
+				c.Close()
+			case <-stopped:
+				return
+			}
+		}
+	}()
+	err := t.NetTransport.Shutdown()
+	close(stopped)
+	<-drained
+	return err
+}
+
+var _ memberlist.NodeAwareTransport = (*countingTransport)(nil)
+
+func (t *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
+	t.packets.Add(1)
+	t.bytes.Add(uint64(len(b)))
+	return t.NetTransport.WriteTo(b, addr)
+}
+
+func (t *countingTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
+	t.packets.Add(1)
+	t.bytes.Add(uint64(len(b)))
+	return t.NetTransport.WriteToAddress(b, a)
+}
+
+// DialTimeout opens a stream from the bind address (memberlist's own
+// transport lets the kernel pick the source), so that members' allow lists
+// see the address this member gossips from on multi-homed hosts.
+func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	d := net.Dialer{Timeout: timeout}
+	if t.bindIP != nil && !t.bindIP.IsUnspecified() {
+		d.LocalAddr = &net.TCPAddr{IP: t.bindIP}
+	}
+	c, err := d.Dial("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return &countingConn{Conn: c, t: t}, nil
+}
+
+func (t *countingTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	return t.DialTimeout(a.Addr, timeout)
+}
+
+// countingConn counts bytes written on a stream (push/pull, reliable
+// sends), whichever side dialled.
+type countingConn struct {
+	net.Conn
+	t *countingTransport
+}
+
+func (c *countingConn) Write(b []byte) (int, error) {
+	n, err := c.Conn.Write(b)
+	c.t.bytes.Add(uint64(n))
+	return n, err
+}
+
+// GossipStats is what this member's gossip has sent since start.
+type GossipStats struct {
+	// Packets and Bytes count every UDP packet and every byte written on
+	// streams this member dialled, as they leave the host.
+	Packets uint64
+	Bytes   uint64
+	// ReportsSent and ReportsReceived count load report messages.
+	ReportsSent     uint64
+	ReportsReceived uint64
+}

@@ -1,0 +1,275 @@
+package report
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"time"
+)
+
+// Load is one sample of a node's load, as read from /proc.
+type Load struct {
+	Load1, Load5, Load15 float64
+	CPUs                 int
+	// CPUUtil is the busy fraction (0..1) of all CPUs over the last
+	// sampling interval, from /proc/stat deltas.
+	CPUUtil float64
+	// MemTotal, MemAvailable and SwapUsed are in bytes.
+	MemTotal     uint64
+	MemAvailable uint64
+	SwapUsed     uint64
+	// CPUPressure is /proc/pressure/cpu "some avg10" in percent; -1 when the
+	// kernel has no PSI.
+	CPUPressure float64
+	// Users is the number of distinct logged-in human users.
+	Users  int
+	Uptime time.Duration
+}
+
+// MemAvailableFraction is MemAvailable/MemTotal, 1 when unknown.
+func (l Load) MemAvailableFraction() float64 {
+	if l.MemTotal == 0 {
+		return 1
+	}
+	return float64(l.MemAvailable) / float64(l.MemTotal)
+}
+
+// CheckResult is the outcome of one failing (or passing) health check.
+type CheckResult struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Reason string `json:"reason,omitempty"`
+}
+
+// Report is what a node tells the cluster about itself. Reports of one node
+// are ordered by (Generation, Seq), never by clocks: Generation grows with
+// every start of the agent (persisted in the state dir), Seq with every
+// report of one run.
+type Report struct {
+	Node       string
+	Generation uint64
+	Seq        uint64
+	// Age is how old the report already was when it was encoded: 0 for a
+	// node's own report, the time since receipt when relayed in push/pull.
+	Age     time.Duration
+	Load    Load
+	Failing []CheckResult
+}
+
+// Newer reports whether r supersedes o (a nil o is superseded by anything).
+func (r *Report) Newer(o *Report) bool {
+	if o == nil {
+		return true
+	}
+	if r.Generation != o.Generation {
+		return r.Generation > o.Generation
+	}
+	return r.Seq > o.Seq
+}
+
+const (
+	reportVersion = 1
+	maxFailing    = 8
+	// MaxReasonBytes bounds a failing check's reason on the wire.
+	MaxReasonBytes = 120
+	// MaxNameBytes bounds a node name on the wire.
+	MaxNameBytes = 128
+	// maxReportBytes bounds one encoded report.
+	maxReportBytes = 1 + 1 + MaxNameBytes + 3*10 + 3*4 + 10 + 4 + 3*10 + 4 + 10 + 10 + 1 + maxFailing*(1+32+1+MaxReasonBytes)
+)
+
+var errTruncated = errors.New("report truncated")
+
+// AppendReport encodes r compactly (about 60 bytes for a healthy node).
+func AppendReport(b []byte, r *Report) []byte {
+	b = append(b, reportVersion)
+	b = appendString(b, r.Node, MaxNameBytes)
+	b = binary.AppendUvarint(b, r.Generation)
+	b = binary.AppendUvarint(b, r.Seq)
+	b = binary.AppendUvarint(b, uint64(max(r.Age, 0)/time.Millisecond))
+	l := r.Load
+	b = appendFloat32(b, l.Load1)
+	b = appendFloat32(b, l.Load5)
+	b = appendFloat32(b, l.Load15)
+	b = binary.AppendUvarint(b, uint64(max(l.CPUs, 0)))
+	b = appendFloat32(b, l.CPUUtil)
+	b = binary.AppendUvarint(b, l.MemTotal>>10)
+	b = binary.AppendUvarint(b, l.MemAvailable>>10)
+	b = binary.AppendUvarint(b, l.SwapUsed>>10)
+	b = appendFloat32(b, l.CPUPressure)
+	b = binary.AppendUvarint(b, uint64(max(l.Users, 0)))
+	b = binary.AppendUvarint(b, uint64(max(l.Uptime, 0)/time.Second))
+	n := min(len(r.Failing), maxFailing)
+	b = append(b, byte(n))
+	for _, c := range r.Failing[:n] {
+		b = appendString(b, c.Name, 32)
+		b = appendString(b, c.Reason, MaxReasonBytes)
+	}
+	return b
+}
+
+// DecodeReport decodes one report from the front of b and returns the rest.
+// Truncated or malformed input is an error, never a panic.
+func DecodeReport(b []byte) (*Report, []byte, error) {
+	d := decoder{b: b}
+	if v := d.byte(); d.err == nil && v != reportVersion {
+		return nil, nil, fmt.Errorf("report version %d not supported", v)
+	}
+	r := &Report{}
+	r.Node = d.string(MaxNameBytes)
+	r.Generation = d.uvarint()
+	r.Seq = d.uvarint()
+	r.Age = time.Duration(d.uvarintMax(math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
+	r.Load.Load1 = d.float32()
+	r.Load.Load5 = d.float32()
+	r.Load.Load15 = d.float32()
+	r.Load.CPUs = int(d.uvarintMax(1 << 20))
+	r.Load.CPUUtil = d.float32()
+	r.Load.MemTotal = d.uvarintMax(1<<53) << 10
+	r.Load.MemAvailable = d.uvarintMax(1<<53) << 10
+	r.Load.SwapUsed = d.uvarintMax(1<<53) << 10
+	r.Load.CPUPressure = d.float32()
+	r.Load.Users = int(d.uvarintMax(1 << 20))
+	r.Load.Uptime = time.Duration(d.uvarintMax(math.MaxInt64/int64(time.Second))) * time.Second
+	n := int(d.byte())
+	if d.err == nil && n > maxFailing {
+		d.err = fmt.Errorf("report lists %d failing checks, at most %d allowed", n, maxFailing)
+	}
+	for i := 0; i < n && d.err == nil; i++ {
+		c := CheckResult{Name: d.string(32)}
+		c.Reason = d.string(MaxReasonBytes)
+		r.Failing = append(r.Failing, c)
+	}
+	if d.err != nil {
+		return nil, nil, fmt.Errorf("decode report: %w", d.err)
+	}
+	if r.Node == "" {
+		return nil, nil, errors.New("decode report: empty node name")
+	}
+	return r, d.b, nil
+}
+
+func appendString(b []byte, s string, limit int) []byte {
+	if len(s) > limit {
+		s = s[:limit]
+	}
+	b = append(b, byte(len(s)))
+	return append(b, s...)
+}
+
+func appendFloat32(b []byte, f float64) []byte {
+	return binary.BigEndian.AppendUint32(b, math.Float32bits(float32(f)))
+}
+
+type decoder struct {
+	b   []byte
+	err error
+}
+
+func (d *decoder) byte() byte {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 1 {
+		d.err = errTruncated
+		return 0
+	}
+	v := d.b[0]
+	d.b = d.b[1:]
+	return v
+}
+
+func (d *decoder) uvarint() uint64 {
+	if d.err != nil {
+		return 0
+	}
+	v, n := binary.Uvarint(d.b)
+	if n <= 0 {
+		d.err = errTruncated
+		return 0
+	}
+	d.b = d.b[n:]
+	return v
+}
+
+func (d *decoder) uvarintMax(limit int64) uint64 {
+	v := d.uvarint()
+	if d.err == nil && v > uint64(limit) {
+		d.err = fmt.Errorf("value %d out of range", v)
+	}
+	return v
+}
+
+func (d *decoder) float32() float64 {
+	if d.err != nil {
+		return 0
+	}
+	if len(d.b) < 4 {
+		d.err = errTruncated
+		return 0
+	}
+	f := float64(math.Float32frombits(binary.BigEndian.Uint32(d.b)))
+	d.b = d.b[4:]
+	if math.IsNaN(f) || math.IsInf(f, 0) || math.Abs(f) > 1e9 {
+		d.err = fmt.Errorf("number %v out of range", f)
+	}
+	return f
+}
+
+func (d *decoder) string(limit int) string {
+	n := int(d.byte())
+	if d.err != nil {
+		return ""
+	}
+	if n > limit {
+		d.err = fmt.Errorf("string of %d bytes, at most %d allowed", n, limit)
+		return ""
+	}
+	if len(d.b) < n {
+		d.err = errTruncated
+		return ""
+	}
+	s := string(d.b[:n])
+	d.b = d.b[n:]
+	return s
+}
+
+// AppendState encodes a push/pull state: a count, then the reports.
+func AppendState(b []byte, reports []*Report) []byte {
+	b = binary.AppendUvarint(b, uint64(len(reports)))
+	for _, r := range reports {
+		b = AppendReport(b, r)
+	}
+	return b
+}
+
+// DecodeState decodes what AppendState wrote. It returns the reports that
+// decoded before the first malformed one, and that error.
+func DecodeState(b []byte) ([]*Report, error) {
+	d := decoder{b: b}
+	n := d.uvarintMax(1 << 20)
+	if d.err != nil {
+		return nil, fmt.Errorf("decode state: %w", d.err)
+	}
+	var out []*Report
+	rest := d.b
+	for i := uint64(0); i < n; i++ {
+		r, next, err := DecodeReport(rest)
+		if err != nil {
+			return out, err
+		}
+		out, rest = append(out, r), next
+	}
+	return out, nil
+}
+
+// AppendName encodes a node name (a member's goodbye carries its own).
+func AppendName(b []byte, name string) []byte { return appendString(b, name, MaxNameBytes) }
+
+// DecodeName decodes what AppendName wrote.
+func DecodeName(b []byte) (string, error) {
+	d := decoder{b: b}
+	s := d.string(MaxNameBytes)
+	return s, d.err
+}

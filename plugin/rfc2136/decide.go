@@ -1,0 +1,149 @@
+package rfc2136
+
+import (
+	"cmp"
+	"net/netip"
+	"slices"
+	"strings"
+
+	"github.com/miekg/dns"
+
+	"github.com/peerload/peerload/agent/rank"
+)
+
+// Policy is what the updater publishes for a name.
+type Policy struct {
+	// Top is how many nodes the name holds (at least 1).
+	Top int
+	// Pool restricts candidates to one pool ("" for all).
+	Pool string
+	// By selects the ranking ("" for the cluster's default).
+	By rank.By
+	// Fallback says what happens when no node is a candidate: keep (do
+	// nothing, the default), all (every alive member) or none (delete the
+	// records).
+	Fallback rank.Fallback
+	// Margin is the hysteresis: a node in the published set is replaced by
+	// a better one only when the challenger's score is lower by more than
+	// Margin. A node that stops being a candidate is replaced at once.
+	Margin float64
+}
+
+// Decide returns the addresses name should hold given the cluster snapshot
+// and the addresses it holds now (prev). keep is true when nothing should
+// be written: the cluster has no usable node and the fallback is keep, so
+// the name is never blanked because the cluster merely looks empty.
+//
+// Selection is deterministic (best score, then name) so equal scores never
+// flap, and sticky: the nodes behind prev stay while they are candidates
+// and no outsider beats them by more than Margin.
+func Decide(snap *rank.Snapshot, prev []netip.Addr, p Policy) (addrs []netip.Addr, keep bool) {
+	top := max(p.Top, 1)
+	var cands []rank.NodeStatus
+	if snap != nil {
+		cands = snap.Rank(p.Pool, p.By).Nodes
+		if len(cands) == 0 {
+			switch p.Fallback {
+			case rank.FallbackNone:
+				return nil, false
+			case rank.FallbackAll:
+				cands = snap.Alive(p.Pool, p.By).Nodes
+			}
+		}
+	}
+	if len(cands) == 0 {
+		if p.Fallback == rank.FallbackNone {
+			return nil, false
+		}
+		return nil, true
+	}
+	// Deterministic order: score, then name (Rank already sorts so; keep
+	// it explicit because the fallback ranking is the same shape).
+	slices.SortStableFunc(cands, func(a, b rank.NodeStatus) int {
+		if c := cmp.Compare(a.Score, b.Score); c != 0 {
+			return c
+		}
+		return strings.Compare(a.Name, b.Name)
+	})
+
+	held := map[netip.Addr]bool{}
+	for _, a := range sortedAddrs(prev) {
+		held[a] = true
+	}
+	var members, others []rank.NodeStatus
+	for _, n := range cands {
+		if held[n.Addr4.Unmap()] || (n.Addr6.IsValid() && held[n.Addr6]) {
+			members = append(members, n)
+		} else if nodeAddrs(n) != nil {
+			others = append(others, n)
+		}
+	}
+	if len(members) > top {
+		members = members[:top]
+	}
+	// Fill free places with the best outsiders.
+	for len(members) < top && len(others) > 0 {
+		members = append(members, others[0])
+		others = others[1:]
+	}
+	// Swap the worst member for the best outsider while the outsider is
+	// clearly better.
+	for len(others) > 0 {
+		worst := 0
+		for i := range members {
+			if members[i].Score > members[worst].Score {
+				worst = i
+			}
+		}
+		if members[worst].Score-others[0].Score <= p.Margin {
+			break
+		}
+		members[worst], others = others[0], others[1:]
+	}
+	for _, n := range members {
+		addrs = append(addrs, nodeAddrs(n)...)
+	}
+	return sortedAddrs(addrs), false
+}
+
+// nodeAddrs is what DNS hands out for n.
+func nodeAddrs(n rank.NodeStatus) []netip.Addr {
+	var out []netip.Addr
+	if n.Addr4.IsValid() {
+		out = append(out, n.Addr4.Unmap())
+	}
+	if n.Addr6.IsValid() {
+		out = append(out, n.Addr6)
+	}
+	return out
+}
+
+// RolePrefix starts every updater role tag.
+const RolePrefix = "nsupdate:"
+
+// Role is the tag an updater for name in zone carries in agent.Config.Roles
+// (and so in its node meta): "nsupdate:<zone>/<name>", both fully
+// qualified and lower case. It must be in the Config before agent.New.
+func Role(zone, name string) string {
+	return RolePrefix + dns.CanonicalName(zone) + "/" + dns.CanonicalName(name)
+}
+
+// Active reports whether self is the one updater that writes the name
+// behind role: among the live members carrying role (self always counts),
+// the one with the lowest name is active. Everyone else stays passive and
+// takes over when that member leaves or is declared dead. A suspect member
+// still counts, so a short network hiccup does not make two writers.
+func Active(snap *rank.Snapshot, self, role string) bool {
+	if snap == nil {
+		return true
+	}
+	for _, n := range snap.Nodes {
+		if n.Name == self || (n.State != rank.StateAlive && n.State != rank.StateSuspect) || !slices.Contains(n.Roles, role) {
+			continue
+		}
+		if n.Name < self {
+			return false
+		}
+	}
+	return true
+}
