@@ -1,6 +1,7 @@
 package rank
 
 import (
+	"cmp"
 	"fmt"
 	"github.com/peerload/peerload/agent/report"
 	"math/rand/v2"
@@ -147,30 +148,49 @@ func (s *Snapshot) Rank(pool string, by By) *Ranking {
 }
 
 func (s *Snapshot) rank(pool string, by By, keep func(*NodeStatus) bool) *Ranking {
+	var nodes []NodeStatus
+	for i := range s.Nodes {
+		if n := &s.Nodes[i]; keep(n) && n.InPool(pool) {
+			nodes = append(nodes, *n)
+		}
+	}
+	return s.ranking(nodes, by)
+}
+
+// ranking scores nodes (copies the caller owns) under by, sorts them best
+// first and groups equal scores.
+func (s *Snapshot) ranking(nodes []NodeStatus, by By) *Ranking {
 	if by == "" {
 		by = s.Score.By
 	}
-	r := &Ranking{}
-	for i := range s.Nodes {
-		n := &s.Nodes[i]
-		if !keep(n) || !n.InPool(pool) {
-			continue
+	r := &Ranking{Nodes: nodes}
+	for i := range r.Nodes {
+		if n := &r.Nodes[i]; n.Report != nil {
+			n.Score = Score(n.Report.Load, s.Score, by)
 		}
-		c := *n
-		if c.Report != nil {
-			c.Score = Score(c.Report.Load, s.Score, by)
-		}
-		r.Nodes = append(r.Nodes, c)
 	}
 	slices.SortStableFunc(r.Nodes, func(a, b NodeStatus) int {
-		if a.Score != b.Score {
-			if a.Score < b.Score {
-				return -1
-			}
-			return 1
+		if c := cmp.Compare(a.Score, b.Score); c != 0 {
+			return c
 		}
 		return strings.Compare(a.Name, b.Name)
 	})
+	// Two machines that advertise one address (a cloned image, a typo) are
+	// one machine to a client: only the better one keeps it, so answers
+	// never repeat an address (RFC 2181 section 5.2).
+	seen := make(map[netip.Addr]bool, len(r.Nodes))
+	for i := range r.Nodes {
+		n := &r.Nodes[i]
+		for _, a := range []*netip.Addr{&n.Addr4, &n.Addr6} {
+			switch {
+			case !a.IsValid():
+			case seen[*a]:
+				*a = netip.Addr{}
+			default:
+				seen[*a] = true
+			}
+		}
+	}
 	// Scores closer than Delta to the first of a group are equal.
 	for i := range r.Nodes {
 		if i == 0 || r.Nodes[i].Score-r.Nodes[r.groups[len(r.groups)-1]].Score >= s.Score.Delta {
@@ -226,26 +246,3 @@ func (r *Ranking) Pick(n int, rnd *rand.Rand) []NodeStatus {
 	return out
 }
 
-// Fallback says what DNS answers (and RFC 2136 updates) hold when no live
-// candidate exists.
-type Fallback string
-
-const (
-	// FallbackKeep keeps the last non-empty set (with a short TTL). Default.
-	FallbackKeep Fallback = "keep"
-	// FallbackAll hands out every alive member, ignoring load and checks.
-	FallbackAll Fallback = "all"
-	// FallbackNone answers with no address (NODATA).
-	FallbackNone Fallback = "none"
-)
-
-// ParseFallback turns a flag or Corefile value into a Fallback.
-func ParseFallback(s string) (Fallback, error) {
-	switch Fallback(s) {
-	case FallbackKeep, FallbackAll, FallbackNone:
-		return Fallback(s), nil
-	case "":
-		return FallbackKeep, nil
-	}
-	return "", fmt.Errorf("unknown fallback %q (want keep, all or none)", s)
-}

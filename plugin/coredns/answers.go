@@ -36,8 +36,8 @@ type answerSet struct {
 	alive  int  // alive members, collectors included
 
 	names map[string]*nameAnswer // by virtual name (lower-case FQDN)
-	// good is the last answer with live candidates per name, for fallback keep.
-	good  map[string]*nameAnswer
+	// kept is what fallback keep remembers for the next build.
+	kept  rank.Kept
 	nodes map[string]*nodeAnswer // by lower-case node name
 	// ents are empty non-terminals: labels between a name and a node whose
 	// name has dots ("cs" for node "lab03.cs"), NODATA rather than NXDOMAIN.
@@ -73,7 +73,7 @@ type nodeAnswer struct {
 
 // emptyAnswerSet is what is published before the first snapshot.
 func emptyAnswerSet() *answerSet {
-	return &answerSet{names: map[string]*nameAnswer{}, good: map[string]*nameAnswer{}, nodes: map[string]*nodeAnswer{}, ents: map[string]bool{}}
+	return &answerSet{names: map[string]*nameAnswer{}, nodes: map[string]*nodeAnswer{}, ents: map[string]bool{}}
 }
 
 // buildAnswers precomputes the answers of cfg from snap. prev is the set
@@ -82,7 +82,7 @@ func buildAnswers(cfg *config, snap *rank.Snapshot, prev *answerSet) *answerSet 
 	set := emptyAnswerSet()
 	set.newest = prev.newest
 	if snap == nil {
-		set.good = prev.good
+		set.kept = prev.kept
 		return set
 	}
 	var newest time.Time
@@ -103,26 +103,16 @@ func buildAnswers(cfg *config, snap *rank.Snapshot, prev *answerSet) *answerSet 
 		set.newest = newest
 	}
 
-	ranking := snap.Rank(cfg.pool, cfg.by)
-	for _, name := range cfg.names {
-		if ranking.Len() > 0 {
-			na := newNameAnswer(ranking, cfg.top, cfg.ttl, snap.Built, outcomeCandidates, "")
+	choice, kept := cfg.policy().Choose(snap, prev.kept)
+	set.kept = kept
+	if choice.Ranking.Len() > 0 {
+		outcome, ttl, extra := outcomeCandidates, cfg.ttl, ""
+		if choice.Fallback {
+			outcome, ttl, extra = outcomeFallback, min(cfg.ttl, fallbackTTL), "fallback="+string(cfg.fallback)
+		}
+		na := newNameAnswer(choice.Ranking, cfg.top, ttl, snap.Built, outcome, extra)
+		for _, name := range cfg.names {
 			set.names[name] = na
-			set.good[name] = na
-			continue
-		}
-		if g := prev.good[name]; g != nil {
-			set.good[name] = g
-		}
-		switch cfg.fallback {
-		case rank.FallbackKeep:
-			if g := set.good[name]; g != nil {
-				set.names[name] = g.stale(min(cfg.ttl, fallbackTTL))
-			}
-		case rank.FallbackAll:
-			if all := snap.Alive(cfg.pool, cfg.by); all.Len() > 0 {
-				set.names[name] = newNameAnswer(all, cfg.top, min(cfg.ttl, fallbackTTL), snap.Built, outcomeFallback, "fallback=all")
-			}
 		}
 	}
 
@@ -182,18 +172,6 @@ func newNameAnswer(r *rank.Ranking, top int, ttl uint32, now time.Time, outcome,
 		na.txt = append(na.txt, txtStrings(words))
 	}
 	return na
-}
-
-// stale is a copy of na for fallback keep: short TTL and stale=true.
-func (na *nameAnswer) stale(ttl uint32) *nameAnswer {
-	s := *na
-	s.outcome = outcomeFallback
-	s.ttl = ttl
-	s.txt = make([][]string, len(na.txt))
-	for i, t := range na.txt {
-		s.txt[i] = append(append([]string(nil), t...), "stale=true")
-	}
-	return &s
 }
 
 // newHostGroups collects the addresses addr returns (nil: none of that

@@ -289,13 +289,22 @@ func answerIPs(m *dns.Msg) []string {
 	return out
 }
 
+// failing makes a node fail a check, as its report says.
+func failing(check, reason string) func(n *rank.NodeStatus) {
+	return func(n *rank.NodeStatus) {
+		r := *n.Report
+		r.Failing = []report.CheckResult{{Name: check, Reason: reason}}
+		n.Report, n.Candidate, n.Reasons = &r, false, []string{check + ": " + reason}
+	}
+}
+
 func TestFallback(t *testing.T) {
 	healthy := testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.5))
 	// Every node alive but none a candidate (e.g. all failing a check),
 	// plus a collector that must never be handed out.
 	noCandidates := testSnapshot(
-		with(testNode("lab01", "10.0.0.11", 0.1), func(n *rank.NodeStatus) { n.Candidate, n.Reasons = false, []string{"check tmp: full"} }),
-		with(testNode("lab03", "10.0.0.13", 0.1), func(n *rank.NodeStatus) { n.Candidate, n.Reasons = false, []string{"check tmp: full"} }),
+		with(testNode("lab01", "10.0.0.11", 0.1), failing("tmp", "full")),
+		with(testNode("lab03", "10.0.0.13", 0.1), failing("tmp", "full")),
 		with(testNode("lab04", "10.0.0.14", 0.1), func(n *rank.NodeStatus) { n.State, n.Candidate = rank.StateDead, false }),
 		with(testNode("coredns-ns1", "10.0.0.2", 0), func(n *rank.NodeStatus) { n.Collector, n.Candidate = true, false }),
 	)
@@ -306,7 +315,7 @@ func TestFallback(t *testing.T) {
 		wantTTL  uint32
 		wantTXT  string // a word every TXT record carries
 	}{
-		{rank.FallbackKeep, true, []string{"10.0.0.11", "10.0.0.12"}, 5, "stale=true"},
+		{rank.FallbackKeep, true, []string{"10.0.0.12"}, 5, "fallback=keep"}, // lab01 fails a check now; lab02 vanished, kept as last seen
 		{rank.FallbackKeep, false, nil, 0, ""},
 		{rank.FallbackAll, true, []string{"10.0.0.11", "10.0.0.13"}, 5, "fallback=all"},
 		{rank.FallbackAll, false, []string{"10.0.0.11", "10.0.0.13"}, 5, "fallback=all"},

@@ -56,6 +56,11 @@ type config struct {
 	update   *updateSpec
 }
 
+// policy is how the block chooses machines, shared with every integration.
+func (c *config) policy() rank.Policy {
+	return rank.Policy{Pool: c.pool, By: c.by, Top: c.top, Fallback: c.fallback}
+}
+
 // memberSpec is what makes up the gossip member a peerload block runs. All
 // blocks with the same bind address share one member, so these settings are
 // given once (or identically) per bind address.

@@ -11,52 +11,37 @@ import (
 	"github.com/peerload/peerload/agent/rank"
 )
 
-// Policy is what the updater publishes for a name.
+// Policy is what the updater publishes for a name: the choice every
+// integration makes, plus hysteresis.
 type Policy struct {
-	// Top is how many nodes the name holds (at least 1).
-	Top int
-	// Pool restricts candidates to one pool ("" for all).
-	Pool string
-	// By selects the ranking ("" for the cluster's default).
-	By rank.By
-	// Fallback says what happens when no node is a candidate: keep (do
-	// nothing, the default), all (every alive member) or none (delete the
-	// records).
-	Fallback rank.Fallback
+	rank.Policy
 	// Margin is the hysteresis: a node in the published set is replaced by
 	// a better one only when the challenger's score is lower by more than
 	// Margin. A node that stops being a candidate is replaced at once.
 	Margin float64
 }
 
-// Decide returns the addresses name should hold given the cluster snapshot
-// and the addresses it holds now (prev). keep is true when nothing should
-// be written: the cluster has no usable node and the fallback is keep, so
-// the name is never blanked because the cluster merely looks empty.
+// Decide returns the addresses name should hold given the cluster snapshot,
+// the addresses it holds now (prev) and what fallback keep remembers
+// (kept), and what to remember next. keep is true when nothing should be
+// written: there is no snapshot yet, or a fallback other than none has
+// nothing to hand out. An updater cannot tell its own isolation (or its
+// start, before any report arrived) from an empty cluster, so only
+// fallback none ever blanks the name.
 //
 // Selection is deterministic (best score, then name) so equal scores never
 // flap, and sticky: the nodes behind prev stay while they are candidates
 // and no outsider beats them by more than Margin.
-func Decide(snap *rank.Snapshot, prev []netip.Addr, p Policy) (addrs []netip.Addr, keep bool) {
+func Decide(snap *rank.Snapshot, prev []netip.Addr, kept rank.Kept, p Policy) (addrs []netip.Addr, next rank.Kept, keep bool) {
+	if snap == nil {
+		return nil, kept, true
+	}
+	choice, next := p.Choose(snap, kept)
+	if choice.Fallback && choice.Ranking.Len() == 0 && p.Fallback != rank.FallbackNone {
+		return nil, next, true
+	}
 	top := max(p.Top, 1)
-	var cands []rank.NodeStatus
-	if snap != nil {
-		cands = snap.Rank(p.Pool, p.By).Nodes
-		if len(cands) == 0 {
-			switch p.Fallback {
-			case rank.FallbackNone:
-				return nil, false
-			case rank.FallbackAll:
-				cands = snap.Alive(p.Pool, p.By).Nodes
-			}
-		}
-	}
-	if len(cands) == 0 {
-		if p.Fallback == rank.FallbackNone {
-			return nil, false
-		}
-		return nil, true
-	}
+	cands := slices.Clone(choice.Ranking.Nodes)
 	// Deterministic order: score, then name (Rank already sorts so; keep
 	// it explicit because the fallback ranking is the same shape).
 	slices.SortStableFunc(cands, func(a, b rank.NodeStatus) int {
@@ -103,7 +88,7 @@ func Decide(snap *rank.Snapshot, prev []netip.Addr, p Policy) (addrs []netip.Add
 	for _, n := range members {
 		addrs = append(addrs, nodeAddrs(n)...)
 	}
-	return sortedAddrs(addrs), false
+	return sortedAddrs(addrs), next, false
 }
 
 // nodeAddrs is what DNS hands out for n.

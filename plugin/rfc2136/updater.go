@@ -216,6 +216,7 @@ type nameState struct {
 	// intended is the set last decided on, the base of the hysteresis.
 	intended    []netip.Addr
 	hasIntended bool
+	kept        rank.Kept // what fallback keep remembers
 	lastWrite   time.Time
 	retryAt     time.Time
 	bo          backoff
@@ -232,7 +233,7 @@ func New(cfg Config) (*Updater, error) {
 	if err != nil {
 		return nil, err
 	}
-	u := &Updater{cfg: c, m: m, policy: Policy{Top: c.Top, Pool: c.Pool, By: c.By, Fallback: c.Fallback, Margin: c.Margin}}
+	u := &Updater{cfg: c, m: m, policy: Policy{Policy: rank.Policy{Top: c.Top, Pool: c.Pool, By: c.By, Fallback: c.Fallback}, Margin: c.Margin}}
 	u.key.Store(c.Key)
 	for _, n := range c.Names {
 		u.names = append(u.names, &nameState{name: n, role: Role(c.Zone, n), bo: backoff{Min: c.RetryMin, Max: c.RetryMax}})
@@ -390,7 +391,8 @@ func (u *Updater) stepName(ctx context.Context, snap *rank.Snapshot, self string
 		n.held, n.synced, n.everSynced = server, true, true
 		u.m.lastSuccess.WithLabelValues(n.name).SetToCurrentTime()
 	}
-	desired, keep := Decide(snap, n.intended, u.policy)
+	desired, kept, keep := Decide(snap, n.intended, n.kept, u.policy)
+	n.kept = kept
 	if keep {
 		desired = n.intended
 	}
