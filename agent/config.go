@@ -1,11 +1,13 @@
 package agent
 
 import (
+	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"os"
+	"slices"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -15,6 +17,7 @@ import (
 	"github.com/peerload/peerload/agent/gossip"
 	"github.com/peerload/peerload/agent/health"
 	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/report"
 	"github.com/peerload/peerload/agent/sample"
 )
 
@@ -92,8 +95,13 @@ type Config struct {
 	// when the load changed enough to matter (Score.Delta/2) or when this
 	// much time passed since the last one.
 	RefreshInterval time.Duration
-	// StaleAfter is how old a node's latest report may be before the node
-	// stops being a candidate (a few refresh intervals).
+	// ForgetAfter is how long a member that left or died stays listed
+	// (state "left" or "dead") before it is forgotten.
+	ForgetAfter time.Duration
+	// StaleAfter, when positive, caps how old a node's latest report may
+	// be before the node stops being a candidate. Without it a report is
+	// stale once twice the lifetime its sender promised has passed, so
+	// members need not share timing settings.
 	StaleAfter time.Duration
 
 	// ProcRoot is the proc file system to sample (default /proc).
@@ -124,95 +132,247 @@ type Config struct {
 	Memberlist *memberlist.Config
 }
 
-// DefaultConfig is for a real LAN: gossip on 0.0.0.0:7946, 2 s sampling.
+// DefaultConfig is for a real LAN: gossip on 0.0.0.0:7946 with the "lan"
+// timing profile.
 func DefaultConfig() *Config {
 	host, _ := os.Hostname()
-	return &Config{
-		Name:            host,
-		BindAddr:        "0.0.0.0",
-		BindPort:        7946,
-		Interval:        2 * time.Second,
-		RefreshInterval: 15 * time.Second,
-		StaleAfter:      50 * time.Second,
-		ProcRoot:        procfs.DefaultMountPoint,
-		StateDir:        "/var/lib/peerload",
-		Checks:          health.Config{SSHPort: 22, TmpFullPercent: 95, CommandTimeout: 5 * time.Second},
-		Score:           rank.DefaultScoreConfig(),
-		Memberlist:      uncompressed(memberlist.DefaultLANConfig()),
+	c := &Config{
+		Name:     host,
+		BindAddr: "0.0.0.0",
+		BindPort: 7946,
+		ProcRoot: procfs.DefaultMountPoint,
+		StateDir: "/var/lib/peerload",
+		Checks:   health.Config{SSHPort: 22, TmpFullPercent: 95, CommandTimeout: 5 * time.Second},
+		Score:    rank.DefaultScoreConfig(),
 	}
-}
-
-// uncompressed turns memberlist's LZW compression off: reports, probes and
-// acks are tens of bytes, which compression makes larger, and compressing
-// every packet is most of an idle member's garbage.
-func uncompressed(c *memberlist.Config) *memberlist.Config {
-	c.EnableCompression = false
+	_ = c.SetProfile(ProfileLAN)
 	return c
 }
 
-// DefaultLocalConfig is for clusters on loopback (tests, demos): port 0,
-// fast sampling and failure detection, no state dir, no sshd check.
+// DefaultLocalConfig is for in-process clusters on loopback (tests): the
+// "local" profile, port 0, no state dir, no sshd check.
 func DefaultLocalConfig() *Config {
 	c := DefaultConfig()
 	c.BindAddr = "127.0.0.1"
 	c.BindPort = 0
-	c.Interval = 250 * time.Millisecond
-	c.RefreshInterval = 2 * time.Second
-	c.StaleAfter = 8 * time.Second
 	c.StateDir = ""
 	c.Checks.SSHPort = 0
-	ml := uncompressed(memberlist.DefaultLocalConfig())
-	ml.ProbeInterval = 200 * time.Millisecond
-	ml.ProbeTimeout = 100 * time.Millisecond
-	ml.GossipInterval = 50 * time.Millisecond
-	ml.SuspicionMult = 3
-	ml.PushPullInterval = 5 * time.Second
-	c.Memberlist = ml
+	_ = c.SetProfile(ProfileLocal)
 	return c
 }
 
-// Validate checks c and names the field at fault.
-func (c *Config) Validate() error {
-	if c.Name == "" {
-		return fmt.Errorf("name is empty")
+// Timing profiles, chosen by name (--profile, the Corefile's profile).
+const (
+	// ProfileLAN suits a real network: sampling every 2 s, a report at
+	// least every 15 s, memberlist's LAN failure detection.
+	ProfileLAN = "lan"
+	// ProfileLocal suits a cluster on one machine (demos, tests): sampling
+	// every 250 ms, a report at least every 2 s, failure detection within
+	// about a second.
+	ProfileLocal = "local"
+)
+
+// Profiles lists the timing profiles' names.
+func Profiles() []string { return []string{ProfileLAN, ProfileLocal} }
+
+// SetProfile applies a timing profile: Interval, RefreshInterval,
+// ForgetAfter and the Memberlist timings. It changes nothing else, so the
+// same profile means the same thing to an agent, an updater and the CoreDNS
+// plugin. Members with different profiles work together: every report
+// carries its sender's lifetime.
+func (c *Config) SetProfile(name string) error {
+	var ml *memberlist.Config
+	switch name {
+	case ProfileLAN:
+		c.Interval, c.RefreshInterval, c.ForgetAfter = 2*time.Second, 15*time.Second, time.Minute
+		ml = memberlist.DefaultLANConfig()
+	case ProfileLocal:
+		c.Interval, c.RefreshInterval, c.ForgetAfter = 250*time.Millisecond, 2*time.Second, 10*time.Second
+		ml = memberlist.DefaultLocalConfig()
+		ml.ProbeInterval = 200 * time.Millisecond
+		ml.ProbeTimeout = 100 * time.Millisecond
+		ml.GossipInterval = 50 * time.Millisecond
+		ml.SuspicionMult = 3
+		ml.PushPullInterval = 5 * time.Second
+		// memberlist's local default retransmits a rumour half as often as
+		// its LAN one, so a "new member alive" could miss a member and wait
+		// for the next push/pull.
+		ml.RetransmitMult = memberlist.DefaultLANConfig().RetransmitMult
+	default:
+		return fmt.Errorf("unknown timing profile %q (want %s)", name, strings.Join(Profiles(), " or "))
 	}
-	if len(c.Name) > 128 {
-		return fmt.Errorf("name %q is longer than 128 bytes", c.Name)
+	// Reports, probes and acks are tens of bytes, which compression makes
+	// larger, and compressing every packet is most of an idle member's
+	// garbage.
+	ml.EnableCompression = false
+	c.Memberlist = ml
+	return nil
+}
+
+// lifetime is what this member promises with each report: the next one
+// follows within a refresh interval, at the next sample after it.
+func (c *Config) lifetime() time.Duration { return c.RefreshInterval + c.Interval }
+
+// v1Lifetime stands in for the lifetime of a report that does not carry
+// one (an agent of the previous release, LAN timings).
+const v1Lifetime = 25 * time.Second
+
+// staleAfter is how old a report may grow before its node stops being a
+// candidate: twice the lifetime its sender promised (one lost report is
+// no failure), capped by StaleAfter when set.
+func (c *Config) staleAfter(r *report.Report) time.Duration {
+	life := r.Lifetime
+	if life <= 0 {
+		life = v1Lifetime
+	}
+	limit := 2 * life
+	if c.StaleAfter > 0 {
+		limit = min(limit, c.StaleAfter)
+	}
+	return limit
+}
+
+// FieldError is a Config field with a value that cannot work. Front ends
+// name the field their own way: the CLI as a flag, the Corefile as a
+// property (FieldError.Field is the Go field name, e.g. "BindAddr").
+type FieldError struct {
+	Field string
+	Err   error
+}
+
+func (e *FieldError) Error() string { return e.Field + ": " + e.Err.Error() }
+func (e *FieldError) Unwrap() error { return e.Err }
+
+func fieldErr(field, format string, args ...any) error {
+	return &FieldError{Field: field, Err: fmt.Errorf(format, args...)}
+}
+
+// Validate checks every rule a Config must meet, here and nowhere else, and
+// returns a *FieldError naming the first field at fault.
+func (c *Config) Validate() error {
+	if err := ValidateName(c.Name); err != nil {
+		return &FieldError{Field: "Name", Err: err}
+	}
+	bind, err := netip.ParseAddr(c.BindAddr)
+	if err != nil {
+		return fieldErr("BindAddr", "%q is not an IP address", c.BindAddr)
 	}
 	if c.BindPort < 0 || c.BindPort > 65535 {
-		return fmt.Errorf("bind port %d out of range", c.BindPort)
+		return fieldErr("BindPort", "port %d is not from 0 to 65535", c.BindPort)
 	}
-	if net.ParseIP(c.BindAddr) == nil {
-		return fmt.Errorf("bind address %q is not an IP address", c.BindAddr)
+	if c.GossipAdvertise != "" {
+		ap, err := netip.ParseAddrPort(c.GossipAdvertise)
+		if err != nil || ap.Port() == 0 {
+			return fieldErr("GossipAdvertise", "%q is not IP:port", c.GossipAdvertise)
+		}
+		if err := usable(ap.Addr()); err != nil {
+			return &FieldError{Field: "GossipAdvertise", Err: err}
+		}
+		bind = ap.Addr()
 	}
-	if c.Addr4.IsValid() && !c.Addr4.Is4() {
-		return fmt.Errorf("advertise address %s is not IPv4", c.Addr4)
+	if len(c.Allow) > 0 && !bind.IsUnspecified() && !slices.ContainsFunc(c.Allow, func(p netip.Prefix) bool { return p.Contains(bind.Unmap()) }) {
+		return fieldErr("Allow", "this member's own address %s is outside the allow list", bind)
 	}
-	if c.Addr6.IsValid() && (!c.Addr6.Is6() || c.Addr6.Is4In6()) {
-		return fmt.Errorf("advertise address %s is not IPv6", c.Addr6)
+	if c.Addr4.IsValid() {
+		if !c.Addr4.Is4() {
+			return fieldErr("Addr4", "%s is not an IPv4 address", c.Addr4)
+		}
+		if err := usable(c.Addr4); err != nil {
+			return &FieldError{Field: "Addr4", Err: err}
+		}
 	}
-	if c.Interval <= 0 {
-		return fmt.Errorf("interval must be positive, got %s", c.Interval)
-	}
-	if c.RefreshInterval < c.Interval {
-		return fmt.Errorf("refresh interval %s is shorter than the sampling interval %s", c.RefreshInterval, c.Interval)
-	}
-	if c.StaleAfter <= c.RefreshInterval {
-		return fmt.Errorf("stale-after %s must be longer than the refresh interval %s", c.StaleAfter, c.RefreshInterval)
-	}
-	if _, err := rank.ParseBy(string(c.Score.By)); err != nil {
-		return err
-	}
-	if c.Score.CPUWeight < 0 || c.Score.MemWeight < 0 || c.Score.UserWeight < 0 || c.Score.Delta < 0 {
-		return fmt.Errorf("score weights and delta must not be negative")
+	if c.Addr6.IsValid() {
+		if !c.Addr6.Is6() || c.Addr6.Is4In6() {
+			return fieldErr("Addr6", "%s is not an IPv6 address", c.Addr6)
+		}
+		if err := usable(c.Addr6); err != nil {
+			return &FieldError{Field: "Addr6", Err: err}
+		}
 	}
 	for _, p := range c.Pools {
-		if p == "" || len(p) > 63 {
-			return fmt.Errorf("pool name %q must be 1 to 63 bytes", p)
+		if !isLabel(p) {
+			return fieldErr("Pools", "pool %q is not a DNS label (letters, digits and '-', 1 to 63)", p)
+		}
+	}
+	if len(c.Label) > 255 {
+		return fieldErr("Label", "longer than 255 bytes")
+	}
+	switch {
+	case c.Interval <= 0:
+		return fieldErr("Interval", "must be positive, got %s", c.Interval)
+	case c.RefreshInterval < c.Interval:
+		return fieldErr("RefreshInterval", "%s is shorter than the sampling interval %s", c.RefreshInterval, c.Interval)
+	case c.StaleAfter < 0:
+		return fieldErr("StaleAfter", "must not be negative, got %s", c.StaleAfter)
+	case c.ForgetAfter <= 0:
+		return fieldErr("ForgetAfter", "must be positive, got %s", c.ForgetAfter)
+	case c.Checks.SSHPort < 0 || c.Checks.SSHPort > 65535:
+		return fieldErr("Checks.SSHPort", "port %d is not from 0 to 65535", c.Checks.SSHPort)
+	case c.Checks.CommandTimeout < 0:
+		return fieldErr("Checks.CommandTimeout", "must not be negative, got %s", c.Checks.CommandTimeout)
+	case c.Checks.TmpFullPercent < 0 || c.Checks.TmpFullPercent > 100:
+		return fieldErr("Checks.TmpFullPercent", "%v is not a percentage", c.Checks.TmpFullPercent)
+	}
+	if _, err := rank.ParseBy(string(c.Score.By)); err != nil {
+		return &FieldError{Field: "Score.By", Err: err}
+	}
+	for field, w := range map[string]float64{"Score.CPUWeight": c.Score.CPUWeight, "Score.MemWeight": c.Score.MemWeight,
+		"Score.UserWeight": c.Score.UserWeight, "Score.Delta": c.Score.Delta} {
+		if !(w >= 0 && w <= 1e6) {
+			return fieldErr(field, "%v is not a number from 0 to 1e6", w)
 		}
 	}
 	if c.Memberlist == nil {
-		return fmt.Errorf("memberlist config is nil")
+		return fieldErr("Memberlist", "is nil")
+	}
+	return nil
+}
+
+// ValidateName checks a node name: it is handed out as a DNS label (in
+// <node>.NAME answers) and as an ssh host name, so it must be a host name:
+// dot-separated labels of letters, digits and '-', at most 128 bytes.
+func ValidateName(name string) error {
+	if name == "" {
+		return errors.New("name is empty")
+	}
+	if len(name) > report.MaxNameBytes {
+		return fmt.Errorf("name %q is longer than %d bytes", name, report.MaxNameBytes)
+	}
+	for label := range strings.SplitSeq(name, ".") {
+		if !isLabel(label) {
+			return fmt.Errorf("name %q is not a host name (dot-separated labels of letters, digits and '-')", name)
+		}
+	}
+	return nil
+}
+
+// isLabel reports whether s is a host name label: letters, digits and '-'
+// (not first or last), 1 to 63 bytes.
+func isLabel(s string) bool {
+	if s == "" || len(s) > 63 || s[0] == '-' || s[len(s)-1] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// usable reports why an address cannot be handed out to clients or
+// advertised to members, if it cannot.
+func usable(a netip.Addr) error {
+	switch {
+	case a.IsUnspecified():
+		return fmt.Errorf("%s is the unspecified address; give this machine's own address", a)
+	case a.IsMulticast():
+		return fmt.Errorf("%s is a multicast address", a)
+	case a == netip.AddrFrom4([4]byte{255, 255, 255, 255}):
+		return fmt.Errorf("%s is the broadcast address", a)
+	case a.Is6() && a.IsLinkLocalUnicast():
+		return fmt.Errorf("%s is link-local: clients on other links cannot reach it", a)
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func (a *Agent) sampleOnce() {
 
 	now := time.Now()
 	a.mu.Lock()
-	r := &report.Report{Node: a.cfg.Name, Generation: a.generation, Load: load, Failing: failing}
+	r := &report.Report{Node: a.cfg.Name, Generation: a.generation, Lifetime: a.cfg.lifetime(), Load: load, Failing: failing}
 	send := a.lastSent == nil || now.Sub(a.sentAt) >= a.cfg.RefreshInterval || a.mattersLocked(r)
 	if !send {
 		a.mu.Unlock()

@@ -78,7 +78,8 @@ func (a *Agent) build(now time.Time) *rank.Snapshot {
 	a.mu.Lock()
 	score := a.score
 	a.mu.Unlock()
-	v := a.member.View(now, a.cfg.StaleAfter, func(h gossip.Held) bool { return now.Sub(h.Received) > a.cfg.StaleAfter })
+	stale := func(h gossip.Held) bool { return now.Sub(h.Received) > a.cfg.staleAfter(h.Report) }
+	v := a.member.View(now, a.cfg.ForgetAfter, stale)
 	s := &rank.Snapshot{Built: now, Self: a.cfg.Name, Score: score}
 	add := func(n *gossip.Node, state string) {
 		m := n.Meta
@@ -103,7 +104,7 @@ func (a *Agent) build(now time.Time) *rank.Snapshot {
 			ns.Reasons = append(ns.Reasons, state)
 		case ns.Report == nil:
 			ns.Reasons = append(ns.Reasons, "no report yet")
-		case now.Sub(ns.Received) > a.cfg.StaleAfter:
+		case stale(gossip.Held{Report: ns.Report, Received: ns.Received}):
 			ns.Reasons = append(ns.Reasons, fmt.Sprintf("stale report (%s old)", now.Sub(ns.Received).Round(time.Second)))
 		}
 		if ns.Report != nil && !m.Collector {

@@ -1,6 +1,9 @@
 package gossip
 
 import (
+	"fmt"
+	"net/netip"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -48,9 +51,45 @@ func (d *delegate) NotifyMsg(b []byte) {
 		if applied || wasSuspect {
 			m.onChange()
 		}
+	case msgHello:
+		name, rest, err := report.DecodeHello(b[1:])
+		if err != nil {
+			m.received("invalid")
+			return
+		}
+		m.hello(name, rest)
 	default:
 		m.received("invalid")
 	}
+}
+
+// hello answers a member that introduced itself: when memberlist has not
+// told this member of it yet (its "alive" rumour has not arrived, or
+// never will), a push/pull with it makes it a member here at once instead
+// of at the next periodic push/pull.
+func (m *Member) hello(name, addr string) {
+	ap, err := netip.ParseAddrPort(addr)
+	if err != nil || name == m.cfg.Name || !m.transport.allowedIP(ap.Addr().Unmap()) {
+		return
+	}
+	m.mu.Lock()
+	_, known := m.members[name]
+	if known || m.pulling[name] {
+		m.mu.Unlock()
+		return
+	}
+	m.pulling[name] = true
+	m.mu.Unlock()
+	go func() {
+		defer func() {
+			m.mu.Lock()
+			delete(m.pulling, name)
+			m.mu.Unlock()
+		}()
+		if !m.stopped() {
+			_, _ = m.ml.Join([]string{addr})
+		}
+	}()
 }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
@@ -106,12 +145,22 @@ func (e *eventDelegate) NotifyJoin(n *memberlist.Node) {
 	delete(m.gone, n.Name)
 	own := m.own
 	m.mu.Unlock()
-	if own != nil && n.Name != m.cfg.Name {
-		// Greet a new member with this node's report at once, instead of
-		// leaving it to wait for the next change or refresh. memberlist
-		// holds its state lock here, so send from another goroutine.
-		to, msg := *n, report.AppendReport([]byte{msgReport}, own)
-		go func() { _ = m.ml.SendBestEffort(&to, msg) }()
+	if n.Name != m.cfg.Name {
+		// Greet a new member with this member's name and address (so it
+		// learns of this one even if memberlist's rumour misses it) and
+		// report (instead of leaving it to wait for the next change or
+		// refresh). memberlist holds its state lock here, so send from
+		// another goroutine.
+		to := *n
+		msgs := [][]byte{report.AppendHello([]byte{msgHello}, m.cfg.Name, m.addr)}
+		if own != nil {
+			msgs = append(msgs, report.AppendReport([]byte{msgReport}, own))
+		}
+		go func() {
+			for _, msg := range msgs {
+				_ = m.ml.SendBestEffort(&to, msg)
+			}
+		}()
 	}
 	m.onChange()
 }
@@ -146,3 +195,43 @@ const (
 	StateDead = "dead"
 	StateLeft = "left"
 )
+
+// aliveDelegate keeps out a member whose name differs from a live
+// member's only in case: DNS (and ssh) cannot tell lab01 from LAB01, so
+// only the first one stays. As memberlist's MergeDelegate it fails the
+// join of a member whose own name clashes, so the newcomer learns why.
+// memberlist calls it with its state lock held.
+type aliveDelegate Member
+
+func (d *aliveDelegate) NotifyAlive(peer *memberlist.Node) error {
+	if other := (*Member)(d).caseTwin(peer.Name); other != "" {
+		return fmt.Errorf("member %q differs from member %q only in case; names must differ as DNS names", peer.Name, other)
+	}
+	return nil
+}
+
+func (d *aliveDelegate) NotifyMerge(peers []*memberlist.Node) error {
+	self := (*Member)(d).cfg.Name
+	for _, p := range peers {
+		if p.Name != self && strings.EqualFold(p.Name, self) {
+			return fmt.Errorf("member %q already exists: this member's name %q differs only in case; names must differ as DNS names", p.Name, self)
+		}
+	}
+	return nil
+}
+
+// caseTwin is the name of this member or a live member that equals name
+// but for case, or "".
+func (m *Member) caseTwin(name string) string {
+	if name != m.cfg.Name && strings.EqualFold(name, m.cfg.Name) {
+		return m.cfg.Name
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for other := range m.members {
+		if other != name && strings.EqualFold(other, name) {
+			return other
+		}
+	}
+	return ""
+}

@@ -66,6 +66,7 @@ const (
 	msgReport byte = 1 // one Report, fanned out by its node
 	msgState  byte = 2 // push/pull state: every report a member holds
 	msgLeave  byte = 3 // a member's goodbye, so others show it as left
+	msgHello  byte = 4 // a member's name and address, sent to members it meets
 )
 
 // probeMisses is how many probe rounds in a row a member must miss to
@@ -81,6 +82,7 @@ type Member struct {
 	transport *countingTransport
 	keyring   *memberlist.Keyring
 	meta      []byte
+	addr      string // ip:port others reach this member at, fixed at start
 	onChange  func()
 
 	// mu guards everything below it.
@@ -96,6 +98,7 @@ type Member struct {
 	members map[string]memberlist.Node
 	own     *report.Report // the last report this member published
 	metas   map[string]report.Meta
+	pulling map[string]bool // names a hello made this member join
 
 	reportsSent     atomic.Uint64
 	reportsReceived atomic.Uint64
@@ -147,6 +150,7 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		missed:   make(map[string]int),
 		members:  make(map[string]memberlist.Node),
 		metas:    make(map[string]report.Meta),
+		pulling:  make(map[string]bool),
 		received: received,
 		stop:     make(chan struct{}),
 	}
@@ -192,6 +196,8 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	mlc.AdvertisePort = c.BindPort
 	mlc.Delegate = (*delegate)(m)
 	mlc.Events = (*eventDelegate)(m)
+	mlc.Alive = (*aliveDelegate)(m)
+	mlc.Merge = (*aliveDelegate)(m)
 	mlc.Label = c.Label
 	mlc.LogOutput = nil
 	mlc.Logger = newMemberlistLogger(m.log)
@@ -239,13 +245,19 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	m.transport = newCountingTransport(nt, net.ParseIP(c.BindAddr), c.Allow)
 	mlc.Transport = m.transport
 
+	ip, port, err := nt.FinalAdvertiseAddr(mlc.AdvertiseAddr, mlc.AdvertisePort)
+	if err != nil {
+		m.transport.Shutdown()
+		return nil, fmt.Errorf("advertise address: %w", err)
+	}
+	m.addr = net.JoinHostPort(ip.String(), strconv.Itoa(port))
+	if adv, ok := netip.AddrFromSlice(ip); ok && len(c.Allow) > 0 && !m.transport.allowedIP(adv.Unmap()) {
+		m.transport.Shutdown()
+		return nil, fmt.Errorf("this member's own address %s is outside the allow list", adv.Unmap())
+	}
 	// The IPv4 address a member advertises defaults to its gossip address.
-	if !c.Meta.Addr4.IsValid() {
-		if ip, _, err := nt.FinalAdvertiseAddr(mlc.AdvertiseAddr, mlc.AdvertisePort); err == nil {
-			if ip4, ok := netip.AddrFromSlice(ip.To4()); ok && !ip4.IsUnspecified() {
-				c.Meta.Addr4 = ip4
-			}
-		}
+	if ip4, ok := netip.AddrFromSlice(ip.To4()); ok && !c.Meta.Addr4.IsValid() && !ip4.IsUnspecified() {
+		c.Meta.Addr4 = ip4
 	}
 	return &mlc, nil
 }
@@ -269,6 +281,7 @@ func (m *Member) Join(addrs []string) (int, error) {
 func (m *Member) joinLoop() {
 	defer m.wg.Done()
 	wait := time.Duration(0)
+	lastErr := ""
 	for {
 		select {
 		case <-m.stop:
@@ -283,11 +296,17 @@ func (m *Member) joinLoop() {
 			wait = 30 * time.Second
 			continue
 		}
-		if _, err := m.ml.Join(addrs); err == nil {
-			wait = 30 * time.Second
+		// One line per change of state, so a join that keeps failing for
+		// the same reason does not fill the log.
+		n, err := m.ml.Join(addrs)
+		if err == nil {
+			m.log.Info("joined the cluster", "answered", n, "members", m.ml.NumMembers())
+			lastErr, wait = "", 30*time.Second
 			continue
-		} else if wait == 0 || wait >= 30*time.Second {
-			m.log.Info("no member answered yet; retrying", "err", err)
+		}
+		if err.Error() != lastErr {
+			lastErr = err.Error()
+			m.log.Warn("cannot join the cluster yet; retrying", "tried", strings.Join(addrs, ","), "err", strings.ReplaceAll(lastErr, "\n", "; "))
 		}
 		wait = min(max(wait*2, time.Second), 30*time.Second)
 	}
@@ -313,10 +332,7 @@ func (m *Member) WantsPeers() bool {
 func (m *Member) NumMembers() int { return m.ml.NumMembers() }
 
 // GossipAddr is the ip:port other members reach this one at.
-func (m *Member) GossipAddr() string {
-	n := m.ml.LocalNode()
-	return net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port)))
-}
+func (m *Member) GossipAddr() string { return m.addr }
 
 // Encrypted reports whether gossip is encrypted.
 func (m *Member) Encrypted() bool { return m.keyring != nil }

@@ -80,7 +80,14 @@ func (t *countingTransport) allowed(a net.Addr) bool {
 	if err != nil {
 		return false
 	}
-	ip := ap.Addr().Unmap()
+	return t.allowedIP(ap.Addr().Unmap())
+}
+
+// allowedIP reports whether ip is inside the allow list (or there is none).
+func (t *countingTransport) allowedIP(ip netip.Addr) bool {
+	if len(t.allow) == 0 {
+		return true
+	}
 	for _, p := range t.allow {
 		if p.Contains(ip) {
 			return true

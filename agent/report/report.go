@@ -52,9 +52,14 @@ type Report struct {
 	Seq        uint64
 	// Age is how old the report already was when it was encoded: 0 for a
 	// node's own report, the time since receipt when relayed in push/pull.
-	Age     time.Duration
-	Load    Load
-	Failing []CheckResult
+	Age time.Duration
+	// Lifetime is the sender's promise: its next report follows within
+	// Lifetime of this one, so a receiver knows how long this one stays
+	// true without sharing the sender's timing settings. 0 means unknown
+	// (a version 1 sender).
+	Lifetime time.Duration
+	Load     Load
+	Failing  []CheckResult
 }
 
 // Newer reports whether r supersedes o (a nil o is superseded by anything).
@@ -69,14 +74,15 @@ func (r *Report) Newer(o *Report) bool {
 }
 
 const (
-	reportVersion = 1
+	// reportVersion 2 added Lifetime; version 1 reports still decode.
+	reportVersion = 2
 	maxFailing    = 8
 	// MaxReasonBytes bounds a failing check's reason on the wire.
 	MaxReasonBytes = 120
 	// MaxNameBytes bounds a node name on the wire.
 	MaxNameBytes = 128
 	// maxReportBytes bounds one encoded report.
-	maxReportBytes = 1 + 1 + MaxNameBytes + 3*10 + 3*4 + 10 + 4 + 3*10 + 4 + 10 + 10 + 1 + maxFailing*(1+32+1+MaxReasonBytes)
+	maxReportBytes = 1 + 1 + MaxNameBytes + 4*10 + 3*4 + 10 + 4 + 3*10 + 4 + 10 + 10 + 1 + maxFailing*(1+32+1+MaxReasonBytes)
 )
 
 var errTruncated = errors.New("report truncated")
@@ -88,6 +94,7 @@ func AppendReport(b []byte, r *Report) []byte {
 	b = binary.AppendUvarint(b, r.Generation)
 	b = binary.AppendUvarint(b, r.Seq)
 	b = binary.AppendUvarint(b, uint64(max(r.Age, 0)/time.Millisecond))
+	b = binary.AppendUvarint(b, uint64(max(r.Lifetime, 0)/time.Millisecond))
 	l := r.Load
 	b = appendFloat32(b, l.Load1)
 	b = appendFloat32(b, l.Load5)
@@ -113,14 +120,18 @@ func AppendReport(b []byte, r *Report) []byte {
 // Truncated or malformed input is an error, never a panic.
 func DecodeReport(b []byte) (*Report, []byte, error) {
 	d := decoder{b: b}
-	if v := d.byte(); d.err == nil && v != reportVersion {
+	v := d.byte()
+	if d.err == nil && (v < 1 || v > reportVersion) {
 		return nil, nil, fmt.Errorf("report version %d not supported", v)
 	}
 	r := &Report{}
 	r.Node = d.string(MaxNameBytes)
 	r.Generation = d.uvarint()
 	r.Seq = d.uvarint()
-	r.Age = time.Duration(d.uvarintMax(math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
+	r.Age = d.millis()
+	if v >= 2 {
+		r.Lifetime = d.millis()
+	}
 	r.Load.Load1 = d.float32()
 	r.Load.Load5 = d.float32()
 	r.Load.Load15 = d.float32()
@@ -201,6 +212,11 @@ func (d *decoder) uvarintMax(limit int64) uint64 {
 	return v
 }
 
+// millis decodes a duration sent in milliseconds.
+func (d *decoder) millis() time.Duration {
+	return time.Duration(d.uvarintMax(math.MaxInt64/int64(time.Millisecond))) * time.Millisecond
+}
+
 func (d *decoder) float32() float64 {
 	if d.err != nil {
 		return 0
@@ -272,4 +288,19 @@ func DecodeName(b []byte) (string, error) {
 	d := decoder{b: b}
 	s := d.string(MaxNameBytes)
 	return s, d.err
+}
+
+// AppendHello encodes a member's introduction: its name and gossip
+// address.
+func AppendHello(b []byte, name, addr string) []byte {
+	b = appendString(b, name, MaxNameBytes)
+	return appendString(b, addr, 64)
+}
+
+// DecodeHello decodes what AppendHello wrote.
+func DecodeHello(b []byte) (name, addr string, err error) {
+	d := decoder{b: b}
+	name = d.string(MaxNameBytes)
+	addr = d.string(64)
+	return name, addr, d.err
 }

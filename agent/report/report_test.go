@@ -2,6 +2,7 @@ package report
 
 import (
 	"bytes"
+	"encoding/binary"
 	"math"
 	"reflect"
 	"testing"
@@ -10,7 +11,7 @@ import (
 
 func sampleReport() *Report {
 	return &Report{
-		Node: "lab03", Generation: 7, Seq: 12345, Age: 1500 * time.Millisecond,
+		Node: "lab03", Generation: 7, Seq: 12345, Age: 1500 * time.Millisecond, Lifetime: 17 * time.Second,
 		Load: Load{Load1: 0.5, Load5: 0.25, Load15: 2, CPUs: 8, CPUUtil: 0.125,
 			MemTotal: 16 << 30, MemAvailable: 9 << 30, SwapUsed: 1 << 20, CPUPressure: 1.5,
 			Users: 3, Uptime: 36 * time.Hour},
@@ -77,5 +78,22 @@ func TestReportOrdering(t *testing.T) {
 	}
 	if !old.Newer(nil) {
 		t.Error("anything is newer than nothing")
+	}
+}
+
+// TestDecodeVersion1: a report of the previous release (no Lifetime)
+// still decodes, so a rolling upgrade keeps every member's load.
+func TestDecodeVersion1(t *testing.T) {
+	r := sampleReport()
+	r.Lifetime = 0
+	b := AppendReport(nil, r)
+	v1 := appendString([]byte{1}, r.Node, MaxNameBytes)
+	v1 = binary.AppendUvarint(v1, r.Generation)
+	v1 = binary.AppendUvarint(v1, r.Seq)
+	v1 = binary.AppendUvarint(v1, uint64(r.Age/time.Millisecond))
+	v1 = append(v1, b[len(v1)+1:]...) // the same fields without Lifetime
+	got, rest, err := DecodeReport(v1)
+	if err != nil || len(rest) != 0 || !reflect.DeepEqual(got, r) {
+		t.Fatalf("v1 report: %+v %d %v, want %+v", got, len(rest), err, r)
 	}
 }
