@@ -290,8 +290,8 @@ func (c *Config) Validate() error {
 		}
 	}
 	for _, p := range c.Pools {
-		if !isLabel(p) {
-			return fieldErr("Pools", "pool %q is not a DNS label (letters, digits and '-', 1 to 63)", p)
+		if err := ValidatePool(p); err != nil {
+			return &FieldError{Field: "Pools", Err: err}
 		}
 	}
 	if len(c.Label) > 255 {
@@ -342,6 +342,15 @@ func ValidateName(name string) error {
 		if !isLabel(label) {
 			return fmt.Errorf("name %q is not a host name (dot-separated labels of letters, digits and '-')", name)
 		}
+	}
+	return nil
+}
+
+// ValidatePool checks a pool name: a DNS label, as a pool may name DNS
+// records and files.
+func ValidatePool(name string) error {
+	if !isLabel(name) {
+		return fmt.Errorf("pool %q is not a DNS label (letters, digits and '-', 1 to 63)", name)
 	}
 	return nil
 }

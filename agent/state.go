@@ -41,11 +41,11 @@ func openState(dir string) (*stateStore, error) {
 		return s, nil
 	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return nil, fmt.Errorf("agent: state dir: %w", err)
+		return nil, fmt.Errorf("state dir: %w", err)
 	}
 	probe, err := os.CreateTemp(dir, ".probe-*")
 	if err != nil {
-		return nil, fmt.Errorf("agent: state dir %s is not writable: %w", dir, err)
+		return nil, fmt.Errorf("state dir %s is not writable: %w", dir, err)
 	}
 	probe.Close()
 	os.Remove(probe.Name())
@@ -55,7 +55,7 @@ func openState(dir string) (*stateStore, error) {
 	case err == nil:
 		s.drained, s.reason = true, strings.TrimSpace(string(b))
 	case !errors.Is(err, os.ErrNotExist):
-		return nil, fmt.Errorf("agent: state dir: read drain flag: %w", err)
+		return nil, fmt.Errorf("state dir: read drain flag: %w", err)
 	}
 	return s, nil
 }
@@ -84,13 +84,13 @@ func (s *stateStore) NextGeneration() (uint64, error) {
 	case err == nil:
 		text := strings.TrimSpace(string(b))
 		if g, err = strconv.ParseUint(text, 10, 64); err != nil {
-			return 0, fmt.Errorf("agent: state file %s holds %q, not a generation number (remove it to start over)", path, text)
+			return 0, fmt.Errorf("state file %s holds %q, not a generation number (remove it to start over)", path, text)
 		}
 	case !errors.Is(err, os.ErrNotExist):
-		return 0, fmt.Errorf("agent: read generation: %w", err)
+		return 0, fmt.Errorf("read generation: %w", err)
 	}
 	if g == ^uint64(0) {
-		return 0, fmt.Errorf("agent: state file %s: generation cannot grow further", path)
+		return 0, fmt.Errorf("state file %s: generation cannot grow further", path)
 	}
 	g++
 	if err := writeFileAtomic(path, []byte(strconv.FormatUint(g, 10)+"\n"), 0o644); err != nil {

@@ -116,7 +116,7 @@ if [ "$PIN" = 1 ] && command -v taskset >/dev/null && [ -n "${cpu_b:-}" ]; then
 fi
 
 # Five agents with the same fake load: five equally good candidates, with
-# the LAN defaults (--interval 2s --refresh 15s --stale-after 50s).
+# the LAN defaults (--profile lan: --interval 2s --refresh 15s).
 NODES=5
 first=""
 for i in $(seq 1 $NODES); do

@@ -115,7 +115,7 @@ for i in $(seq 1 $NODES); do
 	args=(agent --name "$name"
 		--bind "127.0.0.1:$((7945 + i))" --api "127.0.0.1:$((1980 + i))" --advertise "127.0.1.$i"
 		--proc "$TMP/proc/$name" --root "$TMP/root/$name" --state-dir "$TMP/state/$name"
-		--ssh-port 0 --interval 500ms --refresh 5s --stale-after 15s)
+		--ssh-port 0 --profile local)
 	[ "$i" -gt 1 ] && args+=(--join 127.0.0.1:7946)
 	"$PEERLOAD" "${args[@]}" >"$TMP/logs/$name.log" 2>&1 &
 	pids+=($!)

@@ -256,7 +256,7 @@ func BenchmarkAgentIdle(b *testing.B) {
 		agents := make([]*agentProc, 10)
 		for i := range agents {
 			opts := agentOptions{Name: fmt.Sprintf("idle%02d", i), Advertise: fmt.Sprintf("127.0.1.%d", i+1),
-				Extra: []string{"--interval", "2s", "--refresh", "15s", "--stale-after", "50s"}}
+				Profile: "lan"}
 			if i > 0 {
 				opts.Join = []string{agents[0].Gossip()}
 			}

@@ -10,6 +10,7 @@ package test
 
 import (
 	"bytes"
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -271,6 +272,7 @@ type agentOptions struct {
 	Root       string   // --root for the health checks (gets a tmp/ dir)
 	Pools      []string // --pool
 	Collector  bool
+	Profile    string   // --profile; "" is local
 	Extra      []string // more flags, appended last
 }
 
@@ -304,8 +306,8 @@ func (l *lockedBuffer) String() string {
 }
 
 // startAgent fills in the defaults of opts and starts the agent; the process
-// is killed in t.Cleanup and its log printed when the test failed. The
-// fast loopback timings are --interval 250ms --refresh 2s --stale-after 8s.
+// is killed in t.Cleanup and its log printed when the test failed. Its
+// timings are the local profile unless opts.Profile says otherwise.
 func startAgent(t testing.TB, opts agentOptions) *agentProc {
 	t.Helper()
 	if opts.Name == "" {
@@ -350,7 +352,7 @@ func (a *agentProc) Args() []string {
 		"--state-dir", o.StateDir,
 		"--root", o.Root,
 		"--ssh-port", "0",
-		"--interval", "250ms", "--refresh", "2s", "--stale-after", "8s",
+		"--profile", cmp.Or(o.Profile, "local"),
 	}
 	if o.Proc != nil {
 		args = append(args, "--proc", o.Proc.Dir)

@@ -46,6 +46,7 @@ func startNsupdate(t testing.TB, name string, n *namedServer, join string, extra
 		"--name", n.Name,
 		"--ttl", "30",
 		"--timeout", "2s",
+		"--profile", "local",
 	}, extra...)
 	cmd := exec.Command(peerloadBin(t), p.args...)
 	fmt.Fprintf(p.log, "--- start %s\n", strings.Join(cmd.Args, " "))
@@ -443,6 +444,7 @@ func TestRFC2136CoreDNSUpdateBlock(t *testing.T) {
     peerload cslab.example.edu {
         bind 127.0.0.1:%d
         join %s
+        profile local
         top 1
         update %s {
             zone example.edu

@@ -245,4 +245,3 @@ func (r *Ranking) Pick(n int, rnd *rand.Rand) []NodeStatus {
 	}
 	return out
 }
-

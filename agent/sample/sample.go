@@ -67,7 +67,7 @@ func NewProc(procRoot string) (*Proc, error) {
 	}
 	pfs, err := procfs.NewFS(procRoot)
 	if err != nil {
-		return nil, fmt.Errorf("agent: proc root %s: %w", procRoot, err)
+		return nil, fmt.Errorf("proc root %s: %w", procRoot, err)
 	}
 	s := &Proc{root: procRoot, fs: pfs, now: time.Now}
 	if _, err := s.readLoadAvg(); err != nil {
@@ -127,7 +127,7 @@ func (s *Proc) Sample() (report.Load, error) {
 // fileError names the file and the proc root, which is what an operator
 // needs when --proc-root points somewhere unexpected.
 func (s *Proc) fileError(file string, err error) error {
-	return fmt.Errorf("agent: proc root %s: %s: %w", s.root, file, err)
+	return fmt.Errorf("proc root %s: %s: %w", s.root, file, err)
 }
 
 // --- loadavg ---------------------------------------------------------------

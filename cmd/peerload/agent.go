@@ -6,7 +6,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -40,9 +39,9 @@ func addAgentFlags(f *flagSet) *agentFlags {
 	af := &agentFlags{gossip: addGossipFlags(f.FlagSet)}
 	f.BoolVar(&af.collector, "collector", false, "hear every report but never be a candidate (DNS servers, updaters)")
 	f.StringVar(&af.pools, "pool", "", "tag this machine with pools, `NAME[,NAME]`")
-	f.DurationVar(&af.interval, "interval", def.Interval, "how often load is sampled and checks run")
-	f.DurationVar(&af.refresh, "refresh", def.RefreshInterval, "longest time between two reports of an unchanged load")
-	f.DurationVar(&af.staleAfter, "stale-after", def.StaleAfter, "a node whose latest report is older stops being a candidate")
+	f.DurationVar(&af.interval, "interval", 0, "how often load is sampled and checks run (default: 2s, 250ms with --profile local)")
+	f.DurationVar(&af.refresh, "refresh", 0, "longest time between two reports of an unchanged load (default: 15s, 2s with --profile local)")
+	f.DurationVar(&af.staleAfter, "stale-after", 0, "cap on how old a node's report may be before it stops being a candidate (default: twice the lifetime its sender promises)")
 	f.StringVar(&af.root, "root", "/", "file system `DIR` the health checks look at (/etc/nologin, /tmp, /run)")
 	f.IntVar(&af.sshPort, "ssh-port", def.Checks.SSHPort, "TCP `port` sshd must listen on for the node to be a candidate (0: no check)")
 	f.StringVar(&af.checkCmd, "check-cmd", "", "extra health check shell `command`: non-zero exit takes the node out")
@@ -65,28 +64,17 @@ func (af *agentFlags) config() (*agent.Config, error) {
 		return nil, err
 	}
 	cfg.Collector = af.collector
-	cfg.Pools = nil
-	for _, p := range splitList(af.pools) {
-		if len(p) > 63 {
-			return nil, badFlag("pool", af.pools, "pool name %q is longer than 63 bytes", p)
-		}
-		cfg.Pools = append(cfg.Pools, p)
+	cfg.Pools = splitList(af.pools)
+	if af.interval != 0 {
+		cfg.Interval = af.interval
 	}
-	switch {
-	case af.interval <= 0:
-		return nil, badFlag("interval", af.interval.String(), "must be positive")
-	case af.refresh < af.interval:
-		return nil, badFlag("refresh", af.refresh.String(), "must not be shorter than --interval %s", af.interval)
-	case af.staleAfter <= af.refresh:
-		return nil, badFlag("stale-after", af.staleAfter.String(), "must be longer than --refresh %s", af.refresh)
-	case af.checkTimeout <= 0:
-		return nil, badFlag("check-timeout", af.checkTimeout.String(), "must be positive")
-	case af.sshPort < 0 || af.sshPort > 65535:
-		return nil, badFlag("ssh-port", strconv.Itoa(af.sshPort), "must be a port from 0 to 65535")
-	case af.root == "":
+	if af.refresh != 0 {
+		cfg.RefreshInterval = af.refresh
+	}
+	cfg.StaleAfter = af.staleAfter
+	if af.root == "" {
 		return nil, badFlag("root", af.root, "must not be empty")
 	}
-	cfg.Interval, cfg.RefreshInterval, cfg.StaleAfter = af.interval, af.refresh, af.staleAfter
 	cfg.Checks.Root = af.root
 	cfg.Checks.SSHPort = af.sshPort
 	cfg.Checks.Command = af.checkCmd
@@ -97,23 +85,12 @@ func (af *agentFlags) config() (*agent.Config, error) {
 		return nil, badFlag("by", af.by, "want cpu, mem or combined")
 	}
 	cfg.Score.By = by
-	for _, w := range []struct {
-		name string
-		v    float64
-		dst  *float64
-	}{
-		{"weight-cpu", af.weightCPU, &cfg.Score.CPUWeight},
-		{"weight-mem", af.weightMem, &cfg.Score.MemWeight},
-		{"weight-users", af.weightUsers, &cfg.Score.UserWeight},
-		{"delta", af.delta, &cfg.Score.Delta},
-	} {
-		if w.v < 0 || w.v != w.v || w.v > 1e6 {
-			return nil, badFlag(w.name, strconv.FormatFloat(w.v, 'g', -1, 64), "must be a number from 0 to 1e6")
-		}
-		*w.dst = w.v
-	}
+	cfg.Score.CPUWeight, cfg.Score.MemWeight, cfg.Score.UserWeight, cfg.Score.Delta = af.weightCPU, af.weightMem, af.weightUsers, af.delta
 	if _, err := parseLogLevel(af.level()); err != nil {
 		return nil, &flagError{Flag: "log-level", Value: af.logLevel, Err: err}
+	}
+	if err := validate(cfg, nil); err != nil {
+		return nil, err
 	}
 	return cfg, nil
 }

@@ -27,7 +27,39 @@ type flagError struct {
 }
 
 func (e *flagError) Error() string {
+	if e.Value == "" {
+		return fmt.Sprintf("--%s: %v", e.Flag, e.Err)
+	}
 	return fmt.Sprintf("--%s %q: %v", e.Flag, e.Value, e.Err)
+}
+
+// configFlags names the flag behind each agent.Config field, so a rule the
+// library enforces is reported as the flag the user typed.
+var configFlags = map[string]string{
+	"Name": "name", "BindAddr": "bind", "BindPort": "bind", "Allow": "allow", "Addr4": "advertise",
+	"Addr6": "advertise", "Pools": "pool", "Label": "label", "Interval": "interval",
+	"RefreshInterval": "refresh", "StaleAfter": "stale-after", "ForgetAfter": "profile",
+	"Checks.SSHPort": "ssh-port", "Checks.CommandTimeout": "check-timeout", "Score.By": "by",
+	"Score.CPUWeight": "weight-cpu", "Score.MemWeight": "weight-mem", "Score.UserWeight": "weight-users",
+	"Score.Delta": "delta",
+}
+
+// validate checks cfg with the library's rules and names the flag at
+// fault; rename maps a flag to the name a subcommand gives it.
+func validate(cfg *agent.Config, rename map[string]string) error {
+	err := cfg.Validate()
+	var fe *agent.FieldError
+	if !errors.As(err, &fe) {
+		return err
+	}
+	name, ok := configFlags[fe.Field]
+	if !ok {
+		return err
+	}
+	if r, ok := rename[name]; ok {
+		name = r
+	}
+	return &flagError{Flag: name, Err: fe.Err}
 }
 
 func (e *flagError) Unwrap() error { return e.Err }
@@ -53,6 +85,7 @@ type gossipFlags struct {
 	API       string
 	APIPublic bool
 	Proc      string
+	Profile   string
 }
 
 // addGossipFlags registers the gossip flags on fs with the defaults of
@@ -72,6 +105,7 @@ func addGossipFlags(fs *flag.FlagSet) *gossipFlags {
 	fs.StringVar(&g.API, "api", defaultAPI, "local HTTP API listen `ADDR:PORT` (read-only JSON, /metrics)")
 	fs.BoolVar(&g.APIPublic, "api-public", false, "allow --api on a non-loopback address")
 	fs.StringVar(&g.Proc, "proc", def.ProcRoot, "proc file system `DIR` to sample")
+	fs.StringVar(&g.Profile, "profile", agent.ProfileLAN, "timing `profile`: lan (a real network) or local (one machine: demos, tests)")
 	return g
 }
 
@@ -79,8 +113,8 @@ func addGossipFlags(fs *flag.FlagSet) *gossipFlags {
 // parse is a *flagError (exit 2); a file that cannot be read is a plain
 // error naming the file (exit 1).
 func (g *gossipFlags) apply(cfg *agent.Config) error {
-	if strings.TrimSpace(g.Name) == "" {
-		return badFlag("name", g.Name, "must not be empty")
+	if err := cfg.SetProfile(g.Profile); err != nil {
+		return &flagError{Flag: "profile", Value: g.Profile, Err: err}
 	}
 	cfg.Name = g.Name
 
@@ -131,9 +165,6 @@ func (g *gossipFlags) apply(cfg *agent.Config) error {
 	}
 	cfg.KeyringFile = g.Keyring
 
-	if len(g.Label) > 255 {
-		return badFlag("label", g.Label, "longer than 255 bytes")
-	}
 	cfg.Label = g.Label
 
 	cfg.Allow = nil
@@ -146,9 +177,6 @@ func (g *gossipFlags) apply(cfg *agent.Config) error {
 	}
 
 	cfg.StateDir = g.StateDir
-	if g.Proc == "" {
-		return badFlag("proc", g.Proc, "must not be empty")
-	}
 	cfg.ProcRoot = g.Proc
 
 	if _, err := g.apiAddr(); err != nil {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"strconv"
 	"sync"
 	"syscall"
 	"time"
@@ -63,6 +64,9 @@ func (m *member) run() error {
 	a, err := agent.New(m.cfg)
 	if err != nil {
 		ln.Close()
+		if errors.Is(err, syscall.EADDRINUSE) {
+			return fmt.Errorf("--bind %s: the gossip port is in use (another agent or updater on this machine?)", net.JoinHostPort(m.cfg.BindAddr, strconv.Itoa(m.cfg.BindPort)))
+		}
 		return err
 	}
 	srv := &http.Server{

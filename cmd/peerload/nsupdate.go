@@ -82,8 +82,8 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 		switch name {
 		case "name":
 			name, usage = "node-name", "unique member `name` in the cluster (default: nsupdate-<hostname>)"
-		case "proc":
-			return // a collector samples nothing
+		case "proc", "advertise":
+			return // a collector samples nothing and is never handed out
 		case "api":
 			usage = "read-only API and /metrics listen `ADDR:PORT`"
 		case "bind":
@@ -165,26 +165,21 @@ func (nf *nsupdateFlags) config() (*agent.Config, rfc2136.Config, error) {
 	}
 
 	cfg := agent.DefaultConfig()
+	rename := map[string]string{"name": "node-name"}
 	if err := nf.gossip.apply(cfg); err != nil {
 		var fe *flagError
-		if errors.As(err, &fe) && fe.Flag == "name" {
-			fe.Flag = "node-name"
+		if errors.As(err, &fe) && rename[fe.Flag] != "" {
+			fe.Flag = rename[fe.Flag]
 		}
 		return nil, uc, err
-	}
-	if host, _, _ := net.SplitHostPort(nf.gossip.Bind); isLoopbackHost(host) {
-		// Loopback clusters (tests, demos) use the fast local timings.
-		local := agent.DefaultLocalConfig()
-		local.Name, local.BindAddr, local.BindPort = cfg.Name, cfg.BindAddr, cfg.BindPort
-		local.Join, local.JoinFile, local.KeyringFile = cfg.Join, cfg.JoinFile, cfg.KeyringFile
-		local.Label, local.Allow = cfg.Label, cfg.Allow
-		local.Addr4, local.Addr6 = cfg.Addr4, cfg.Addr6
-		cfg = local
 	}
 	cfg.Collector = true
 	cfg.Checks.SSHPort = 0
 	for _, n := range names {
 		cfg.Roles = append(cfg.Roles, rfc2136.Role(nf.zone, n))
+	}
+	if err := validate(cfg, rename); err != nil {
+		return nil, uc, err
 	}
 	return cfg, uc, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"net/netip"
 	"os"
 	"slices"
 	"strconv"
@@ -255,6 +254,9 @@ func restartSettings(have, want memberSpec) []string {
 	if want.Stale != have.Stale {
 		changed = append(changed, "stale")
 	}
+	if want.Profile != have.Profile {
+		changed = append(changed, "profile")
+	}
 	if !slices.Equal(sortedClone(want.Roles), sortedClone(have.Roles)) {
 		changed = append(changed, "update roles")
 	}
@@ -304,8 +306,7 @@ func (m *member) adopt(spec memberSpec) error {
 }
 
 // agentConfig turns a member spec into an agent configuration: a collector
-// (never a candidate itself) with LAN timings, or loopback timings when it
-// binds a loopback address (demos and tests).
+// (never a candidate itself) with the spec's timing profile.
 func agentConfig(spec memberSpec) (*agent.Config, error) {
 	host, portStr, err := net.SplitHostPort(spec.Bind)
 	if err != nil {
@@ -315,13 +316,11 @@ func agentConfig(spec memberSpec) (*agent.Config, error) {
 	if err != nil {
 		return nil, fmt.Errorf("bind %q: bad port", spec.Bind)
 	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil {
-		return nil, fmt.Errorf("bind %q: %w", spec.Bind, err)
-	}
 	cfg := agent.DefaultConfig()
-	if ip.IsLoopback() {
-		cfg = agent.DefaultLocalConfig()
+	if spec.Profile != "" {
+		if err := cfg.SetProfile(spec.Profile); err != nil {
+			return nil, err
+		}
 	}
 	cfg.Name = spec.Name
 	if cfg.Name == "" {

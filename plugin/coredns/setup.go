@@ -72,9 +72,16 @@ type memberSpec struct {
 	Label   string
 	Allow   []netip.Prefix
 	Stale   time.Duration
+	Profile string
 	// Roles are the updater roles of the blocks' `update` sub-blocks
 	// (node meta, so several CoreDNS servers elect one writer per name).
 	Roles []string
+}
+
+// memberProperties names the property behind each agent.Config field a
+// peerload block sets.
+var memberProperties = map[string]string{
+	"Name": "name", "BindAddr": "bind", "BindPort": "bind", "Allow": "allow", "Label": "label", "StaleAfter": "stale",
 }
 
 func setup(c *caddy.Controller) error {
@@ -235,8 +242,8 @@ func parse(c *caddy.Controller) (*config, error) {
 				if err != nil {
 					return nil, err
 				}
-				if len(v) > 63 {
-					return nil, c.Errf("pool name '%s' is longer than 63 bytes", v)
+				if err := agent.ValidatePool(v); err != nil {
+					return nil, c.Errf("pool: %v", err)
 				}
 				cfg.pool = v
 			case "by":
@@ -263,9 +270,6 @@ func parse(c *caddy.Controller) (*config, error) {
 				v, err := oneArg(c)
 				if err != nil {
 					return nil, err
-				}
-				if len(v) > 128 {
-					return nil, c.Errf("member name '%s' is longer than 128 bytes", v)
 				}
 				spec.Name = v
 			case "bind":
@@ -338,6 +342,12 @@ func parse(c *caddy.Controller) (*config, error) {
 					return nil, c.Errf("stale: duration must be positive, got '%s'", v)
 				}
 				spec.Stale = d
+			case "profile":
+				v, err := oneArg(c)
+				if err != nil {
+					return nil, err
+				}
+				spec.Profile = v
 			case "update":
 				if cfg.update != nil {
 					return nil, c.Errf("update given twice")
@@ -366,14 +376,21 @@ func parse(c *caddy.Controller) (*config, error) {
 	if err != nil {
 		return nil, err
 	}
-	if merged.Stale > 0 {
-		base, err := agentConfig(*merged)
-		if err != nil {
-			return nil, c.Errf("%v", err)
+	// The member's settings follow the agent library's rules, checked
+	// there and reported here by property name.
+	ac, err := agentConfig(*merged)
+	if err == nil {
+		err = ac.Validate()
+	}
+	if err != nil {
+		var fe *agent.FieldError
+		if errors.As(err, &fe) && memberProperties[fe.Field] != "" {
+			return nil, c.Errf("%s: %v", memberProperties[fe.Field], fe.Err)
 		}
-		if merged.Stale <= base.RefreshInterval {
-			return nil, c.Errf("stale: %s must be longer than the member's refresh interval %s", merged.Stale, base.RefreshInterval)
+		if strings.HasPrefix(err.Error(), "unknown timing profile") {
+			return nil, c.Errf("profile: %v", err)
 		}
+		return nil, c.Errf("%v", err)
 	}
 	cfg.member = merged
 	return cfg, nil
@@ -415,6 +432,9 @@ func mergeMemberSpec(c *caddy.Controller, spec memberSpec) (*memberSpec, error) 
 		return nil, err
 	}
 	if err := mergeString(&have.Label, spec.Label, "label"); err != nil {
+		return nil, err
+	}
+	if err := mergeString(&have.Profile, spec.Profile, "profile"); err != nil {
 		return nil, err
 	}
 	switch {

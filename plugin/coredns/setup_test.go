@@ -101,9 +101,18 @@ func TestSetup(t *testing.T) {
 		{`peerload cslab.example.edu { pool
 }`, true, "Wrong argument count"},
 		{`peerload cslab.example.edu { pool ` + strings.Repeat("p", 64) + `
-}`, true, "longer than 63"},
+}`, true, "pool: pool \"pppp"},
+		{`peerload cslab.example.edu { pool "a b"
+}`, true, "is not a DNS label"},
 		{`peerload cslab.example.edu { name ` + strings.Repeat("n", 129) + `
-}`, true, "longer than 128"},
+}`, true, "name: name \"nnnn"},
+		{`peerload cslab.example.edu { name bad_name
+}`, true, "name: name \"bad_name\" is not a host name"},
+		{`peerload cslab.example.edu { bind 127.0.0.1:7950
+			allow 10.0.0.0/8
+}`, true, "allow: this member's own address 127.0.0.1 is outside the allow list"},
+		{`peerload cslab.example.edu { profile wan
+}`, true, "profile: unknown timing profile \"wan\" (want lan or local)"},
 		{`peerload cslab.example.edu { label
 }`, true, "Wrong argument count"},
 		// Addresses.
@@ -138,9 +147,6 @@ func TestSetup(t *testing.T) {
 }`, true, "invalid duration"},
 		{`peerload cslab.example.edu { stale -5s
 }`, true, "must be positive"},
-		{`peerload cslab.example.edu { bind 127.0.0.1:7950
-			stale 1s
-}`, true, "longer than the member's refresh interval"},
 		// Unknown properties.
 		{`peerload cslab.example.edu { color blue
 }`, true, "unknown property 'color'"},
@@ -284,14 +290,18 @@ func TestMemberSharing(t *testing.T) {
 }
 
 func TestAgentConfig(t *testing.T) {
+	// A loopback bind chooses nothing: the timings come from profile.
 	cfg, err := agentConfig(memberSpec{Bind: "127.0.0.1:7950", Join: []string{"127.0.0.1:7946"}, Label: "l", Stale: 20 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	local := agent.DefaultLocalConfig()
 	if !cfg.Collector || cfg.BindAddr != "127.0.0.1" || cfg.BindPort != 7950 || cfg.Label != "l" ||
-		cfg.StaleAfter != 20*time.Second || cfg.Interval != local.Interval || cfg.StateDir != "" {
+		cfg.StaleAfter != 20*time.Second || cfg.Interval != agent.DefaultConfig().Interval || cfg.StateDir != "" {
 		t.Errorf("loopback member config %+v", cfg)
+	}
+	local, err := agentConfig(memberSpec{Bind: "127.0.0.1:7950", Profile: agent.ProfileLocal})
+	if err != nil || local.Interval != agent.DefaultLocalConfig().Interval || local.Memberlist.ProbeInterval != agent.DefaultLocalConfig().Memberlist.ProbeInterval {
+		t.Errorf("profile local: %+v, %v", local, err)
 	}
 	if !strings.HasPrefix(cfg.Name, "coredns-") || !strings.HasSuffix(cfg.Name, "-7950") {
 		t.Errorf("default member name %q, want coredns-<host>-7950", cfg.Name)
