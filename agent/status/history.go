@@ -176,30 +176,37 @@ type Sample[T any] struct {
 	V    T             `json:"v"`
 }
 
-// since returns the history from t on, oldest first: coarse means up to
-// where the fine ring begins, then every fine point, so the recent past
-// keeps full resolution.
-func (s *series[T]) since(t time.Time) []Sample[T] {
+// each calls fn for the history from t on, oldest first: coarse means up
+// to where the fine ring begins, then every fine point, so the recent past
+// keeps full resolution. step is the resolution of the point.
+func (s *series[T]) each(t time.Time, fn func(at time.Time, step time.Duration, v T)) {
 	var cut time.Time // coarse steps starting here or later are covered by fine points
 	var fineFrom int64
 	if s.fine.used {
 		fineFrom = max(s.fine.oldest(), s.fine.slot(t))
 		cut = time.Unix(0, fineFrom*int64(s.fine.res))
 	}
-	var out []Sample[T]
 	coarse := func(slot int64, v T) {
 		at := time.Unix(0, slot*int64(s.coarse.res))
 		if s.fine.used && !at.Before(cut) {
 			return
 		}
-		out = append(out, Sample[T]{Time: at, Step: s.coarse.res, V: v})
+		fn(at, s.coarse.res, v)
 	}
 	s.coarse.each(s.coarse.slot(t), coarse)
 	if s.accN > 0 && s.accSlot >= s.coarse.slot(t) {
 		coarse(s.accSlot, s.acc.times(1/float32(s.accN)))
 	}
 	s.fine.each(fineFrom, func(slot int64, v T) {
-		out = append(out, Sample[T]{Time: time.Unix(0, slot*int64(s.fine.res)), Step: s.fine.res, V: v})
+		fn(time.Unix(0, slot*int64(s.fine.res)), s.fine.res, v)
+	})
+}
+
+// since is each collected into a slice.
+func (s *series[T]) since(t time.Time) []Sample[T] {
+	var out []Sample[T]
+	s.each(t, func(at time.Time, step time.Duration, v T) {
+		out = append(out, Sample[T]{Time: at, Step: step, V: v})
 	})
 	return out
 }
