@@ -121,7 +121,7 @@ var (
 	gzips   = sync.Pool{New: func() any { w, _ := gzip.NewWriterLevel(io.Discard, gzip.BestSpeed); return w }}
 )
 
-func getBuffer() *bytes.Buffer { b := buffers.Get().(*bytes.Buffer); b.Reset(); return b }
+func getBuffer() *bytes.Buffer  { b := buffers.Get().(*bytes.Buffer); b.Reset(); return b }
 func putBuffer(b *bytes.Buffer) { buffers.Put(b) }
 
 // write sends body, gzipped when the client takes it: at 500 machines the
