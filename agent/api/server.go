@@ -142,6 +142,21 @@ func NewHandler(a *agent.Agent, gatherer prometheus.Gatherer) http.Handler {
 	}, gatherer)
 }
 
+// WithStatusPage serves page, the read-only status page (agent/status), at
+// / and under /status/ beside api, which answers everything else; a nil
+// page leaves api alone.
+func WithStatusPage(api, page http.Handler) http.Handler {
+	if page == nil {
+		return api
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	for _, p := range []string{"/{$}", "/status/", "/status.json"} {
+		mux.Handle(p, page)
+	}
+	return mux
+}
+
 func newHandler(src apiSource, gatherer prometheus.Gatherer) http.Handler {
 	if gatherer == nil {
 		gatherer = prometheus.DefaultGatherer

@@ -10,13 +10,16 @@ import (
 // replaces, so Candidate is then the fraction of the step the machine was
 // a candidate (1 or 0 at full resolution).
 type Point struct {
-	Load1, Load5, Load15 float32
+	Load1  float32 `json:"load1"`
+	Load5  float32 `json:"load5"`
+	Load15 float32 `json:"load15"`
 	// CPU is the busy fraction of all CPUs (0..1), Mem the fraction of
 	// memory in use (0..1).
-	CPU, Mem  float32
-	Score     float32
-	Users     float32
-	Candidate float32
+	CPU       float32 `json:"cpu"`
+	Mem       float32 `json:"mem"`
+	Score     float32 `json:"score"`
+	Users     float32 `json:"users"`
+	Candidate float32 `json:"candidate"`
 }
 
 func (p Point) plus(o Point) Point {
@@ -32,8 +35,10 @@ func (p Point) times(f float32) Point {
 // were candidates and members, and the median and busiest load1 among the
 // alive machines that report.
 type ClusterPoint struct {
-	Candidates, Members float32
-	Median, Busiest     float32
+	Candidates float32 `json:"candidates"`
+	Members    float32 `json:"members"`
+	Median     float32 `json:"median_load1"`
+	Busiest    float32 `json:"busiest_load1"`
 }
 
 func (p ClusterPoint) plus(o ClusterPoint) ClusterPoint {
