@@ -1,21 +1,17 @@
 package main
 
 import (
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
-	"net/http"
-	"net/netip"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/rank"
-	"github.com/peerload/peerload/agent/status"
 )
 
 // agentFlags are the flags of `peerload agent`.
@@ -60,7 +56,7 @@ func addAgentFlags(f *flagSet) *agentFlags {
 	f.Float64Var(&af.delta, "delta", def.Score.Delta, "scores closer than this are equal and handed out in random order")
 	f.StringVar(&af.logLevel, "log-level", "info", "least severe log `level` shown: debug, info, warn or error")
 	f.BoolVar(&af.quiet, "q", false, "quiet: same as --log-level warn")
-	f.StringVar(&af.statusListen, "status-listen", "", "also serve the read-only status page (always on / of --api) on `ADDR:PORT`")
+	f.StringVar(&af.statusListen, "status-listen", "", "also serve the read-only status page (always on / of --api) and /metrics on `ADDR:PORT`")
 	f.StringVar(&af.statusAllow, "status-allow", "", "networks, `CIDR,...`, that may open --status-listen besides loopback")
 	return af
 }
@@ -168,7 +164,7 @@ Example (one machine of a lab; the same on every machine):
 	cfg.Logger = logger
 	reg := newRegistry()
 	cfg.Registerer = reg
-	work, page, err := af.statusPage(cfg.Interval, logger)
+	work, page, err := af.statusPage(cfg.Interval, logger, reg)
 	if err != nil {
 		return err
 	}
@@ -187,43 +183,6 @@ Example (one machine of a lab; the same on every machine):
 		},
 	}
 	return m.run()
-}
-
-// statusPage records the cluster for the status page and, with
-// --status-listen, listens for it on an address of its own (before the
-// agent starts, so a taken port fails first).
-func (af *agentFlags) statusPage(interval time.Duration, logger *log.Logger) (func(context.Context, *agent.Agent) error, http.Handler, error) {
-	var allow []netip.Prefix
-	for _, s := range splitList(af.statusAllow) {
-		p, err := parsePrefix(s)
-		if err != nil {
-			return nil, nil, &flagError{Flag: "status-allow", Value: af.statusAllow, Err: err}
-		}
-		allow = append(allow, p)
-	}
-	var ln net.Listener
-	if af.statusListen != "" {
-		if _, _, err := parseHostPort(af.statusListen); err != nil {
-			return nil, nil, &flagError{Flag: "status-listen", Value: af.statusListen, Err: err}
-		}
-		var err error
-		if ln, err = net.Listen("tcp", af.statusListen); err != nil {
-			return nil, nil, fmt.Errorf("--status-listen %s: %w", af.statusListen, unwrapOpError(err))
-		}
-	} else if len(allow) > 0 {
-		return nil, nil, badFlag("status-allow", af.statusAllow, "needs --status-listen")
-	}
-	rec := status.NewRecorder(status.Options{Interval: interval})
-	page := status.NewHandler(rec)
-	return func(ctx context.Context, a *agent.Agent) error {
-		if ln == nil {
-			rec.Follow(ctx, a)
-			return nil
-		}
-		go rec.Follow(ctx, a)
-		logger.Printf("[INFO] status page on http://%s (loopback and %q)", ln.Addr(), af.statusAllow)
-		return status.Serve(ctx, ln, page, allow, logger)
-	}, page, nil
 }
 
 // unwrapOpError shortens "listen tcp 127.0.0.1:1981: bind: address already
