@@ -52,53 +52,44 @@ func (b *bins) max() float64 {
 	return m
 }
 
-// last is the newest bin's mean.
-func (b *bins) last() (float64, bool) {
-	for i := len(b.sum) - 1; i >= 0; i-- {
-		if v, ok := b.mean(i); ok {
-			return v, true
-		}
-	}
-	return 0, false
-}
-
 // path appends an SVG path ("M x y L x y ...") of the bins drawn in a box
-// of w×h with top at the upper edge and 0 at the lower one. Empty bins
-// break the line, so a gap in the history shows as a gap; a single point
-// between gaps is drawn as a short dash so it stays visible.
-func (b *bins) path(dst []byte, x0, y0, w, h, top float64, prec int) []byte {
+// of w×h at (x0, y0), with top at the upper edge and 0 at the lower one.
+// Bins left empty for longer than maxGap break the line, so a machine
+// that was down shows a gap; shorter runs of empty bins (bins finer than
+// the history's resolution) are bridged. A point alone between gaps is
+// drawn as a dash across its bin, so it stays visible.
+func (b *bins) path(dst []byte, x0, y0, w, h, top float64, maxGap time.Duration, prec int) []byte {
 	if top <= 0 {
 		top = 1
 	}
-	dx := w / float64(len(b.sum))
-	pen := false
+	var set []int
 	for i := range b.sum {
-		v, ok := b.mean(i)
-		if !ok {
-			pen = false
-			continue
+		if b.count[i] > 0 {
+			set = append(set, i)
 		}
-		x := x0 + (float64(i)+0.5)*dx
-		y := y0 + h - math.Min(v/top, 1)*h
-		next := i+1 < len(b.sum) && b.count[i+1] > 0
-		switch {
-		case pen:
-			dst = append(dst, 'L')
-		case !next:
-			// An isolated point: a dash across its bin.
-			dst = append(dst, 'M')
-			dst = strconv.AppendFloat(dst, x-dx/2, 'f', prec, 64)
-			dst = append(dst, ' ')
-			dst = strconv.AppendFloat(dst, y, 'f', prec, 64)
-			dst = append(dst, 'L')
-			x += dx / 2
-		default:
-			dst = append(dst, 'M')
-		}
+	}
+	near := func(a, c int) bool { return time.Duration(c-a-1)*b.width <= maxGap }
+	dx := w / float64(len(b.sum))
+	pt := func(cmd byte, x, y float64) {
+		dst = append(dst, cmd)
 		dst = strconv.AppendFloat(dst, x, 'f', prec, 64)
 		dst = append(dst, ' ')
 		dst = strconv.AppendFloat(dst, y, 'f', prec, 64)
-		pen = true
+	}
+	for k, i := range set {
+		v, _ := b.mean(i)
+		x := x0 + (float64(i)+0.5)*dx
+		y := y0 + h - math.Min(v/top, 1)*h
+		joined := k > 0 && near(set[k-1], i)
+		switch {
+		case joined:
+			pt('L', x, y)
+		case k+1 < len(set) && near(i, set[k+1]):
+			pt('M', x, y)
+		default: // alone: a dash across its bin
+			pt('M', x-dx/2, y)
+			pt('L', x+dx/2, y)
+		}
 	}
 	return dst
 }

@@ -2,6 +2,7 @@ package status
 
 import (
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/peerload/peerload/agent"
@@ -147,7 +148,7 @@ func diff(out []Event, t time.Time, name string, prev *nodeState, cur nodeState)
 		case i == len(was.failing) || cur.failing[j].Name < was.failing[i].Name:
 			c := cur.failing[j]
 			if c.Name == drainCheck {
-				ev(Drained, c.Reason)
+				ev(Drained, strings.TrimPrefix(c.Reason, "drained: "))
 			} else {
 				ev(CheckFailing, c.Name+": "+c.Reason)
 			}

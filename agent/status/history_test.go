@@ -128,3 +128,25 @@ func TestSeriesLastObservationInASlotWins(t *testing.T) {
 		t.Fatalf("coarse means %v, want the mean of both observations (2) first", means)
 	}
 }
+
+func TestChartSpanGrowsWithTheHistory(t *testing.T) {
+	for _, c := range []struct{ elapsed, keep, want time.Duration }{
+		{0, time.Hour, time.Minute},
+		{30 * time.Second, time.Hour, time.Minute},
+		{3 * time.Minute, time.Hour, 4 * time.Minute},
+		{5 * time.Minute, time.Hour, 8 * time.Minute},
+		{50 * time.Minute, time.Hour, time.Hour},
+		{3 * time.Hour, time.Hour, time.Hour},
+		{25 * time.Minute, 30 * time.Minute, 30 * time.Minute},
+		{90 * time.Second, 2 * time.Minute, 2 * time.Minute},
+	} {
+		if got := chartSpan(c.elapsed, c.keep); got != c.want {
+			t.Errorf("chartSpan(%s, %s) = %s, want %s", c.elapsed, c.keep, got, c.want)
+		}
+	}
+	for d, want := range map[time.Duration]string{20 * time.Minute: "20 min", 15 * time.Second: "15 s", time.Hour: "1 hour"} {
+		if got := minutes(d); got != want {
+			t.Errorf("minutes(%s) = %q, want %q", d, got, want)
+		}
+	}
+}

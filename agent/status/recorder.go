@@ -90,6 +90,7 @@ type Recorder struct {
 
 	mu       sync.RWMutex
 	snap     *agent.Snapshot // latest observed
+	first    time.Time       // when the first snapshot was built
 	machines map[string]*machine
 	cluster  series[ClusterPoint]
 	events   eventLog
@@ -131,6 +132,9 @@ func (r *Recorder) Observe(s *agent.Snapshot) {
 		return
 	}
 	first := r.snap == nil
+	if first {
+		r.first = s.Built
+	}
 	r.snap = s
 	r.version++
 	t := s.Built

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/url"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -106,8 +107,11 @@ type view struct {
 	Shown      int `json:"shown"`
 	Candidates int `json:"candidates"`
 	// Median and Busiest are the latest load1 of the alive machines.
-	Median  float64  `json:"median_load1"`
-	Busiest float64  `json:"busiest_load1"`
+	Median  float64 `json:"median_load1"`
+	Busiest float64 `json:"busiest_load1"`
+	// Span is how far back the charts go: the time kept, or less while
+	// the recorder has not been running that long.
+	Span    string   `json:"-"`
 	Columns []column `json:"-"`
 	Rows    []row    `json:"machines"`
 	Chart   chart    `json:"-"`
@@ -188,7 +192,8 @@ func (r *Recorder) buildView(q query, json bool) *view {
 		now = s.Built
 	}
 	from := now.Add(-r.opts.Keep)
-	v := &view{Self: s.Self, Built: s.Built, Version: r.version, Query: q, Events: r.events.newest(100)}
+	span := chartSpan(now.Sub(r.first), r.opts.Keep)
+	v := &view{Self: s.Self, Built: s.Built, Version: r.version, Query: q, Events: r.events.newest(100), Span: minutes(span)}
 	ranking := s.Rank(q.Pool, "")
 	rank := make(map[string]int, ranking.Len())
 	for i := range ranking.Nodes {
@@ -212,7 +217,7 @@ func (r *Recorder) buildView(q query, json bool) *view {
 		if !n.InPool(q.Pool) || (filter != "" && !strings.Contains(strings.ToLower(n.Name), filter)) {
 			continue
 		}
-		v.Rows = append(v.Rows, r.row(n, rank[n.Name], from, now))
+		v.Rows = append(v.Rows, r.row(n, rank[n.Name], now.Add(-span), now))
 	}
 	v.Shown = len(v.Rows)
 	v.Pools = make([]string, 0, len(pools))
@@ -246,7 +251,7 @@ func (r *Recorder) buildView(q query, json bool) *view {
 			v.History = m.hist.since(from)
 		}
 	} else {
-		v.Chart = r.clusterChart(from, now)
+		v.Chart = r.clusterChart(now.Add(-span), now)
 	}
 	return v
 }
@@ -277,9 +282,9 @@ func (r *Recorder) row(n *agent.NodeStatus, rank int, from, now time.Time) row {
 	// The top of the sparkline is a fully loaded machine (load1 = CPUs),
 	// or the highest load when it went beyond.
 	top := max(b.max(), float64(max(l.CPUs, 1)))
-	w.Spark = string(b.path(nil, 0, 1, sparkW, sparkH-2, top, 0))
-	w.SparkNote = fmt.Sprintf("load1 over the last hour, per minute; top of the chart %.3g (%d CPUs), highest %.2f",
-		top, l.CPUs, b.max())
+	w.Spark = string(b.path(nil, 0, 1, sparkW, sparkH-2, top, r.maxGap(), 0))
+	w.SparkNote = fmt.Sprintf("load1 over the last %s; top of the chart %.3g (%d CPUs), highest %.2f",
+		minutes(now.Sub(from)), top, l.CPUs, b.max())
 	return w
 }
 
@@ -299,17 +304,48 @@ func (r *Recorder) clusterChart(from, now time.Time) chart {
 	c.LoadTop = niceCeil(max(busy.max(), 1))
 	c.CandTop = niceCeil(max(cand.max(), members, 1))
 	x, y, w, h := float64(c.L), float64(c.T), float64(c.PlotW), float64(c.PlotH)
-	c.Median = string(med.path(nil, x, y, w, h, c.LoadTop, 1))
-	c.Busiest = string(busy.path(nil, x, y, w, h, c.LoadTop, 1))
-	c.Candidates = string(cand.path(nil, x, y, w, h, c.CandTop, 1))
+	c.Median = string(med.path(nil, x, y, w, h, c.LoadTop, r.maxGap(), 1))
+	c.Busiest = string(busy.path(nil, x, y, w, h, c.LoadTop, r.maxGap(), 1))
+	c.Candidates = string(cand.path(nil, x, y, w, h, c.CandTop, r.maxGap(), 1))
 	for i := 0; i <= 4; i++ {
 		label := "now"
 		if i < 4 {
-			label = fmt.Sprintf("−%d min", int(span.Minutes())*(4-i)/4)
+			label = "−" + minutes(span*time.Duration(4-i)/4)
 		}
 		c.Ticks = append(c.Ticks, tick{X: x + w*float64(i)/4, Label: label})
 	}
 	return c
+}
+
+// maxGap is the longest run without points that a chart bridges: two of
+// the history's coarse steps. A longer one (a machine down) is a gap.
+func (r *Recorder) maxGap() time.Duration { return 2 * r.opts.Step }
+
+// chartSpans are the time spans a chart may cover; each splits into four
+// round ticks.
+var chartSpans = []time.Duration{time.Minute, 2 * time.Minute, 4 * time.Minute, 8 * time.Minute, 20 * time.Minute, 40 * time.Minute, time.Hour}
+
+// chartSpan is the shortest span that shows all of elapsed, at most keep:
+// a member that just started shows its few minutes across the whole
+// chart instead of a dot at its right edge.
+func chartSpan(elapsed, keep time.Duration) time.Duration {
+	for _, s := range chartSpans {
+		if s >= elapsed && s < keep {
+			return s
+		}
+	}
+	return keep
+}
+
+// minutes formats d as "N min", "N s" below a minute, or "1 hour".
+func minutes(d time.Duration) string {
+	switch {
+	case d == time.Hour:
+		return "1 hour"
+	case d < time.Minute:
+		return strconv.FormatFloat(d.Seconds(), 'g', 3, 64) + " s"
+	}
+	return strconv.FormatFloat(d.Minutes(), 'g', 3, 64) + " min"
 }
 
 // sortRows sorts by key; "rank" puts the candidates first by rank, then
