@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -50,7 +51,9 @@ var securityHeaders = map[string]string{
 // NewHandler serves r's status page (see the routes above). It only reads:
 // every other method is refused. Mount it at / of an address of its own,
 // or beside an API for the paths /, /status/ and /status.json.
-func NewHandler(r *Recorder) http.Handler {
+func NewHandler(r *Recorder) http.Handler { return newHandler(r) }
+
+func newHandler(r *Recorder) *handler {
 	h := &handler{r: r}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/{$}", h.page)
@@ -65,21 +68,26 @@ func NewHandler(r *Recorder) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, req *http.Request) {
 		http.Error(w, "no such page: "+req.URL.Path, http.StatusNotFound)
 	})
-	return http.HandlerFunc(func(w http.ResponseWriter, req *http.Request) {
-		for k, v := range securityHeaders {
-			w.Header().Set(k, v)
-		}
-		if req.Method != http.MethodGet && req.Method != http.MethodHead {
-			w.Header().Set("Allow", "GET, HEAD")
-			http.Error(w, "the status page is read-only", http.StatusMethodNotAllowed)
-			return
-		}
-		mux.ServeHTTP(w, req)
-	})
+	h.mux = mux
+	return h
+}
+
+func (h *handler) ServeHTTP(w http.ResponseWriter, req *http.Request) {
+	for k, v := range securityHeaders {
+		w.Header().Set(k, v)
+	}
+	if req.Method != http.MethodGet && req.Method != http.MethodHead {
+		w.Header().Set("Allow", "GET, HEAD")
+		http.Error(w, "the status page is read-only", http.StatusMethodNotAllowed)
+		return
+	}
+	h.mux.ServeHTTP(w, req)
 }
 
 type handler struct {
-	r *Recorder
+	r     *Recorder
+	mux   *http.ServeMux
+	cache pageCache
 }
 
 func (h *handler) page(w http.ResponseWriter, req *http.Request) { h.html(w, req, "page.html") }
@@ -92,13 +100,88 @@ func (h *handler) html(w http.ResponseWriter, req *http.Request, tmpl string) {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	buf := getBuffer()
-	defer putBuffer(buf)
-	if err := pageTmpl.ExecuteTemplate(buf, tmpl, h.r.buildView(q, false)); err != nil {
-		http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
-		return
+	key := tmpl + "?" + req.URL.RawQuery
+	now := h.r.opts.Now()
+	e := h.cache.get(key, h.r.Version(), now)
+	if e == nil {
+		v := h.r.buildView(q, false)
+		var buf bytes.Buffer
+		if err := pageTmpl.ExecuteTemplate(&buf, tmpl, v); err != nil {
+			http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
+			return
+		}
+		e = &rendered{key: key, version: v.Version, at: now, plain: buf.Bytes()}
+		h.cache.put(e)
 	}
-	write(w, req, "text/html; charset=utf-8", buf.Bytes())
+	hd := w.Header()
+	hd.Set("Content-Type", "text/html; charset=utf-8")
+	hd.Set("Cache-Control", "no-store")
+	hd.Set("Vary", "Accept-Encoding")
+	body := e.plain
+	if acceptsGzip(req) {
+		hd.Set("Content-Encoding", "gzip")
+		body = e.gzipped()
+	}
+	hd.Set("Content-Length", strconv.Itoa(len(body)))
+	w.Write(body)
+}
+
+// rendered is one page rendered for one recorder version and query. Every
+// viewer polling the same page within a second shares it, so the cost of
+// rendering (tens of ms at 500 machines) does not grow with the viewers.
+type rendered struct {
+	key     string
+	version uint64
+	at      time.Time
+	plain   []byte
+	gzOnce  sync.Once
+	gz      []byte
+}
+
+func (e *rendered) gzipped() []byte {
+	e.gzOnce.Do(func() {
+		var buf bytes.Buffer
+		gz := gzips.Get().(*gzip.Writer)
+		defer gzips.Put(gz)
+		gz.Reset(&buf)
+		gz.Write(e.plain)
+		gz.Close()
+		e.gz = buf.Bytes()
+	})
+	return e.gz
+}
+
+// pageCache holds the few newest rendered pages.
+type pageCache struct {
+	mu      sync.Mutex
+	entries []*rendered // newest first
+	off     bool        // benchmarks measure rendering
+}
+
+const (
+	pageCacheSize = 8
+	pageCacheAge  = time.Second
+)
+
+func (c *pageCache) get(key string, version uint64, now time.Time) *rendered {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for _, e := range c.entries {
+		if e.key == key && e.version == version && now.Sub(e.at) < pageCacheAge && !c.off {
+			return e
+		}
+	}
+	return nil
+}
+
+func (c *pageCache) put(e *rendered) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.entries = slices.DeleteFunc(c.entries, func(o *rendered) bool { return o.key == e.key })
+	c.entries = slices.Insert(c.entries, 0, e)
+	if len(c.entries) > pageCacheSize {
+		c.entries = c.entries[:pageCacheSize]
+	}
 }
 
 func (h *handler) json(w http.ResponseWriter, req *http.Request) {

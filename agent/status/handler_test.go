@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"regexp"
@@ -16,17 +17,26 @@ import (
 )
 
 // syntheticCluster is an hour of 2 s snapshots of n machines in pools
-// "even" and "odd", loads drifting per machine; machine 3 is drained and
-// machine 5 dead at the end.
+// "even" and "odd", each machine's load and users on a random walk of its
+// own (seeded: every run is the same); machine 3 is drained and machine 5
+// dead at the end.
 func syntheticCluster(n int) (*Recorder, time.Time) {
 	end := t0.Add(time.Hour)
 	r := NewRecorder(Options{Now: func() time.Time { return end }})
+	rnd := rand.New(rand.NewPCG(1, 2))
+	loads := make([]float64, n)
+	for i := range loads {
+		loads[i] = rnd.Float64() * 4
+	}
 	nodes := make([]agent.NodeStatus, n)
 	for step := 0; step <= 1800; step++ {
 		at := t0.Add(time.Duration(step) * 2 * time.Second)
 		for i := range nodes {
-			load := float64((i*7+step/30)%16) / 4
+			loads[i] = max(0, loads[i]+rnd.NormFloat64()*0.05)
+			load := loads[i]
 			nodes[i] = node(fmt.Sprintf("lab%03d", i), load)
+			nodes[i].Report.Load.Users = int(load * 2)
+			nodes[i].Report.Load.CPUUtil = min(load/4, 1)
 			nodes[i].Pools = []string{[]string{"even", "odd"}[i%2]}
 			if step == 1800 && i == 3 {
 				nodes[i] = node(nodes[i].Name, load, fail("drain", "disk swap"))
@@ -214,9 +224,69 @@ func TestGzip(t *testing.T) {
 	}
 }
 
+func TestPageCacheSharesOneRenderPerVersion(t *testing.T) {
+	now := t0
+	r := NewRecorder(Options{Now: func() time.Time { return now }})
+	r.Observe(snapAt(t0, node("lab1", 1)))
+	h := NewHandler(r)
+	first := get(t, h, "GET", "/status/live").Body.String()
+	r.Observe(snapAt(t0.Add(time.Second), node("lab1", 1), node("lab2", 1)))
+	if got := get(t, h, "GET", "/status/live").Body.String(); got == first || !strings.Contains(got, "lab2") {
+		t.Fatal("a new snapshot did not show")
+	}
+	// The same version within a second is served from the cache (even if
+	// the clock moved a little), and per query.
+	a := get(t, h, "GET", "/status/live?sort=name").Body.String()
+	now = now.Add(500 * time.Millisecond)
+	if b := get(t, h, "GET", "/status/live?sort=name").Body.String(); a != b {
+		t.Fatal("same version and query rendered twice differently")
+	}
+	if c := get(t, h, "GET", "/status/live?sort=name&desc=1").Body.String(); c == a {
+		t.Fatal("another query served from the cache")
+	}
+	r.Record(Event{Kind: UpdateFailed, Text: "REFUSED"})
+	if got := get(t, h, "GET", "/status/live?sort=name").Body.String(); !strings.Contains(got, "REFUSED") {
+		t.Fatal("a recorded event did not show")
+	}
+}
+
 func TestEmptyRecorderRenders(t *testing.T) {
 	w := get(t, NewHandler(NewRecorder(Options{})), "GET", "/")
 	if w.Code != 200 || !strings.Contains(w.Body.String(), "no machine known yet") {
 		t.Fatalf("empty page = %d: %s", w.Code, w.Body)
+	}
+}
+
+// BenchmarkPage renders the status page of 500 machines with a full hour
+// of history: the server's time per page and the page's weight, plain and
+// gzipped, for the whole page (/) and for what the script refetches every
+// 2 s (/status/live). scripts/bench-status.sh puts it in BENCHMARKS.md.
+func BenchmarkPage(b *testing.B) {
+	r, _ := syntheticCluster(500)
+	h := newHandler(r)
+	h.cache.off = true // measure rendering, not the cache
+	for _, c := range []struct{ name, target, enc string }{
+		{"page", "/", ""},
+		{"page-gzip", "/", "gzip"},
+		{"live-gzip", "/status/live", "gzip"},
+		{"json-gzip", "/status.json", "gzip"},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			req := httptest.NewRequest("GET", c.target, nil)
+			if c.enc != "" {
+				req.Header.Set("Accept-Encoding", c.enc)
+			}
+			var size int
+			b.ReportAllocs()
+			for b.Loop() {
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("GET %s = %d", c.target, w.Code)
+				}
+				size = w.Body.Len()
+			}
+			b.ReportMetric(float64(size), "bytes")
+		})
 	}
 }

@@ -249,6 +249,13 @@ func (r *Recorder) Cluster(since time.Time) []Sample[ClusterPoint] {
 	return r.cluster.since(since)
 }
 
+// Version grows with every snapshot observed and event recorded.
+func (r *Recorder) Version() uint64 {
+	r.mu.RLock()
+	defer r.mu.RUnlock()
+	return r.version
+}
+
 // Snapshot returns the latest observed snapshot, nil before the first.
 func (r *Recorder) Snapshot() *agent.Snapshot {
 	r.mu.RLock()

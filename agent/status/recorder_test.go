@@ -264,15 +264,18 @@ func TestHistoryMemory(t *testing.T) {
 	}
 }
 
-func BenchmarkObserve1000(b *testing.B) {
-	r := NewRecorder(Options{})
-	nodes := make([]agent.NodeStatus, 1000)
-	for i := range nodes {
-		nodes[i] = node(fmt.Sprintf("lab%04d", i), float64(i%8))
-	}
-	b.ReportAllocs()
-	for i := 0; b.Loop(); i++ {
-		r.Observe(snapAt(t0.Add(time.Duration(i)*2*time.Second), nodes...))
+// BenchmarkObserve is the recorder's cost per snapshot (every interval
+// and on every change) with rings already full.
+func BenchmarkObserve(b *testing.B) {
+	for _, n := range []int{100, 1000} {
+		b.Run(fmt.Sprintf("machines=%d", n), func(b *testing.B) {
+			r := fillRecorder(n)
+			nodes := r.Snapshot().Nodes
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				r.Observe(snapAt(t0.Add(time.Hour+time.Duration(i)*2*time.Second), nodes...))
+			}
+		})
 	}
 }
 

@@ -149,6 +149,14 @@ type row struct {
 	Reasons   []string `json:"reasons,omitempty"`
 	Spark     string   `json:"-"`
 	SparkNote string   `json:"-"`
+	// Text holds the numbers as the page shows them, formatted once here
+	// rather than by template functions (a third of the render time at
+	// 500 machines).
+	Text rowText `json:"-"`
+}
+
+type rowText struct {
+	Score, Load1, Load5, Load15, CPU, Mem, Users, CPUs, Rank, Pools, Why string
 }
 
 // Class is the row's CSS class: its state at a glance.
@@ -261,6 +269,13 @@ func (r *Recorder) row(n *agent.NodeStatus, rank int, from, now time.Time) row {
 		Name: n.Name, State: n.State, Collector: n.Collector, Candidate: n.Candidate, Rank: rank,
 		Score: n.Score, Pools: n.Pools, Reasons: n.Reasons,
 	}
+	w.Text.Pools = strings.Join(n.Pools, ", ")
+	if rank > 0 {
+		w.Text.Rank = strconv.Itoa(rank)
+	}
+	if !n.Collector {
+		w.Text.Why = strings.Join(n.Reasons, "; ")
+	}
 	if n.Report == nil {
 		return w
 	}
@@ -273,6 +288,10 @@ func (r *Recorder) row(n *agent.NodeStatus, rank int, from, now time.Time) row {
 	for _, f := range n.Report.Failing {
 		w.Failing = append(w.Failing, f.Name+": "+f.Reason)
 	}
+	f2 := func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) }
+	pct := func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "%" }
+	w.Text.Score, w.Text.Load1, w.Text.Load5, w.Text.Load15 = f2(w.Score), f2(w.Load1), f2(w.Load5), f2(w.Load15)
+	w.Text.CPU, w.Text.Mem, w.Text.Users, w.Text.CPUs = pct(w.CPU), pct(w.Mem), strconv.Itoa(w.Users), strconv.Itoa(w.CPUs)
 	m := r.machines[n.Name]
 	if m == nil {
 		return w

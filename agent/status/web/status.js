@@ -39,7 +39,14 @@
         return resp.text();
       })
       .then(function (html) {
+        // Keep the event list where the reader scrolled it.
+        var events = document.getElementById("events");
+        var scrolled = events ? events.scrollTop : 0;
         live.innerHTML = html;
+        events = document.getElementById("events");
+        if (events) {
+          events.scrollTop = scrolled;
+        }
         setConn(true, "live");
         schedule(period);
       })
