@@ -5,7 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/report"
 )
 
 // Kind says what happened in an Event.
@@ -87,14 +88,14 @@ const drainCheck = "drain"
 // snapshots.
 type nodeState struct {
 	state   string
-	failing []agent.CheckResult // by name, from the latest report
+	failing []report.CheckResult // by name, from the latest report
 }
 
-func stateOf(n *agent.NodeStatus) nodeState {
+func stateOf(n *rank.NodeStatus) nodeState {
 	ns := nodeState{state: n.State}
 	if n.Report != nil {
 		ns.failing = slices.Clone(n.Report.Failing)
-		slices.SortFunc(ns.failing, func(a, b agent.CheckResult) int {
+		slices.SortFunc(ns.failing, func(a, b report.CheckResult) int {
 			switch {
 			case a.Name < b.Name:
 				return -1
@@ -115,21 +116,21 @@ func diff(out []Event, t time.Time, name string, prev *nodeState, cur nodeState)
 	var was nodeState
 	if prev == nil {
 		ev(Joined, "")
-		was = nodeState{state: agent.StateAlive}
+		was = nodeState{state: rank.StateAlive}
 	} else {
 		was = *prev
 	}
 	if cur.state != was.state {
 		switch cur.state {
-		case agent.StateAlive:
+		case rank.StateAlive:
 			if prev != nil {
 				ev(Alive, "was "+was.state)
 			}
-		case agent.StateSuspect:
+		case rank.StateSuspect:
 			ev(Suspect, "misses probes")
-		case agent.StateDead:
+		case rank.StateDead:
 			ev(Dead, "")
-		case agent.StateLeft:
+		case rank.StateLeft:
 			ev(Left, "")
 		}
 	}

@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rank"
 )
 
 // syntheticCluster is an hour of 2 s snapshots of n machines in pools
@@ -28,7 +28,7 @@ func syntheticCluster(n int) (*Recorder, time.Time) {
 	for i := range loads {
 		loads[i] = rnd.Float64() * 4
 	}
-	nodes := make([]agent.NodeStatus, n)
+	nodes := make([]rank.NodeStatus, n)
 	for step := 0; step <= 1800; step++ {
 		at := t0.Add(time.Duration(step) * 2 * time.Second)
 		for i := range nodes {
@@ -44,11 +44,11 @@ func syntheticCluster(n int) (*Recorder, time.Time) {
 				nodes[i].Pools = []string{"odd"}
 			}
 			if step == 1800 && i == 5 {
-				nodes[i] = with(nodes[i], agent.StateDead)
+				nodes[i] = with(nodes[i], rank.StateDead)
 				nodes[i].Reasons = []string{"dead"}
 			}
 		}
-		r.Observe(snapAt(at, append([]agent.NodeStatus(nil), nodes...)...))
+		r.Observe(snapAt(at, append([]rank.NodeStatus(nil), nodes...)...))
 	}
 	return r, end
 }

@@ -3,7 +3,7 @@ package status
 import (
 	"context"
 	"errors"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -41,14 +41,18 @@ func allowed(remote string, allow []netip.Prefix) bool {
 }
 
 // Serve serves h on ln, to loopback and allow only, until ctx ends; it
-// returns nil then, or the error that stopped serving.
-func Serve(ctx context.Context, ln net.Listener, h http.Handler, allow []netip.Prefix, errLog *log.Logger) error {
+// returns nil then, or the error that stopped serving. Connection errors
+// go to logger as warnings (nil: the default logger).
+func Serve(ctx context.Context, ln net.Listener, h http.Handler, allow []netip.Prefix, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.Default()
+	}
 	srv := &http.Server{
 		Handler:           AllowFrom(h, allow),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
-		ErrorLog:          errLog,
+		ErrorLog:          slog.NewLogLogger(logger.Handler(), slog.LevelWarn),
 	}
 	done := make(chan struct{})
 	go func() {

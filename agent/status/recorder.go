@@ -18,7 +18,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rank"
 )
 
 // Options configures a Recorder. Zero fields take the documented defaults.
@@ -89,8 +89,8 @@ type Recorder struct {
 	layout layout
 
 	mu       sync.RWMutex
-	snap     *agent.Snapshot // latest observed
-	first    time.Time       // when the first snapshot was built
+	snap     *rank.Snapshot // latest observed
+	first    time.Time      // when the first snapshot was built
 	machines map[string]*machine
 	cluster  series[ClusterPoint]
 	events   eventLog
@@ -122,7 +122,7 @@ func NewRecorder(o Options) *Recorder {
 // from the previous snapshot to this one. The first snapshot is the
 // baseline: it yields no events. Snapshots older than the latest one are
 // ignored.
-func (r *Recorder) Observe(s *agent.Snapshot) {
+func (r *Recorder) Observe(s *rank.Snapshot) {
 	if s == nil {
 		return
 	}
@@ -163,7 +163,7 @@ func (r *Recorder) Observe(s *agent.Snapshot) {
 		if n.Candidate {
 			cp.Candidates++
 		}
-		if n.State != agent.StateAlive || n.Report == nil {
+		if n.State != rank.StateAlive || n.Report == nil {
 			continue
 		}
 		cp.Members++
@@ -183,7 +183,7 @@ func (r *Recorder) Observe(s *agent.Snapshot) {
 		if m.lastSeen.Equal(t) {
 			continue
 		}
-		if m.listed && !first && (m.last.state == agent.StateAlive || m.last.state == agent.StateSuspect) {
+		if m.listed && !first && (m.last.state == rank.StateAlive || m.last.state == rank.StateSuspect) {
 			evs = append(evs, Event{Time: t, Kind: Left, Node: name, Text: "no longer listed"})
 		}
 		m.listed = false
@@ -257,7 +257,7 @@ func (r *Recorder) Version() uint64 {
 }
 
 // Snapshot returns the latest observed snapshot, nil before the first.
-func (r *Recorder) Snapshot() *agent.Snapshot {
+func (r *Recorder) Snapshot() *rank.Snapshot {
 	r.mu.RLock()
 	defer r.mu.RUnlock()
 	return r.snap
@@ -265,7 +265,7 @@ func (r *Recorder) Snapshot() *agent.Snapshot {
 
 // Source is what Follow reads: *agent.Agent implements it.
 type Source interface {
-	Snapshot() *agent.Snapshot
+	Snapshot() *rank.Snapshot
 	// Subscribe returns a coalesced notification channel of new
 	// snapshots and a function that cancels it.
 	Subscribe() (<-chan struct{}, func())

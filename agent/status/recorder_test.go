@@ -11,35 +11,36 @@ import (
 	"testing/synctest"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/report"
 )
 
 var t0 = time.Date(2026, 3, 1, 10, 0, 0, 0, time.UTC)
 
 // node is an alive candidate with a report of load1.
-func node(name string, load1 float64, failing ...agent.CheckResult) agent.NodeStatus {
-	return agent.NodeStatus{
+func node(name string, load1 float64, failing ...report.CheckResult) rank.NodeStatus {
+	return rank.NodeStatus{
 		Name:  name,
-		State: agent.StateAlive,
-		Report: &agent.Report{Node: name, Load: agent.Load{Load1: load1, Load5: load1, Load15: load1, CPUs: 4,
+		State: rank.StateAlive,
+		Report: &report.Report{Node: name, Load: report.Load{Load1: load1, Load5: load1, Load15: load1, CPUs: 4,
 			MemTotal: 16 << 30, MemAvailable: 12 << 30, Users: 2}, Failing: failing},
 		Score:     load1 / 4,
 		Candidate: len(failing) == 0,
 	}
 }
 
-func with(n agent.NodeStatus, state string) agent.NodeStatus {
+func with(n rank.NodeStatus, state string) rank.NodeStatus {
 	n.State = state
 	n.Candidate = false
 	return n
 }
 
-func snapAt(at time.Time, nodes ...agent.NodeStatus) *agent.Snapshot {
-	return &agent.Snapshot{Built: at, Self: "lab1", Score: agent.DefaultScoreConfig(), Nodes: nodes}
+func snapAt(at time.Time, nodes ...rank.NodeStatus) *rank.Snapshot {
+	return &rank.Snapshot{Built: at, Self: "lab1", Score: rank.DefaultScoreConfig(), Nodes: nodes}
 }
 
-func fail(name, reason string) agent.CheckResult {
-	return agent.CheckResult{Name: name, Reason: reason}
+func fail(name, reason string) report.CheckResult {
+	return report.CheckResult{Name: name, Reason: reason}
 }
 
 func eventStrings(evs []Event) []string {
@@ -55,23 +56,23 @@ func TestEventsFromConsecutiveSnapshots(t *testing.T) {
 	r := NewRecorder(Options{})
 	a, b := node("lab1", 0.1), node("lab2", 0.2)
 	steps := []struct {
-		nodes []agent.NodeStatus
+		nodes []rank.NodeStatus
 		want  []string
 	}{
-		{[]agent.NodeStatus{a}, nil}, // baseline: no events
-		{[]agent.NodeStatus{a, b}, []string{"joined lab2"}},
-		{[]agent.NodeStatus{a, with(b, agent.StateSuspect)}, []string{"suspect lab2 misses probes"}},
-		{[]agent.NodeStatus{a, with(b, agent.StateDead)}, []string{"dead lab2"}},
-		{[]agent.NodeStatus{a, b}, []string{"alive lab2 was dead"}},
-		{[]agent.NodeStatus{node("lab1", 0.1, fail("drain", "disk swap")), b}, []string{"drained lab1 disk swap"}},
+		{[]rank.NodeStatus{a}, nil}, // baseline: no events
+		{[]rank.NodeStatus{a, b}, []string{"joined lab2"}},
+		{[]rank.NodeStatus{a, with(b, rank.StateSuspect)}, []string{"suspect lab2 misses probes"}},
+		{[]rank.NodeStatus{a, with(b, rank.StateDead)}, []string{"dead lab2"}},
+		{[]rank.NodeStatus{a, b}, []string{"alive lab2 was dead"}},
+		{[]rank.NodeStatus{node("lab1", 0.1, fail("drain", "disk swap")), b}, []string{"drained lab1 disk swap"}},
 		// A new reason for a check that already fails is no event.
-		{[]agent.NodeStatus{node("lab1", 0.1, fail("drain", "disk swap 2"), fail("tmp", "/tmp 97% full")), b},
+		{[]rank.NodeStatus{node("lab1", 0.1, fail("drain", "disk swap 2"), fail("tmp", "/tmp 97% full")), b},
 			[]string{"check-failing lab1 tmp: /tmp 97% full"}},
-		{[]agent.NodeStatus{a, b}, []string{"undrained lab1", "check-recovered lab1 tmp"}},
-		{[]agent.NodeStatus{a, with(b, agent.StateLeft)}, []string{"left lab2"}},
-		{[]agent.NodeStatus{a}, nil}, // a left machine forgotten: no event
-		{[]agent.NodeStatus{}, []string{"left lab1 no longer listed"}},
-		{[]agent.NodeStatus{node("lab1", 0.1, fail("drain", "x"))}, []string{"joined lab1", "drained lab1 x"}},
+		{[]rank.NodeStatus{a, b}, []string{"undrained lab1", "check-recovered lab1 tmp"}},
+		{[]rank.NodeStatus{a, with(b, rank.StateLeft)}, []string{"left lab2"}},
+		{[]rank.NodeStatus{a}, nil}, // a left machine forgotten: no event
+		{[]rank.NodeStatus{}, []string{"left lab1 no longer listed"}},
+		{[]rank.NodeStatus{node("lab1", 0.1, fail("drain", "x"))}, []string{"joined lab1", "drained lab1 x"}},
 	}
 	seen := 0
 	for i, st := range steps {
@@ -128,8 +129,8 @@ func TestRecordStampsNow(t *testing.T) {
 
 func TestClusterSeries(t *testing.T) {
 	r := NewRecorder(Options{})
-	r.Observe(snapAt(t0, node("a", 1), node("b", 3), node("c", 2, fail("drain", "x")), with(node("d", 9), agent.StateDead),
-		agent.NodeStatus{Name: "dns", State: agent.StateAlive, Collector: true}))
+	r.Observe(snapAt(t0, node("a", 1), node("b", 3), node("c", 2, fail("drain", "x")), with(node("d", 9), rank.StateDead),
+		rank.NodeStatus{Name: "dns", State: rank.StateAlive, Collector: true}))
 	got := r.Cluster(t0.Add(-time.Minute))
 	if len(got) != 1 {
 		t.Fatalf("cluster points %+v", got)
@@ -159,11 +160,11 @@ func TestForgetsMachinesAfterKeep(t *testing.T) {
 // fakeSource is an agent stand-in for Follow.
 type fakeSource struct {
 	mu   sync.Mutex
-	snap *agent.Snapshot
+	snap *rank.Snapshot
 	ch   chan struct{}
 }
 
-func (f *fakeSource) Snapshot() *agent.Snapshot {
+func (f *fakeSource) Snapshot() *rank.Snapshot {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return f.snap
@@ -171,7 +172,7 @@ func (f *fakeSource) Snapshot() *agent.Snapshot {
 
 func (f *fakeSource) Subscribe() (<-chan struct{}, func()) { return f.ch, func() {} }
 
-func (f *fakeSource) set(s *agent.Snapshot) {
+func (f *fakeSource) set(s *rank.Snapshot) {
 	f.mu.Lock()
 	f.snap = s
 	f.mu.Unlock()
@@ -231,7 +232,7 @@ func heapInUse() uint64 {
 // fillRecorder feeds n machines for a full hour of 2 s snapshots.
 func fillRecorder(n int) *Recorder {
 	r := NewRecorder(Options{})
-	nodes := make([]agent.NodeStatus, n)
+	nodes := make([]rank.NodeStatus, n)
 	for i := range nodes {
 		nodes[i] = node(fmt.Sprintf("lab%04d", i), float64(i%8))
 	}

@@ -9,7 +9,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rank"
 )
 
 // Chart geometry, in SVG user units (pixels at 100 % zoom).
@@ -166,9 +166,9 @@ func (r row) Class() string {
 		return "coll"
 	case r.Candidate:
 		return "ok"
-	case r.State == agent.StateAlive:
+	case r.State == rank.StateAlive:
 		return "warn"
-	case r.State == agent.StateLeft:
+	case r.State == rank.StateLeft:
 		return "gone"
 	}
 	return "bad"
@@ -194,7 +194,7 @@ func (r *Recorder) buildView(q query, json bool) *view {
 	defer r.mu.RUnlock()
 	s := r.snap
 	if s == nil {
-		s = &agent.Snapshot{Built: now, Score: agent.DefaultScoreConfig()}
+		s = &rank.Snapshot{Built: now, Score: rank.DefaultScoreConfig()}
 	}
 	if s.Built.After(now) {
 		now = s.Built
@@ -203,9 +203,9 @@ func (r *Recorder) buildView(q query, json bool) *view {
 	span := chartSpan(now.Sub(r.first), r.opts.Keep)
 	v := &view{Self: s.Self, Built: s.Built, Version: r.version, Query: q, Events: r.events.newest(100), Span: minutes(span)}
 	ranking := s.Rank(q.Pool, "")
-	rank := make(map[string]int, ranking.Len())
+	rankOf := make(map[string]int, ranking.Len())
 	for i := range ranking.Nodes {
-		rank[ranking.Nodes[i].Name] = ranking.Rank(i)
+		rankOf[ranking.Nodes[i].Name] = ranking.Rank(i)
 	}
 	pools := map[string]bool{}
 	var loads []float64
@@ -219,13 +219,13 @@ func (r *Recorder) buildView(q query, json bool) *view {
 		if n.Candidate {
 			v.Candidates++
 		}
-		if n.State == agent.StateAlive && n.Report != nil {
+		if n.State == rank.StateAlive && n.Report != nil {
 			loads = append(loads, n.Report.Load.Load1)
 		}
 		if !n.InPool(q.Pool) || (filter != "" && !strings.Contains(strings.ToLower(n.Name), filter)) {
 			continue
 		}
-		v.Rows = append(v.Rows, r.row(n, rank[n.Name], now.Add(-span), now))
+		v.Rows = append(v.Rows, r.row(n, rankOf[n.Name], now.Add(-span), now))
 	}
 	v.Shown = len(v.Rows)
 	v.Pools = make([]string, 0, len(pools))
@@ -264,14 +264,14 @@ func (r *Recorder) buildView(q query, json bool) *view {
 	return v
 }
 
-func (r *Recorder) row(n *agent.NodeStatus, rank int, from, now time.Time) row {
+func (r *Recorder) row(n *rank.NodeStatus, nth int, from, now time.Time) row {
 	w := row{
-		Name: n.Name, State: n.State, Collector: n.Collector, Candidate: n.Candidate, Rank: rank,
+		Name: n.Name, State: n.State, Collector: n.Collector, Candidate: n.Candidate, Rank: nth,
 		Score: n.Score, Pools: n.Pools, Reasons: n.Reasons,
 	}
 	w.Text.Pools = strings.Join(n.Pools, ", ")
-	if rank > 0 {
-		w.Text.Rank = strconv.Itoa(rank)
+	if nth > 0 {
+		w.Text.Rank = strconv.Itoa(nth)
 	}
 	if !n.Collector {
 		w.Text.Why = strings.Join(n.Reasons, "; ")

@@ -3,7 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
-	"log"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/netip"
@@ -19,7 +19,7 @@ import (
 // statusPage records the cluster for the status page and, with
 // --status-listen, listens for it (and /metrics, for Prometheus) on an
 // address of its own, before the agent starts so a taken port fails first.
-func (af *agentFlags) statusPage(interval time.Duration, logger *log.Logger, reg *prometheus.Registry) (func(context.Context, *agent.Agent) error, http.Handler, error) {
+func (af *agentFlags) statusPage(interval time.Duration, logger *slog.Logger, reg *prometheus.Registry) (func(context.Context, *agent.Agent) error, http.Handler, error) {
 	var allow []netip.Prefix
 	for _, s := range splitList(af.statusAllow) {
 		p, err := parsePrefix(s)
@@ -48,7 +48,7 @@ func (af *agentFlags) statusPage(interval time.Duration, logger *log.Logger, reg
 			return nil
 		}
 		go rec.Follow(ctx, a)
-		logger.Printf("[INFO] status page on http://%s (loopback and %q)", ln.Addr(), af.statusAllow)
+		logger.Info("status page", "addr", "http://"+ln.Addr().String(), "allow", "loopback,"+af.statusAllow)
 		mux := http.NewServeMux()
 		mux.Handle("/", page)
 		mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
