@@ -31,6 +31,7 @@ import (
 //	POST /v1/undrain                            undrain this node
 //	GET  /metrics                               Prometheus metrics
 //	GET  /healthz                               "ok"
+//	GET  /, /status/..., /status.json           the status page (WithStatusPage)
 
 // maxTopN bounds ?n= so a typo cannot ask for an absurd allocation.
 const maxTopN = 10000
