@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Packages that need no external programs; test/ drives the built binaries.
 UNIT_PKGS := ./agent/... ./plugin/... ./cmd/...
 
-.PHONY: all build run test testrace unit integration fuzz bench lint tidy clean deps
+.PHONY: all build run test testrace unit integration fuzz bench lint tidy clean deps alerts
 
 all: build
 
@@ -30,6 +30,12 @@ test: deps build
 	$(GO) test -race -count=1 -timeout 10m $(UNIT_PKGS)
 	PEERLOAD_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m ./test/...
 	$(MAKE) fuzz
+	$(MAKE) alerts
+
+# alerts checks the Prometheus alert rules and runs their unit tests.
+alerts:
+	promtool check rules docs/alerts/peerload.rules.yml
+	cd docs/alerts && promtool test rules peerload.rules.test.yml
 
 testrace: deps build
 	$(GO) test -race -count=1 -timeout 20m ./...

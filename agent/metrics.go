@@ -25,6 +25,7 @@ type agentMetrics struct {
 	checkOK       *prometheus.GaugeVec
 	members       *prometheus.GaugeVec
 	candidates    prometheus.Gauge
+	poolCands     *prometheus.GaugeVec
 	receivedTotal *prometheus.CounterVec
 }
 
@@ -39,7 +40,8 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 	m.checkOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "check_ok", Help: "1 when this node's health check passes."}, []string{"check"})
 	m.members = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "members", Help: "Known cluster members by state."}, []string{"state"})
 	m.receivedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_received_total", Help: "Load reports received, by result (applied, old, invalid)."}, []string{"result"})
-	m.collectors = append(m.collectors, m.load, m.checkOK, m.members, m.receivedTotal)
+	m.poolCands = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "pool_candidates", Help: "Live candidates in each pool (for the too-few-candidates alert)."}, []string{"pool"})
+	m.collectors = append(m.collectors, m.load, m.checkOK, m.members, m.receivedTotal, m.poolCands)
 	m.cpus = gauge("node_cpus", "CPUs of this node.")
 	m.cpuUtil = gauge("node_cpu_utilization_ratio", "Busy fraction of this node's CPUs over the last interval.")
 	m.memTotal = gauge("node_memory_total_bytes", "Memory of this node.")
@@ -55,6 +57,8 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 			func() float64 { return float64(a.member.Stats().Bytes) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_sent_total", Help: "Load reports this node fanned out."},
 			func() float64 { return float64(a.member.Stats().ReportsSent) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "peerload", Name: "gossip_encrypted", Help: "1 when gossip is encrypted with a keyring, 0 when it is clear text."},
+			func() float64 { return float64(btoi(a.member.Encrypted())) }),
 	)
 	return m
 }
@@ -102,11 +106,20 @@ func (m *agentMetrics) observeSample(l report.Load, checks []report.CheckResult)
 func (m *agentMetrics) observeSnapshot(s *rank.Snapshot) {
 	counts := map[string]int{rank.StateAlive: 0, rank.StateSuspect: 0, rank.StateDead: 0, rank.StateLeft: 0}
 	candidates := 0
+	pools := map[string]int{}
 	for i := range s.Nodes {
-		counts[s.Nodes[i].State]++
-		if s.Nodes[i].Candidate {
+		n := &s.Nodes[i]
+		counts[n.State]++
+		if n.Candidate {
 			candidates++
 		}
+		for _, p := range n.Pools {
+			pools[p] += btoi(n.Candidate)
+		}
+	}
+	m.poolCands.Reset()
+	for p, c := range pools {
+		m.poolCands.WithLabelValues(p).Set(float64(c))
 	}
 	for st, n := range counts {
 		m.members.WithLabelValues(st).Set(float64(n))
@@ -115,3 +128,10 @@ func (m *agentMetrics) observeSnapshot(s *rank.Snapshot) {
 }
 
 func (m *agentMetrics) received(result string) { m.receivedTotal.WithLabelValues(result).Inc() }
+
+func btoi(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -9,6 +9,7 @@
 #   2. idle agent: 10 real `peerload agent` processes, median RSS and CPU
 #   3. DNS: dnsperf, peerload answers vs the file plugin, same process
 #   4. RFC 2136: load change -> BIND answers, UPDATEs under noise
+#   5. status page: render time and weight at 500 machines, history memory
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PEERLOAD_BIN=${PEERLOAD_BIN:-$PWD/bin}
@@ -30,6 +31,8 @@ say "DNS (about 70 s)"
 scripts/bench-dns.sh >"$out/dns.md"
 say "RFC 2136 (about 2 minutes)"
 scripts/bench-rfc2136.sh >"$out/rfc2136.md"
+say "status page (about 30 s)"
+scripts/bench-status.sh >"$out/status.md"
 
 g10=$(grep 'BenchmarkGossip/N=10-' "$out/gossip.txt")
 g100=$(grep 'BenchmarkGossip/N=100-' "$out/gossip.txt")
@@ -82,6 +85,8 @@ EOF
 	sed 's/^### /## /' "$out/dns.md"
 	echo
 	sed 's/^### /## /' "$out/rfc2136.md"
+	echo
+	sed 's/^### /## /' "$out/status.md"
 } >BENCHMARKS.md.new
 mv BENCHMARKS.md.new BENCHMARKS.md
 cat BENCHMARKS.md

@@ -1,11 +1,15 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks drive, when it is missing:
-# named (bind9), dig/nsupdate/tsig-keygen (bind9-dnsutils), dnsperf.
+# named (bind9), dig/nsupdate/tsig-keygen (bind9-dnsutils), dnsperf,
+# promtool (prometheus: the alert rule tests) and chromium (the status page's
+# browser test).
 set -euo pipefail
 need=()
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need+=(bind9)
 command -v dig >/dev/null 2>&1 && command -v nsupdate >/dev/null 2>&1 && command -v tsig-keygen >/dev/null 2>&1 || need+=(bind9-dnsutils)
 command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
+command -v promtool >/dev/null 2>&1 || need+=(prometheus)
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing ${need[*]}; run 'sudo apt-get install ${need[*]}'" >&2
@@ -17,4 +21,6 @@ apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 # Debian starts named as a service on install; the tests run their own.
 if command -v systemctl >/dev/null 2>&1; then systemctl disable --now named >/dev/null 2>&1 || true; fi
+# Likewise the Prometheus server: only its promtool is wanted.
+if command -v systemctl >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
 pkill -x named 2>/dev/null || true

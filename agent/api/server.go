@@ -31,6 +31,7 @@ import (
 //	POST /v1/undrain                            undrain this node
 //	GET  /metrics                               Prometheus metrics
 //	GET  /healthz                               "ok"
+//	GET  /, /status/..., /status.json           the status page (WithStatusPage)
 
 // maxTopN bounds ?n= so a typo cannot ask for an absurd allocation.
 const maxTopN = 10000
@@ -140,6 +141,21 @@ func NewHandler(a *agent.Agent, gatherer prometheus.Gatherer) http.Handler {
 		verify:   a.Answering,
 		now:      time.Now,
 	}, gatherer)
+}
+
+// WithStatusPage serves page, the read-only status page (agent/status), at
+// / and under /status/ beside api, which answers everything else; a nil
+// page leaves api alone.
+func WithStatusPage(api, page http.Handler) http.Handler {
+	if page == nil {
+		return api
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/", api)
+	for _, p := range []string{"/{$}", "/status/", "/status.json"} {
+		mux.Handle(p, page)
+	}
+	return mux
 }
 
 func newHandler(src apiSource, gatherer prometheus.Gatherer) http.Handler {

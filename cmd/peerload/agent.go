@@ -32,6 +32,8 @@ type agentFlags struct {
 	delta        float64
 	logLevel     string
 	quiet        bool
+	statusListen string
+	statusAllow  string
 }
 
 func addAgentFlags(f *flagSet) *agentFlags {
@@ -53,6 +55,8 @@ func addAgentFlags(f *flagSet) *agentFlags {
 	f.Float64Var(&af.delta, "delta", def.Score.Delta, "scores closer than this are equal and handed out in random order")
 	f.StringVar(&af.logLevel, "log-level", "info", "least severe log `level` shown: debug, info, warn or error")
 	f.BoolVar(&af.quiet, "q", false, "quiet: same as --log-level warn")
+	f.StringVar(&af.statusListen, "status-listen", "", "also serve the read-only status page (always on / of --api) and /metrics on `ADDR:PORT`")
+	f.StringVar(&af.statusAllow, "status-allow", "", "networks, `CIDR,...`, that may open --status-listen besides loopback")
 	return af
 }
 
@@ -107,7 +111,8 @@ func (c *cli) runAgent(args []string) error {
 Run the cluster member on this machine: sample its load from --proc, run the
 health checks, gossip reports with the other members (--join), and serve
 the local API (--api) that top, ssh, status and drain use, with Prometheus
-metrics on /metrics.
+metrics on /metrics and a status page for browsers on / (also on
+--status-listen, for the networks in --status-allow).
 
 Signals: HUP re-reads --join-file, --keyring and --check-cmd; INT and TERM
 leave the cluster gracefully and exit.
@@ -136,7 +141,11 @@ Example (one machine of a lab; the same on every machine):
 	cfg.Logger = logger
 	reg := newRegistry()
 	cfg.Registerer = reg
-	m := &member{
+	work, page, err := af.statusPage(cfg.Interval, logger, reg)
+	if err != nil {
+		return err
+	}
+	m := &member{work: work, page: page,
 		cfg: cfg, apiAddr: apiAddr, apiPublic: af.gossip.APIPublic, logger: logger, reg: reg, signals: c.signals,
 		started: func(a *agent.Agent, api net.Addr) string {
 			return fmt.Sprintf("agent %s: gossip on %s, API on http://%s", cfg.Name, a.GossipAddr(), api)

@@ -35,6 +35,8 @@ type member struct {
 	started func(a *agent.Agent, api net.Addr) string
 	// reload re-reads the configuration on HUP.
 	reload func(a *agent.Agent) error
+	// page, when set, is served at / of the API (the status page).
+	page http.Handler
 	// work, when set, runs beside the API until its context ends; its
 	// return ends the member.
 	work func(ctx context.Context, a *agent.Agent) error
@@ -70,7 +72,7 @@ func (m *member) run() error {
 		return err
 	}
 	srv := &http.Server{
-		Handler:           api.NewHandler(a, m.reg),
+		Handler:           api.WithStatusPage(api.NewHandler(a, m.reg), m.page),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
 		WriteTimeout:      30 * time.Second,
