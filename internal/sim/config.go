@@ -7,22 +7,24 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/herd"
 )
 
 // Policy names, in the order results are reported.
 const (
-	PolicyRoundRobin = "round-robin"
-	PolicyRandom     = "random"
-	PolicyPeerMon    = "peermon"
-	PolicyLbnamed    = "lbnamed"
-	PolicyPeerload   = "peerload"
+	PolicyRoundRobin   = "round-robin"
+	PolicyRandom       = "random"
+	PolicyPeerMon      = "peermon"
+	PolicyLbnamed      = "lbnamed"
+	PolicyPeerload     = "peerload"
+	PolicyPeerloadHerd = "peerload-herd"
 	// PolicyOracle is no real policy but the bound: every login goes to the
 	// machine with the fewest processes at that instant.
 	PolicyOracle = "oracle"
 )
 
 // Policies lists every policy the simulator knows.
-var Policies = []string{PolicyRoundRobin, PolicyRandom, PolicyPeerMon, PolicyLbnamed, PolicyPeerload, PolicyOracle}
+var Policies = []string{PolicyRoundRobin, PolicyRandom, PolicyPeerMon, PolicyLbnamed, PolicyPeerload, PolicyPeerloadHerd, PolicyOracle}
 
 // Config describes one lab and how it is run. Fields named like a flag of
 // `peerload simulate` are set by it; the others keep DefaultConfig's model.
@@ -81,6 +83,8 @@ type Config struct {
 	// candidate (agent defaults).
 	Score    agent.ScoreConfig
 	Fallback agent.Fallback
+	// Herd tunes peerload-herd.
+	Herd herd.Config
 
 	// Policies to run (nil: all), reported in the order of Policies.
 	Policies []string
@@ -120,6 +124,7 @@ func DefaultConfig() Config {
 		LbnamedIncrement: 1,
 		Score:            agent.DefaultScoreConfig(),
 		Fallback:         agent.FallbackKeep,
+		Herd:             herd.DefaultConfig(),
 	}
 }
 

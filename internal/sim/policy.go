@@ -4,6 +4,7 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/herd"
 )
 
 // policy is the DNS server side of a placement policy: the addresses
@@ -31,6 +32,8 @@ func newPolicy(name string, l *lab) policy {
 		return &lbnamed{l: l, extra: make([]float64, len(l.ms)), answered: make([]time.Time, len(l.ms))}
 	case PolicyPeerload:
 		return &peerload{l: l}
+	case PolicyPeerloadHerd:
+		return &peerload{l: l, herd: herd.New(l.cfg.Herd)}
 	case PolicyOracle:
 		return &oracle{l: l}
 	}
@@ -115,14 +118,19 @@ func (p *lbnamed) answer(now time.Duration) []int {
 
 // peerload is the CoreDNS plugin's answer: the best Top candidates, each
 // group of equal scores shuffled, with the configured fallback when there
-// is no candidate.
+// is no candidate. With a herd it first adds the load of earlier
+// hand-outs the reports do not show yet, and records what it hands out.
 type peerload struct {
 	l    *lab
+	herd *herd.Herd
 	last []int // the last non-empty answer, for fallback keep
 }
 
 func (p *peerload) answer(now time.Duration) []int {
 	snap := p.l.col.snapshot(now)
+	if p.herd != nil {
+		snap = p.herd.Adjust(snap, epoch.Add(now))
+	}
 	top := p.l.cfg.Top
 	var picked []agent.NodeStatus
 	if r := snap.Rank("", ""); r.Len() > 0 {
@@ -136,6 +144,13 @@ func (p *peerload) answer(now time.Duration) []int {
 		case agent.FallbackNone:
 			return nil
 		}
+	}
+	if p.herd != nil {
+		names := make([]string, len(picked))
+		for i, n := range picked {
+			names[i] = n.Name
+		}
+		p.herd.Handed(names, epoch.Add(now))
 	}
 	set := p.l.col.indexes(picked)
 	if len(set) > 0 {
