@@ -116,7 +116,7 @@ func WriteTable(w io.Writer, rs []Result) error {
 			vs = fmt.Sprintf("%.2f×", r.MeanSlowdown/rr.MeanSlowdown)
 		}
 		q := fmt.Sprint(r.Queries)
-		if r.Policy == PolicyRandom {
+		if r.Policy == PolicyRandom || r.Policy == PolicyOracle {
 			q = "-"
 		}
 		fmt.Fprintf(tw, "%s\t%.3f\t%s\t%.2f\t%.2f\t%.2f\t%d\t%s\t\n", r.Policy, r.MeanSlowdown, vs, r.P95Slowdown, r.BusiestRatio, r.BusiestPeak, r.Sessions, q)
