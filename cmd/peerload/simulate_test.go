@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -103,6 +104,38 @@ func TestSimulateBadFlags(t *testing.T) {
 		}
 		if lines := strings.Count(strings.TrimSpace(errOut), "\n") + 1; lines != 1 || !strings.Contains(errOut, tc.want) {
 			t.Errorf("%v: stderr %q, want one line containing %q", tc.args, errOut, tc.want)
+		}
+	}
+}
+
+func TestSimulateSweep(t *testing.T) {
+	dir := t.TempDir()
+	out, errOut, code := run(append(small, "--sweep-top", "1,3", "--sweep-ttl", "0s,30s", "--seeds", "2", "--json", "--plot", dir)...)
+	if code != 0 {
+		t.Fatalf("exit %d: %s", code, errOut)
+	}
+	var ps []struct {
+		Top     int              `json:"top"`
+		TTL     float64          `json:"ttl_seconds"`
+		Results []map[string]any `json:"results"`
+	}
+	if err := json.Unmarshal([]byte(out), &ps); err != nil {
+		t.Fatalf("not JSON: %v\n%s", err, out)
+	}
+	var got []string
+	for _, p := range ps {
+		got = append(got, fmt.Sprintf("%d/%gs/%d", p.Top, p.TTL, len(p.Results)))
+	}
+	if want := "1/0s/4 1/30s/4 3/0s/4 3/30s/4"; strings.Join(got, " ") != want {
+		t.Errorf("sweep points %v, want %s", got, want)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "sim-top-ttl.png")); err != nil {
+		t.Error(err)
+	}
+	for _, bad := range [][]string{{"--sweep-top", "0"}, {"--sweep-ttl", "soon"}, {"--seeds", "0"}} {
+		_, errOut, code := run(append([]string{"simulate"}, bad...)...)
+		if code != 2 || !strings.Contains(errOut, "--"+strings.TrimPrefix(bad[0], "--")) {
+			t.Errorf("%v: exit %d, stderr %q; want 2 and the flag named", bad, code, errOut)
 		}
 	}
 }

@@ -126,12 +126,16 @@ func WriteTable(w io.Writer, rs []Result) error {
 
 // Describe is one line saying which lab was simulated.
 func (c *Config) Describe() string {
+	return c.describe(fmt.Sprintf(", TTL %s, top %d", fmtDuration(c.TTL), c.Top))
+}
+
+func (c *Config) describe(answers string) string {
 	burst := "no bursts"
 	if c.Burst > 0 {
 		burst = fmt.Sprintf("a %d-login burst every %s", c.Burst, fmtDuration(c.BurstEvery))
 	}
-	return fmt.Sprintf("%d machines × %d cores at %.0f %% utilisation, %s, TTL %s, top %d, %d resolver(s), %s sampling, %s measured (seed %d)",
-		c.Machines, c.Cores, c.Util*100, burst, fmtDuration(c.TTL), c.Top, c.Resolvers, fmtDuration(c.Interval), fmtDuration(c.Duration), c.Seed)
+	return fmt.Sprintf("%d machines × %d cores at %.0f %% utilisation, %s%s, %d resolver(s), %s sampling, %s measured (seed %d)",
+		c.Machines, c.Cores, c.Util*100, burst, answers, c.Resolvers, fmtDuration(c.Interval), fmtDuration(c.Duration), c.Seed)
 }
 
 // fmtDuration drops time.Duration's zero units ("10m", not "10m0s").
