@@ -89,6 +89,9 @@ top and TTL:
 		}
 	} else {
 		fmt.Fprintln(c.stdout, cfg.Describe())
+		if *seeds > 1 {
+			fmt.Fprintf(c.stdout, "averaged over %d seeds\n", *seeds)
+		}
 		fmt.Fprintln(c.stdout)
 		if err := sim.WriteTable(c.stdout, rs); err != nil {
 			return err
