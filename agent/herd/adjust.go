@@ -3,7 +3,7 @@ package herd
 import (
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rank"
 )
 
 // Adjust returns a copy of s in which every node with a report carries the
@@ -11,9 +11,9 @@ import (
 // groups and orders the nodes as if their reports had caught up. Nodes the
 // Herd never handed out share their report with s; s itself is not
 // modified. Ranking by memory ignores the extra load, which is CPU.
-func (h *Herd) Adjust(s *agent.Snapshot, now time.Time) *agent.Snapshot {
+func (h *Herd) Adjust(s *rank.Snapshot, now time.Time) *rank.Snapshot {
 	out := *s
-	out.Nodes = make([]agent.NodeStatus, len(s.Nodes))
+	out.Nodes = make([]rank.NodeStatus, len(s.Nodes))
 	copy(out.Nodes, s.Nodes)
 	for i := range out.Nodes {
 		n := &out.Nodes[i]
@@ -27,7 +27,7 @@ func (h *Herd) Adjust(s *agent.Snapshot, now time.Time) *agent.Snapshot {
 		r := *n.Report
 		r.Load.Load1 += e
 		n.Report = &r
-		n.Score = agent.Score(r.Load, s.Score, s.Score.By)
+		n.Score = rank.Score(r.Load, s.Score, s.Score.By)
 	}
 	return &out
 }

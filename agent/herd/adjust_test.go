@@ -5,23 +5,24 @@ import (
 	"testing"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/report"
 )
 
 // lab is a snapshot of machines with 4 CPUs and the given load1, all
 // candidates with reports received at t0.
-func lab(load1 ...float64) *agent.Snapshot {
-	s := &agent.Snapshot{Built: t0, Score: agent.DefaultScoreConfig()}
+func lab(load1 ...float64) *rank.Snapshot {
+	s := &rank.Snapshot{Built: t0, Score: rank.DefaultScoreConfig()}
 	for i, l := range load1 {
-		r := &agent.Report{Node: string(rune('a' + i)), Load: agent.Load{Load1: l, CPUs: 4}}
-		s.Nodes = append(s.Nodes, agent.NodeStatus{Name: r.Node, State: agent.StateAlive, Report: r, Received: t0, Candidate: true})
+		r := &report.Report{Node: string(rune('a' + i)), Load: report.Load{Load1: l, CPUs: 4}}
+		s.Nodes = append(s.Nodes, rank.NodeStatus{Name: r.Node, State: rank.StateAlive, Report: r, Received: t0, Candidate: true})
 	}
 	return s
 }
 
 // answers gives n top-1 answers a second apart, as a collector would,
 // and returns the names handed out.
-func answers(s *agent.Snapshot, h *Herd, n int) []string {
+func answers(s *rank.Snapshot, h *Herd, n int) []string {
 	rnd := rand.New(rand.NewPCG(1, 2))
 	var out []string
 	for i := range n {
@@ -70,7 +71,7 @@ func TestAdjustLeavesTheSnapshotAlone(t *testing.T) {
 	if got := adj.Nodes[0].Report.Load.Load1; got != 1.5 {
 		t.Errorf("adjusted load1 = %v, want 1.5", got)
 	}
-	if want := agent.Score(adj.Nodes[0].Report.Load, s.Score, s.Score.By); adj.Nodes[0].Score != want {
+	if want := rank.Score(adj.Nodes[0].Report.Load, s.Score, s.Score.By); adj.Nodes[0].Score != want {
 		t.Errorf("adjusted score = %v, want %v", adj.Nodes[0].Score, want)
 	}
 	if adj.Nodes[1].Report != s.Nodes[1].Report {

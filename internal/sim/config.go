@@ -6,8 +6,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/herd"
+	"github.com/peerload/peerload/agent/rank"
 )
 
 // Policy names, in the order results are reported.
@@ -44,9 +44,10 @@ type Config struct {
 	Top int
 	// Interval is the agents' sampling interval; Refresh the longest an
 	// agent stays quiet (it reports sooner when its load changed enough
-	// to matter, as the real agent does); StaleAfter when a silent node
-	// stops being a candidate.
-	Interval, Refresh, StaleAfter time.Duration
+	// to matter, as the real agent does). A report promises the next
+	// within Refresh + Interval, and a node whose report is twice that old
+	// stops being a candidate, as in the agent.
+	Interval, Refresh time.Duration
 	// GossipDelay is the median delay of a report from its agent to the
 	// DNS server (exponentially distributed).
 	GossipDelay time.Duration
@@ -81,8 +82,8 @@ type Config struct {
 
 	// Score, Fallback: how peerload ranks and what it answers with no
 	// candidate (agent defaults).
-	Score    agent.ScoreConfig
-	Fallback agent.Fallback
+	Score    rank.ScoreConfig
+	Fallback rank.Fallback
 	// Herd tunes peerload-herd.
 	Herd herd.Config
 
@@ -107,7 +108,6 @@ func DefaultConfig() Config {
 		Top:              3,
 		Interval:         2 * time.Second,
 		Refresh:          15 * time.Second,
-		StaleAfter:       50 * time.Second,
 		GossipDelay:      115 * time.Millisecond, // BENCHMARKS.md: p50 at N = 100
 		Duration:         4 * time.Hour,
 		Warmup:           15 * time.Minute,
@@ -122,8 +122,8 @@ func DefaultConfig() Config {
 		PeerMonTop:       5,
 		PeerMonEvery:     time.Minute,
 		LbnamedIncrement: 1,
-		Score:            agent.DefaultScoreConfig(),
-		Fallback:         agent.FallbackKeep,
+		Score:            rank.DefaultScoreConfig(),
+		Fallback:         rank.FallbackKeep,
 		Herd:             herd.DefaultConfig(),
 	}
 }
@@ -171,15 +171,15 @@ func (c *Config) Validate() error {
 		return bad("background-share", "must be at least 0 and below 1")
 	case c.PeerMonTop < 1 || c.PeerMonEvery <= 0:
 		return bad("peermon", "top and period must be positive")
-	case c.Refresh <= 0 || c.StaleAfter <= 0 || c.GossipDelay < 0 || c.Warmup < 0:
-		return bad("timing", "refresh and stale-after must be positive, gossip delay and warmup not negative")
+	case c.Refresh <= 0 || c.GossipDelay < 0 || c.Warmup < 0:
+		return bad("timing", "refresh must be positive, gossip delay and warmup not negative")
 	}
 	for _, p := range c.Policies {
 		if !slices.Contains(Policies, p) {
 			return bad("policy", "unknown policy %q", p)
 		}
 	}
-	if _, err := agent.ParseFallback(string(c.Fallback)); err != nil {
+	if _, err := rank.ParseFallback(string(c.Fallback)); err != nil {
 		return &ConfigError{Field: "fallback", Err: err}
 	}
 	if c.loginRate() <= 0 {

@@ -5,7 +5,8 @@ import (
 	"math/rand/v2"
 	"time"
 
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/report"
 )
 
 // session is one login placed by DNS: a CPU-bound process with work CPU
@@ -33,7 +34,7 @@ type machine struct {
 	gen  uint64 // invalidates a scheduled completion
 	load LoadAvg
 	// The agent's state: what it last sent and when.
-	sent   *agent.Report
+	sent   *report.Report
 	sentAt time.Duration
 	seq    uint64
 }
@@ -176,10 +177,10 @@ func (l *lab) startAgent(m *machine, phase time.Duration) {
 
 // sample is what the agent reads from /proc: the kernel's load average,
 // logged-in users (every session is one user) and memory.
-func (l *lab) sample(m *machine) *agent.Report {
+func (l *lab) sample(m *machine) *report.Report {
 	n := m.processes()
 	used := l.cfg.MemBase + uint64(n)*l.cfg.MemPerSession
-	var load agent.Load
+	var load report.Load
 	load.Load1, load.Load5, load.Load15 = m.load.Proc()
 	load.CPUs = l.cfg.Cores
 	load.CPUUtil = min(1, float64(n)/m.cores)
@@ -187,19 +188,19 @@ func (l *lab) sample(m *machine) *agent.Report {
 	load.MemAvailable = l.cfg.MemTotal - min(used, l.cfg.MemTotal)
 	load.Users = n
 	load.Uptime = l.eng.Now()
-	return &agent.Report{Node: m.name, Generation: 1, Load: load}
+	return &report.Report{Node: m.name, Generation: 1, Lifetime: l.cfg.Refresh + l.cfg.Interval, Load: load}
 }
 
 // reportMatters mirrors the agent's rule for sending a report before the
 // refresh period: users or CPUs changed, or the CPU or memory term of the
-// score moved by half the tie delta (agent.mattersLocked).
-func reportMatters(r, last *agent.Report, sc agent.ScoreConfig) bool {
+// score moved by half the tie delta (the agent's mattersLocked).
+func reportMatters(r, last *report.Report, sc rank.ScoreConfig) bool {
 	if r.Load.CPUs != last.Load.CPUs || r.Load.Users != last.Load.Users {
 		return true
 	}
 	half := sc.Delta / 2
-	return math.Abs(agent.Score(r.Load, sc, agent.ByCPU)-agent.Score(last.Load, sc, agent.ByCPU)) >= half ||
-		math.Abs(agent.Score(r.Load, sc, agent.ByMem)-agent.Score(last.Load, sc, agent.ByMem)) >= half
+	return math.Abs(rank.Score(r.Load, sc, rank.ByCPU)-rank.Score(last.Load, sc, rank.ByCPU)) >= half ||
+		math.Abs(rank.Score(r.Load, sc, rank.ByMem)-rank.Score(last.Load, sc, rank.ByMem)) >= half
 }
 
 func (l *lab) changeBackground(m *machine, delta int) {

@@ -3,8 +3,8 @@ package sim
 import (
 	"time"
 
-	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/herd"
+	"github.com/peerload/peerload/agent/rank"
 )
 
 // policy is the DNS server side of a placement policy: the addresses
@@ -116,14 +116,15 @@ func (p *lbnamed) answer(now time.Duration) []int {
 	return picked
 }
 
-// peerload is the CoreDNS plugin's answer: the best Top candidates, each
-// group of equal scores shuffled, with the configured fallback when there
-// is no candidate. With a herd it first adds the load of earlier
-// hand-outs the reports do not show yet, and records what it hands out.
+// peerload is the CoreDNS plugin's answer: rank.Policy.Choose (the one
+// selection every integration uses, with its fallback) and the best Top of
+// the choice, each group of equal scores shuffled. With a herd it first
+// adds the load of earlier hand-outs the reports do not show yet, and
+// records what it hands out.
 type peerload struct {
 	l    *lab
 	herd *herd.Herd
-	last []int // the last non-empty answer, for fallback keep
+	kept rank.Kept
 }
 
 func (p *peerload) answer(now time.Duration) []int {
@@ -131,32 +132,18 @@ func (p *peerload) answer(now time.Duration) []int {
 	if p.herd != nil {
 		snap = p.herd.Adjust(snap, epoch.Add(now))
 	}
-	top := p.l.cfg.Top
-	var picked []agent.NodeStatus
-	if r := snap.Rank("", ""); r.Len() > 0 {
-		picked = r.Pick(top, p.l.rnd)
-	} else {
-		switch p.l.cfg.Fallback {
-		case agent.FallbackKeep:
-			return p.last
-		case agent.FallbackAll:
-			picked = snap.Alive("", "").Pick(top, p.l.rnd)
-		case agent.FallbackNone:
-			return nil
-		}
-	}
-	if p.herd != nil {
+	pol := rank.Policy{Top: p.l.cfg.Top, Fallback: p.l.cfg.Fallback}
+	var choice rank.Choice
+	choice, p.kept = pol.Choose(snap, p.kept)
+	picked := choice.Ranking.Pick(p.l.cfg.Top, p.l.rnd)
+	if p.herd != nil && len(picked) > 0 {
 		names := make([]string, len(picked))
 		for i, n := range picked {
 			names[i] = n.Name
 		}
 		p.herd.Handed(names, epoch.Add(now))
 	}
-	set := p.l.col.indexes(picked)
-	if len(set) > 0 {
-		p.last = set
-	}
-	return set
+	return p.l.col.indexes(picked)
 }
 
 // oracle knows every machine's run queue at the instant of a login and
