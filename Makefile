@@ -5,7 +5,7 @@ GOFLAGS   ?=
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS   := -X main.version=$(VERSION)
 # Packages that need no external programs; test/ drives the built binaries.
-UNIT_PKGS := ./agent/... ./plugin/... ./cmd/...
+UNIT_PKGS := ./agent/... ./plugin/... ./cmd/... ./internal/...
 
 .PHONY: all build run test testrace unit integration fuzz bench lint tidy clean deps alerts
 

@@ -1,0 +1,188 @@
+// Package herd makes a collector count what it hands out, so that a burst
+// of logins spreads over many machines instead of landing on the few that
+// looked best a moment ago.
+//
+// Why it is needed: a machine's report shows its one-minute load average,
+// which the kernel damps with a one-minute time constant. A login that
+// starts a CPU-bound process raises the run queue at once but load1 only by
+// 1−e^(−t/1min) of it after t, so for tens of seconds after a collector
+// hands a machine out, that machine still looks idle and keeps being handed
+// out. A Herd remembers every hand-out and adds the load the machine's
+// latest report cannot show yet: a hand-out at h, seen from a report
+// sampled at r, still misses Weight·e^(−(r−h)/Decay) (all of it while
+// r ≤ h). As the machine's reports catch up the expected load decays to
+// nothing, so a hand-out nobody used is forgotten within a few Decays and
+// one that was used is replaced by the real load.
+//
+// Contract for collectors (CoreDNS plugin, RFC 2136 updater, Caddy
+// selection): before ranking, raise each node's load1 by Extra (Adjust
+// does that on a snapshot); after choosing, tell Handed the names given
+// out. Every method is safe for concurrent use; Extra and Handed do not
+// allocate once a name has been seen, and hold one mutex for a few
+// arithmetic operations per name.
+package herd
+
+import (
+	"math"
+	"sync"
+	"time"
+)
+
+// Config tunes a Herd.
+type Config struct {
+	// Weight is the load (runnable processes, the unit of load1) one
+	// answer is expected to add, split evenly over the names it holds.
+	// 1 is one CPU-bound login per answer, right when every login asks
+	// the server; caching resolvers hand one answer to several logins.
+	// The default, 2, is what `peerload simulate` found best for a lab
+	// behind caching resolvers (TTL 30 s) while costing almost nothing
+	// without caching. 0 takes the default.
+	Weight float64
+	// Decay is the time constant with which reports catch up with a
+	// hand-out: the kernel's one-minute average (default 1 min).
+	Decay time.Duration
+	// Forget drops a hand-out that no report has caught up with after this
+	// long, e.g. because the node stopped reporting (default 5 min).
+	Forget time.Duration
+}
+
+// DefaultConfig is the documented default.
+func DefaultConfig() Config {
+	return Config{Weight: 2, Decay: time.Minute, Forget: 5 * time.Minute}
+}
+
+// maxPending bounds the hand-outs a node keeps that no report has seen;
+// beyond it the two oldest merge: counted fully until the newer of them
+// is seen, then decaying exactly as the two would.
+const maxPending = 16
+
+// handout is one hand-out (or merged run of them) no report has caught up
+// with yet.
+type handout struct {
+	at     time.Time
+	weight float64
+	// decaying is the weight that decays from at once seen: weight for a
+	// single hand-out, less for a merged run whose older part is older.
+	decaying float64
+}
+
+// node is what a Herd knows about one name.
+type node struct {
+	// settled is the load still missing from a report sampled at seen,
+	// of the hand-outs at or before seen.
+	settled float64
+	seen    time.Time
+	// pending are the hand-outs after seen, oldest first.
+	pending [maxPending]handout
+	n       int
+}
+
+// Herd counts hand-outs per name. The zero value is not usable; call New.
+type Herd struct {
+	cfg   Config
+	decay float64 // seconds
+	mu    sync.Mutex
+	nodes map[string]*node
+}
+
+// New returns a Herd with cfg's zero fields set to their defaults.
+func New(cfg Config) *Herd {
+	d := DefaultConfig()
+	if cfg.Weight <= 0 {
+		cfg.Weight = d.Weight
+	}
+	if cfg.Decay <= 0 {
+		cfg.Decay = d.Decay
+	}
+	if cfg.Forget <= 0 {
+		cfg.Forget = d.Forget
+	}
+	return &Herd{cfg: cfg, decay: cfg.Decay.Seconds(), nodes: make(map[string]*node)}
+}
+
+// Config returns the configuration in use (defaults filled in).
+func (h *Herd) Config() Config { return h.cfg }
+
+// Handed records that one answer holding names was given out at now.
+func (h *Herd) Handed(names []string, now time.Time) {
+	if len(names) == 0 {
+		return
+	}
+	w := h.cfg.Weight / float64(len(names))
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	for _, name := range names {
+		n := h.nodes[name]
+		if n == nil {
+			n = &node{}
+			h.nodes[name] = n
+		}
+		if n.n == maxPending {
+			// Merge the two oldest (see maxPending).
+			p0, p1 := n.pending[0], &n.pending[1]
+			p1.weight += p0.weight
+			p1.decaying += p0.decaying * math.Exp(-p1.at.Sub(p0.at).Seconds()/h.decay)
+			copy(n.pending[:], n.pending[1:n.n])
+			n.n--
+		}
+		// Hand-outs arrive in time order from one collector; keep the
+		// queue ordered anyway so settle can stop at the first unseen one.
+		i := n.n
+		for i > 0 && n.pending[i-1].at.After(now) {
+			n.pending[i] = n.pending[i-1]
+			i--
+		}
+		n.pending[i] = handout{at: now, weight: w, decaying: w}
+		n.n++
+	}
+}
+
+// Extra is the load name's latest report, sampled at reportTime (for a
+// snapshot node: its Received time), does not show yet of what was handed
+// out, at now. It is 0 for a name never handed out.
+func (h *Herd) Extra(name string, reportTime, now time.Time) float64 {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	n := h.nodes[name]
+	if n == nil {
+		return 0
+	}
+	h.settle(n, reportTime, now)
+	e := n.settled
+	for _, p := range n.pending[:n.n] {
+		e += p.weight
+	}
+	return e
+}
+
+// settle moves the hand-outs a report sampled at r has seen into settled,
+// decaying everything to r, and forgets what is older than Forget.
+func (h *Herd) settle(n *node, r, now time.Time) {
+	if r.After(n.seen) {
+		if !n.seen.IsZero() {
+			n.settled *= math.Exp(-r.Sub(n.seen).Seconds() / h.decay)
+		}
+		k := 0
+		for k < n.n && !n.pending[k].at.After(r) {
+			p := n.pending[k]
+			n.settled += p.decaying * math.Exp(-r.Sub(p.at).Seconds()/h.decay)
+			k++
+		}
+		copy(n.pending[:], n.pending[k:n.n])
+		n.n -= k
+		n.seen = r
+	}
+	cut := now.Add(-h.cfg.Forget)
+	k := 0
+	for k < n.n && n.pending[k].at.Before(cut) {
+		k++
+	}
+	copy(n.pending[:], n.pending[k:n.n])
+	n.n -= k
+	if n.seen.Before(cut) {
+		n.settled = 0
+	}
+	if n.settled < 1e-3 {
+		n.settled = 0
+	}
+}
