@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peerload/peerload/agent/agenttest"
 )
 
 // binDir is where the built binaries are: $PEERLOAD_BIN, else ../bin
@@ -125,23 +127,10 @@ func freePorts(t testing.TB, n int) []int {
 	return ports
 }
 
-// waitFor polls cond every 50 ms until it returns true, failing the test
-// with cond's last message when timeout passes. Use it instead of sleeps.
+// waitFor is agenttest.WaitFor, with cond's message as the state.
 func waitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	var msg string
-	for {
-		var ok bool
-		ok, msg = cond()
-		if ok {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s: %s", timeout, msg)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	agenttest.WaitFor(t, timeout, "the condition", cond)
 }
 
 // fakeProc is a generated proc root in the shape of a real /proc (loadavg,

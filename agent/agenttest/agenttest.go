@@ -18,27 +18,26 @@ import (
 	"github.com/peerload/peerload/agent/report"
 )
 
-// PollInterval is how often WaitFor checks its condition.
-const PollInterval = 20 * time.Millisecond
-
 // WaitFor polls cond until it holds, or fails the test after timeout with
-// what it waited for and the last state cond described. Pick a timeout
-// above the slowest repair path the condition relies on (push/pull,
-// suspicion timeout), never at it.
+// what it waited for and the last state cond described. It polls every
+// 10 ms at first, backing off to 100 ms, so a condition that runs a
+// program (dig, the CLI) does not load the machine. Pick a timeout above
+// the slowest repair path the condition relies on (push/pull, suspicion
+// timeout), never at it.
 func WaitFor(t testing.TB, timeout time.Duration, what string, cond func() (bool, string)) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
-	var last string
+	every := 10 * time.Millisecond
 	for {
 		ok, state := cond()
 		if ok {
 			return
 		}
-		last = state
 		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, last)
+			t.Fatalf("timed out after %s waiting for %s; last state: %s", timeout, what, state)
 		}
-		time.Sleep(PollInterval)
+		time.Sleep(every)
+		every = min(2*every, 100*time.Millisecond)
 	}
 }
 

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -17,6 +18,7 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/api"
 	"github.com/peerload/peerload/agent/gossip"
 	"github.com/peerload/peerload/agent/rank"
@@ -622,21 +624,12 @@ func TestAgentCommand(t *testing.T) {
 	go func() {
 		done <- c.run([]string{"agent", "--name", "solo", "--bind", "127.0.0.1:0", "--api", apiAddr,
 			"--state-dir", t.TempDir(), "--root", t.TempDir(), "--ssh-port", "0", "--advertise", "127.0.1.9",
-			"--interval", "100ms", "--refresh", "1s", "--stale-after", "3s"})
+			"--profile", "local"})
 	}()
-	deadline := time.Now().Add(10 * time.Second)
-	var out string
-	for {
-		var code int
-		out, _, code = run("top", "--ip", "--api", apiAddr)
-		if code == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	if out != "127.0.1.9\n" {
-		t.Fatalf("top against the in-process agent = %q\n%s", out, stderr.String())
-	}
+	agenttest.WaitFor(t, 10*time.Second, "top against the in-process agent", func() (bool, string) {
+		out, _, code := run("top", "--ip", "--api", apiAddr)
+		return code == 0 && out == "127.0.1.9\n", fmt.Sprintf("exit %d %q\n%s", code, out, stderr.String())
+	})
 	resp, err := http.Get("http://" + apiAddr + "/metrics")
 	if err != nil {
 		t.Fatal(err)
@@ -646,12 +639,9 @@ func TestAgentCommand(t *testing.T) {
 		t.Errorf("/metrics lacks Go and process collectors")
 	}
 	sig <- syscall.SIGHUP
-	for !strings.Contains(stderr.String(), "reloaded") && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
-	if !strings.Contains(stderr.String(), "reloaded") {
-		t.Errorf("no reload logged after HUP:\n%s", stderr.String())
-	}
+	agenttest.WaitFor(t, 10*time.Second, "a reload logged after HUP", func() (bool, string) {
+		return strings.Contains(stderr.String(), "reloaded"), stderr.String()
+	})
 	sig <- syscall.SIGTERM
 	select {
 	case code := <-done:

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/gossip"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/agent/report"
@@ -400,17 +401,13 @@ func startLab(t *testing.T, edit func(*agent.Config)) *agent.Agent {
 // only (never the collector itself).
 func waitAnswer(t *testing.T, p *PeerLoad, h *memberHandle, want string) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !p.Ready() || len(answerIPs(query(t, p, "cslab.example.edu.", 1))) == 0 {
-		if time.Now().After(deadline) {
-			var snap *rank.Snapshot
-			if a := h.agent(); a != nil {
-				snap = a.Snapshot()
-			}
-			t.Fatalf("no answer from the cluster: ready %v, snapshot %+v", p.Ready(), snap)
+	agenttest.WaitFor(t, 15*time.Second, "an answer from the cluster", func() (bool, string) {
+		var snap *rank.Snapshot
+		if a := h.agent(); a != nil {
+			snap = a.Snapshot()
 		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return p.Ready() && len(answerIPs(query(t, p, "cslab.example.edu.", 1))) > 0, fmt.Sprintf("ready %v, snapshot %+v", p.Ready(), snap)
+	})
 	if got := answerIPs(query(t, p, "cslab.example.edu.", 1)); len(got) != 1 || got[0] != want {
 		t.Errorf("A = %v, want only %s", got, want)
 	}

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"github.com/coredns/coredns/plugin"
@@ -20,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/agent/report"
 )
@@ -598,18 +600,11 @@ func TestWatch(t *testing.T) {
 	defer stop()
 	waitAnswer := func(want []string) {
 		t.Helper()
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		agenttest.WaitFor(t, 5*time.Second, fmt.Sprintf("A = %v", want), func() (bool, string) {
 			got := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA))
 			slices.Sort(got)
-			if slices.Equal(got, want) {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("A = %v, want %v", got, want)
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
+			return slices.Equal(got, want), fmt.Sprint(got)
+		})
 	}
 	waitAnswer([]string{"10.0.0.11"})
 	src.set(testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.1)))
@@ -812,17 +807,11 @@ func TestWatchFindsTheZoneSOA(t *testing.T) {
 	p.Next = soaPlugin("example.edu.	3600	IN	SOA	ns1.example.edu. admin.example.edu. 2026112401 7200 3600 1209600 300", true)
 	stop := p.watch(src)
 	defer stop()
-	deadline := time.Now().Add(5 * time.Second)
-	for {
+	agenttest.WaitFor(t, 5*time.Second, "the next plugin's SOA in negative answers", func() (bool, string) {
 		m := query(t, p, "nope.cslab.example.edu.", dns.TypeA)
-		if soa, ok := m.Ns[0].(*dns.SOA); ok && soa.Serial == 2026112401 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("negative answer still carries %v", m.Ns)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
+		soa, ok := m.Ns[0].(*dns.SOA)
+		return ok && soa.Serial == 2026112401, fmt.Sprint(m.Ns)
+	})
 }
 
 // TestNodeTXTShowsChecksOnce: agent's snapshot lists a failing check among
@@ -923,27 +912,29 @@ func (c *countingSource) Snapshot() *rank.Snapshot {
 
 // TestWatchRebuildsOnNotification: without a notification the watcher
 // leaves the answers alone for clockRefresh; a notification rebuilds them.
+// It runs on synctest's clock: the absence of a rebuild is asserted over
+// fake time, not slept through.
 func TestWatchRebuildsOnNotification(t *testing.T) {
-	src := &countingSource{fakeSource: fakeSource{ch: make(chan struct{}, 1), snap: testSnapshot(testNode("lab01", "10.0.0.11", 0.1))}}
-	p := newTestPeerLoad(testConfig(), nil)
-	stop := p.watch(src)
-	defer stop()
-	waitFor := func(what string, cond func() bool) {
-		t.Helper()
-		for deadline := time.Now().Add(5 * time.Second); !cond(); time.Sleep(10 * time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("timed out waiting for %s", what)
-			}
+	synctest.Test(t, func(t *testing.T) {
+		src := &countingSource{fakeSource: fakeSource{ch: make(chan struct{}, 1), snap: testSnapshot(testNode("lab01", "10.0.0.11", 0.1))}}
+		p := newTestPeerLoad(testConfig(), nil)
+		stop := p.watch(src)
+		defer stop()
+		synctest.Wait()
+		if got := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA)); len(got) != 1 {
+			t.Fatalf("first answers = %v", got)
 		}
-	}
-	waitFor("the first answers", func() bool { return len(answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA))) == 1 })
-	// Asserting an absence: nothing may happen in this time.
-	time.Sleep(1200 * time.Millisecond)
-	if n := src.calls.Load(); n != 1 {
-		t.Errorf("%d snapshot reads without a notification within 1.2 s, want 1", n)
-	}
-	src.set(testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.1)))
-	waitFor("the notified change", func() bool { return len(answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA))) == 2 })
+		time.Sleep(clockRefresh - time.Millisecond)
+		synctest.Wait()
+		if n := src.calls.Load(); n != 1 {
+			t.Errorf("%d snapshot reads without a notification within %s, want 1", n, clockRefresh)
+		}
+		src.set(testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.1)))
+		synctest.Wait()
+		if got := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA)); len(got) != 2 {
+			t.Errorf("after a notification A = %v, want 2 records", got)
+		}
+	})
 }
 
 // TestSnapshotAgeIsReportAge: the age gauge is the age of the newest

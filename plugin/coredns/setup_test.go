@@ -15,6 +15,7 @@ import (
 	"github.com/coredns/caddy/caddyfile"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/gossip"
 	"github.com/peerload/peerload/agent/rank"
 )
@@ -417,18 +418,10 @@ func TestSetupReload(t *testing.T) {
 		t.Fatalf("member after reload: name %s, allow %v, on %s; want ns-new, %v, %s", m.agent.Name(), m.spec.Allow, m.agent.GossipAddr(), want, bind)
 	}
 	role := "nsupdate:example.edu./cslab.example.edu."
-	deadline := time.Now().Add(10 * time.Second)
-	for {
-		if snap := m.agent.Snapshot(); snap != nil {
-			if n := snap.Node("ns-new"); n != nil && slices.Contains(n.Roles, role) {
-				break
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("restarted member does not carry the updater role %s", role)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	agenttest.WaitFor(t, 10*time.Second, "the restarted member to carry the updater role "+role, func() (bool, string) {
+		n := m.agent.Snapshot().Node("ns-new")
+		return n != nil && slices.Contains(n.Roles, role), fmt.Sprintf("%+v", n)
+	})
 	if err := stops[1](); err != nil {
 		t.Fatal(err)
 	}

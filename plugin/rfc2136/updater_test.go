@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/rank"
 )
 
@@ -68,13 +69,7 @@ func (f *fakeSource) publish(t *testing.T, roles []string, nodes ...rank.NodeSta
 
 func waitUntil(t *testing.T, timeout time.Duration, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	agenttest.WaitFor(t, timeout, what, func() (bool, string) { return cond(), "" })
 }
 
 var testKey = &Key{Name: "upd.key.", Algorithm: dns.HmacSHA256, Secret: "lsincbpj18uJbEtsLtMSgPMdKuLP/mdB/KmdtD06994="}
