@@ -37,6 +37,7 @@ type Agent struct {
 	seq      uint64
 	lastSent *report.Report
 	sentAt   time.Time
+	warned   map[string]bool // shared addresses already logged
 
 	snap        atomic.Pointer[rank.Snapshot]
 	fingerprint uint64 // of the last snapshot subscribers were told about
@@ -69,6 +70,7 @@ func New(cfg *Config) (*Agent, error) {
 		log:     c.Logger,
 		score:   c.Score,
 		subs:    make(map[int]chan struct{}),
+		warned:  make(map[string]bool),
 		rebuild: make(chan struct{}, 1),
 		stop:    make(chan struct{}),
 	}

@@ -399,3 +399,34 @@ func TestNameCaseClashIsRefused(t *testing.T) {
 		t.Errorf("lab01 lists LAB01: %+v", n)
 	}
 }
+
+// TestSharedAddressWarnsOnce: two machines advertising one address are
+// logged once, and answers carry the address once.
+func TestSharedAddressWarnsOnce(t *testing.T) {
+	var buf strings.Builder
+	var mu sync.Mutex
+	c1, _ := agenttest.Config(t, "twin1", 0.1)
+	c1.Logger = slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) { mu.Lock(); defer mu.Unlock(); return buf.Write(p) }), nil))
+	a := agenttest.Start(t, c1)
+	c2, _ := agenttest.Config(t, "twin2", 0.5) // the same 127.0.1.1
+	c2.Join = []string{a.GossipAddr()}
+	agenttest.Start(t, c2)
+	agenttest.WaitFor(t, 10*time.Second, "twin1 to log the shared address", func() (bool, string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Contains(buf.String(), "machines advertise the same address"), buf.String()
+	})
+	agenttest.WaitFor(t, 10*time.Second, "twin1 to rank both twins", func() (bool, string) {
+		return len(agenttest.Candidates(a)) == 2, agenttest.Describe(a)
+	})
+	r := a.Snapshot().Rank("", "")
+	if r.Len() != 2 || r.Nodes[0].Addr4 != netip.MustParseAddr("127.0.1.1") || r.Nodes[1].Addr4.IsValid() {
+		t.Errorf("ranking = %+v, want the address on the better machine only", r.Nodes)
+	}
+	mu.Lock()
+	n := strings.Count(buf.String(), "machines advertise the same address")
+	mu.Unlock()
+	if n != 1 {
+		t.Errorf("warned %d times, want once", n)
+	}
+}

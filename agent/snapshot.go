@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"hash/fnv"
+	"net/netip"
 	"slices"
 	"strconv"
 	"strings"
@@ -126,5 +127,33 @@ func (a *Agent) build(now time.Time) *rank.Snapshot {
 		add(&v.Gone[i].Node, v.Gone[i].State)
 	}
 	slices.SortFunc(s.Nodes, func(x, y rank.NodeStatus) int { return strings.Compare(x.Name, y.Name) })
+	a.warnSharedAddrs(s)
 	return s
+}
+
+// warnSharedAddrs logs, once per address and set of machines, when live
+// machines advertise one address (a cloned image, a typo in --advertise):
+// answers hand the address out once, for the better machine only.
+func (a *Agent) warnSharedAddrs(s *rank.Snapshot) {
+	by := map[netip.Addr][]string{}
+	for i := range s.Nodes {
+		n := &s.Nodes[i]
+		if n.Collector || n.State == rank.StateDead || n.State == rank.StateLeft {
+			continue
+		}
+		for _, ip := range []netip.Addr{n.Addr4, n.Addr6} {
+			if ip.IsValid() {
+				by[ip] = append(by[ip], n.Name)
+			}
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for ip, names := range by {
+		key := ip.String() + " " + strings.Join(names, ",")
+		if len(names) > 1 && !a.warned[key] {
+			a.warned[key] = true
+			a.log.Warn("machines advertise the same address; answers hand it out once", "addr", ip, "machines", strings.Join(names, ", "))
+		}
+	}
 }
