@@ -28,7 +28,17 @@ func (d *delegate) NotifyMsg(b []byte) {
 		if name, err := report.DecodeName(b[1:]); err == nil {
 			m.mu.Lock()
 			m.leaving[name] = true
+			// The goodbye may arrive after memberlist already reported the
+			// node gone (packets are handled concurrently): it left.
+			g, gone := m.gone[name]
+			if gone && g.State == StateDead {
+				g.State = StateLeft
+				m.gone[name] = g
+			}
 			m.mu.Unlock()
+			if gone {
+				m.onChange()
+			}
 		}
 	case msgReport:
 		r, _, err := report.DecodeReport(b[1:])
