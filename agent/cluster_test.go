@@ -430,3 +430,77 @@ func TestSharedAddressWarnsOnce(t *testing.T) {
 		t.Errorf("warned %d times, want once", n)
 	}
 }
+
+// logBuffer is a logger whose lines a test can read.
+type logBuffer struct {
+	mu  sync.Mutex
+	buf strings.Builder
+}
+
+func (l *logBuffer) logger() *slog.Logger {
+	return slog.New(slog.NewTextHandler(writerFunc(func(p []byte) (int, error) {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return l.buf.Write(p)
+	}), nil))
+}
+
+func (l *logBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.buf.String()
+}
+
+// TestJoinTroubleIsNamed: a join that keeps failing says why, once, at
+// WARN; the refusing side of an allow list says so too; a join that works
+// says so at INFO.
+func TestJoinTroubleIsNamed(t *testing.T) {
+	key := func(b byte) []byte { k := make([]byte, 16); k[0] = b; return k }
+	cases := []struct {
+		name          string
+		member, outsd func(*agent.Config)
+		joiner, owner string // in the stranger's and the member's log
+	}{
+		{"wrong key", func(c *agent.Config) { c.Keys = [][]byte{key(1)} }, func(c *agent.Config) { c.Keys = [][]byte{key(2)} },
+			"cause=\"key mismatch\"", ""},
+		{"wrong label", func(c *agent.Config) { c.Label = "cslab" }, func(c *agent.Config) { c.Label = "physlab" },
+			"another --label", "unacceptable label"},
+		{"outside allow", func(c *agent.Config) { c.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")} },
+			func(c *agent.Config) { c.BindAddr = "127.0.0.2" }, "cannot join the cluster yet", "refused gossip from outside the allow list\" from=127.0.0.2"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			var memberLog, strangerLog logBuffer
+			c1, _ := agenttest.Config(t, "member", 1)
+			tc.member(c1)
+			c1.Logger = memberLog.logger()
+			a := agenttest.Start(t, c1)
+			c2, _ := agenttest.Config(t, "stranger", 0)
+			tc.outsd(c2)
+			c2.Logger = strangerLog.logger()
+			c2.Join = []string{a.GossipAddr()}
+			agenttest.Start(t, c2)
+			agenttest.WaitFor(t, 10*time.Second, "the stranger to say why it cannot join", func() (bool, string) {
+				s := strangerLog.String()
+				return strings.Contains(s, "level=WARN msg=\"cannot join the cluster yet; retrying\"") && strings.Contains(s, tc.joiner), s
+			})
+			if tc.owner != "" {
+				agenttest.WaitFor(t, 10*time.Second, "the member to say what it refused", func() (bool, string) {
+					return strings.Contains(memberLog.String(), tc.owner), memberLog.String()
+				})
+			}
+		})
+	}
+	t.Run("joined", func(t *testing.T) {
+		var log logBuffer
+		c1, _ := agenttest.Config(t, "a", 1)
+		a := agenttest.Start(t, c1)
+		c2, _ := agenttest.Config(t, "b", 1)
+		c2.Logger = log.logger()
+		c2.Join = []string{a.GossipAddr()}
+		agenttest.Start(t, c2)
+		agenttest.WaitFor(t, 10*time.Second, "b to say it joined", func() (bool, string) {
+			return strings.Contains(log.String(), "level=INFO msg=\"joined the cluster\""), log.String()
+		})
+	})
+}

@@ -242,7 +242,7 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 			mlc.AdvertisePort = mlc.BindPort
 		}
 	}
-	m.transport = newCountingTransport(nt, net.ParseIP(c.BindAddr), c.Allow)
+	m.transport = newCountingTransport(nt, net.ParseIP(c.BindAddr), c.Allow, m.log)
 	mlc.Transport = m.transport
 
 	ip, port, err := nt.FinalAdvertiseAddr(mlc.AdvertiseAddr, mlc.AdvertisePort)
@@ -306,7 +306,8 @@ func (m *Member) joinLoop() {
 		}
 		if err.Error() != lastErr {
 			lastErr = err.Error()
-			m.log.Warn("cannot join the cluster yet; retrying", "tried", strings.Join(addrs, ","), "err", strings.ReplaceAll(lastErr, "\n", "; "))
+			m.log.Warn("cannot join the cluster yet; retrying", "cause", joinCause(lastErr, m.keyring != nil),
+				"tried", strings.Join(addrs, ","), "err", strings.ReplaceAll(lastErr, "\n", "; "))
 		}
 		wait = min(max(wait*2, time.Second), 30*time.Second)
 	}
@@ -574,4 +575,27 @@ func (m *Member) memberCopies() []memberlist.Node {
 		out = append(out, n)
 	}
 	return out
+}
+
+// joinCause names why a join failed, from memberlist's error text: the
+// joining side of a label or key mismatch or an allow list sees only a
+// closed connection, so it says which settings to compare.
+func joinCause(err string, encrypted bool) string {
+	switch {
+	case strings.Contains(err, "only in case"):
+		return "name clash"
+	case strings.Contains(err, "no installed keys could decrypt"), strings.Contains(err, "encryption is not configured"),
+		strings.Contains(err, "remote state is not encrypted"):
+		return "key mismatch"
+	case strings.Contains(err, "connection refused"):
+		return "refused: nothing listens there"
+	case strings.Contains(err, "i/o timeout"), strings.Contains(err, "deadline exceeded"):
+		return "timeout: the member is down or a firewall drops gossip"
+	case strings.Contains(err, "EOF"), strings.Contains(err, "connection reset"):
+		if encrypted {
+			return "the member closed the connection: another --label or --keyring, or this address is outside its --allow"
+		}
+		return "the member closed the connection: another --label, a --keyring there, or this address is outside its --allow"
+	}
+	return "unknown"
 }

@@ -1,8 +1,10 @@
 package gossip
 
 import (
+	"log/slog"
 	"net"
 	"net/netip"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -22,21 +24,44 @@ type countingTransport struct {
 	bindIP   net.IP
 	allow    []netip.Prefix
 	refused  atomic.Uint64
+	log      *slog.Logger
+	// refusedFrom are the sources already logged, so a stranger that
+	// keeps trying is one line; bounded against address scans.
+	refusedMu   sync.Mutex
+	refusedFrom map[netip.Addr]bool
+}
+
+// refuse counts a packet or stream from outside the allow list and logs
+// its source the first time, so the refused side says why a join fails.
+func (t *countingTransport) refuse(a net.Addr) {
+	t.refused.Add(1)
+	ap, err := netip.ParseAddrPort(a.String())
+	if err != nil {
+		return
+	}
+	t.refusedMu.Lock()
+	first := !t.refusedFrom[ap.Addr()] && len(t.refusedFrom) < 256
+	t.refusedFrom[ap.Addr()] = true
+	t.refusedMu.Unlock()
+	if !first {
+		return
+	}
+	t.log.Warn("refused gossip from outside the allow list", "from", ap.Addr())
 }
 
 // newCountingTransport wraps nt. With a non-empty allow list it also drops
 // packets and streams from other sources: memberlist's CIDRsAllowed only
 // stops others from joining, not from reading this member's state through a
 // push/pull of their own.
-func newCountingTransport(nt *memberlist.NetTransport, bindIP net.IP, allow []netip.Prefix) *countingTransport {
+func newCountingTransport(nt *memberlist.NetTransport, bindIP net.IP, allow []netip.Prefix, log *slog.Logger) *countingTransport {
 	t := &countingTransport{NetTransport: nt, streams: make(chan net.Conn), incoming: make(chan *memberlist.Packet),
-		done: make(chan struct{}), bindIP: bindIP, allow: allow}
+		done: make(chan struct{}), bindIP: bindIP, allow: allow, log: log, refusedFrom: map[netip.Addr]bool{}}
 	go func() {
 		for {
 			select {
 			case p := <-nt.PacketCh():
 				if !t.allowed(p.From) {
-					t.refused.Add(1)
+					t.refuse(p.From)
 					continue
 				}
 				select {
@@ -54,7 +79,7 @@ func newCountingTransport(nt *memberlist.NetTransport, bindIP net.IP, allow []ne
 			select {
 			case c := <-nt.StreamCh():
 				if !t.allowed(c.RemoteAddr()) {
-					t.refused.Add(1)
+					t.refuse(c.RemoteAddr())
 					c.Close()
 					continue
 				}

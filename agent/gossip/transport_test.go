@@ -3,6 +3,7 @@ package gossip
 import (
 	"io"
 	"log"
+	"log/slog"
 	"net"
 	"testing"
 	"time"
@@ -23,7 +24,7 @@ func TestTransportShutdownUnderTraffic(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ct := newCountingTransport(nt, net.ParseIP("127.0.0.1"), nil)
+		ct := newCountingTransport(nt, net.ParseIP("127.0.0.1"), nil, slog.New(slog.DiscardHandler))
 		addr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: nt.GetAutoBindPort()}
 
 		// Nobody reads ct.PacketCh (as before memberlist starts, or after
