@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Packages that need no external programs; test/ drives the built binaries.
 UNIT_PKGS := ./agent/... ./plugin/... ./cmd/... ./internal/...
 
-.PHONY: all build run test testrace unit integration fuzz bench lint tidy clean deps alerts
+.PHONY: all build run test testrace unit integration fuzz fuzz-long bench lint tidy clean deps alerts
 
 all: build
 
@@ -44,6 +44,22 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime 20s ./plugin/coredns/
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNSWire$$' -fuzztime 20s ./plugin/coredns/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeReport$$' -fuzztime 10s ./agent/report/
+
+# fuzz-long runs every fuzz target of outside input for FUZZTIME each
+# (default 10 minutes; about 100 minutes in all), one worker each so the
+# machine stays usable. Crashers land in the package's testdata/fuzz/,
+# which is committed with the fix.
+FUZZTIME ?= 10m
+FUZZ_TARGETS := \
+	FuzzDecodeReport:./agent/report FuzzDecodeMeta:./agent/report FuzzDecodeState:./agent/report \
+	FuzzParseKeyring:./agent/gossip FuzzReadJoinFile:./agent/gossip FuzzAPIRequest:./agent/api \
+	FuzzParseKeys:./plugin/rfc2136 FuzzSetup:./plugin/coredns FuzzServeDNS:./plugin/coredns \
+	FuzzServeDNSWire:./plugin/coredns
+fuzz-long:
+	@failed=""; for t in $(FUZZ_TARGETS); do \
+		echo "fuzz-long: $${t%%:*} for $(FUZZTIME)"; \
+		$(GO) test -run '^$$' -fuzz "^$${t%%:*}\$$" -fuzztime $(FUZZTIME) -parallel 1 $${t##*:} || failed="$$failed $${t%%:*}"; \
+	done; if [ -n "$$failed" ]; then echo "fuzz-long: crashers in:$$failed"; exit 1; fi
 
 bench: deps build
 	@scripts/bench.sh
