@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Packages that need no external programs; test/ drives the built binaries.
 UNIT_PKGS := ./agent/... ./plugin/... ./cmd/... ./internal/...
 
-.PHONY: all build run test testrace unit integration fuzz bench lint tidy clean deps alerts
+.PHONY: all build run test testrace unit integration fuzz bench lint tidy clean deps alerts deb
 
 all: build
 
@@ -57,3 +57,11 @@ tidy:
 
 clean:
 	rm -rf $(BIN)
+
+# deb builds bin/peerload_VERSION_ARCH.deb (and the symlink bin/peerload.deb)
+# from packaging/ with nfpm: stripped builds of cmd/peerload, cmd/coredns and
+# cmd/caddy when it exists, in bin/deb. See docs/deploying.md.
+deb:
+	@mkdir -p $(BIN)/deb
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS) -s -w' -o $(BIN)/deb/ ./cmd/peerload ./cmd/coredns $(wildcard ./cmd/caddy)
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run ./packaging/mkdeb --version '$(VERSION)' --bin-dir $(BIN)/deb --out-dir $(BIN)
