@@ -33,7 +33,7 @@ var docs = map[string]string{
 	"README.md":                "README.md.gz",
 	"docs/deploying.md":        "deploying.md.gz",
 	"docs/rfc2136.md":          "rfc2136.md.gz",
-	"plugin/README.md":         "plugin-README.md.gz",
+	"plugin/coredns/README.md": "plugin-README.md.gz",
 	"zones/named.conf.example": "examples/named.conf.example.gz",
 }
 
@@ -152,7 +152,8 @@ Flags:
 
 // describeRE matches `git describe --tags --always --dirty` output:
 // a tag with optional commits-since and hash, or a bare hash.
-var describeRE = regexp.MustCompile(`^(?:v?(\d[0-9A-Za-z.+~]*?)(?:-(\d+)-g([0-9a-f]+))?|([0-9a-f]{4,40}))(-dirty)?$`)
+// A bare abbreviated hash is tried first: it may start with a digit.
+var describeRE = regexp.MustCompile(`^(?:([0-9a-f]{7,40})|v?(\d[0-9A-Za-z.+~]*?)(?:-(\d+)-g([0-9a-f]+))?)(-dirty)?$`)
 
 // DebianVersion turns `git describe` output into a native Debian version
 // that sorts the way the commits do: v1.2.0 is 1.2.0, three commits later
@@ -165,12 +166,12 @@ func DebianVersion(describe string) (string, error) {
 	}
 	var v string
 	switch {
-	case m[4] != "":
-		v = "0~git." + m[4]
-	case m[2] != "":
-		v = m[1] + "+git" + m[2] + ".g" + m[3]
+	case m[1] != "":
+		v = "0~git." + m[1]
+	case m[3] != "":
+		v = m[2] + "+git" + m[3] + ".g" + m[4]
 	default:
-		v = m[1]
+		v = m[2]
 	}
 	if m[5] != "" {
 		v += "+dirty"
