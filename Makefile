@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Packages that need no external programs; test/ drives the built binaries.
 UNIT_PKGS := ./agent/... ./plugin/... ./cmd/... ./internal/...
 
-.PHONY: all build run test testrace unit integration fuzz fuzz-long bench lint tidy clean deps alerts
+.PHONY: all build run test testrace unit integration fuzz fuzz-long bench lint tidy clean deps alerts deb test-deb
 
 all: build
 
@@ -31,6 +31,7 @@ test: deps build
 	PEERLOAD_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m ./test/...
 	$(MAKE) fuzz
 	$(MAKE) alerts
+	$(MAKE) test-deb
 
 # alerts checks the Prometheus alert rules and runs their unit tests.
 alerts:
@@ -73,3 +74,17 @@ tidy:
 
 clean:
 	rm -rf $(BIN)
+
+# deb builds bin/peerload_VERSION_ARCH.deb (and the symlink bin/peerload.deb)
+# from packaging/ with nfpm: stripped builds of cmd/peerload, cmd/coredns and
+# cmd/caddy when it exists, in bin/deb. See docs/deploying.md.
+deb:
+	@mkdir -p $(BIN)/deb
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS) -s -w' -o $(BIN)/deb/ ./cmd/peerload ./cmd/coredns $(wildcard ./cmd/caddy)
+	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run ./packaging/mkdeb --version '$(VERSION)' --bin-dir $(BIN)/deb --out-dir $(BIN)
+
+# test-deb checks the package: contents, lintian, the units' security
+# scores, and an install into a booted throwaway copy of this machine
+# (packaging/deb_test.go; needs root).
+test-deb: deb
+	PEERLOAD_DEB=$(CURDIR)/$(BIN)/peerload.deb $(GO) test -count=1 -timeout 5m ./packaging/...

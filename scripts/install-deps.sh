@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks drive, when it is missing:
 # named (bind9), dig/nsupdate/tsig-keygen (bind9-dnsutils), dnsperf,
-# promtool (prometheus: the alert rule tests) and chromium (the status page's
-# browser test).
+# promtool (prometheus: the alert rule tests), chromium (the status page's
+# browser test), lintian and systemd-nspawn (systemd-container: the package
+# tests).
 set -euo pipefail
 need=()
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need+=(bind9)
@@ -10,6 +11,10 @@ command -v dig >/dev/null 2>&1 && command -v nsupdate >/dev/null 2>&1 && command
 command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# The package tests (make test-deb): lintian, and systemd-nspawn to boot a
+# throwaway copy of the machine the package is installed into.
+command -v lintian >/dev/null 2>&1 || need+=(lintian)
+command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing ${need[*]}; run 'sudo apt-get install ${need[*]}'" >&2

@@ -1,0 +1,292 @@
+// Command mkdeb builds the peerload Debian package from packaging/nfpm.yaml
+// with nfpm, the Go library made for this: `make deb` runs it from the
+// repository root after building stripped binaries into bin/deb. It adds
+// what a static YAML file cannot say: the Debian version derived from `git
+// describe`, the architecture of the Go build, caddy when the build made
+// one, the documentation (gzip-compressed, as Debian policy asks) and a
+// changelog.
+package main
+
+import (
+	"bytes"
+	"compress/gzip"
+	"errors"
+	"flag"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/goreleaser/nfpm/v2"
+	"github.com/goreleaser/nfpm/v2/deb"
+	"github.com/goreleaser/nfpm/v2/files"
+)
+
+// docs are installed under /usr/share/doc/peerload, compressed.
+var docs = map[string]string{
+	"README.md":                "README.md.gz",
+	"docs/deploying.md":        "deploying.md.gz",
+	"docs/rfc2136.md":          "rfc2136.md.gz",
+	"plugin/coredns/README.md": "plugin-README.md.gz",
+	"zones/named.conf.example": "examples/named.conf.example.gz",
+}
+
+// optionalBinaries, in --bin-dir, are packaged when the build produced
+// them: cmd/caddy is newer than the rest.
+var optionalBinaries = map[string]string{
+	"caddy": "/usr/lib/peerload/caddy",
+}
+
+func main() {
+	if err := run(os.Args[1:]); err != nil {
+		fmt.Fprintln(os.Stderr, "mkdeb:", err)
+		os.Exit(1)
+	}
+}
+
+func run(args []string) error {
+	flags := flag.NewFlagSet("mkdeb", flag.ContinueOnError)
+	flags.Usage = func() {
+		fmt.Fprint(flags.Output(), `Usage: go run ./packaging/mkdeb [flags]
+
+Build the peerload .deb from packaging/nfpm.yaml and the binaries in
+--bin-dir (run from the repository root; make deb does). Writes
+OUT-DIR/peerload_VERSION_ARCH.deb and the symlink OUT-DIR/peerload.deb.
+
+Flags:
+`)
+		flags.PrintDefaults()
+	}
+	config := flags.String("config", "packaging/nfpm.yaml", "nfpm configuration `FILE`")
+	version := flags.String("version", "", "`git describe` output the Debian version is made from (required)")
+	arch := flags.String("arch", envOr("GOARCH", runtime.GOARCH), "Go `GOARCH` of the binaries")
+	outDir := flags.String("out-dir", "bin", "`DIR` to write the package to")
+	binDir := flags.String("bin-dir", "bin/deb", "`DIR` with the binaries to package")
+	if err := flags.Parse(args); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return nil
+		}
+		return err
+	}
+	if flags.NArg() > 0 {
+		return fmt.Errorf("unexpected argument %q", flags.Arg(0))
+	}
+	debVersion, err := DebianVersion(*version)
+	if err != nil {
+		return fmt.Errorf("--version: %w", err)
+	}
+
+	cfg, err := nfpm.ParseFileWithEnvMapping(*config, func(k string) string {
+		switch k {
+		case "VERSION":
+			return debVersion
+		case "ARCH":
+			return *arch
+		case "BINDIR":
+			return *binDir
+		}
+		return ""
+	})
+	if err != nil {
+		return fmt.Errorf("%s: %w", *config, err)
+	}
+	info, err := cfg.Get("deb")
+	if err != nil {
+		return fmt.Errorf("%s: %w", *config, err)
+	}
+	info = nfpm.WithDefaults(info)
+
+	tmp, err := os.MkdirTemp("", "mkdeb-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(tmp)
+	gen := &generated{dir: tmp, mtime: buildTime()}
+	if err := gen.docsAndChangelog(info.Name, debVersion, info.Maintainer); err != nil {
+		return err
+	}
+	if err := gen.manPage(filepath.Join(*binDir, "peerload")); err != nil {
+		return err
+	}
+	info.Contents = append(info.Contents, gen.out...)
+	for name, dst := range optionalBinaries {
+		src := filepath.Join(*binDir, name)
+		if _, err := os.Stat(src); err == nil {
+			info.Contents = append(info.Contents, &files.Content{Source: src, Destination: dst, FileInfo: &files.ContentFileInfo{Mode: 0o755}})
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return err
+		}
+	}
+	if err := nfpm.Validate(info); err != nil {
+		return fmt.Errorf("%s: %w", *config, err)
+	}
+
+	if err := os.MkdirAll(*outDir, 0o755); err != nil {
+		return err
+	}
+	name := deb.Default.ConventionalFileName(info)
+	path := filepath.Join(*outDir, name)
+	var buf bytes.Buffer
+	if err := deb.Default.Package(info, &buf); err != nil {
+		return fmt.Errorf("package: %w", err)
+	}
+	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	link := filepath.Join(*outDir, info.Name+".deb")
+	if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return err
+	}
+	if err := os.Symlink(name, link); err != nil {
+		return err
+	}
+	fmt.Println(path)
+	return nil
+}
+
+// describeRE matches `git describe --tags --always --dirty` output:
+// a tag with optional commits-since and hash, or a bare hash.
+// A bare abbreviated hash is tried first: it may start with a digit.
+var describeRE = regexp.MustCompile(`^(?:([0-9a-f]{7,40})|v?(\d[0-9A-Za-z.+~]*?)(?:-(\d+)-g([0-9a-f]+))?)(-dirty)?$`)
+
+// DebianVersion turns `git describe` output into a native Debian version
+// that sorts the way the commits do: v1.2.0 is 1.2.0, three commits later
+// 1.2.0+git3.gabc1234, and a tree without tags 0~git.abc1234 (before any
+// release). A dirty tree adds +dirty.
+func DebianVersion(describe string) (string, error) {
+	m := describeRE.FindStringSubmatch(strings.TrimSpace(describe))
+	if m == nil {
+		return "", fmt.Errorf("%q is not `git describe --tags --always --dirty` output", describe)
+	}
+	var v string
+	switch {
+	case m[1] != "":
+		v = "0~git." + m[1]
+	case m[3] != "":
+		v = m[2] + "+git" + m[3] + ".g" + m[4]
+	default:
+		v = m[2]
+	}
+	if m[5] != "" {
+		v += "+dirty"
+	}
+	return v, nil
+}
+
+// buildTime is SOURCE_DATE_EPOCH when set (reproducible builds), else now.
+func buildTime() time.Time {
+	if s := os.Getenv("SOURCE_DATE_EPOCH"); s != "" {
+		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
+			return time.Unix(n, 0).UTC()
+		}
+	}
+	return time.Now().UTC()
+}
+
+// generated collects files made at build time, gzip-compressed (Debian
+// policy for docs, changelogs and man pages), as package contents.
+type generated struct {
+	dir   string
+	mtime time.Time
+	out   files.Contents
+}
+
+// add compresses data into the temporary dir and packages it as dst.
+func (g *generated) add(dst string, data []byte) error {
+	var buf bytes.Buffer
+	zw, err := gzip.NewWriterLevel(&buf, gzip.BestCompression)
+	if err != nil {
+		return err
+	}
+	zw.ModTime = g.mtime
+	if _, err := zw.Write(data); err != nil {
+		return err
+	}
+	if err := zw.Close(); err != nil {
+		return err
+	}
+	src := filepath.Join(g.dir, strings.ReplaceAll(strings.TrimPrefix(dst, "/"), "/", "_"))
+	if err := os.WriteFile(src, buf.Bytes(), 0o644); err != nil {
+		return err
+	}
+	g.out = append(g.out, &files.Content{Source: src, Destination: dst, FileInfo: &files.ContentFileInfo{Mode: 0o644}})
+	return nil
+}
+
+// docsAndChangelog adds the documentation and a one-entry Debian changelog
+// (lintian wants one; the history is git's).
+func (g *generated) docsAndChangelog(pkg, version, maintainer string) error {
+	doc := "/usr/share/doc/" + pkg + "/"
+	for src, dst := range docs {
+		data, err := os.ReadFile(src)
+		if err != nil {
+			return err
+		}
+		if err := g.add(doc+dst, data); err != nil {
+			return err
+		}
+	}
+	changelog := fmt.Sprintf("%s (%s) unstable; urgency=medium\n\n  * Built from git by make deb.\n\n -- %s  %s\n",
+		pkg, version, maintainer, g.mtime.Format("Mon, 02 Jan 2006 15:04:05 -0700"))
+	return g.add(doc+"changelog.gz", []byte(changelog))
+}
+
+// manPage makes peerload(1) from `peerload --help`, so the page lists the
+// commands of the binary it ships with, and names the packaged files.
+func (g *generated) manPage(binary string) error {
+	help, err := exec.Command(binary, "--help").Output()
+	if err != nil {
+		return fmt.Errorf("%s --help: %w", binary, err)
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, ".TH PEERLOAD 1 %q peerload \"peerload manual\"\n", g.mtime.Format("2006-01-02"))
+	b.WriteString(".SH NAME\npeerload \\- send lab users to the least-loaded machine that is up\n")
+	b.WriteString(".SH SYNOPSIS\n.B peerload\n.I command\n[\\fIflags\\fR] [\\fIargs\\fR]\n")
+	b.WriteString(".SH DESCRIPTION\n.nf\n")
+	for line := range strings.Lines(string(help)) {
+		line = strings.ReplaceAll(line, `\`, `\e`)
+		if strings.HasPrefix(line, ".") || strings.HasPrefix(line, "'") {
+			line = `\&` + line
+		}
+		b.WriteString(line)
+	}
+	b.WriteString(".fi\n.PP\nEvery command has \\fB--help\\fR.\n")
+	b.WriteString(manFiles)
+	return g.add("/usr/share/man/man1/peerload.1.gz", []byte(b.String()))
+}
+
+// manFiles is the FILES and SEE ALSO part of peerload(1).
+const manFiles = `.SH FILES
+.TP
+.I /etc/peerload/keyring
+gossip encryption keyring (root:peerload 0640); made by \fBpeerload keygen\fR
+.TP
+.I /etc/peerload/machines.txt
+members to join, one host:port a line
+.TP
+.I /etc/peerload/agent.env, nsupdate.env, coredns.env
+settings of peerload-agent.service, peerload-nsupdate.service and peerload-coredns.service
+.TP
+.I /etc/peerload/Corefile
+configuration of CoreDNS with the peerload plugin
+.TP
+.I /var/lib/peerload
+the agent's drain flag and report generation
+.SH SEE ALSO
+.BR ssh (1),
+.BR systemd.exec (5);
+/usr/share/doc/peerload/README.md.gz and deploying.md.gz
+`
+
+func envOr(k, def string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return def
+}
