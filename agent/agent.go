@@ -4,16 +4,21 @@
 package agent
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"github.com/hashicorp/memberlist"
+
 	"github.com/peerload/peerload/agent/gossip"
 	"github.com/peerload/peerload/agent/health"
+	"github.com/peerload/peerload/agent/hostkeys"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/agent/report"
 	"github.com/peerload/peerload/agent/sample"
@@ -97,13 +102,17 @@ func New(cfg *Config) (*Agent, error) {
 	if err != nil {
 		return nil, fmt.Errorf("agent: %w", err)
 	}
+	meta := report.Meta{Collector: c.Collector, Addr4: c.Addr4, Addr6: c.Addr6, Pools: c.Pools, Roles: c.Roles}
+	if !c.Collector {
+		meta.HostKeys = a.hostKeys(meta)
+	}
 	a.metrics = newAgentMetrics(a, c.Registerer)
 	a.member, err = gossip.New(&gossip.Config{
 		Name:       c.Name,
 		BindAddr:   c.BindAddr,
 		BindPort:   c.BindPort,
 		Advertise:  c.GossipAdvertise,
-		Meta:       report.Meta{Collector: c.Collector, Addr4: c.Addr4, Addr6: c.Addr6, Pools: c.Pools, Roles: c.Roles},
+		Meta:       meta,
 		Join:       c.Join,
 		JoinFile:   c.JoinFile,
 		Keys:       keys,
@@ -133,6 +142,28 @@ func New(cfg *Config) (*Agent, error) {
 		go a.probeLoop(c.Memberlist.ProbeInterval, probeTop)
 	}
 	return a, nil
+}
+
+// hostKeys reads this machine's ssh host public keys (under the checks'
+// root) for its node meta, as many as fit beside the rest of meta. A
+// machine without sshd has none; an unreadable key is logged, not fatal.
+func (a *Agent) hostKeys(meta report.Meta) []byte {
+	keys, err := hostkeys.Read(cmp.Or(a.cfg.Checks.Root, "/"))
+	if err != nil {
+		a.log.Warn("ssh host keys are not gossiped", "err", err)
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	if !meta.Addr4.IsValid() {
+		meta.Addr4 = netip.IPv4Unspecified() // the gossip address fills it in later
+	}
+	rest, err := report.AppendMeta(meta)
+	if err != nil {
+		return nil // New fails on the meta anyway
+	}
+	const lengthPrefix = 2
+	return hostkeys.Encode(keys, memberlist.MetaMaxSize-len(rest)-lengthPrefix)
 }
 
 // Join contacts the given host:port members now and returns how many

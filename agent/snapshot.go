@@ -93,6 +93,7 @@ func (a *Agent) build(now time.Time) *rank.Snapshot {
 			Collector: m.Collector,
 			Pools:     m.Pools,
 			Roles:     m.Roles,
+			HostKeys:  m.HostKeys,
 		}
 		if h, ok := v.Reports[n.Name]; ok {
 			ns.Report, ns.Received = h.Report, h.Received

@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/hostkeys"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/agent/report"
 )
@@ -62,6 +63,9 @@ type NodeJSON struct {
 	Collector bool     `json:"collector,omitempty"`
 	Pools     []string `json:"pools,omitempty"`
 	Roles     []string `json:"roles,omitempty"`
+	// HostKeys are the machine's ssh host public keys in known_hosts form
+	// ("ssh-ed25519 AAAA..."), for `peerload known-hosts`.
+	HostKeys []string `json:"host_keys,omitempty"`
 	// Candidate says whether the node may be handed out; Reasons says why
 	// not otherwise.
 	Candidate bool     `json:"candidate"`
@@ -348,6 +352,7 @@ func nodeJSON(n *rank.NodeStatus, rank int, now time.Time) NodeJSON {
 		Collector: n.Collector,
 		Pools:     n.Pools,
 		Roles:     n.Roles,
+		HostKeys:  hostKeyStrings(n.HostKeys),
 		Candidate: n.Candidate,
 		Reasons:   n.Reasons,
 		Score:     n.Score,
@@ -504,4 +509,18 @@ func writeJSON(w http.ResponseWriter, code int, v any) {
 
 func writeError(w http.ResponseWriter, code int, msg string) {
 	writeJSON(w, code, ErrorResponse{Error: msg})
+}
+
+// hostKeyStrings decodes gossiped host keys into known_hosts form; what
+// does not decode is left out (it came from another member's meta).
+func hostKeyStrings(b []byte) []string {
+	if len(b) == 0 {
+		return nil
+	}
+	keys, _ := hostkeys.Decode(b)
+	var out []string
+	for _, k := range keys {
+		out = append(out, k.String())
+	}
+	return out
 }

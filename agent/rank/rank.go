@@ -87,6 +87,9 @@ type NodeStatus struct {
 	Collector bool
 	Pools     []string
 	Roles     []string
+	// HostKeys are the machine's ssh host public keys as gossiped
+	// (agent/hostkeys encoding), nil when it has none.
+	HostKeys []byte
 	// Report is the latest report, nil before the first one arrived.
 	Report *report.Report
 	// Received is when Report arrived here, minus its Age on arrival.

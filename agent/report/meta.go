@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 
@@ -15,13 +16,20 @@ type Meta struct {
 	Addr6     netip.Addr
 	Pools     []string
 	Roles     []string
+	// HostKeys are the machine's ssh host public keys (agent/hostkeys's
+	// encoding), so `peerload known-hosts` can vouch for every machine a
+	// virtual name lands on.
+	HostKeys []byte
 }
 
 const metaVersion = 1
 
 // AppendMeta encodes m as: version, flags, addr4 (len+bytes), addr6
-// (len+bytes), pools and roles (count, then len+bytes each). It fails when
-// the result does not fit memberlist's node meta.
+// (len+bytes), pools and roles (count, then len+bytes each), then the
+// host keys (uvarint length + bytes) when there are any. Fields are only
+// ever added at the end: a decoder ignores what follows the fields it
+// knows, so older members read newer meta. It fails when the result does
+// not fit memberlist's node meta.
 func AppendMeta(c Meta) ([]byte, error) {
 	b := []byte{metaVersion, 0}
 	if c.Collector {
@@ -50,8 +58,12 @@ func AppendMeta(c Meta) ([]byte, error) {
 			b = appendString(b, s, 255)
 		}
 	}
+	if len(c.HostKeys) > 0 {
+		b = binary.AppendUvarint(b, uint64(len(c.HostKeys)))
+		b = append(b, c.HostKeys...)
+	}
 	if len(b) > memberlist.MetaMaxSize {
-		return nil, fmt.Errorf("pools, roles and addresses take %d bytes of node meta, at most %d fit", len(b), memberlist.MetaMaxSize)
+		return nil, fmt.Errorf("pools, roles, addresses and host keys take %d bytes of node meta, at most %d fit", len(b), memberlist.MetaMaxSize)
 	}
 	return b, nil
 }
@@ -84,6 +96,15 @@ func DecodeMeta(b []byte) (Meta, error) {
 		n := int(d.byte())
 		for i := 0; i < n && d.err == nil; i++ {
 			*list = append(*list, d.string(255))
+		}
+	}
+	if d.err == nil && len(d.b) > 0 {
+		n := int(d.uvarintMax(memberlist.MetaMaxSize))
+		if d.err == nil && len(d.b) < n {
+			d.err = errTruncated
+		}
+		if d.err == nil && n > 0 {
+			m.HostKeys, d.b = append([]byte(nil), d.b[:n]...), d.b[n:]
 		}
 	}
 	return m, d.err

@@ -51,6 +51,7 @@ func commands() []command {
 		{"undrain", "bring this machine back into the candidate set", (*cli).runUndrain},
 		{"nsupdate", "keep a DNS name on the best machines via RFC 2136 updates", func(_ *cli, args []string) error { return runNsupdate(args) }},
 		{"keygen", "generate a gossip encryption key", (*cli).runKeygen},
+		{"known-hosts", "print an ssh_known_hosts file for every machine and virtual name", (*cli).runKnownHosts},
 		{"simulate", "compare placement policies in a simulated lab", (*cli).runSimulate},
 		{"version", "print the version", (*cli).runVersion},
 	}
