@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Packages that need no external programs; test/ drives the built binaries.
 UNIT_PKGS := ./agent/... ./plugin/... ./cmd/... ./internal/...
 
-.PHONY: all build run test testrace unit integration fuzz bench lint tidy clean deps alerts
+.PHONY: all build run test testrace unit integration fuzz bench soak lint tidy clean deps alerts
 
 all: build
 
@@ -47,6 +47,11 @@ fuzz:
 
 bench: deps build
 	@scripts/bench.sh
+
+# soak churns the namespace lab for 10 minutes (root) and records the memory
+# and goroutine curves in BENCHMARKS.md; `make test` runs a 75 s version.
+soak: deps build
+	@scripts/soak.sh
 
 lint:
 	$(GO) vet ./...

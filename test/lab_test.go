@@ -30,11 +30,7 @@ func strict() bool { return os.Getenv("LAB_STRICT") == "1" }
 
 // startLabAgents adds n candidate agents h1..hn and returns them.
 func startLabAgents(l *lab.Lab, n int) []*lab.Agent {
-	agents := make([]*lab.Agent, n)
-	for i := range agents {
-		agents[i] = l.AddAgent(fmt.Sprintf("h%d", i+1), lab.AgentOptions{})
-	}
-	return agents
+	return l.AddAgents("h", n, lab.AgentOptions{})
 }
 
 // waitMembers waits until every member sees exactly want as candidates
@@ -125,7 +121,11 @@ func TestLabPartition(t *testing.T) {
 	// three missed one-second probe rounds and memberlist declares it dead
 	// after its suspicion timeout (4 to 24 s for ten members); 45 s bounds
 	// both with margin.
-	own := func(s side) (bool, string) {
+	// own checks that side s answers with its own machines only: CoreDNS
+	// lists exactly them, and `peerload top` at every agent hands out
+	// only them (all of them when exact; top pings first, and on a busy
+	// machine a ping may miss its 0.5 s deadline).
+	own := func(s side, exact bool) (bool, string) {
 		txt, err := txtNodes(s.client.Host, s.dns)
 		if err != nil || !slices.Equal(txt, s.members) {
 			return false, fmt.Sprintf("side %s: TXT %v (%v), want %v", s.name, txt, err, s.members)
@@ -133,14 +133,14 @@ func TestLabPartition(t *testing.T) {
 		for _, a := range s.agents {
 			top, err := a.Top(8)
 			slices.Sort(top)
-			if err != nil || !slices.Equal(top, s.members) {
+			if err != nil || len(top) == 0 || !subset(top, s.members) || exact && !slices.Equal(top, s.members) {
 				return false, fmt.Sprintf("side %s: top at %s %v (%v), want %v", s.name, a.Name, top, err, s.members)
 			}
 		}
 		return true, ""
 	}
 	for _, s := range sides {
-		waitUntilT(t, 45*time.Second, func() (bool, string) { return own(s) })
+		waitUntilT(t, 45*time.Second, func() (bool, string) { return own(s, true) })
 	}
 	t.Logf("partition: both sides answer with their own machines only %.1fs after the cut", time.Since(cut).Seconds())
 
@@ -150,7 +150,7 @@ func TestLabPartition(t *testing.T) {
 	samples := 0
 	for time.Now().Before(holdEnd) {
 		for _, s := range sides {
-			if ok, msg := own(s); !ok {
+			if ok, msg := own(s, false); !ok {
 				t.Fatalf("%.1fs after the cut: %s", time.Since(cut).Seconds(), msg)
 			}
 			m, err := s.client.Lookup(s.dns.Server(), lab.VName, dns.TypeA)

@@ -68,6 +68,17 @@ func (l *Lab) AddAgent(name string, opts AgentOptions) *Agent {
 	return l.AddAgentAt(name, netip.Addr{}, opts)
 }
 
+// AddAgents adds n agents named prefix1..prefixN with the same options
+// (e.g. a 100-machine lab for a benchmark) and returns them in order.
+func (l *Lab) AddAgents(prefix string, n int, opts AgentOptions) []*Agent {
+	l.t.Helper()
+	out := make([]*Agent, n)
+	for i := range out {
+		out[i] = l.AddAgent(fmt.Sprintf("%s%d", prefix, i+1), opts)
+	}
+	return out
+}
+
 // AddAgentAt is AddAgent on a host with the given address (the zero
 // address picks the next free one).
 func (l *Lab) AddAgentAt(name string, addr netip.Addr, opts AgentOptions) *Agent {
@@ -94,6 +105,7 @@ func (l *Lab) AddAgentAt(name string, addr netip.Addr, opts AgentOptions) *Agent
 	}
 	a := &Agent{Host: h, Proc: proc, Opts: opts}
 	a.Process = h.NewProcess("agent", l.peerload)
+	a.Process.MetricsAddr = AgentAPI
 	a.Process.ArgsFunc = func() []string { return l.agentArgs(a, root) }
 	l.mu.Lock()
 	l.agents = append(l.agents, a)

@@ -92,6 +92,7 @@ func (l *Lab) AddCoreDNS(name string, opts CoreDNSOptions) *CoreDNS {
 		l.t.Fatalf("lab: %v", err)
 	}
 	c.Process = h.NewProcess("coredns", BinPath(l.t, "coredns"), "-conf", cf)
+	c.Process.MetricsAddr = CoreDNSMetrics
 	c.Start()
 	return c
 }
@@ -264,6 +265,7 @@ func (l *Lab) AddNsupdate(name string, n *Named, extra ...string) *Nsupdate {
 	args = append(args, extra...)
 	u := &Nsupdate{Host: h}
 	u.Process = h.NewProcess("nsupdate", l.peerload, args...)
+	u.Process.MetricsAddr = NsupdateAPI
 	u.Process.Start()
 	return u
 }

@@ -21,6 +21,16 @@
 //
 // The lab needs root, ip (iproute2) and nft (nftables): New skips the test
 // without them, and fails it when $CI is set.
+//
+// A test or benchmark builds what it needs and drives it:
+//
+//	l := lab.New(t, lab.Options{})
+//	agents := l.AddAgents("h", 10, lab.AgentOptions{})  // h1..h10, LAN timings
+//	dns := l.AddCoreDNS("dns", lab.CoreDNSOptions{Top: 3})
+//	client := l.AddHost("client")
+//	m, err := client.Lookup(dns.Server(), lab.VName, dnspkg.TypeA)
+//	l.Partition(hostsA, hostsB) // or l.Loss(10); then l.Heal()
+//	agents[0].Process.Kill()     // kill -9; Process.Start brings it back
 package lab
 
 import (

@@ -28,6 +28,9 @@ type Process struct {
 	ArgsFunc func() []string
 	// LogPath is the file the program's stdout and stderr go to.
 	LogPath string
+	// MetricsAddr, when set, is where the program serves Prometheus
+	// metrics on its host's loopback (go_goroutines for the Sampler).
+	MetricsAddr string
 
 	mu       sync.Mutex
 	cmd      *exec.Cmd
