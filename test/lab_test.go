@@ -20,7 +20,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/report"
 	"github.com/peerload/peerload/test/lab"
 )
 
@@ -509,13 +509,13 @@ func TestLabBindDownAndBack(t *testing.T) {
 }
 
 // forgedReport is a memberlist user message (type 8) carrying a peerload
-// report (message type 1, agent/report.go) for node, in clear text, with
+// report (message type 1, agent/gossip/member.go, encoded by agent/report) for node, in clear text, with
 // load1 99 and a generation no real agent reaches: what an outsider without
 // the key could send to take over a node's load.
 func forgedReport(node string) []byte {
-	r := &agent.Report{Node: node, Generation: 1 << 40, Seq: 1,
-		Load: agent.Load{Load1: 99, Load5: 99, Load15: 99, CPUs: 4, MemTotal: 16 << 30, MemAvailable: 1 << 30, CPUPressure: -1}}
-	return agent.AppendReport([]byte{8, 1}, r)
+	r := &report.Report{Node: node, Generation: 1 << 40, Seq: 1,
+		Load: report.Load{Load1: 99, Load5: 99, Load15: 99, CPUs: 4, MemTotal: 16 << 30, MemAvailable: 1 << 30, CPUPressure: -1}}
+	return report.AppendReport([]byte{8, 1}, r)
 }
 
 // withLabel prefixes a packet with memberlist's label header.
