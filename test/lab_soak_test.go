@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/test/lab"
 )
 
@@ -94,7 +95,7 @@ func TestLabSoak(t *testing.T) {
 	named := l.AddNamed("ns")
 	l.AddNsupdate("upd", named, "--top", "2", "--resync", "30s")
 	client := l.AddHost("client")
-	waitUntilT(t, 60*time.Second, func() (bool, string) {
+	agenttest.WaitFor(t, 60*time.Second, "named to hold two machines", func() (bool, string) {
 		got, err := named.Records()
 		return err == nil && len(got) == 2, fmt.Sprintf("named holds %v (%v)", got, err)
 	})

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/report"
 	"github.com/peerload/peerload/test/lab"
 )
@@ -88,7 +89,7 @@ func TestLabPartition(t *testing.T) {
 	all := lab.Names(agents...)
 	waitMembers(t, 60*time.Second, members(agents), all)
 	for _, c := range []*lab.CoreDNS{dnsA, dnsB} {
-		waitUntilT(t, 30*time.Second, func() (bool, string) {
+		agenttest.WaitFor(t, 30*time.Second, "CoreDNS to list every machine", func() (bool, string) {
 			got, err := txtNodes(agents[0].Host, c)
 			return slices.Equal(got, all), fmt.Sprintf("TXT at %s: %v %v", c.Name, got, err)
 		})
@@ -140,7 +141,7 @@ func TestLabPartition(t *testing.T) {
 		return true, ""
 	}
 	for _, s := range sides {
-		waitUntilT(t, 45*time.Second, func() (bool, string) { return own(s, true) })
+		agenttest.WaitFor(t, 45*time.Second, "side "+s.name+" to answer with its own machines only", func() (bool, string) { return own(s, true) })
 	}
 	t.Logf("partition: both sides answer with their own machines only %.1fs after the cut", time.Since(cut).Seconds())
 
@@ -193,7 +194,7 @@ func TestLabPartition(t *testing.T) {
 	}
 	deadline := healed.Add(10 * time.Second)
 	for _, m := range members(agents) {
-		waitUntilT(t, time.Until(deadline), func() (bool, string) {
+		agenttest.WaitFor(t, time.Until(deadline), "every member to see every machine after the heal", func() (bool, string) {
 			v, err := m.View()
 			if err != nil {
 				return false, err.Error()
@@ -203,20 +204,12 @@ func TestLabPartition(t *testing.T) {
 		})
 	}
 	for _, s := range sides {
-		waitUntilT(t, time.Until(deadline), func() (bool, string) {
+		agenttest.WaitFor(t, time.Until(deadline), "CoreDNS to list every machine after the heal", func() (bool, string) {
 			got, err := txtNodes(s.client.Host, s.dns)
 			return slices.Equal(got, all), fmt.Sprintf("TXT at %s after heal: %v (%v)", s.dns.Name, got, err)
 		})
 	}
 	t.Logf("heal: every member converged %.1fs after the heal", time.Since(healed).Seconds())
-}
-
-// waitUntilT polls cond every 100 ms until it holds or timeout passes.
-func waitUntilT(t *testing.T, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	if err := lab.Poll(max(timeout, 0), 100*time.Millisecond, cond); err != nil {
-		t.Fatal(err)
-	}
 }
 
 // lossStats is what sampling a collector's view every 0.5 s showed.
@@ -370,7 +363,7 @@ func TestLabKillUnderLoad(t *testing.T) {
 	dns1 := l.AddCoreDNS("dns", lab.CoreDNSOptions{Top: 3})
 	client := l.AddHost("client")
 	want := []string{agents[0].Addr.String(), agents[1].Addr.String(), agents[2].Addr.String()}
-	waitUntilT(t, 60*time.Second, func() (bool, string) {
+	agenttest.WaitFor(t, 60*time.Second, "CoreDNS to answer h1, h2 and h3", func() (bool, string) {
 		m, err := client.Lookup(dns1.Server(), lab.VName, dns.TypeA)
 		if err != nil {
 			return false, err.Error()
@@ -462,7 +455,7 @@ func TestLabBindDownAndBack(t *testing.T) {
 	}
 	oldSet := []string{agents[0].Addr.String(), agents[1].Addr.String()}
 	newSet := []string{agents[2].Addr.String(), agents[3].Addr.String()}
-	waitUntilT(t, 60*time.Second, records(oldSet...))
+	agenttest.WaitFor(t, 60*time.Second, "named to hold the best two", records(oldSet...))
 
 	named.Stop()
 	// While named is down the best two become h3 and h4; the updater
@@ -474,7 +467,7 @@ func TestLabBindDownAndBack(t *testing.T) {
 		c := v.Candidates()
 		return len(c) == 4 && slices.Equal(c[:2], []string{"h3", "h4"}), fmt.Sprintf("updater's ranking %v", c)
 	})
-	waitUntilT(t, 30*time.Second, func() (bool, string) {
+	agenttest.WaitFor(t, 30*time.Second, "the updater to fail while named is down", func() (bool, string) {
 		v := updMetric(upd, labUpdFailed)
 		return v > failed, fmt.Sprintf("failed updates %v, was %v", v, failed)
 	})
@@ -486,7 +479,7 @@ func TestLabBindDownAndBack(t *testing.T) {
 	// updater caught up, named holds the old set, then the new one. The
 	// updater retries with backoff up to 30 s, so 45 s bounds the catch-up.
 	var seen [][]string
-	waitUntilT(t, 45*time.Second, func() (bool, string) {
+	agenttest.WaitFor(t, 45*time.Second, "named to catch up after its restart", func() (bool, string) {
 		got, err := named.Records()
 		if err != nil {
 			t.Fatalf("named after restart: %v", err)
@@ -555,7 +548,7 @@ func TestLabStrangers(t *testing.T) {
 
 	// Precondition: every stranger has tried to join (it sent gossip).
 	for _, s := range strangers {
-		waitUntilT(t, 30*time.Second, func() (bool, string) {
+		agenttest.WaitFor(t, 30*time.Second, "stranger "+s.Name+" to try to join", func() (bool, string) {
 			m, err := s.Metrics(lab.AgentAPI)
 			if err != nil {
 				return false, err.Error()

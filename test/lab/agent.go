@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 )
@@ -354,17 +355,16 @@ type Member interface {
 	String() string
 }
 
-// WaitView polls m's view every 100 ms until cond holds, failing the test
-// with cond's last message (or the API error) after timeout.
+// WaitView polls m's view until cond holds, failing the test with cond's
+// last message (or the API error) after timeout (agenttest.WaitFor).
 func WaitView(t testing.TB, timeout time.Duration, m Member, cond func(View) (bool, string)) {
 	t.Helper()
-	waitUntil(t, timeout, func() (bool, string) {
+	agenttest.WaitFor(t, timeout, "the view of "+m.String(), func() (bool, string) {
 		v, err := m.View()
 		if err != nil {
 			return false, fmt.Sprintf("view of %s: %v", m, err)
 		}
-		ok, msg := cond(v)
-		return ok, fmt.Sprintf("view of %s: %s", m, msg)
+		return cond(v)
 	})
 }
 

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/peerload/peerload/agent/agenttest"
 )
 
 // The DNS names of the lab: CoreDNS and named serve Zone, and peerload
@@ -102,7 +103,7 @@ func (c *CoreDNS) Start() {
 	t := c.lab.t
 	t.Helper()
 	c.Process.Start()
-	waitUntil(t, 60*time.Second, func() (bool, string) {
+	agenttest.WaitFor(t, 60*time.Second, "coredns on "+c.Name+" to be ready", func() (bool, string) {
 		if !c.Process.Running() {
 			t.Fatalf("lab: coredns on %s exited at start:\n%s\nCorefile:\n%s", c.Name, c.Process.LogTail(30), c.Corefile)
 		}
@@ -201,7 +202,7 @@ func (n *Named) Start() {
 	t := n.lab.t
 	t.Helper()
 	n.Process.Start()
-	waitUntil(t, 30*time.Second, func() (bool, string) {
+	agenttest.WaitFor(t, 30*time.Second, "named on "+n.Name+" to answer", func() (bool, string) {
 		if !n.Process.Running() {
 			t.Fatalf("lab: named on %s exited at start:\n%s", n.Name, n.Process.LogTail(30))
 		}
@@ -340,29 +341,4 @@ func TXTNodes(m *dns.Msg) []string {
 		}
 	}
 	return out
-}
-
-// waitUntil polls cond every 100 ms until it holds, failing the test with
-// cond's last message when timeout passes.
-func waitUntil(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
-	t.Helper()
-	if err := Poll(timeout, 100*time.Millisecond, cond); err != nil {
-		t.Fatalf("lab: %v", err)
-	}
-}
-
-// Poll calls cond every interval until it holds (nil) or timeout passes
-// (an error with cond's last message).
-func Poll(timeout, interval time.Duration, cond func() (bool, string)) error {
-	deadline := time.Now().Add(timeout)
-	for {
-		ok, msg := cond()
-		if ok {
-			return nil
-		}
-		if time.Now().After(deadline) {
-			return fmt.Errorf("timed out after %s: %s", timeout, msg)
-		}
-		time.Sleep(interval)
-	}
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/peerload/peerload/agent/agenttest"
 )
 
 // udpEcho serves UDP echo on h's address, port 7, until the test ends.
@@ -76,7 +78,7 @@ func TestLabNetwork(t *testing.T) {
 	echoB, echoC := udpEcho(t, b), udpEcho(t, c)
 	// ARP and the bridge need a moment on a busy machine; a first answer
 	// is the precondition, not the behaviour under test.
-	waitUntil(t, 10*time.Second, func() (bool, string) {
+	agenttest.WaitFor(t, 10*time.Second, "the first echoes", func() (bool, string) {
 		return echoes(t, a, echoB, 1) == 1 && echoes(t, a, echoC, 1) == 1, "first echo a->b, a->c"
 	})
 	if got := echoes(t, a, echoB, 50); got != 50 {
