@@ -4,7 +4,7 @@
 # leaving, rejoining and joining, drains, load changes, DNS and API queries.
 # It fails unless the memory and goroutines of every process that runs
 # throughout stay flat, and writes the curve to docs/soak.md,
-# docs/soak-rss.png and docs/soak-goroutines.png, and docs/soak.md into
+# docs/soak-memory.png and docs/soak-goroutines.png, and docs/soak.md into
 # BENCHMARKS.md (its "## Soak" section; scripts/bench.sh keeps it).
 # Needs root for the network namespaces. LAB_SOAK=3m for a shorter run.
 set -euo pipefail
@@ -23,7 +23,7 @@ if [ ! -f "$out/soak.md" ]; then
 	echo "soak: no report written (exit $status)" >&2
 	exit $((status == 0 ? 1 : status))
 fi
-cp "$out/soak-rss.png" "$out/soak-goroutines.png" docs/
+cp "$out/soak-memory.png" "$out/soak-goroutines.png" docs/
 cp "$out/soak.md" docs/soak.md
 # Replace the "## Soak" section of BENCHMARKS.md (up to the next "## "
 # heading or the end), or append it.

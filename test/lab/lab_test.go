@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -179,6 +181,12 @@ func TestLabCleanup(t *testing.T) {
 	}
 	waited := make(chan error, 1)
 	go func() { waited <- cmd.Wait() }()
+	// Precondition: the process has entered the namespace (ip netns exec
+	// switches, then execs sleep).
+	agenttest.WaitFor(t, 10*time.Second, "sleep to run in "+ns, func() (bool, string) {
+		res := runCommand(context.Background(), ip, "netns", "pids", ns)
+		return slices.Contains(strings.Fields(res.Stdout), strconv.Itoa(cmd.Process.Pid)), "pids in " + ns + ": " + res.Stdout
+	})
 	// The namespace is older than the sweeping run: made before it.
 	t.Run("sweep", func(t *testing.T) {
 		New(t, Options{NoKeyring: true})

@@ -54,18 +54,44 @@ func hasLabels(s *dto.Metric, labels []string) bool {
 	return true
 }
 
-// RSS is a process's resident set size in kB (VmRSS in /proc/PID/status).
-func RSS(pid int) (int64, error) {
+// Memory is a process's resident memory in kB from /proc/PID/status.
+type Memory struct {
+	// RSS (VmRSS) is everything resident, including the pages of the
+	// binary and libraries, which the kernel drops from memory and faults
+	// back in under memory pressure.
+	RSS int64
+	// Anon (RssAnon) is the anonymous part: heap, stacks, runtime. This
+	// is what a leak grows.
+	Anon int64
+}
+
+// ReadMemory reads VmRSS and RssAnon of a process.
+func ReadMemory(pid int) (Memory, error) {
 	f, err := os.Open(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {
-		return 0, err
+		return Memory{}, err
 	}
 	defer f.Close()
+	var m Memory
+	found := 0
 	sc := bufio.NewScanner(f)
 	for sc.Scan() {
-		if rest, ok := strings.CutPrefix(sc.Text(), "VmRSS:"); ok {
-			return strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+		for _, field := range []struct {
+			prefix string
+			dst    *int64
+		}{{"VmRSS:", &m.RSS}, {"RssAnon:", &m.Anon}} {
+			if rest, ok := strings.CutPrefix(sc.Text(), field.prefix); ok {
+				v, err := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(rest), " kB"), 10, 64)
+				if err != nil {
+					return Memory{}, fmt.Errorf("/proc/%d/status: %s %w", pid, field.prefix, err)
+				}
+				*field.dst = v
+				found++
+			}
 		}
 	}
-	return 0, fmt.Errorf("/proc/%d/status: no VmRSS", pid)
+	if found != 2 {
+		return Memory{}, fmt.Errorf("/proc/%d/status: no VmRSS or RssAnon", pid)
+	}
+	return m, nil
 }

@@ -17,10 +17,11 @@ import (
 type Point struct {
 	// T is the time since the sampler started.
 	T time.Duration
-	// RSSKB is VmRSS in kB; Goroutines is go_goroutines, -1 when the
-	// process has no metrics endpoint or it did not answer.
-	RSSKB      int64
-	Goroutines float64
+	// RSSKB is VmRSS and AnonKB RssAnon, in kB (see Memory);
+	// Goroutines is go_goroutines, -1 when the process has no metrics
+	// endpoint or it did not answer.
+	RSSKB, AnonKB int64
+	Goroutines    float64
 }
 
 // Series are the samples of one run of one process: a restarted process
@@ -32,7 +33,8 @@ type Series struct {
 	Points []Point
 }
 
-// Sampler samples the resident memory (/proc/PID/status) and goroutine
+// Sampler samples the resident memory (VmRSS and RssAnon from
+// /proc/PID/status) and goroutine
 // count (go_goroutines on the process's /metrics) of every running lab
 // process, for soak tests and benchmarks.
 type Sampler struct {
@@ -67,11 +69,11 @@ func (s *Sampler) Sample() {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			rss, err := RSS(pid)
+			mem, err := ReadMemory(pid)
 			if err != nil {
 				return // exited meanwhile
 			}
-			pt := Point{T: now, RSSKB: rss, Goroutines: -1}
+			pt := Point{T: now, RSSKB: mem.RSS, AnonKB: mem.Anon, Goroutines: -1}
 			if p.MetricsAddr != "" {
 				if m, err := p.Host.Metrics(p.MetricsAddr); err == nil {
 					pt.Goroutines = m.Value("go_goroutines")
