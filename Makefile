@@ -7,7 +7,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 # Packages that need no external programs; test/ drives the built binaries.
 UNIT_PKGS := ./agent/... ./plugin/... ./cmd/... ./internal/...
 
-.PHONY: all build run test testrace unit integration fuzz fuzz-long bench lint tidy clean deps alerts deb test-deb
+.PHONY: all build run test testrace unit integration fuzz fuzz-long bench soak lint tidy clean deps alerts deb test-deb
 
 all: build
 
@@ -28,7 +28,7 @@ run: build
 test: deps build
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 10m $(UNIT_PKGS)
-	PEERLOAD_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 10m ./test/...
+	PEERLOAD_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m ./test/...
 	$(MAKE) fuzz
 	$(MAKE) alerts
 	$(MAKE) test-deb
@@ -64,6 +64,11 @@ fuzz-long:
 
 bench: deps build
 	@scripts/bench.sh
+
+# soak churns the namespace lab for 10 minutes (root) and records the memory
+# and goroutine curves in BENCHMARKS.md; `make test` runs a 75 s version.
+soak: deps build
+	@scripts/soak.sh
 
 lint:
 	$(GO) vet ./...

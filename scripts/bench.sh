@@ -87,6 +87,8 @@ EOF
 	sed 's/^### /## /' "$out/rfc2136.md"
 	echo
 	sed 's/^### /## /' "$out/status.md"
+	# The soak section comes from `make soak` (scripts/soak.sh).
+	if [ -f docs/soak.md ]; then echo; cat docs/soak.md; fi
 } >BENCHMARKS.md.new
 mv BENCHMARKS.md.new BENCHMARKS.md
 cat BENCHMARKS.md

@@ -3,7 +3,13 @@
 # named (bind9), dig/nsupdate/tsig-keygen (bind9-dnsutils), dnsperf,
 # promtool (prometheus: the alert rule tests), chromium (the status page's
 # browser test), lintian and systemd-nspawn (systemd-container: the package
-# tests).
+# tests), sshd and ssh (the known-hosts test), and for the namespace lab
+# (test/lab) ip (iproute2) and nft (nftables).
+#
+# It never stops a process it did not start: services of the packages it
+# installs are kept from starting during the install (policy-rc.d), and a
+# service that starts anyway is stopped through the init system, by name,
+# only when this run installed its package.
 set -euo pipefail
 need=()
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need+=(bind9)
@@ -17,6 +23,8 @@ command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
 command -v /usr/sbin/sshd >/dev/null 2>&1 || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
+command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing ${need[*]}; run 'sudo apt-get install ${need[*]}'" >&2
@@ -24,10 +32,28 @@ if [ "$(id -u)" != 0 ]; then
 fi
 echo "install-deps: installing ${need[*]}" >&2
 export DEBIAN_FRONTEND=noninteractive
+
+# Debian starts a package's service on install (bind9's named, the
+# Prometheus server, nftables' ruleset loader); the tests run their own or
+# only want the tools. invoke-rc.d and deb-systemd-invoke ask policy-rc.d
+# first: exit 101 means "do not start". A site's own policy-rc.d is left
+# alone (it already decides).
+policy=/usr/sbin/policy-rc.d
+if [ ! -e "$policy" ]; then
+	trap 'rm -f "$policy"' EXIT
+	printf '#!/bin/sh\n# written by peerload scripts/install-deps.sh for one install\nexit 101\n' >"$policy"
+	chmod 755 "$policy"
+fi
 apt-get update -qq >/dev/null
 apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# Debian starts named as a service on install; the tests run their own.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now named >/dev/null 2>&1 || true; fi
-# Likewise the Prometheus server: only its promtool is wanted.
-if command -v systemctl >/dev/null 2>&1; then systemctl disable --now prometheus >/dev/null 2>&1 || true; fi
-pkill -x named 2>/dev/null || true
+
+# Belt and braces, only for the packages this run installed: if their
+# service runs all the same, stop and disable that unit through systemd
+# (never other named or prometheus processes: they belong to someone else).
+if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
+	for pair in bind9:named prometheus:prometheus openssh-server:ssh; do
+		if [[ " ${need[*]} " == *" ${pair%%:*} "* ]]; then
+			systemctl disable --now "${pair#*:}.service" >/dev/null 2>&1 || true
+		fi
+	done
+fi
