@@ -3,7 +3,8 @@
 # named (bind9), dig/nsupdate/tsig-keygen (bind9-dnsutils), dnsperf,
 # promtool (prometheus: the alert rule tests), chromium (the status page's
 # browser test), lintian and systemd-nspawn (systemd-container: the package
-# tests).
+# tests), tmux (the terminal tests of status --watch and make run) and zsh
+# (the zsh completion's test).
 set -euo pipefail
 need=()
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need+=(bind9)
@@ -17,6 +18,8 @@ command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
 command -v /usr/sbin/sshd >/dev/null 2>&1 || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing ${need[*]}; run 'sudo apt-get install ${need[*]}'" >&2
