@@ -9,7 +9,8 @@
 #                 $IP:1053 for cslab.example.edu, gossip on 7950
 #
 # $IP is $PEERLOAD_DEMO_IP, default 127.0.0.1 (tests run demos on other
-# loopback addresses). Everything lives in a temporary directory.
+# loopback addresses). Everything lives in a temporary directory; with
+# $PEERLOAD_DEMO_LOGS set, the logs are copied there when the demo ends.
 #
 # However the demo ends (Ctrl-C, a closed terminal, kill, a closed pipe, an
 # error), one cleanup that nothing interrupts stops everything the demo
@@ -77,6 +78,8 @@ fi
 
 TMP=$(mktemp -d "${TMPDIR:-/tmp}/peerload-demo.XXXXXX")
 dns_pids=() pids=() sleeper=""
+mkfifo "$TMP/nap"
+exec {napfd}<>"$TMP/nap"
 
 # say prints to stderr and never fails: the terminal may be gone (EIO) or
 # the pipe closed (EPIPE), and the cleanup must go on.
@@ -85,47 +88,64 @@ say() { printf '%s\n' "$*" >&2 2>/dev/null || true; }
 # start CMD...: run a demo process in a session of its own.
 start() {
 	if command -v setsid >/dev/null 2>&1; then
-		setsid "$@" &
+		setsid "$@" {napfd}>&- &
 	else
-		"$@" &
+		"$@" {napfd}>&- &
 	fi
 }
 
-# stop_all TENTHS PID...: TERM each process group, then wait up to TENTHS
-# tenths of a second for them to exit.
+# now_ms sets NOW to the wall clock in milliseconds, without a fork.
+now_ms() {
+	local t=${EPOCHREALTIME/[.,]/}
+	NOW=$((t / 1000))
+}
+
+# nap: 20 ms without a fork (a read that times out on a FIFO nobody
+# writes), so the cleanup keeps time on a loaded machine.
+nap() { read -r -t 0.02 -u "$napfd" 2>/dev/null || true; }
+
+# stop_all DEADLINE PID...: TERM each process group, then wait until they
+# exited or the clock (ms, see now_ms) passed DEADLINE.
 stop_all() {
-	local tenths=$1 pid alive i
+	local deadline=$1 pid alive
 	shift
 	[ $# -gt 0 ] || return 0
 	for pid in "$@"; do
 		kill -TERM -- "-$pid" 2>/dev/null || kill -TERM "$pid" 2>/dev/null
 	done
-	for ((i = 0; i < tenths * 2; i++)); do
+	while :; do
 		alive=0
 		for pid in "$@"; do
 			kill -0 "$pid" 2>/dev/null && alive=1
 		done
-		[ $alive = 0 ] && return 0
-		sleep 0.05
+		now_ms
+		[ $alive = 0 ] || [ "$NOW" -ge "$deadline" ] && return 0
+		nap
 	done
 }
 
-# cleanup CODE: stop everything, remove $TMP, exit CODE. Signals are
-# ignored from here on and no failing command stops it half-way.
+# cleanup CODE: stop everything, remove $TMP, exit CODE, within 2 s.
+# Signals are ignored from here on and no failing command stops it
+# half-way.
 cleanup() {
-	local code=$1 pid
+	local code=$1 pid start
 	trap '' INT TERM HUP PIPE
 	trap - EXIT
 	set +eu
+	now_ms
+	start=$NOW
 	[ -n "$sleeper" ] && kill "$sleeper" 2>/dev/null
 	# CoreDNS leaves first, while the agents still hear its goodbye; an
-	# agent leaves within a second.
-	stop_all 6 "${dns_pids[@]}"
-	stop_all 12 "${pids[@]}"
+	# agent leaves within a second. Whatever still runs at 1.7 s is killed.
+	stop_all $((start + 600)) "${dns_pids[@]}"
+	stop_all $((start + 1700)) "${pids[@]}"
 	for pid in "${dns_pids[@]}" "${pids[@]}"; do
 		kill -KILL -- "-$pid" 2>/dev/null || kill -KILL "$pid" 2>/dev/null
 	done
 	wait 2>/dev/null
+	if [ -n "${PEERLOAD_DEMO_LOGS:-}" ]; then
+		mkdir -p "$PEERLOAD_DEMO_LOGS" && cp "$TMP"/logs/* "$PEERLOAD_DEMO_LOGS"/
+	fi 2>/dev/null
 	rm -rf "$TMP"
 	[ -t 2 ] && say ""
 	say "demo: stopped, removed $TMP"

@@ -30,9 +30,16 @@ type tmuxSession struct {
 
 var tmuxSeq atomic.Int64
 
-// newTmux starts a terminal whose shell has env set; it is killed when
-// the test ends.
+// newTmux starts a terminal whose shell, bash, has env set; it is killed
+// when the test ends.
 func newTmux(t *testing.T, dir string, env ...string) *tmuxSession {
+	t.Helper()
+	return newTmuxShell(t, dir, []string{"bash", "--norc", "--noprofile"}, env...)
+}
+
+// newTmuxShell is newTmux with another shell (argv), which must show
+// $PS1 as its prompt.
+func newTmuxShell(t *testing.T, dir string, shell []string, env ...string) *tmuxSession {
 	t.Helper()
 	s := &tmuxSession{t: t, tmux: requireProgram(t, "tmux"),
 		sock: fmt.Sprintf("peerload-test-%d-%d", os.Getpid(), tmuxSeq.Add(1))}
@@ -40,7 +47,7 @@ func newTmux(t *testing.T, dir string, env ...string) *tmuxSession {
 	for _, e := range append([]string{"PS1=ready> "}, env...) {
 		args = append(args, "-e", e)
 	}
-	args = append(args, "bash", "--norc", "--noprofile")
+	args = append(args, shell...)
 	if out, err := exec.Command(s.tmux, args...).CombinedOutput(); err != nil {
 		t.Fatalf("tmux new-session: %v\n%s", err, out)
 	}
@@ -128,6 +135,27 @@ func TestStatusWatchInTerminal(t *testing.T) {
 	}
 	if strings.Contains(got.String(), "\033") || strings.Count(got.String(), "\nNAME ") < 1 {
 		t.Errorf("status --watch into a pipe:\n%q", got.String())
+	}
+}
+
+// TestZshCompletionInTerminal: in zsh, Tab completes peerload's commands,
+// flags and flag values from `peerload completion zsh`.
+func TestZshCompletionInTerminal(t *testing.T) {
+	zsh := requireProgram(t, "zsh")
+	term := newTmuxShell(t, t.TempDir(), []string{zsh, "-f"})
+	term.keys(fmt.Sprintf("autoload -U compinit && compinit -u -D && source <(%s completion zsh) && path=(%s $path) && echo loaded", peerloadBin(t), binDir(t)), "Enter")
+	term.waitScreen(10*time.Second, regexp.MustCompile(`(?m)^loaded`))
+	for _, tt := range []struct {
+		typed string
+		want  *regexp.Regexp
+	}{
+		{"peerload hostf", regexp.MustCompile(`(?m)^ready> peerload hostfile\s*$`)},
+		{"peerload top --by ", regexp.MustCompile(`combined\s+cpu\s+mem`)},
+		{"peerload status --wi", regexp.MustCompile(`(?m)^ready> peerload status --wide\s*$`)},
+		{"peerload completion ", regexp.MustCompile(`bash\s+zsh`)},
+	} {
+		term.keys("C-u", tt.typed, "Tab")
+		term.waitScreen(5*time.Second, tt.want)
 	}
 }
 
@@ -252,7 +280,8 @@ func TestDemoExitPaths(t *testing.T) {
 			t.Run(fmt.Sprintf("%s/%d", path.name, run+1), func(t *testing.T) {
 				tmp := t.TempDir()
 				marker := fmt.Sprintf("PEERLOAD_DEMO_IP=%s", demoIP)
-				term := newTmux(t, repo, "TMPDIR="+tmp, marker)
+				logs := filepath.Join(t.TempDir(), "logs")
+				term := newTmux(t, repo, "TMPDIR="+tmp, marker, "PEERLOAD_DEMO_LOGS="+logs)
 				term.keys(path.command, "Enter")
 				term.waitScreen(30*time.Second, regexp.MustCompile(`Press Ctrl-C to stop\.`))
 				if len(demoProcesses(t, marker)) < 6 {
@@ -273,6 +302,20 @@ func TestDemoExitPaths(t *testing.T) {
 				t.Logf("everything gone after %v", took.Round(time.Millisecond))
 				if scr := term.screen(); regexp.MustCompile(`(?i)error|make: \*\*\*|terminated|broken pipe|interrupt`).MatchString(scr) {
 					t.Errorf("the demo's end printed more than its goodbye:\n%s", scr)
+				}
+				// Every member left in good order: CoreDNS first, while the
+				// agents could still carry its goodbye (it used to log
+				// "[ERROR] ... timeout waiting for leave broadcast"), and
+				// no agent reported a failed leave.
+				for _, name := range []string{"coredns", "lab01", "lab02", "lab03", "lab04"} {
+					data, err := os.ReadFile(filepath.Join(logs, name+".log"))
+					if err != nil {
+						t.Errorf("the demo kept no log of %s: %v", name, err)
+						continue
+					}
+					if bad := regexp.MustCompile(`(?m)^.*(\[ERROR\]|leave failed|waiting for leave).*$`).FindString(string(data)); bad != "" {
+						t.Errorf("%s logged on the way out: %s", name, bad)
+					}
 				}
 			})
 		}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
@@ -101,5 +102,19 @@ func TestAgentsLeaveFast(t *testing.T) {
 			}
 			t.Logf("exit times after TERM: %v", took)
 		})
+	}
+}
+
+// TestVersionsNameTheBuild: both binaries say which peerload build they
+// are (bin/coredns -version used to show only CoreDNS's version).
+func TestVersionsNameTheBuild(t *testing.T) {
+	pl := runCmd(t, nil, peerloadBin(t), "version")
+	m := regexp.MustCompile(`^peerload (\S+) \(commit ([0-9a-f]{7,}(-dirty)?), go1\.\S+ \S+/\S+\)\n$`).FindStringSubmatch(pl.Stdout)
+	if pl.Code != 0 || m == nil {
+		t.Fatalf("peerload version: %s", pl)
+	}
+	dns := runCmd(t, nil, binPath(t, "coredns"), "-version")
+	if want := "+peerload-" + m[1] + "\n"; dns.Code != 0 || !strings.Contains(dns.Stdout, want) || !strings.Contains(dns.Stdout, "peerload commit "+m[2]) {
+		t.Errorf("coredns -version: %s, want %q and commit %s", dns, want, m[2])
 	}
 }
