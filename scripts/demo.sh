@@ -184,6 +184,7 @@ for i in $(seq 1 $NODES); do
 	args=(agent --name "$name"
 		--bind "$IP:$((7945 + i))" --api "$IP:$((1980 + i))" --advertise "127.0.1.$i"
 		--proc "$TMP/proc/$name" --root "$TMP/root/$name" --state-dir "$TMP/state/$name"
+		--control "$TMP/state/$name/control.sock"
 		--ssh-port 0 --profile local)
 	[ "$i" -gt 1 ] && args+=(--join "$IP:7946")
 	start "$PEERLOAD" "${args[@]}" >"$TMP/logs/$name.log" 2>&1

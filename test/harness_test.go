@@ -339,6 +339,7 @@ func (a *agentProc) Args() []string {
 		"--bind", fmt.Sprintf("127.0.0.1:%d", o.GossipPort),
 		"--api", fmt.Sprintf("127.0.0.1:%d", o.APIPort),
 		"--state-dir", o.StateDir,
+		"--control", filepath.Join(o.StateDir, "control.sock"),
 		"--root", o.Root,
 		"--ssh-port", "0",
 		"--profile", cmp.Or(o.Profile, "local"),

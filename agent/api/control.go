@@ -35,7 +35,8 @@ import (
 //
 // Allowed callers: root, the agent's own user, and members of the control
 // group (ControlConfig.Group). The socket is mode 0660 with that group,
-// 0600 without one.
+// 0600 without one, and 0666 where a sandbox forbids giving it to the group
+// (the peer credentials are checked on every request either way).
 
 // DefaultControlGroup is the group allowed to drain and undrain when the
 // agent is not told otherwise, if it exists.
@@ -97,6 +98,7 @@ type ControlSocket struct {
 	path      string
 	group     string // name shown in messages, "" for root only
 	gid       int    // -1 for root only
+	openToAll bool   // mode 0666: the group could not be set
 	log       *slog.Logger
 	ln        *net.UnixListener
 	srv       *http.Server
@@ -150,7 +152,13 @@ func ListenControl(cfg ControlConfig) (*ControlSocket, error) {
 	mode := os.FileMode(0o600)
 	if s.gid >= 0 {
 		mode = 0o660
-		if err := os.Chown(cfg.Path, -1, s.gid); err != nil {
+		switch err := chownGroup(cfg.Path, s.gid); {
+		case errors.Is(err, syscall.EPERM):
+			// A sandbox that forbids chown (systemd's
+			// SystemCallFilter=~@privileged): every local user may
+			// connect, and the peer credentials decide.
+			mode, s.openToAll = 0o666, true
+		case err != nil:
 			ln.Close()
 			os.Remove(cfg.Path)
 			return nil, fmt.Errorf("give the socket to group %s: %w", s.group, err)
@@ -163,6 +171,21 @@ func ListenControl(cfg ControlConfig) (*ControlSocket, error) {
 	}
 	s.ln = ln
 	return s, nil
+}
+
+// chown changes a file's owner; tests replace it.
+var chown = os.Chown
+
+// chownGroup gives path to group gid unless it already belongs to it (an
+// agent whose own group, or whose directory's setgid group, is gid needs
+// no chown).
+func chownGroup(path string, gid int) error {
+	if st, err := os.Stat(path); err == nil {
+		if sys, ok := st.Sys().(*syscall.Stat_t); ok && int(sys.Gid) == gid {
+			return nil
+		}
+	}
+	return chown(path, -1, gid)
 }
 
 // lookupGroup resolves a group name or number.
@@ -215,6 +238,11 @@ func (s *ControlSocket) Path() string { return s.path }
 
 // Group is the group that may use the socket besides root, "" for none.
 func (s *ControlSocket) Group() string { return s.group }
+
+// OpenToAll reports whether the socket file lets every local user connect
+// (mode 0666) because it could not be given to its group; the peer
+// credentials still decide who may change anything.
+func (s *ControlSocket) OpenToAll() bool { return s.openToAll }
 
 // Serve answers requests for target until Close; it returns nil then.
 func (s *ControlSocket) Serve(target Drainer) error {

@@ -150,6 +150,16 @@ func TestControlSocketFile(t *testing.T) {
 		t.Errorf("missing optional group: Group() = %q", s.Group())
 	}
 
+	// Where a sandbox forbids chown, the socket is open to all and the
+	// peer credentials decide alone.
+	chown = func(string, int, int) error { return &os.PathError{Op: "chown", Err: syscall.EPERM} }
+	sandboxed := filepath.Join(dir, "sandboxed.sock")
+	s = startControl(t, ControlConfig{Path: sandboxed, Group: "nogroup"}, &agenttest.DrainFlag{Node: "lab01"})
+	chown = os.Chown
+	if st, err := os.Stat(sandboxed); err != nil || st.Mode().Perm() != 0o666 || !s.OpenToAll() || s.Group() != "nogroup" {
+		t.Errorf("socket where chown is forbidden: %v %v, open to all %v; want mode 0666", st.Mode(), err, s.OpenToAll())
+	}
+
 	if os.Geteuid() != 0 {
 		t.Log("not root: the group's ownership of the socket is not tested")
 		return

@@ -7,7 +7,6 @@ import (
 	"io"
 	"log/slog"
 	"net"
-	"path/filepath"
 	"strings"
 	"time"
 
@@ -65,24 +64,24 @@ func addAgentFlags(f *flagSet) *agentFlags {
 	f.BoolVar(&af.quiet, "q", false, "quiet: same as --log-level warn")
 	f.StringVar(&af.statusListen, "status-listen", "", "also serve the read-only status page (always on / of --api) and /metrics on `ADDR:PORT`")
 	f.StringVar(&af.statusAllow, "status-allow", "", "networks, `CIDR,...`, that may open --status-listen besides loopback")
-	f.StringVar(&af.control, "control", "", "control socket `PATH` that drain and undrain use (default: control.sock in --state-dir; empty with --state-dir \"\": none)")
+	f.StringVar(&af.control, "control", defaultControl, "control socket `PATH` that drain and undrain use (empty: none)")
 	f.StringVar(&af.controlGroup, "control-group", api.DefaultControlGroup, "`GROUP` whose members may drain and undrain besides root (default: peerload-admin if it exists; empty: root only)")
 	return af
 }
 
 // controlConfig is where the control socket goes and who may use it, or
-// nil for none (a collector has nothing to drain). Call after parsing f.
-func (af *agentFlags) controlConfig(f *flagSet, logger *slog.Logger) *api.ControlConfig {
+// nil for none (a collector has nothing to drain), and whether the agent
+// may run without it (the default path, which a second agent on the
+// machine, or one not run as root outside its unit, cannot take). Call
+// after parsing f.
+func (af *agentFlags) controlConfig(f *flagSet, logger *slog.Logger) (cfg *api.ControlConfig, optional bool) {
 	set := map[string]bool{}
 	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
-	path := af.control
-	if !set["control"] && af.gossip.StateDir != "" {
-		path = filepath.Join(af.gossip.StateDir, controlSocketName)
+	if af.control == "" || af.collector {
+		return nil, false
 	}
-	if path == "" || af.collector {
-		return nil
-	}
-	return &api.ControlConfig{Path: path, Group: af.controlGroup, GroupOptional: !set["control-group"], Logger: logger}
+	return &api.ControlConfig{Path: af.control, Group: af.controlGroup, GroupOptional: !set["control-group"], Logger: logger},
+		!set["control"]
 }
 
 // config builds the agent configuration from the parsed flags, re-reading
@@ -174,7 +173,8 @@ Example (one machine of a lab; the same on every machine):
 	if err != nil {
 		return err
 	}
-	m := &member{work: work, page: page, control: af.controlConfig(f, logger),
+	control, controlOptional := af.controlConfig(f, logger)
+	m := &member{work: work, page: page, control: control, controlOptional: controlOptional,
 		cfg: cfg, apiAddr: apiAddr, apiPublic: af.gossip.APIPublic, logger: logger, reg: reg, signals: c.signals,
 		started: func(a *agent.Agent, api net.Addr) string {
 			return fmt.Sprintf("agent %s: gossip on %s, API on http://%s", cfg.Name, a.GossipAddr(), api)

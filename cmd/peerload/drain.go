@@ -7,12 +7,11 @@ import (
 	"github.com/peerload/peerload/agent/api"
 )
 
-// defaultControl is where `peerload agent` puts its control socket with the
-// default --state-dir, and where drain and undrain look for it.
-const defaultControl = "/var/lib/peerload/" + controlSocketName
-
-// controlSocketName is the control socket's file name inside --state-dir.
-const controlSocketName = "control.sock"
+// defaultControl is where `peerload agent` puts its control socket unless
+// told otherwise, and where drain and undrain look for it: the agent
+// unit's RuntimeDirectory. A variable so that tests can point it at a
+// place they own.
+var defaultControl = "/run/peerload/control.sock"
 
 func (c *cli) runDrain(args []string) error {
 	f := c.newFlagSet("drain", "[flags]", `

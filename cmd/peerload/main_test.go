@@ -214,6 +214,8 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"agent", "--keyring", filepath.Join(dir, "missing")}, 1, filepath.Join(dir, "missing")},
 		{[]string{"agent", "--keyring", badKeyring}, 1, badKeyring},
 		{[]string{"agent", "--join-file", filepath.Join(dir, "nojoin")}, 1, filepath.Join(dir, "nojoin")},
+		{[]string{"agent", "--bind", "127.0.0.1:0", "--api", "127.0.0.1:0", "--state-dir", "", "--control", filepath.Join(badKeyring, "control.sock")}, 1,
+			"peerload agent: --control " + filepath.Join(badKeyring, "control.sock") + ": mkdir " + badKeyring + ": not a directory"},
 		{[]string{"top", "-n", "0"}, 2, `peerload top: -n "0": must be at least 1`},
 		{[]string{"top", "--by", "load"}, 2, `--by "load"`},
 		{[]string{"top", "lab01"}, 2, "unexpected argument"},
@@ -668,8 +670,8 @@ func TestAgentCommand(t *testing.T) {
 	stateDir := t.TempDir()
 	go func() {
 		done <- c.run([]string{"agent", "--name", "solo", "--bind", "127.0.0.1:0", "--api", apiAddr,
-			"--state-dir", stateDir, "--root", t.TempDir(), "--ssh-port", "0", "--advertise", "127.0.1.9",
-			"--profile", "local"})
+			"--state-dir", stateDir, "--control", filepath.Join(stateDir, "control.sock"),
+			"--root", t.TempDir(), "--ssh-port", "0", "--advertise", "127.0.1.9", "--profile", "local"})
 	}()
 	agenttest.WaitFor(t, 10*time.Second, "top against the in-process agent", func() (bool, string) {
 		out, _, code := run("top", "--ip", "--api", apiAddr)

@@ -41,8 +41,10 @@ type member struct {
 	// work, when set, runs beside the API until its context ends; its
 	// return ends the member.
 	work func(ctx context.Context, a *agent.Agent) error
-	// control, when set, is the control socket drain and undrain use.
-	control *api.ControlConfig
+	// control, when set, is the control socket drain and undrain use;
+	// with controlOptional a socket that cannot be made is a warning.
+	control         *api.ControlConfig
+	controlOptional bool
 }
 
 // leaveTimeout caps how long INT or TERM wait for memberlist's leave
@@ -82,7 +84,12 @@ func (m *member) run() error {
 	}
 	var control *api.ControlSocket
 	if m.control != nil {
-		if control, err = api.ListenControl(*m.control); err != nil {
+		control, err = api.ListenControl(*m.control)
+		switch {
+		case err != nil && m.controlOptional:
+			m.logger.Warn("no control socket: drain and undrain will not reach this agent; give it one with --control PATH",
+				"path", m.control.Path, "err", err)
+		case err != nil:
 			ln.Close()
 			return fmt.Errorf("--control %s: %w", m.control.Path, err)
 		}
@@ -135,6 +142,10 @@ func (m *member) run() error {
 			}
 		}()
 		m.logger.Info("control socket for drain and undrain", "path", control.Path(), "group", cmp.Or(control.Group(), "(root only)"))
+		if control.OpenToAll() {
+			m.logger.Info("the control socket is open to every local user: giving it to its group is not allowed here (a sandbox forbidding chown); the agent checks each caller instead",
+				"path", control.Path(), "group", control.Group())
+		}
 	}
 	m.logger.Info(m.started(a, ln.Addr()))
 

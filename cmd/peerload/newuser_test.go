@@ -6,15 +6,19 @@ package main
 import (
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 	"unicode/utf8"
 
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/api"
 	"github.com/peerload/peerload/agent/report"
 )
@@ -453,5 +457,39 @@ func TestCompletion(t *testing.T) {
 
 	if _, errOut, code := run("completion", "fish"); code != 2 || !strings.Contains(errOut, `unknown shell "fish" (want bash or zsh)`) {
 		t.Errorf("completion fish: exit %d %q", code, errOut)
+	}
+}
+
+// TestAgentWithoutDefaultControl: a second agent on a machine, or one run
+// by hand without root, cannot take the default control socket; it runs
+// and says so instead of failing, while an explicit --control must work.
+func TestAgentWithoutDefaultControl(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts an agent")
+	}
+	blocker := filepath.Join(t.TempDir(), "file")
+	os.WriteFile(blocker, nil, 0o644)
+	old := defaultControl
+	defaultControl = filepath.Join(blocker, "control.sock") // its directory is a file
+	t.Cleanup(func() { defaultControl = old })
+
+	var stderr agenttest.LogBuffer
+	sig := make(chan os.Signal, 1)
+	c := &cli{stdout: io.Discard, stderr: &stderr, getenv: func(string) string { return "" }, signals: sig}
+	done := make(chan int, 1)
+	go func() {
+		done <- c.run([]string{"agent", "--name", "second", "--bind", "127.0.0.1:0", "--api", "127.0.0.1:0",
+			"--state-dir", t.TempDir(), "--root", t.TempDir(), "--ssh-port", "0", "--profile", "local"})
+	}()
+	agenttest.WaitFor(t, 10*time.Second, "the agent to start", func() (bool, string) {
+		return strings.Contains(stderr.String(), "agent second: gossip on"), stderr.String()
+	})
+	want := `msg="no control socket: drain and undrain will not reach this agent; give it one with --control PATH" node=second path=` + defaultControl
+	if !strings.Contains(stderr.String(), want) {
+		t.Errorf("log lacks %q:\n%s", want, stderr.String())
+	}
+	sig <- syscall.SIGTERM
+	if code := <-done; code != 0 {
+		t.Errorf("exit %d:\n%s", code, stderr.String())
 	}
 }
