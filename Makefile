@@ -3,7 +3,8 @@ GO        ?= go
 BIN       := bin
 GOFLAGS   ?=
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
-LDFLAGS   := -X main.version=$(VERSION)
+COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
+LDFLAGS   := -X github.com/peerload/peerload/internal/buildinfo.version=$(VERSION) -X github.com/peerload/peerload/internal/buildinfo.commit=$(COMMIT)
 # Packages that need no external programs; test/ drives the built binaries.
 UNIT_PKGS := ./agent/... ./plugin/... ./cmd/... ./internal/...
 

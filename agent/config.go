@@ -96,7 +96,9 @@ type Config struct {
 	// much time passed since the last one.
 	RefreshInterval time.Duration
 	// ForgetAfter is how long a member that left or died stays listed
-	// (state "left" or "dead") before it is forgotten.
+	// (state "left" or "dead", in `peerload status` and the API) before it
+	// is forgotten. It changes no answer: such a member is never a
+	// candidate.
 	ForgetAfter time.Duration
 	// StaleAfter, when positive, caps how old a node's latest report may
 	// be before the node stops being a candidate. Without it a report is
@@ -187,7 +189,9 @@ func (c *Config) SetProfile(name string) error {
 		c.Interval, c.RefreshInterval, c.ForgetAfter = 2*time.Second, 15*time.Second, time.Minute
 		ml = memberlist.DefaultLANConfig()
 	case ProfileLocal:
-		c.Interval, c.RefreshInterval, c.ForgetAfter = 250*time.Millisecond, 2*time.Second, 10*time.Second
+		// ForgetAfter is a display time, as on a LAN: a machine that
+		// died stays in `peerload status` long enough to be noticed.
+		c.Interval, c.RefreshInterval, c.ForgetAfter = 250*time.Millisecond, 2*time.Second, time.Minute
 		ml = memberlist.DefaultLocalConfig()
 		ml.ProbeInterval = 200 * time.Millisecond
 		ml.ProbeTimeout = 100 * time.Millisecond

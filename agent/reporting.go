@@ -71,7 +71,7 @@ func (a *Agent) mattersLocked(r *report.Report) bool {
 	}
 	half := a.score.Delta / 2
 	return math.Abs(rank.Score(r.Load, a.score, rank.ByCPU)-rank.Score(o.Load, a.score, rank.ByCPU)) >= half ||
-		math.Abs(rank.Score(r.Load, a.score, rank.ByMem)-rank.Score(o.Load, a.score, rank.ByMem)) >= half
+		math.Abs(rank.MemUsed(r.Load)-rank.MemUsed(o.Load)) >= half
 }
 
 // probeLoop pings the best candidates once every interval (see

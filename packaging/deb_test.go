@@ -325,12 +325,22 @@ EOF`)
 		m.waitFailing(t, "lab01", "reboot")
 		m.must(t, "rm", "/run/systemd/shutdown/scheduled")
 		m.waitFailing(t, "lab01", "")
-		// drain writes the state directory.
+		// drain goes through the control socket in /run/peerload, for
+		// root and peerload-admin only, and writes the state directory.
+		if got := strings.TrimSpace(m.must(t, "stat", "-c", "%F %U", "/run/peerload/control.sock")); got != "socket peerload" {
+			t.Errorf("/run/peerload/control.sock: %q, want a socket of peerload", got)
+		}
 		m.must(t, "peerload", "drain", "--reason", "package test")
 		m.waitFailing(t, "lab01", "drain")
 		m.must(t, "test", "-f", "/var/lib/peerload/drain")
+		if out, err := m.exec("runuser", "-u", "nobody", "--", "peerload", "undrain"); err == nil || !strings.Contains(out, "only root and members of group peerload-admin may drain or undrain") {
+			t.Errorf("undrain as nobody: %v %q, want refused", err, out)
+		}
 		m.must(t, "peerload", "undrain")
 		m.waitFailing(t, "lab01", "")
+		if log := m.run("journalctl", "-u", "peerload-agent", "--no-pager"); !strings.Contains(log, `reason="package test" by="root (uid 0`) {
+			t.Errorf("the agent's journal does not say who drained:\n%s", log)
+		}
 	})
 
 	digAnswers := func(t *testing.T) {

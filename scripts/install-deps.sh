@@ -3,8 +3,9 @@
 # named (bind9), dig/nsupdate/tsig-keygen (bind9-dnsutils), dnsperf,
 # promtool (prometheus: the alert rule tests), chromium (the status page's
 # browser test), lintian and systemd-nspawn (systemd-container: the package
-# tests), sshd and ssh (the known-hosts test), and for the namespace lab
-# (test/lab) ip (iproute2) and nft (nftables).
+# tests), sshd and ssh (the known-hosts test), tmux (the terminal tests of
+# status --watch and make run), zsh (the zsh completion's test), and for
+# the namespace lab (test/lab) ip (iproute2) and nft (nftables).
 #
 # It never stops a process it did not start: services of the packages it
 # installs are kept from starting during the install (policy-rc.d), and a
@@ -25,6 +26,8 @@ command -v /usr/sbin/sshd >/dev/null 2>&1 || need+=(openssh-server)
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)
+command -v tmux >/dev/null 2>&1 || need+=(tmux)
+command -v zsh >/dev/null 2>&1 || need+=(zsh)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" != 0 ]; then
 	echo "install-deps: missing ${need[*]}; run 'sudo apt-get install ${need[*]}'" >&2

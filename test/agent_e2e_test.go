@@ -104,7 +104,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	})
 
 	t.Run("drain and undrain", func(t *testing.T) {
-		res := runPeerload(t, "drain", "--reason", "disk swap", "--api", n2.API())
+		res := runPeerload(t, "drain", "--reason", "disk swap", "--control", n2.Control())
 		if res.Code != 0 || strings.TrimSpace(res.Stdout) != "e2e2 drained: disk swap" {
 			t.Fatalf("drain: %s", res)
 		}
@@ -125,7 +125,7 @@ func TestAgentEndToEnd(t *testing.T) {
 			t.Errorf("status table does not show the drain reason: %s", res)
 		}
 
-		if res := runPeerload(t, "undrain", "--api", n2.API()); res.Code != 0 || strings.TrimSpace(res.Stdout) != "e2e2 undrained" {
+		if res := runPeerload(t, "undrain", "--control", n2.Control()); res.Code != 0 || strings.TrimSpace(res.Stdout) != "e2e2 undrained" {
 			t.Fatalf("undrain: %s", res)
 		}
 		waitFor(t, 10*time.Second, func() (bool, string) {
@@ -135,7 +135,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	})
 
 	t.Run("drain survives a restart", func(t *testing.T) {
-		if res := runPeerload(t, "drain", "--reason", "reimage", "--api", n2.API()); res.Code != 0 {
+		if res := runPeerload(t, "drain", "--reason", "reimage", "--control", n2.Control()); res.Code != 0 {
 			t.Fatalf("drain: %s", res)
 		}
 		before, res := statusOf(t, n2.API(), "e2e2")
@@ -163,7 +163,7 @@ func TestAgentEndToEnd(t *testing.T) {
 				t.Errorf("top at %s after restart = %s", a.Opts.Name, res)
 			}
 		}
-		if res := runPeerload(t, "undrain", "--api", n2.API()); res.Code != 0 {
+		if res := runPeerload(t, "undrain", "--control", n2.Control()); res.Code != 0 {
 			t.Fatalf("undrain: %s", res)
 		}
 		waitFor(t, 10*time.Second, func() (bool, string) {

@@ -243,7 +243,7 @@ func TestDNS(t *testing.T) {
 	})
 
 	t.Run("drain", func(t *testing.T) {
-		res := runPeerload(t, "drain", "--api", agents[2].API(), "--reason", "maintenance")
+		res := runPeerload(t, "drain", "--control", agents[2].Control(), "--reason", "maintenance")
 		if res.Code != 0 {
 			t.Fatalf("drain: %s", res)
 		}
@@ -253,7 +253,7 @@ func TestDNS(t *testing.T) {
 			return len(node) == 1 && strings.Contains(node[0], "candidate=false") && strings.Contains(node[0], "maintenance"),
 				fmt.Sprintf("lab3 TXT = %q, want candidate=false with the drain reason", node)
 		})
-		if res := runPeerload(t, "undrain", "--api", agents[2].API()); res.Code != 0 {
+		if res := runPeerload(t, "undrain", "--control", agents[2].Control()); res.Code != 0 {
 			t.Fatalf("undrain: %s", res)
 		}
 		waitFor(t, 15*time.Second, func() (bool, string) {

@@ -200,6 +200,7 @@ func (a *agentProc) Args() []string {
 		"--bind", fmt.Sprintf("127.0.0.1:%d", o.GossipPort),
 		"--api", fmt.Sprintf("127.0.0.1:%d", o.APIPort),
 		"--state-dir", o.StateDir,
+		"--control", filepath.Join(o.StateDir, "control.sock"),
 		"--root", o.Root,
 		"--ssh-port", "0",
 		"--profile", cmp.Or(o.Profile, "local"),
@@ -328,6 +329,10 @@ func (a *agentProc) Gossip() string { return fmt.Sprintf("127.0.0.1:%d", a.Opts.
 
 // API is the agent's local API host:port (for --api).
 func (a *agentProc) API() string { return fmt.Sprintf("127.0.0.1:%d", a.Opts.APIPort) }
+
+// Control is the agent's control socket (drain, undrain): control.sock in
+// its state dir.
+func (a *agentProc) Control() string { return filepath.Join(a.Opts.StateDir, "control.sock") }
 
 // Log is everything the process wrote so far.
 func (a *agentProc) Log() string { return a.log.String() }

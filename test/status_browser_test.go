@@ -167,7 +167,7 @@ func TestStatusPageInBrowser(t *testing.T) {
 	tick.Stop()
 
 	// Drain stlab2 through the CLI, as an operator would.
-	if res := runPeerload(t, "drain", "--reason", "browser test", "--api", c.apis[1]); res.Code != 0 {
+	if res := runPeerload(t, "drain", "--reason", "browser test", "--control", c.agents[1].Control()); res.Code != 0 {
 		t.Fatalf("peerload drain: %s", res)
 	}
 	// The row turns amber with the reason, and the event appears: within

@@ -166,3 +166,63 @@ func Cluster(t testing.TB, n int, mod func(*agent.Config)) ([]*agent.Agent, []*S
 	}
 	return agents, samplers
 }
+
+// DrainFlag is a node's drain flag in memory, named Node, for tests of
+// what drains (the control socket, the CLI) without an agent. Its
+// methods match the agent's. Err, when set, fails SetDrain.
+type DrainFlag struct {
+	Node string
+
+	mu     sync.Mutex
+	on     bool
+	reason string
+	err    error
+}
+
+// Name is the node's name.
+func (f *DrainFlag) Name() string { return f.Node }
+
+// Drained reports the flag and its reason.
+func (f *DrainFlag) Drained() (bool, string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.on, f.reason
+}
+
+// SetDrain sets the flag, or fails with the error set by Fail.
+func (f *DrainFlag) SetDrain(on bool, reason string) error {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if f.err != nil {
+		return f.err
+	}
+	f.on, f.reason = on, reason
+	return nil
+}
+
+// Fail makes every later SetDrain return err.
+func (f *DrainFlag) Fail(err error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.err = err
+}
+
+// LogBuffer collects what several goroutines write (a logger's output) for
+// a test to read.
+type LogBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (l *LogBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+// String is everything written so far.
+func (l *LogBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}

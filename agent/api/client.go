@@ -70,28 +70,6 @@ func (c *Client) Top(ctx context.Context, n int, pool string, by rank.By) (*Node
 	return &resp, nil
 }
 
-// Drain takes the agent's node out of the candidate set with reason.
-func (c *Client) Drain(ctx context.Context, reason string) (*DrainResponse, error) {
-	body, err := json.Marshal(map[string]string{"reason": reason})
-	if err != nil {
-		return nil, err
-	}
-	var resp DrainResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/drain", nil, body, &resp); err != nil {
-		return nil, err
-	}
-	return &resp, nil
-}
-
-// Undrain brings the agent's node back into the candidate set.
-func (c *Client) Undrain(ctx context.Context) (*DrainResponse, error) {
-	var resp DrainResponse
-	if err := c.do(ctx, http.MethodPost, "/v1/undrain", nil, nil, &resp); err != nil {
-		return nil, err
-	}
-	return &resp, nil
-}
-
 func setNonEmpty(q url.Values, key, value string) {
 	if value != "" {
 		q.Set(key, value)
@@ -123,11 +101,12 @@ func (c *Client) do(ctx context.Context, method, path string, q url.Values, body
 		return fmt.Errorf("peerload agent at %s: read answer: %w", c.addr, err)
 	}
 	if resp.StatusCode != http.StatusOK {
+		se := &StatusError{Addr: c.addr, Code: resp.StatusCode, Msg: resp.Status}
 		var e ErrorResponse
 		if json.Unmarshal(data, &e) == nil && e.Error != "" {
-			return fmt.Errorf("peerload agent at %s: %s", c.addr, e.Error)
+			se.Msg = e.Error
 		}
-		return fmt.Errorf("peerload agent at %s: %s", c.addr, resp.Status)
+		return se
 	}
 	if err := json.Unmarshal(data, out); err != nil {
 		return fmt.Errorf("peerload agent at %s: bad answer (is it a peerload agent?): %w", c.addr, err)
@@ -149,6 +128,15 @@ func (c *Client) unreachable(err error) error {
 	}
 	return &UnreachableError{Addr: c.addr, Err: cause}
 }
+
+// StatusError is an answer other than 200 OK, with the agent's message.
+type StatusError struct {
+	Addr string
+	Code int
+	Msg  string
+}
+
+func (e *StatusError) Error() string { return fmt.Sprintf("peerload agent at %s: %s", e.Addr, e.Msg) }
 
 // UnreachableError is returned when no agent answers at Addr.
 type UnreachableError struct {

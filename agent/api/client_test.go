@@ -40,18 +40,6 @@ func TestClientAgainstAPI(t *testing.T) {
 	if top, err := c.Top(ctx, 0, "", ""); err != nil || len(top.Nodes) != 1 {
 		t.Errorf("top with n=0 = %v, %v; want the best one", top, err)
 	}
-	d, err := c.Drain(ctx, "reboot at 5")
-	if err != nil || !d.Drained || d.Reason != "reboot at 5" || !f.on {
-		t.Fatalf("drain = %+v, %v", d, err)
-	}
-	d, err = c.Undrain(ctx)
-	if err != nil || d.Drained || f.on {
-		t.Fatalf("undrain = %+v, %v", d, err)
-	}
-	_, err = c.Drain(ctx, strings.Repeat("x", 200))
-	if err == nil || !strings.Contains(err.Error(), "longer than 120 bytes") {
-		t.Errorf("drain with a long reason: %v", err)
-	}
 	_, err = c.Top(ctx, 1, "", rank.By("bogus"))
 	if err == nil || !strings.Contains(err.Error(), "parameter by") {
 		t.Errorf("top by bogus: %v", err)

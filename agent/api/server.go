@@ -2,11 +2,8 @@ package api
 
 import (
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
-	"mime"
-	"net"
 	"net/http"
 	"net/netip"
 	"strconv"
@@ -23,13 +20,12 @@ import (
 )
 
 // The local HTTP API is read-only JSON for the CLI and scripts, plus
-// /metrics, /healthz, and drain/undrain for loopback callers:
+// /metrics and /healthz. Nothing in it changes anything: drain and undrain
+// go through the control socket (control.go), which knows who is asking.
 //
 //	GET  /v1/nodes?pool=P&by=cpu|mem|combined   every known node
 //	GET  /v1/top?n=N&pool=P&by=...              the best N candidates
 //	GET  /v1/drain                              this node's drain state
-//	POST /v1/drain (reason=R, form or JSON)     drain this node
-//	POST /v1/undrain                            undrain this node
 //	GET  /metrics                               Prometheus metrics
 //	GET  /healthz                               "ok"
 //	GET  /, /status/..., /status.json           the status page (WithStatusPage)
@@ -107,11 +103,15 @@ type LoadJSON struct {
 	UptimeSeconds float64 `json:"uptime_seconds"`
 }
 
-// DrainResponse is the body of GET/POST /v1/drain and POST /v1/undrain.
+// DrainResponse is the body of GET /v1/drain and of the control socket's
+// answers.
 type DrainResponse struct {
 	Node    string `json:"node"`
 	Drained bool   `json:"drained"`
 	Reason  string `json:"reason,omitempty"`
+	// Changed says whether a drain or undrain changed anything (false for
+	// an undrain of a node that was not drained).
+	Changed bool `json:"changed"`
 }
 
 // ErrorResponse is the body of every non-2xx answer.
@@ -124,7 +124,6 @@ type ErrorResponse struct {
 type apiSource struct {
 	name     func() string
 	snapshot func() *rank.Snapshot
-	setDrain func(on bool, reason string) error
 	drained  func() (bool, string)
 	// verify, when set, pings nodes before /v1/top hands them out.
 	verify func([]rank.NodeStatus) []bool
@@ -133,14 +132,12 @@ type apiSource struct {
 
 // NewHandler serves the local HTTP API of a (see the package comment
 // above for the routes) and gatherer's metrics on /metrics (the default
-// gatherer when nil). Drain and undrain are accepted only from loopback
-// peers; bind the listener to loopback unless you mean to publish the
-// read-only part.
+// gatherer when nil). It only reads; bind the listener to loopback unless
+// you mean to publish the cluster's state.
 func NewHandler(a *agent.Agent, gatherer prometheus.Gatherer) http.Handler {
 	return newHandler(apiSource{
 		name:     a.Name,
 		snapshot: a.Snapshot,
-		setDrain: a.SetDrain,
 		drained:  a.Drained,
 		verify:   a.Answering,
 		now:      time.Now,
@@ -159,7 +156,20 @@ func WithStatusPage(api, page http.Handler) http.Handler {
 	for _, p := range []string{"/{$}", "/status/", "/status.json"} {
 		mux.Handle(p, page)
 	}
-	return mux
+	return readOnlyMethods(mux)
+}
+
+// readOnlyMethods answers 405 to every method but GET, HEAD and OPTIONS, so
+// nothing served beside the API can be made to change anything either.
+func readOnlyMethods(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		switch r.Method {
+		case http.MethodGet, http.MethodHead, http.MethodOptions:
+			h.ServeHTTP(w, r)
+		default:
+			readOnly(w)
+		}
+	})
 }
 
 func newHandler(src apiSource, gatherer prometheus.Gatherer) http.Handler {
@@ -174,7 +184,7 @@ func newHandler(src apiSource, gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("/v1/nodes", h.nodes)
 	mux.HandleFunc("/v1/top", h.top)
 	mux.HandleFunc("/v1/drain", h.drain)
-	mux.HandleFunc("/v1/undrain", h.undrain)
+	mux.HandleFunc("/v1/undrain", func(w http.ResponseWriter, _ *http.Request) { readOnly(w) })
 	mux.Handle("/metrics", promhttp.HandlerFor(gatherer, promhttp.HandlerOpts{}))
 	mux.HandleFunc("/healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -183,7 +193,7 @@ func newHandler(src apiSource, gatherer prometheus.Gatherer) http.Handler {
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no such endpoint %s", r.URL.Path))
 	})
-	return mux
+	return readOnlyMethods(mux)
 }
 
 type apiHandler struct {
@@ -390,44 +400,13 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
-// maxDrainBody bounds a drain request body.
-const maxDrainBody = 4096
-
+// drain answers GET with this node's drain state. Changing it is for the
+// control socket (control.go): any web page the user opens can send
+// requests to a loopback HTTP port, so nothing here changes anything.
 func (h *apiHandler) drain(w http.ResponseWriter, r *http.Request) {
-	if r.Method == http.MethodGet || r.Method == http.MethodHead {
-		h.writeDrain(w)
+	if !allowMethods(w, r, http.MethodGet, http.MethodHead) {
 		return
 	}
-	if !allowMethods(w, r, http.MethodGet, http.MethodHead, http.MethodPost) || !h.fromLoopback(w, r) {
-		return
-	}
-	reason, err := drainReason(r)
-	if err != nil {
-		writeError(w, http.StatusBadRequest, err.Error())
-		return
-	}
-	if reason == "" {
-		reason = "drained by operator"
-	}
-	if err := h.src.setDrain(true, reason); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	h.writeDrain(w)
-}
-
-func (h *apiHandler) undrain(w http.ResponseWriter, r *http.Request) {
-	if !allowMethods(w, r, http.MethodPost) || !h.fromLoopback(w, r) {
-		return
-	}
-	if err := h.src.setDrain(false, ""); err != nil {
-		writeError(w, http.StatusInternalServerError, err.Error())
-		return
-	}
-	h.writeDrain(w)
-}
-
-func (h *apiHandler) writeDrain(w http.ResponseWriter) {
 	on, reason := h.src.drained()
 	resp := DrainResponse{Drained: on, Reason: reason}
 	if h.src.name != nil {
@@ -436,55 +415,12 @@ func (h *apiHandler) writeDrain(w http.ResponseWriter) {
 	writeJSON(w, http.StatusOK, resp)
 }
 
-// drainReason reads the reason from a JSON body {"reason": "..."} or from
-// the query / form parameter "reason".
-func drainReason(r *http.Request) (string, error) {
-	r.Body = http.MaxBytesReader(nil, r.Body, maxDrainBody)
-	var reason string
-	ct, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type"))
-	if ct == "application/json" {
-		var body struct {
-			Reason string `json:"reason"`
-		}
-		dec := json.NewDecoder(r.Body)
-		dec.DisallowUnknownFields()
-		if err := dec.Decode(&body); err != nil && !errors.Is(err, io.EOF) {
-			return "", fmt.Errorf("body: %v", err)
-		}
-		reason = body.Reason
-	} else {
-		if err := r.ParseForm(); err != nil {
-			return "", fmt.Errorf("body: %v", err)
-		}
-		for key := range r.Form {
-			if key != "reason" {
-				return "", fmt.Errorf("unknown parameter %q", key)
-			}
-		}
-		reason = r.Form.Get("reason")
-	}
-	if len(reason) > 120 {
-		return "", fmt.Errorf("parameter reason: longer than 120 bytes")
-	}
-	if strings.ContainsAny(reason, "\r\n\x00") {
-		return "", fmt.Errorf("parameter reason: must be one line")
-	}
-	return reason, nil
-}
-
-// fromLoopback refuses (403) requests whose peer is not a loopback
-// address: draining is an operator action on this machine.
-func (h *apiHandler) fromLoopback(w http.ResponseWriter, r *http.Request) bool {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		host = r.RemoteAddr
-	}
-	ip, err := netip.ParseAddr(host)
-	if err != nil || !ip.Unmap().IsLoopback() {
-		writeError(w, http.StatusForbidden, "drain and undrain are accepted only from loopback")
-		return false
-	}
-	return true
+// readOnly answers a request that would change something: 405, and where
+// changes go instead.
+func readOnly(w http.ResponseWriter) {
+	w.Header().Set("Allow", "GET, HEAD")
+	writeError(w, http.StatusMethodNotAllowed,
+		"the HTTP API is read-only: drain and undrain go through the agent's control socket (`peerload drain`, `peerload undrain`)")
 }
 
 func allowMethods(w http.ResponseWriter, r *http.Request, methods ...string) bool {

@@ -3,12 +3,12 @@ package api
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -28,7 +28,6 @@ type fakeAPISource struct {
 	snap   *rank.Snapshot
 	on     bool
 	reason string
-	err    error
 }
 
 var apiNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
@@ -37,17 +36,8 @@ func (f *fakeAPISource) source() apiSource {
 	return apiSource{
 		name:     func() string { return "lab01" },
 		snapshot: func() *rank.Snapshot { f.mu.Lock(); defer f.mu.Unlock(); return f.snap },
-		setDrain: func(on bool, reason string) error {
-			f.mu.Lock()
-			defer f.mu.Unlock()
-			if f.err != nil {
-				return f.err
-			}
-			f.on, f.reason = on, reason
-			return nil
-		},
-		drained: func() (bool, string) { f.mu.Lock(); defer f.mu.Unlock(); return f.on, f.reason },
-		now:     func() time.Time { return apiNow },
+		drained:  func() (bool, string) { f.mu.Lock(); defer f.mu.Unlock(); return f.on, f.reason },
+		now:      func() time.Time { return apiNow },
 	}
 }
 
@@ -283,100 +273,58 @@ func TestAPIMetricsAndHealth(t *testing.T) {
 	getJSON(t, srv.URL+"/v2/whatever", http.StatusNotFound, &e)
 }
 
-func TestAPIDrain(t *testing.T) {
+// TestAPIIsReadOnly: no request to the HTTP API changes anything, whatever
+// its method, path or body; a web page (a cross-origin form or fetch POST)
+// cannot drain or undrain the machine.
+func TestAPIIsReadOnly(t *testing.T) {
 	f, srv := newTestAPI(t)
-	post := func(path, ctype, body string) *http.Response {
-		t.Helper()
-		resp, err := http.Post(srv.URL+path, ctype, strings.NewReader(body))
-		if err != nil {
-			t.Fatal(err)
-		}
-		resp.Body.Close()
-		return resp
-	}
-	if resp := post("/v1/drain?reason=disk+swap", "", ""); resp.StatusCode != 200 || !f.on || f.reason != "disk swap" {
-		t.Fatalf("drain by query: %d, drained %v %q", resp.StatusCode, f.on, f.reason)
-	}
-	if resp := post("/v1/undrain", "", ""); resp.StatusCode != 200 || f.on {
-		t.Fatalf("undrain: %d, drained %v", resp.StatusCode, f.on)
-	}
-	if resp := post("/v1/drain", "application/json", `{"reason":"kernel update"}`); resp.StatusCode != 200 || f.reason != "kernel update" {
-		t.Fatalf("drain by JSON: %d, %q", resp.StatusCode, f.reason)
-	}
-	if resp := post("/v1/drain", "application/x-www-form-urlencoded", "reason=form"); resp.StatusCode != 200 || f.reason != "form" {
-		t.Fatalf("drain by form: %d, %q", resp.StatusCode, f.reason)
-	}
-	if resp := post("/v1/drain", "", ""); resp.StatusCode != 200 || f.reason != "drained by operator" {
-		t.Fatalf("drain without reason: %d, %q", resp.StatusCode, f.reason)
-	}
-	var d DrainResponse
-	getJSON(t, srv.URL+"/v1/drain", http.StatusOK, &d)
-	if !d.Drained || d.Node != "lab01" || d.Reason != "drained by operator" {
-		t.Errorf("GET drain = %+v", d)
-	}
-	for _, bad := range []struct{ path, ctype, body string }{
-		{"/v1/drain", "application/json", `{"reason":`},
-		{"/v1/drain", "application/json", `{"why":"x"}`},
-		{"/v1/drain?reason=" + strings.Repeat("x", 121), "", ""},
-		{"/v1/drain?reason=a%0Ab", "", ""},
-		{"/v1/drain?force=1", "", ""},
-	} {
-		if resp := post(bad.path, bad.ctype, bad.body); resp.StatusCode != http.StatusBadRequest {
-			t.Errorf("POST %s %q: status %d, want 400", bad.path, bad.body, resp.StatusCode)
-		}
-	}
-	req, _ := http.NewRequest(http.MethodDelete, srv.URL+"/v1/drain", nil)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusMethodNotAllowed || resp.Header.Get("Allow") == "" {
-		t.Errorf("DELETE drain: %d allow %q", resp.StatusCode, resp.Header.Get("Allow"))
-	}
-	f.err = errors.New("state dir is read-only")
-	if resp := post("/v1/undrain", "", ""); resp.StatusCode != http.StatusInternalServerError {
-		t.Errorf("undrain with failing setter: %d", resp.StatusCode)
-	}
-}
-
-func TestAPIDrainOnlyFromLoopback(t *testing.T) {
-	f := &fakeAPISource{snap: apiTestSnapshot()}
-	h := newHandler(f.source(), prometheus.NewRegistry())
-	for _, tt := range []struct {
-		remote string
-		code   int
-	}{
-		{"127.0.0.1:5555", 200},
-		{"127.0.1.3:5555", 200},
-		{"[::1]:5555", 200},
-		{"192.0.2.7:5555", 403},
-		{"[2001:db8::1]:5555", 403},
-		{"garbage", 403},
-	} {
-		for _, path := range []string{"/v1/drain", "/v1/undrain"} {
-			req := httptest.NewRequest(http.MethodPost, path, nil)
-			req.RemoteAddr = tt.remote
-			rec := httptest.NewRecorder()
-			h.ServeHTTP(rec, req)
-			if rec.Code != tt.code {
-				t.Errorf("POST %s from %s: %d, want %d", path, tt.remote, rec.Code, tt.code)
+	f.on, f.reason = true, "kernel update"
+	for _, path := range []string{"/v1/drain", "/v1/undrain", "/v1/drain?reason=prank", "/v1/nodes", "/v1/top", "/metrics", "/healthz", "/"} {
+		for _, method := range []string{http.MethodPost, http.MethodPut, http.MethodDelete, http.MethodPatch} {
+			for _, ctype := range []string{"text/plain", "application/x-www-form-urlencoded", "application/json"} {
+				req, _ := http.NewRequest(method, srv.URL+path, strings.NewReader(`{"reason":"prank"}`))
+				req.Header.Set("Content-Type", ctype)
+				req.Header.Set("Origin", "http://evil.example")
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				body, _ := io.ReadAll(resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode < 400 {
+					t.Errorf("%s %s (%s): status %d, want an error", method, path, ctype, resp.StatusCode)
+				}
+				if strings.HasPrefix(path, "/v1/") && strings.Contains(path, "drain") &&
+					(resp.StatusCode != http.StatusMethodNotAllowed || !strings.Contains(string(body), "control socket")) {
+					t.Errorf("%s %s: %d %s, want 405 pointing to the control socket", method, path, resp.StatusCode, body)
+				}
 			}
 		}
 	}
-	// Reading is allowed from anywhere.
-	req := httptest.NewRequest(http.MethodGet, "/v1/top", nil)
-	req.RemoteAddr = "192.0.2.7:5555"
-	rec := httptest.NewRecorder()
-	h.ServeHTTP(rec, req)
-	if rec.Code != 200 {
-		t.Errorf("GET top from non-loopback: %d", rec.Code)
+	if !f.on || f.reason != "kernel update" {
+		t.Errorf("drain state changed through the HTTP API: %v %q", f.on, f.reason)
+	}
+	// The status page beside the API only reads too.
+	page := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { io.WriteString(w, "page") })
+	h := WithStatusPage(newHandler(f.source(), prometheus.NewRegistry()), page)
+	for _, path := range []string{"/", "/status/x", "/status.json"} {
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, httptest.NewRequest(http.MethodPost, path, strings.NewReader("a=b")))
+		if rec.Code != http.StatusMethodNotAllowed || strings.Contains(rec.Body.String(), "page") {
+			t.Errorf("POST %s beside the status page: %d %q", path, rec.Code, rec.Body.String())
+		}
+	}
+	var d DrainResponse
+	getJSON(t, srv.URL+"/v1/drain", http.StatusOK, &d)
+	if !d.Drained || d.Node != "lab01" || d.Reason != "kernel update" {
+		t.Errorf("GET drain = %+v", d)
 	}
 }
 
 // TestAPIWithAgents serves the API of a real in-process agent in a
 // two-node loopback cluster: both nodes are listed, load moves the
-// ranking, and drain through the API takes the node out cluster-wide.
+// ranking, a cross-origin POST to the API changes nothing, and a drain
+// through the control socket takes the node out cluster-wide.
 func TestAPIWithAgents(t *testing.T) {
 	agents, samplers := agenttest.Cluster(t, 2, nil)
 	a1, a2 := agents[0], agents[1]
@@ -411,7 +359,21 @@ func TestAPIWithAgents(t *testing.T) {
 		return apiNames(top.Nodes) == "node2,node1", apiNames(top.Nodes)
 	})
 
-	if d, err := c.Drain(ctx, "api test"); err != nil || !d.Drained || d.Node != "node1" {
+	req, _ := http.NewRequest(http.MethodPost, srv.URL+"/v1/drain", strings.NewReader("reason=prank"))
+	req.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+	req.Header.Set("Origin", "http://evil.example")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if on, _ := a1.Drained(); on || resp.StatusCode != http.StatusMethodNotAllowed {
+		t.Fatalf("a cross-origin POST to the API: status %d, drained %v", resp.StatusCode, on)
+	}
+
+	sock := startControl(t, ControlConfig{Path: filepath.Join(t.TempDir(), "control.sock")}, a1)
+	cc := NewControlClient(sock.Path())
+	if d, err := cc.Drain(ctx, "api test"); err != nil || !d.Drained || d.Node != "node1" || !d.Changed {
 		t.Fatalf("drain = %+v, %v", d, err)
 	}
 	if on, reason := a1.Drained(); !on || !strings.Contains(reason, "api test") {
@@ -421,7 +383,7 @@ func TestAPIWithAgents(t *testing.T) {
 		n := a2.Snapshot().Node("node1")
 		return n != nil && !n.Candidate, fmt.Sprintf("%+v", n)
 	})
-	if _, err := c.Undrain(ctx); err != nil {
+	if _, err := cc.Undrain(ctx); err != nil {
 		t.Fatal(err)
 	}
 	agenttest.WaitFor(t, 10*time.Second, "node1 back in /v1/top", func() (bool, string) {

@@ -52,22 +52,29 @@ func DefaultScoreConfig() ScoreConfig {
 // Score turns a load into a number; lower is better. The combined default
 // (in the spirit of smarterSSH's combined order and CERN lbclient's formula):
 //
-//	CPUWeight·load1/cpus + MemWeight·(1 − MemAvailable/MemTotal) + UserWeight·users
+//	CPUWeight·load1/cpus + MemWeight·MemUsed + UserWeight·users
 //
-// ByCPU uses only the CPU term (run queue per core) and ByMem only the
-// memory term, so "cpu" sorts by load per core and "mem" by memory in use.
+// ByCPU uses only the CPU term (run queue per core). ByMem ranks by free
+// memory, most first, as smarterSSH -m does: the score is minus the
+// available memory in GiB (a machine with 12 GiB free scores -12), so
+// Delta is in GiB there. Before, ByMem sorted by the share of memory in
+// use, which put a small idle machine ahead of a big busy one with more
+// memory free.
 func Score(l report.Load, c ScoreConfig, by By) float64 {
 	cpus := float64(max(l.CPUs, 1))
 	cpu := l.Load1 / cpus
-	mem := 1 - l.MemAvailableFraction()
 	switch by {
 	case ByCPU:
 		return cpu
 	case ByMem:
-		return mem
+		return -float64(l.MemAvailable) / (1 << 30)
 	}
-	return c.CPUWeight*cpu + c.MemWeight*mem + c.UserWeight*float64(l.Users)
+	return c.CPUWeight*cpu + c.MemWeight*MemUsed(l) + c.UserWeight*float64(l.Users)
 }
+
+// MemUsed is the combined score's memory term: the share of memory in
+// use, 0 to 1 (0 when the total is unknown).
+func MemUsed(l report.Load) float64 { return 1 - l.MemAvailableFraction() }
 
 // Member states as shown in NodeStatus.State.
 const (

@@ -12,19 +12,28 @@ import (
 
 func TestScore(t *testing.T) {
 	sc := DefaultScoreConfig()
-	l := report.Load{Load1: 2, CPUs: 4, MemTotal: 100, MemAvailable: 60, Users: 3}
+	l := report.Load{Load1: 2, CPUs: 4, MemTotal: 10 << 30, MemAvailable: 6 << 30, Users: 3}
 	cases := []struct {
 		by   By
 		want float64
 	}{
 		{ByCPU, 0.5},
-		{ByMem, 0.4},
+		{ByMem, -6}, // GiB free, most first
 		{ByCombined, 1*0.5 + 0.5*0.4 + 0.02*3},
 	}
 	for _, c := range cases {
 		if got := Score(l, sc, c.by); math.Abs(got-c.want) > 1e-9 {
 			t.Errorf("Score(%s) = %v, want %v", c.by, got, c.want)
 		}
+	}
+	// smarterSSH -m: more memory free ranks first, whatever the total.
+	big := report.Load{MemTotal: 64 << 30, MemAvailable: 16 << 30} // 75 % in use, 16 GiB free
+	small := report.Load{MemTotal: 8 << 30, MemAvailable: 6 << 30} // 25 % in use, 6 GiB free
+	if Score(big, sc, ByMem) >= Score(small, sc, ByMem) {
+		t.Errorf("by mem: 16 GiB free scores %v, not better than 6 GiB free (%v)", Score(big, sc, ByMem), Score(small, sc, ByMem))
+	}
+	if got := MemUsed(big); math.Abs(got-0.75) > 1e-9 {
+		t.Errorf("MemUsed = %v, want 0.75", got)
 	}
 	// Unknown memory and zero CPUs must not divide by zero or favour a node.
 	if got := Score(report.Load{Load1: 1}, sc, ByCombined); got != 1 {

@@ -10,8 +10,11 @@
 package main
 
 import (
+	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
 	"github.com/coredns/coredns/coremain"
+
+	"github.com/peerload/peerload/internal/buildinfo"
 
 	// The curated stock plugins; keep directives below in step.
 	_ "github.com/coredns/coredns/plugin/acl"
@@ -78,6 +81,17 @@ func init() {
 	dnsserver.Directives = directives
 }
 
+// setVersion makes `coredns -version` (and the banner at start) name the
+// peerload build besides CoreDNS's own version:
+//
+//	CoreDNS-1.15.0+peerload-v0.3.0
+//	linux/amd64, go1.26.8, peerload commit 1a2b3c4d5e6f
+func setVersion() {
+	caddy.AppVersion = coremain.CoreVersion + "+peerload-" + buildinfo.Version()
+	coremain.GitCommit = "peerload commit " + buildinfo.Commit()
+}
+
 func main() {
+	setVersion()
 	coremain.Run()
 }

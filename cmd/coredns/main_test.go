@@ -7,6 +7,7 @@ import (
 
 	"github.com/coredns/caddy"
 	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/coremain"
 )
 
 // TestDirectivesMatchPlugins keeps the directive list and the compiled-in
@@ -51,5 +52,16 @@ func TestDirectivesOrder(t *testing.T) {
 	}
 	if !slices.Equal(got, stock) {
 		t.Errorf("directives without peerload = %v, want the stock order %v", got, stock)
+	}
+}
+
+// TestVersion: the version output names the peerload build.
+func TestVersion(t *testing.T) {
+	setVersion()
+	if !strings.HasPrefix(caddy.AppVersion, "1.") || !strings.Contains(caddy.AppVersion, "+peerload-dev") {
+		t.Errorf("AppVersion = %q, want CoreDNS's version +peerload-VERSION", caddy.AppVersion)
+	}
+	if !strings.HasPrefix(coremain.GitCommit, "peerload commit ") || len(coremain.GitCommit) <= len("peerload commit ") {
+		t.Errorf("GitCommit = %q", coremain.GitCommit)
 	}
 }

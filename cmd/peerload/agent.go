@@ -2,6 +2,7 @@ package main
 
 import (
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/api"
 	"github.com/peerload/peerload/agent/rank"
 )
 
@@ -34,30 +36,52 @@ type agentFlags struct {
 	quiet        bool
 	statusListen string
 	statusAllow  string
+	control      string
+	controlGroup string
 }
 
 func addAgentFlags(f *flagSet) *agentFlags {
 	def := agent.DefaultConfig()
 	af := &agentFlags{gossip: addGossipFlags(f.FlagSet)}
 	f.BoolVar(&af.collector, "collector", false, "hear every report but never be a candidate (DNS servers, updaters)")
-	f.StringVar(&af.pools, "pool", "", "tag this machine with pools, `NAME[,NAME]`")
-	f.DurationVar(&af.interval, "interval", 0, "how often load is sampled and checks run (default: 2s, 250ms with --profile local)")
-	f.DurationVar(&af.refresh, "refresh", 0, "longest time between two reports of an unchanged load (default: 15s, 2s with --profile local)")
-	f.DurationVar(&af.staleAfter, "stale-after", 0, "cap on how old a node's report may be before it stops being a candidate (default: twice the lifetime its sender promises)")
+	f.StringVar(&af.pools, "pool", "", "tag this machine with pools, `POOL[,POOL]`")
+	f.DurationVar(&af.interval, "interval", 0, "how often load is sampled and checks run, `INTERVAL` (default: 2s, 250ms with --profile local)")
+	f.DurationVar(&af.refresh, "refresh", 0, "longest `TIME` between two reports of an unchanged load (default: 15s, 2s with --profile local)")
+	f.DurationVar(&af.staleAfter, "stale-after", 0, "cap on how old, `AGE`, a node's report may be before it stops being a candidate (default: twice the lifetime its sender promises)")
 	f.StringVar(&af.root, "root", "/", "file system `DIR` the health checks look at (/etc/nologin, /tmp, /run)")
-	f.IntVar(&af.sshPort, "ssh-port", def.Checks.SSHPort, "TCP `port` sshd must listen on for the node to be a candidate (0: no check)")
-	f.StringVar(&af.checkCmd, "check-cmd", "", "extra health check shell `command`: non-zero exit takes the node out")
-	f.DurationVar(&af.checkTimeout, "check-timeout", def.Checks.CommandTimeout, "time limit of --check-cmd")
-	f.StringVar(&af.by, "by", string(def.Score.By), "default ranking: cpu, mem or combined")
-	f.Float64Var(&af.weightCPU, "weight-cpu", def.Score.CPUWeight, "combined score weight of load1 per CPU")
-	f.Float64Var(&af.weightMem, "weight-mem", def.Score.MemWeight, "combined score weight of the memory in use (fraction)")
-	f.Float64Var(&af.weightUsers, "weight-users", def.Score.UserWeight, "combined score added per logged-in user")
-	f.Float64Var(&af.delta, "delta", def.Score.Delta, "scores closer than this are equal and handed out in random order")
-	f.StringVar(&af.logLevel, "log-level", "info", "least severe log `level` shown: debug, info, warn or error")
+	f.IntVar(&af.sshPort, "ssh-port", def.Checks.SSHPort, "TCP `PORT` sshd must listen on for the node to be a candidate (0: no check)")
+	f.StringVar(&af.checkCmd, "check-cmd", "", "extra health check shell `COMMAND`: non-zero exit takes the node out")
+	f.DurationVar(&af.checkTimeout, "check-timeout", def.Checks.CommandTimeout, "time limit of --check-cmd, `DURATION`")
+	f.StringVar(&af.by, "by", string(def.Score.By), "default `RANKING`: cpu (run queue per CPU), mem (most free memory first) or combined")
+	f.Float64Var(&af.weightCPU, "weight-cpu", def.Score.CPUWeight, "combined score `WEIGHT` of load1 per CPU")
+	f.Float64Var(&af.weightMem, "weight-mem", def.Score.MemWeight, "combined score `WEIGHT` of the share of memory in use")
+	f.Float64Var(&af.weightUsers, "weight-users", def.Score.UserWeight, "combined score `WEIGHT` added per logged-in user")
+	f.Float64Var(&af.delta, "delta", def.Score.Delta, "scores closer than `DELTA` are equal and handed out in random order")
+	f.StringVar(&af.logLevel, "log-level", "info", "least severe log `LEVEL` shown: debug, info, warn or error")
+	f.choose("by", "cpu", "mem", "combined")
+	f.choose("log-level", "debug", "info", "warn", "error")
+	f.choose("profile", agent.Profiles()...)
 	f.BoolVar(&af.quiet, "q", false, "quiet: same as --log-level warn")
 	f.StringVar(&af.statusListen, "status-listen", "", "also serve the read-only status page (always on / of --api) and /metrics on `ADDR:PORT`")
 	f.StringVar(&af.statusAllow, "status-allow", "", "networks, `CIDR,...`, that may open --status-listen besides loopback")
+	f.StringVar(&af.control, "control", defaultControl, "control socket `PATH` that drain and undrain use (empty: none)")
+	f.StringVar(&af.controlGroup, "control-group", api.DefaultControlGroup, "`GROUP` whose members may drain and undrain besides root (default: peerload-admin if it exists; empty: root only)")
 	return af
+}
+
+// controlConfig is where the control socket goes and who may use it, or
+// nil for none (a collector has nothing to drain), and whether the agent
+// may run without it (the default path, which a second agent on the
+// machine, or one not run as root outside its unit, cannot take). Call
+// after parsing f.
+func (af *agentFlags) controlConfig(f *flagSet, logger *slog.Logger) (cfg *api.ControlConfig, optional bool) {
+	set := map[string]bool{}
+	f.Visit(func(fl *flag.Flag) { set[fl.Name] = true })
+	if af.control == "" || af.collector {
+		return nil, false
+	}
+	return &api.ControlConfig{Path: af.control, Group: af.controlGroup, GroupOptional: !set["control-group"], Logger: logger},
+		!set["control"]
 }
 
 // config builds the agent configuration from the parsed flags, re-reading
@@ -114,8 +138,12 @@ the local API (--api) that top, ssh, status and drain use, with Prometheus
 metrics on /metrics and a status page for browsers on / (also on
 --status-listen, for the networks in --status-allow).
 
+Drain and undrain reach the agent through its control socket (--control),
+a Unix socket only root, this agent's user and members of --control-group
+may use; the agent logs who drained or undrained and why.
+
 Signals: HUP re-reads --join-file, --keyring and --check-cmd; INT and TERM
-leave the cluster gracefully and exit.
+leave the cluster gracefully and exit within about a second.
 
 Example (one machine of a lab; the same on every machine):
 
@@ -145,7 +173,8 @@ Example (one machine of a lab; the same on every machine):
 	if err != nil {
 		return err
 	}
-	m := &member{work: work, page: page,
+	control, controlOptional := af.controlConfig(f, logger)
+	m := &member{work: work, page: page, control: control, controlOptional: controlOptional,
 		cfg: cfg, apiAddr: apiAddr, apiPublic: af.gossip.APIPublic, logger: logger, reg: reg, signals: c.signals,
 		started: func(a *agent.Agent, api net.Addr) string {
 			return fmt.Sprintf("agent %s: gossip on %s, API on http://%s", cfg.Name, a.GossipAddr(), api)

@@ -28,9 +28,9 @@ type flagError struct {
 
 func (e *flagError) Error() string {
 	if e.Value == "" {
-		return fmt.Sprintf("--%s: %v", e.Flag, e.Err)
+		return fmt.Sprintf("%s: %v", dashed(e.Flag), e.Err)
 	}
-	return fmt.Sprintf("--%s %q: %v", e.Flag, e.Value, e.Err)
+	return fmt.Sprintf("%s %q: %v", dashed(e.Flag), e.Value, e.Err)
 }
 
 // configFlags names the flag behind each agent.Config field, so a rule the
@@ -93,19 +93,19 @@ type gossipFlags struct {
 func addGossipFlags(fs *flag.FlagSet) *gossipFlags {
 	def := agent.DefaultConfig()
 	g := &gossipFlags{}
-	fs.StringVar(&g.Name, "name", def.Name, "unique node `name` in the cluster")
+	fs.StringVar(&g.Name, "name", def.Name, "unique `NAME` of this member in the cluster (default: the host name)")
 	fs.StringVar(&g.Bind, "bind", net.JoinHostPort(def.BindAddr, strconv.Itoa(def.BindPort)), "gossip listen `ADDR:PORT` (UDP and TCP)")
 	fs.StringVar(&g.Advertise, "advertise", "", "`IP[,IPv6]` that DNS hands out for this node (default: the gossip address)")
-	fs.StringVar(&g.Join, "join", "", "members to join, `host:port,...` (retried until one answers)")
+	fs.StringVar(&g.Join, "join", "", "members to join, `HOST:PORT,...` (retried until one answers)")
 	fs.StringVar(&g.JoinFile, "join-file", "", "`FILE` with more members to join, one host:port a line, '#' comments (re-read on HUP)")
 	fs.StringVar(&g.Keyring, "keyring", "", "gossip encryption keyring `FILE` (see `peerload keygen`; re-read on HUP)")
-	fs.StringVar(&g.Label, "label", "", "cluster `label`: members with another label are ignored")
+	fs.StringVar(&g.Label, "label", "", "cluster `LABEL`: members with another label are ignored")
 	fs.StringVar(&g.Allow, "allow", "", "accept gossip only from these networks, `CIDR,...`")
 	fs.StringVar(&g.StateDir, "state-dir", def.StateDir, "`DIR` for the drain flag and report generation (empty: memory only)")
-	fs.StringVar(&g.API, "api", defaultAPI, "local HTTP API listen `ADDR:PORT` (read-only JSON, /metrics)")
+	fs.StringVar(&g.API, "api", defaultAPI, "listen `ADDR:PORT` of the local read-only HTTP API (JSON, /metrics, the status page)")
 	fs.BoolVar(&g.APIPublic, "api-public", false, "allow --api on a non-loopback address")
 	fs.StringVar(&g.Proc, "proc", def.ProcRoot, "proc file system `DIR` to sample")
-	fs.StringVar(&g.Profile, "profile", agent.ProfileLAN, "timing `profile`: lan (a real network) or local (one machine: demos, tests)")
+	fs.StringVar(&g.Profile, "profile", agent.ProfileLAN, "timing `PROFILE`: lan (a real network) or local (one machine: demos, tests)")
 	return g
 }
 

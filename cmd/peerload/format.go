@@ -8,6 +8,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	"github.com/peerload/peerload/agent/api"
 )
@@ -71,32 +72,129 @@ func writeTopTable(w io.Writer, nodes []api.NodeJSON) error {
 	return tw.Flush()
 }
 
-// writeStatusTable is `peerload status`: every node, candidates best first.
-func writeStatusTable(w io.Writer, resp *api.NodesResponse) error {
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "NAME\tADDRESS\tSTATE\tRANK\tSCORE\tLOAD1\tCPUS\tMEM AVAIL\tUSERS\tAGE\tFAILING CHECKS / NOTES")
-	for i := range resp.Nodes {
-		n := &resp.Nodes[i]
-		rank, score := "-", "-"
-		if n.Candidate {
-			rank = strconv.Itoa(n.Rank)
-		}
-		if n.Report != nil {
-			score = fmt.Sprintf("%.3f", n.Score)
-		}
-		state := n.State
-		if n.Collector {
-			state += " (collector)"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n",
-			n.Name, orDash(nodeAddress(n)), state, rank, score,
-			loadField(n, func(l *api.LoadJSON) string { return strconv.FormatFloat(l.Load1, 'f', 2, 64) }),
-			loadField(n, func(l *api.LoadJSON) string { return strconv.Itoa(l.CPUs) }),
-			loadField(n, func(l *api.LoadJSON) string { return fmt.Sprintf("%.0f%%", l.MemAvailablePercent) }),
-			loadField(n, func(l *api.LoadJSON) string { return strconv.Itoa(l.Users) }),
-			formatAge(n.ReportAge), notes(n))
+// statusColumn is one column of the status table.
+type statusColumn struct {
+	head string
+	cell func(n *api.NodeJSON) string
+}
+
+// statusColumns are the status table's columns: the narrow set fits 80
+// columns with names of up to about 10 characters, --wide adds the rest.
+func statusColumns(wide bool) []statusColumn {
+	num := func(f func(l *api.LoadJSON) string) func(n *api.NodeJSON) string {
+		return func(n *api.NodeJSON) string { return loadField(n, f) }
 	}
-	return tw.Flush()
+	name := statusColumn{"NAME", func(n *api.NodeJSON) string { return n.Name }}
+	addr := statusColumn{"ADDRESS", func(n *api.NodeJSON) string { return orDash(nodeAddress(n)) }}
+	state := statusColumn{"STATE", nodeState}
+	rankCol := statusColumn{"RANK", func(n *api.NodeJSON) string {
+		if !n.Candidate {
+			return "-"
+		}
+		return strconv.Itoa(n.Rank)
+	}}
+	score := statusColumn{"SCORE", func(n *api.NodeJSON) string {
+		if n.Report == nil {
+			return "-"
+		}
+		return strconv.FormatFloat(n.Score, 'f', 3, 64)
+	}}
+	load1 := statusColumn{"LOAD1", num(func(l *api.LoadJSON) string { return strconv.FormatFloat(l.Load1, 'f', 2, 64) })}
+	cpus := statusColumn{"CPUS", num(func(l *api.LoadJSON) string { return strconv.Itoa(l.CPUs) })}
+	mem := statusColumn{"MEM", num(func(l *api.LoadJSON) string { return fmt.Sprintf("%.0f%%", l.MemAvailablePercent) })}
+	users := statusColumn{"USERS", num(func(l *api.LoadJSON) string { return strconv.Itoa(l.Users) })}
+	age := statusColumn{"AGE", func(n *api.NodeJSON) string { return formatAge(n.ReportAge) }}
+	pools := statusColumn{"POOLS", func(n *api.NodeJSON) string { return orDash(strings.Join(n.Pools, ",")) }}
+	notesCol := statusColumn{"NOTES", notes}
+	if !wide {
+		return []statusColumn{name, state, rankCol, score, load1, cpus, mem, pools, notesCol}
+	}
+	return []statusColumn{name, addr, state, rankCol, score, load1,
+		{"LOAD5", num(func(l *api.LoadJSON) string { return strconv.FormatFloat(l.Load5, 'f', 2, 64) })},
+		{"LOAD15", num(func(l *api.LoadJSON) string { return strconv.FormatFloat(l.Load15, 'f', 2, 64) })},
+		cpus,
+		{"CPU%", num(func(l *api.LoadJSON) string { return fmt.Sprintf("%.0f%%", 100*l.CPUUtil) })},
+		mem,
+		{"MEM FREE", num(func(l *api.LoadJSON) string { return formatGiB(l.MemAvailable) })},
+		users, age, pools, notesCol}
+}
+
+// writeStatusTable is `peerload status`: every node, candidates best first.
+// The last column (the notes) is cut to keep lines within width; width 0
+// cuts nothing (--wide).
+func writeStatusTable(w io.Writer, resp *api.NodesResponse, wide bool, width int) error {
+	cols := statusColumns(wide)
+	rows := [][]string{make([]string, len(cols))}
+	for i, c := range cols {
+		rows[0][i] = c.head
+	}
+	for i := range resp.Nodes {
+		row := make([]string, len(cols))
+		for j, c := range cols {
+			row[j] = c.cell(&resp.Nodes[i])
+		}
+		rows = append(rows, row)
+	}
+	return writeTable(w, rows, width)
+}
+
+// writeTable aligns rows in columns two spaces apart and cuts the last
+// column with "…" so that no line is wider than width (0: no limit).
+func writeTable(w io.Writer, rows [][]string, width int) error {
+	if len(rows) == 0 {
+		return nil
+	}
+	last := len(rows[0]) - 1
+	widths := make([]int, last)
+	for _, row := range rows {
+		for i := range widths {
+			widths[i] = max(widths[i], utf8.RuneCountInString(row[i]))
+		}
+	}
+	var b strings.Builder
+	for _, row := range rows {
+		line := make([]byte, 0, 128)
+		for i := range widths {
+			line = append(line, row[i]...)
+			line = append(line, strings.Repeat(" ", widths[i]-utf8.RuneCountInString(row[i])+2)...)
+		}
+		rest := row[last]
+		if width > 0 {
+			room := max(width-utf8.RuneCount(line), 8)
+			if utf8.RuneCountInString(rest) > room {
+				rest = string([]rune(rest)[:room-1]) + "…"
+			}
+		}
+		b.Write(line)
+		b.WriteString(rest)
+		b.WriteString("\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// nodeState is the STATE column: the membership state, "collector" for an
+// alive collector.
+func nodeState(n *api.NodeJSON) string {
+	if n.Collector && n.State == "alive" {
+		return "collector"
+	}
+	return n.State
+}
+
+// formatGiB prints a byte count in GiB with one decimal.
+func formatGiB(b uint64) string {
+	return strconv.FormatFloat(float64(b)/(1<<30), 'f', 1, 64) + "G"
+}
+
+// loadSummary is one line of a node's load for people: `ssh -v`.
+func loadSummary(n *api.NodeJSON) string {
+	if n.Report == nil {
+		return "no load report yet"
+	}
+	l := n.Report
+	return fmt.Sprintf("load1 %.2f on %d CPUs, %.0f%% of memory free (%s), %d users, report %s old",
+		l.Load1, l.CPUs, l.MemAvailablePercent, formatGiB(l.MemAvailable), l.Users, formatAge(n.ReportAge))
 }
 
 func loadField(n *api.NodeJSON, f func(*api.LoadJSON) string) string {
@@ -136,6 +234,9 @@ func notes(n *api.NodeJSON) string {
 		}
 	}
 	for _, r := range n.Reasons {
+		if r == n.State || r == "collector" {
+			continue // the STATE column says it
+		}
 		covered := false
 		for _, c := range n.Failing {
 			if strings.HasPrefix(r, c.Name) {

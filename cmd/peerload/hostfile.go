@@ -23,24 +23,27 @@ func (c *cli) runHostfile(args []string) error {
 		formats = append(formats, fmt.Sprintf("    %-8s %s", name, desc))
 	}
 	sort.Strings(formats)
-	f := c.newFlagSet("hostfile", "[-n N] [-s SLOTS | --cpus] [--count-cpus] [--format openmpi|mpich|slurm] [--by B] [--pool P] FILE", `
+	f := c.newFlagSet("hostfile", "[flags] FILE", `
 Write an MPI hostfile of the least-loaded machines, best first (in the
 spirit of PeerMon's autoMPIgen). FILE "-" writes to standard output; a file
 is replaced atomically.
 
--n counts machines (0: every candidate), or with --count-cpus slots: the
-best machines are taken until their slots add up to N, the last one with
-fewer slots if needed. Each machine gets -s slots, or with --cpus as many
-slots as it has CPUs. When fewer machines or slots are available than asked
-for, what there is gets written and a warning printed.
+-n counts machines (0: every candidate). With --count-cpus it counts CPUs
+instead: the best machines are taken until their CPUs add up to N, each
+with as many slots as it has CPUs, the last one with only as many as are
+still needed (with -s, each machine counts as -s slots instead). Each
+machine gets -s slots, or with --cpus as many slots as it has CPUs. When
+fewer machines or slots are available than asked for, what there is gets
+written and a warning printed.
 
 Formats:
 `+strings.Join(formats, "\n"))
-	n := f.Int("n", 0, "number of machines, or of slots with --count-cpus (0: all candidates)")
-	slots := f.Int("s", 1, "`slots` per machine")
+	n := f.Int("n", 0, "`N` machines, or N CPUs with --count-cpus (0: all candidates)")
+	slots := f.Int("s", 1, "`SLOTS` per machine")
 	cpus := f.Bool("cpus", false, "give each machine as many slots as it has CPUs")
-	countCPUs := f.Bool("count-cpus", false, "-n counts slots (processes), not machines")
-	format := f.String("format", "openmpi", "hostfile `format`: openmpi, mpich or slurm")
+	countCPUs := f.Bool("count-cpus", false, "-n counts CPUs (processes), not machines; implies --cpus unless -s is given")
+	format := f.String("format", "openmpi", "hostfile `FORMAT`: openmpi, mpich or slurm")
+	f.choose("format", "openmpi", "mpich", "slurm")
 	ip := f.Bool("ip", false, "write addresses instead of names")
 	rf := f.rankFlags()
 	apiAddr := f.apiFlag()
@@ -62,7 +65,10 @@ Formats:
 	case slotsSet && *cpus:
 		return &usageError{errors.New("-s and --cpus exclude each other")}
 	case *countCPUs && *n == 0:
-		return &usageError{errors.New("--count-cpus needs -n N, the number of slots")}
+		return &usageError{errors.New("--count-cpus needs -n N, the number of CPUs")}
+	}
+	if *countCPUs && !slotsSet {
+		*cpus = true
 	}
 	if _, ok := hostfileFormats[*format]; !ok {
 		return &flagError{Flag: "format", Value: *format, Err: errors.New("want openmpi, mpich or slurm")}

@@ -8,7 +8,7 @@ import (
 )
 
 func (c *cli) runKeygen(args []string) error {
-	f := c.newFlagSet("keygen", "[--out FILE]", `
+	f := c.newFlagSet("keygen", "[flags]", `
 Generate a random AES-256 gossip encryption key. Without --out the key is
 printed in base64; with it a new keyring file (mode 0600) is written, which
 is never overwritten. Give every agent the same keyring with --keyring.`)

@@ -25,8 +25,8 @@ With --ca (the site's SSH host CA public key) the file is one
     peerload known-hosts --name cslab.example.edu > /etc/ssh/ssh_known_hosts`)
 	names := f.String("name", "", "virtual `NAME[,NAME]` that may land on any machine (patterns like *.cslab.example.edu allowed)")
 	ca := f.String("ca", "", "SSH host CA public key `FILE`: one @cert-authority line instead of the machines' keys")
-	port := f.Int("port", 22, "ssh `port`; other than 22 every name becomes [name]:port")
-	pool := f.String("pool", "", "only machines in this `pool`")
+	port := f.Int("port", 22, "ssh `PORT`; other than 22 every name becomes [name]:port")
+	pool := f.String("pool", "", "only machines in `POOL`")
 	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
 	if err != nil {

@@ -1,7 +1,8 @@
 // Command peerload runs the peerload cluster member (`peerload agent`) and
 // the small tools that use it: `top`, `ssh`, `hostfile`, `status`, `drain`,
-// `undrain`, `nsupdate`, `keygen` and `version`. Every subcommand is a thin
-// layer: flags become a config, the agent package does the work.
+// `undrain`, `nsupdate`, `keygen`, `completion` and `version`. Every
+// subcommand is a thin layer: flags become a config, the agent package does
+// the work.
 package main
 
 import (
@@ -10,16 +11,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"runtime"
+	"slices"
 	"strings"
 	"syscall"
 )
 
-// version is set at build time with -ldflags '-X main.version=...'.
-var version = "dev"
-
 func main() {
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, exec: syscall.Exec}
+	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv, exec: syscall.Exec, terminal: stdoutTerminal}
 	os.Exit(c.run(os.Args[1:]))
 }
 
@@ -31,6 +29,15 @@ type cli struct {
 	exec func(argv0 string, argv []string, envv []string) error
 	// signals, when set, replaces os/signal for `agent` and `status --watch`.
 	signals chan os.Signal
+	// terminal reports whether stdout is a terminal and its width in
+	// columns (0 when unknown); nil means not a terminal.
+	terminal func() (bool, int)
+
+	// describe makes the next flagSet.parse record its flag set in
+	// described and stop the command (errDescribe): how completion and
+	// the global flags learn a command's flags without running it.
+	describe  bool
+	described *flagSet
 }
 
 // command is one subcommand.
@@ -47,18 +54,27 @@ func commands() []command {
 		{"ssh", "ssh to the least-loaded machine", (*cli).runSSH},
 		{"hostfile", "write an MPI hostfile of the least-loaded machines", (*cli).runHostfile},
 		{"status", "show every machine the agent knows", (*cli).runStatus},
-		{"drain", "take this machine out of the candidate set", (*cli).runDrain},
-		{"undrain", "bring this machine back into the candidate set", (*cli).runUndrain},
-		{"nsupdate", "keep a DNS name on the best machines via RFC 2136 updates", func(_ *cli, args []string) error { return runNsupdate(args) }},
+		{"drain", "take this machine out of the candidate set (admins)", (*cli).runDrain},
+		{"undrain", "bring this machine back into the candidate set (admins)", (*cli).runUndrain},
+		{"nsupdate", "keep a DNS name on the best machines via RFC 2136 updates", (*cli).runNsupdate},
 		{"keygen", "generate a gossip encryption key", (*cli).runKeygen},
 		{"known-hosts", "print an ssh_known_hosts file for every machine and virtual name", (*cli).runKnownHosts},
 		{"simulate", "compare placement policies in a simulated lab", (*cli).runSimulate},
-		{"version", "print the version", (*cli).runVersion},
+		{"completion", "print a bash or zsh completion script", (*cli).runCompletion},
+		{"version", "print the version and commit of this binary", (*cli).runVersion},
 	}
 }
 
+// globalFlags may also come before the command (`peerload --api HOST:PORT
+// top`); they are handed to the command, which must define them.
+var globalFlags = []string{"api", "control"}
+
 // errHelp means --help was asked for and the usage was printed.
 var errHelp = flag.ErrHelp
+
+// errDescribe stops a command run in describe mode right after it defined
+// its flags.
+var errDescribe = errors.New("describe only")
 
 // usageError is a command line that does not parse; it exits 2.
 type usageError struct{ err error }
@@ -69,28 +85,78 @@ func (e *usageError) Unwrap() error { return e.err }
 // run executes one command line and returns the exit code: 0 success, 1
 // failure, 2 bad usage.
 func (c *cli) run(args []string) int {
+	var global []string
+	for len(args) > 0 && strings.HasPrefix(args[0], "-") {
+		switch args[0] {
+		case "-h", "-help", "--help":
+			c.usage(c.stdout)
+			return 0
+		case "-version", "--version":
+			args[0] = "version"
+			continue
+		}
+		name, value, hasValue := strings.Cut(strings.TrimLeft(args[0], "-"), "=")
+		if !slices.Contains(globalFlags, name) {
+			fmt.Fprintf(c.stderr, "peerload: unknown flag %s before the command (flags before it: --%s; see `peerload --help`)\n",
+				args[0], strings.Join(globalFlags, ", --"))
+			return 2
+		}
+		if !hasValue {
+			if len(args) < 2 {
+				fmt.Fprintf(c.stderr, "peerload: --%s needs a value\n", name)
+				return 2
+			}
+			value, args = args[1], args[1:]
+		}
+		global = append(global, "--"+name, value)
+		args = args[1:]
+	}
 	if len(args) == 0 {
 		c.usage(c.stderr)
 		return 2
 	}
 	name := args[0]
-	switch name {
-	case "-h", "-help", "--help", "help":
-		if len(args) > 1 && name == "help" {
+	if name == "help" {
+		if len(args) > 1 {
 			return c.run([]string{args[1], "--help"})
 		}
 		c.usage(c.stdout)
 		return 0
-	case "-version", "--version":
-		name = "version"
 	}
-	for _, cmd := range commands() {
-		if cmd.name == name {
-			return c.exitCode(name, cmd.run(c, args[1:]))
+	cmd, ok := lookupCommand(name)
+	if !ok {
+		fmt.Fprintf(c.stderr, "peerload: unknown command %q (see `peerload --help`)\n", name)
+		return 2
+	}
+	if len(global) > 0 {
+		f := describe(cmd)
+		for i := 0; i < len(global); i += 2 {
+			if f.Lookup(global[i][2:]) == nil {
+				fmt.Fprintf(c.stderr, "peerload: %s does not apply to `peerload %s`\n", global[i], name)
+				return 2
+			}
 		}
 	}
-	fmt.Fprintf(c.stderr, "peerload: unknown command %q (see `peerload --help`)\n", name)
-	return 2
+	return c.exitCode(name, cmd.run(c, append(global, args[1:]...)))
+}
+
+func lookupCommand(name string) (command, bool) {
+	for _, cmd := range commands() {
+		if cmd.name == name {
+			return cmd, true
+		}
+	}
+	return command{}, false
+}
+
+// describe returns cmd's flag set, defined but not parsed.
+func describe(cmd command) *flagSet {
+	d := &cli{stdout: io.Discard, stderr: io.Discard, getenv: func(string) string { return "" }, describe: true}
+	_ = cmd.run(d, nil)
+	if d.described == nil {
+		panic("peerload: command " + cmd.name + " did not parse its flags")
+	}
+	return d.described
 }
 
 func (c *cli) exitCode(name string, err error) int {
@@ -110,78 +176,27 @@ func (c *cli) exitCode(name string, err error) int {
 func (c *cli) usage(w io.Writer) {
 	fmt.Fprint(w, `peerload: lab machines gossip their load; land on the least-loaded one.
 
-Usage: peerload <command> [flags] [args]
+Usage: peerload [--api ADDR:PORT] [--control PATH] <command> [flags] [args]
 
 Commands:
 `)
 	for _, cmd := range commands() {
-		fmt.Fprintf(w, "  %-9s %s\n", cmd.name, cmd.summary)
+		fmt.Fprintf(w, "  %-11s %s\n", cmd.name, cmd.summary)
 	}
 	fmt.Fprint(w, `
 Run 'peerload <command> --help' for the flags of one command.
 
-Client commands talk to the local agent's API at --api ADDR, else
-$PEERLOAD_API, else `+defaultAPI+`.
+Client commands talk to the local agent's read-only API at --api ADDR:PORT,
+else $PEERLOAD_API, else `+defaultAPI+`. Drain and undrain use its
+control socket at --control PATH, else $PEERLOAD_CONTROL, else
+`+defaultControl+`. Both flags may come before the command.
 
 Examples:
   ssh $(peerload top)            log in on the least-loaded machine
   peerload top -n 4 -v           the best four, with their load
   peerload hostfile -n 8 hosts   an Open MPI hostfile of the best eight
+  source <(peerload completion bash)   tab completion in this shell
 `)
-}
-
-// flagSet is a subcommand's flags with its help text. Parse errors are
-// returned, never printed by the flag package.
-type flagSet struct {
-	*flag.FlagSet
-	c        *cli
-	synopsis string
-	help     string
-}
-
-func (c *cli) newFlagSet(name, synopsis, help string) *flagSet {
-	fs := flag.NewFlagSet("peerload "+name, flag.ContinueOnError)
-	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
-	return &flagSet{FlagSet: fs, c: c, synopsis: synopsis, help: help}
-}
-
-func (f *flagSet) printUsage() {
-	w := f.c.stdout
-	fmt.Fprintf(w, "Usage: %s %s\n\n%s\n", f.Name(), f.synopsis, strings.TrimSpace(f.help))
-	has := false
-	f.VisitAll(func(*flag.Flag) { has = true })
-	if has {
-		fmt.Fprint(w, "\nFlags:\n")
-		f.SetOutput(w)
-		f.PrintDefaults()
-		f.SetOutput(io.Discard)
-	}
-}
-
-// parse parses args, allowing flags and positional arguments to mix
-// (`hostfile out.txt -n 4`). Everything after "--" is positional.
-func (f *flagSet) parse(args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := f.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				f.printUsage()
-				return nil, errHelp
-			}
-			return nil, &usageError{err}
-		}
-		rest := f.Args()
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
-		}
-		if len(rest) == 0 {
-			return pos, nil
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
 }
 
 // noArgs fails when a command that takes none got positional arguments.
@@ -199,18 +214,15 @@ func (f *flagSet) apiFlag() *string {
 	if env := f.c.getenv("PEERLOAD_API"); env != "" {
 		def = env
 	}
-	return f.String("api", def, "agent API `ADDR:PORT` (env PEERLOAD_API)")
+	return f.String("api", def, "API `ADDR:PORT` of the local agent (env PEERLOAD_API)")
 }
 
-func (c *cli) runVersion(args []string) error {
-	f := c.newFlagSet("version", "", "Print the version of this binary.")
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
+// controlFlag registers --control for drain and undrain: $PEERLOAD_CONTROL,
+// else the agent's default control socket.
+func (f *flagSet) controlFlag() *string {
+	def := defaultControl
+	if env := f.c.getenv("PEERLOAD_CONTROL"); env != "" {
+		def = env
 	}
-	if err := noArgs(rest); err != nil {
-		return err
-	}
-	fmt.Fprintf(c.stdout, "peerload %s (%s %s/%s)\n", version, runtime.Version(), runtime.GOOS, runtime.GOARCH)
-	return nil
+	return f.String("control", def, "control socket `PATH` of the local agent (env PEERLOAD_CONTROL)")
 }

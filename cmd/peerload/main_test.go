@@ -5,12 +5,15 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"os/user"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -30,15 +33,18 @@ type testCLI struct {
 	env    map[string]string
 	execed []string // argv given to exec
 	sig    chan os.Signal
+	// terminal, when set, pretends stdout is a terminal of that width.
+	terminal func() (bool, int)
 }
 
 func (tc *testCLI) run(args ...string) (stdout, stderr string, code int) {
 	var out, errOut bytes.Buffer
 	c := &cli{
-		stdout:  &out,
-		stderr:  &errOut,
-		getenv:  func(k string) string { return tc.env[k] },
-		signals: tc.sig,
+		stdout:   &out,
+		stderr:   &errOut,
+		getenv:   func(k string) string { return tc.env[k] },
+		signals:  tc.sig,
+		terminal: tc.terminal,
 		exec: func(argv0 string, argv []string, envv []string) error {
 			tc.execed = append([]string{argv0}, argv...)
 			return nil
@@ -56,9 +62,9 @@ type fakeAgentAPI struct {
 	mu      sync.Mutex
 	nodes   []api.NodeJSON
 	queries []string
-	drained bool
-	reason  string
 	srv     *httptest.Server
+	// poolFilter makes ?pool= select nodes as the agent does.
+	poolFilter bool
 }
 
 func newFakeAgentAPI(t *testing.T, nodes ...api.NodeJSON) *fakeAgentAPI {
@@ -93,20 +99,16 @@ func (f *fakeAgentAPI) serve(w http.ResponseWriter, r *http.Request) {
 		if n := r.URL.Query().Get("n"); n != "" {
 			json.Unmarshal([]byte(n), &limit)
 		}
+		pool := r.URL.Query().Get("pool")
 		for _, n := range f.nodes {
+			if f.poolFilter && pool != "" && !slices.Contains(n.Pools, pool) {
+				continue
+			}
 			if r.URL.Path == "/v1/nodes" || (n.Candidate && len(resp.Nodes) < limit) {
 				resp.Nodes = append(resp.Nodes, n)
 			}
 		}
 		enc.Encode(resp)
-	case "/v1/drain":
-		var body struct{ Reason string }
-		json.NewDecoder(r.Body).Decode(&body)
-		f.drained, f.reason = true, body.Reason
-		enc.Encode(api.DrainResponse{Node: "lab01", Drained: true, Reason: body.Reason})
-	case "/v1/undrain":
-		f.drained, f.reason = false, ""
-		enc.Encode(api.DrainResponse{Node: "lab01"})
 	default:
 		w.WriteHeader(404)
 		enc.Encode(api.ErrorResponse{Error: "no such endpoint"})
@@ -135,15 +137,12 @@ func labNodes() []api.NodeJSON {
 
 func TestHelp(t *testing.T) {
 	out, _, code := run("--help")
-	if code != 0 || !strings.Contains(out, "Usage: peerload <command>") {
+	if code != 0 || !strings.Contains(out, "Usage: peerload [--api ADDR:PORT] [--control PATH] <command>") {
 		t.Fatalf("--help: exit %d\n%s", code, out)
 	}
 	for _, cmd := range commands() {
 		if !strings.Contains(out, "  "+cmd.name+" ") {
 			t.Errorf("--help does not list %s", cmd.name)
-		}
-		if cmd.name == "nsupdate" {
-			continue // runNsupdate prints to os.Stdout, not to c.stdout
 		}
 		for _, args := range [][]string{{cmd.name, "--help"}, {cmd.name, "-h"}, {"help", cmd.name}} {
 			out, errOut, code := run(args...)
@@ -163,7 +162,7 @@ func TestHelp(t *testing.T) {
 func TestVersion(t *testing.T) {
 	for _, args := range [][]string{{"version"}, {"--version"}} {
 		out, _, code := run(args...)
-		if code != 0 || !strings.HasPrefix(out, "peerload dev (go") {
+		if code != 0 || !strings.HasPrefix(out, "peerload dev (commit ") || !strings.Contains(out, " go1.") {
 			t.Errorf("%v: exit %d %q", args, code, out)
 		}
 	}
@@ -190,7 +189,7 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"agent", "--api", "1981"}, 2, `--api "1981"`},
 		{[]string{"agent", "--name", ""}, 2, "--name"},
 		{[]string{"agent", "--interval", "-1s"}, 2, `--interval: must be positive`},
-		{[]string{"agent", "--interval", "soon"}, 2, "-interval"},
+		{[]string{"agent", "--interval", "soon"}, 2, `--interval "soon": not a duration (like 500ms, 2s or 1m30s)`},
 		{[]string{"agent", "--refresh", "1s"}, 2, "--refresh: 1s is shorter than the sampling interval 2s"},
 		{[]string{"agent", "--stale-after", "-1s"}, 2, "--stale-after: must not be negative"},
 		{[]string{"agent", "--ssh-port", "70000"}, 2, "--ssh-port: port 70000"},
@@ -210,21 +209,23 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"nsupdate", "--server", "127.0.0.1:53", "--zone", "example.edu", "--name", "cslab.example.edu", "--insecure-no-tsig",
 			"--node-name", "a b"}, 2, `--node-name: name "a b" is not a host name`},
 		{[]string{"agent", "--log-level", "loud"}, 2, "--log-level"},
-		{[]string{"agent", "--nosuchflag"}, 2, "flag provided but not defined: -nosuchflag"},
+		{[]string{"agent", "--nosuchflag"}, 2, "unknown flag --nosuchflag (see `peerload agent --help`)"},
 		{[]string{"agent", "extra"}, 2, `unexpected argument "extra"`},
 		{[]string{"agent", "--keyring", filepath.Join(dir, "missing")}, 1, filepath.Join(dir, "missing")},
 		{[]string{"agent", "--keyring", badKeyring}, 1, badKeyring},
 		{[]string{"agent", "--join-file", filepath.Join(dir, "nojoin")}, 1, filepath.Join(dir, "nojoin")},
-		{[]string{"top", "-n", "0"}, 2, `--n "0"`},
+		{[]string{"agent", "--bind", "127.0.0.1:0", "--api", "127.0.0.1:0", "--state-dir", "", "--control", filepath.Join(badKeyring, "control.sock")}, 1,
+			"peerload agent: --control " + filepath.Join(badKeyring, "control.sock") + ": mkdir " + badKeyring + ": not a directory"},
+		{[]string{"top", "-n", "0"}, 2, `peerload top: -n "0": must be at least 1`},
 		{[]string{"top", "--by", "load"}, 2, `--by "load"`},
 		{[]string{"top", "lab01"}, 2, "unexpected argument"},
 		{[]string{"hostfile"}, 2, "exactly one FILE"},
-		{[]string{"hostfile", "-s", "0", "-"}, 2, `--s "0"`},
+		{[]string{"hostfile", "-s", "0", "-"}, 2, `-s "0": must be at least 1`},
 		{[]string{"hostfile", "-s", "2", "--cpus", "-"}, 2, "exclude each other"},
 		{[]string{"hostfile", "--count-cpus", "-"}, 2, "--count-cpus needs -n"},
 		{[]string{"hostfile", "--format", "lam", "-"}, 2, `--format "lam"`},
 		{[]string{"status", "--interval", "1ms"}, 2, "--interval"},
-		{[]string{"status", "--watch", "--json"}, 2, "exclude each other"},
+		{[]string{"status", "--watch", "--json"}, 2, "--watch and --json exclude each other"},
 		{[]string{"drain", "now"}, 2, "unexpected argument"},
 		{[]string{"keygen", "x"}, 2, "unexpected argument"},
 	}
@@ -374,7 +375,7 @@ func TestUnreachableAgent(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close()
-	for _, cmd := range []string{"top", "ssh", "status", "drain", "undrain"} {
+	for _, cmd := range []string{"top", "ssh", "status"} {
 		out, errOut, code := run(cmd, "--api", addr)
 		want := "peerload " + cmd + ": cannot reach peerload agent at " + addr + " (is `peerload agent` running?)"
 		if code != 1 || out != "" || !strings.HasPrefix(errOut, want) || strings.Count(errOut, "\n") != 1 {
@@ -510,41 +511,86 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
 	for i, re := range []string{
-		`^NAME\s+ADDRESS\s+STATE\s+RANK\s+SCORE\s+LOAD1\s+CPUS\s+MEM AVAIL\s+USERS\s+AGE\s+FAILING CHECKS / NOTES$`,
-		`^lab02\s+127\.0\.1\.2\s+alive\s+1\s+0\.120\s+0\.40\s+4\s+80%\s+2\s+1\.5s\s+-$`,
-		`^lab03\s+-\s+alive\s+2\s`,
-		`^lab04\s+127\.0\.1\.4\s+alive\s+-\s+0\.100\s.*\sdrained: kernel update$`,
-		`^dns\s+127\.0\.0\.1\s+alive \(collector\)\s+-\s+-\s+-\s+-\s+-\s+-\s+-\s+-$`,
+		`^NAME\s+STATE\s+RANK\s+SCORE\s+LOAD1\s+CPUS\s+MEM\s+POOLS\s+NOTES$`,
+		`^lab02\s+alive\s+1\s+0\.120\s+0\.40\s+4\s+80%\s+-\s+-$`,
+		`^lab03\s+alive\s+2\s`,
+		`^lab01\s+alive\s+3\s`,
+		`^lab04\s+alive\s+-\s+0\.100\s.*\s-\s+drained: kernel update$`,
+		`^dns\s+collector\s+-\s+-\s+-\s+-\s+-\s+-\s+-$`,
 	} {
-		idx := map[int]int{0: 0, 1: 1, 2: 2, 3: 4, 4: 5}[i]
-		if !regexp.MustCompile(re).MatchString(lines[idx]) {
-			t.Errorf("status line %d = %q, want match %s", idx, lines[idx], re)
+		if !regexp.MustCompile(re).MatchString(lines[i]) {
+			t.Errorf("status line %d = %q, want match %s", i, lines[i], re)
 		}
 	}
 	if q := fake.lastQuery(); q != "GET /v1/nodes?" {
 		t.Errorf("query = %q", q)
 	}
 
-	// --watch draws, then stops on a signal.
+	// --watch on a terminal redraws in place, then stops on a signal.
 	tc.sig = make(chan os.Signal, 1)
 	tc.sig <- syscall.SIGINT
+	tc.terminal = func() (bool, int) { return true, 100 }
 	out, _, code = tc.run("status", "--watch", "--interval", "100ms", "--api", fake.addr())
 	if code != 0 || !strings.HasPrefix(out, clearScreen+"peerload status") || !strings.Contains(out, "lab02") {
 		t.Errorf("status --watch: exit %d %q", code, out)
 	}
 }
 
+// startControl serves target on a control socket in a temporary
+// directory and returns its path.
+func startControl(t *testing.T, target api.Drainer) string {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), "control.sock")
+	s, err := api.ListenControl(api.ControlConfig{Path: path, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- s.Serve(target) }()
+	t.Cleanup(func() { s.Close(); <-done })
+	return path
+}
+
 func TestDrainUndrain(t *testing.T) {
-	fake := newFakeAgentAPI(t)
+	target := &agenttest.DrainFlag{Node: "lab01"}
+	sock := startControl(t, target)
 	tc := &testCLI{}
-	out, _, code := tc.run("drain", "--reason", "new disk", "--api", fake.addr())
-	if code != 0 || out != "lab01 drained: new disk\n" || !fake.drained || fake.reason != "new disk" {
-		t.Errorf("drain: exit %d %q, fake %v %q", code, out, fake.drained, fake.reason)
+	steps := []struct {
+		args    []string
+		out     string
+		drained bool
+	}{
+		{[]string{"drain", "--reason", "new disk", "--control", sock}, "lab01 drained: new disk\n", true},
+		{[]string{"drain", "--reason", "new disk", "--control", sock}, "lab01 was already drained: new disk\n", true},
+		{[]string{"undrain", "--control", sock}, "lab01 undrained\n", false},
+		{[]string{"undrain", "--control", sock}, "lab01 was not drained; nothing changed\n", false},
+		{[]string{"--control", sock, "drain"}, "lab01 drained: drained by " + currentUserName(t) + "\n", true},
 	}
-	out, _, code = tc.run("undrain", "--api", fake.addr())
-	if code != 0 || out != "lab01 undrained\n" || fake.drained {
-		t.Errorf("undrain: exit %d %q", code, out)
+	for _, st := range steps {
+		out, errOut, code := tc.run(st.args...)
+		if on, _ := target.Drained(); code != 0 || out != st.out || errOut != "" || on != st.drained {
+			t.Errorf("%q: exit %d %q %q, drained %v; want %q", st.args, code, out, errOut, on, st.out)
+		}
 	}
+	// The socket comes from $PEERLOAD_CONTROL unless --control is given.
+	tc.env = map[string]string{"PEERLOAD_CONTROL": sock}
+	if out, _, code := tc.run("undrain"); code != 0 || out != "lab01 undrained\n" {
+		t.Errorf("undrain with PEERLOAD_CONTROL: exit %d %q", code, out)
+	}
+	// No agent: one line naming the socket.
+	missing := filepath.Join(t.TempDir(), "none.sock")
+	_, errOut, code := run("drain", "--control", missing)
+	if code != 1 || !strings.HasPrefix(errOut, "peerload drain: no control socket at "+missing) || strings.Count(errOut, "\n") != 1 {
+		t.Errorf("drain without an agent: exit %d %q", code, errOut)
+	}
+}
+
+func currentUserName(t *testing.T) string {
+	u, err := user.Current()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return u.Username
 }
 
 func TestKeygen(t *testing.T) {
@@ -617,14 +663,15 @@ func TestAgentCommand(t *testing.T) {
 	}
 	apiAddr := l.Addr().String()
 	l.Close()
-	var stderr syncBuffer
+	var stderr agenttest.LogBuffer
 	sig := make(chan os.Signal, 1)
 	c := &cli{stdout: &bytes.Buffer{}, stderr: &stderr, getenv: func(string) string { return "" }, signals: sig}
 	done := make(chan int, 1)
+	stateDir := t.TempDir()
 	go func() {
 		done <- c.run([]string{"agent", "--name", "solo", "--bind", "127.0.0.1:0", "--api", apiAddr,
-			"--state-dir", t.TempDir(), "--root", t.TempDir(), "--ssh-port", "0", "--advertise", "127.0.1.9",
-			"--profile", "local"})
+			"--state-dir", stateDir, "--control", filepath.Join(stateDir, "control.sock"),
+			"--root", t.TempDir(), "--ssh-port", "0", "--advertise", "127.0.1.9", "--profile", "local"})
 	}()
 	agenttest.WaitFor(t, 10*time.Second, "top against the in-process agent", func() (bool, string) {
 		out, _, code := run("top", "--ip", "--api", apiAddr)
@@ -637,6 +684,20 @@ func TestAgentCommand(t *testing.T) {
 	metrics, _ := readAll(resp)
 	if !strings.Contains(metrics, "go_goroutines") || !strings.Contains(metrics, "process_") {
 		t.Errorf("/metrics lacks Go and process collectors")
+	}
+	// drain and undrain go through the control socket in the state dir,
+	// and the agent logs who did it and why.
+	sock := filepath.Join(stateDir, "control.sock")
+	if out, errOut, code := run("drain", "--reason", "kernel update", "--control", sock); code != 0 || out != "solo drained: kernel update\n" {
+		t.Errorf("drain: exit %d %q %q", code, out, errOut)
+	}
+	if out, errOut, code := run("undrain", "--control", sock); code != 0 || out != "solo undrained\n" {
+		t.Errorf("undrain: exit %d %q %q", code, out, errOut)
+	}
+	for _, want := range []string{`msg=drained node=solo reason="kernel update" by="root (uid 0`, `msg=undrained node=solo by="root (uid 0`} {
+		if os.Geteuid() == 0 && !strings.Contains(stderr.String(), want) {
+			t.Errorf("agent log lacks %q:\n%s", want, stderr.String())
+		}
 	}
 	sig <- syscall.SIGHUP
 	agenttest.WaitFor(t, 10*time.Second, "a reload logged after HUP", func() (bool, string) {
@@ -654,6 +715,9 @@ func TestAgentCommand(t *testing.T) {
 	if _, _, code := run("top", "--api", apiAddr); code != 1 {
 		t.Errorf("API still answering after shutdown")
 	}
+	if _, err := os.Stat(sock); !os.IsNotExist(err) {
+		t.Errorf("control socket left behind: %v", err)
+	}
 }
 
 func readAll(resp *http.Response) (string, error) {
@@ -661,21 +725,4 @@ func readAll(resp *http.Response) (string, error) {
 	var b bytes.Buffer
 	_, err := b.ReadFrom(resp.Body)
 	return b.String(), err
-}
-
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -40,6 +41,24 @@ type member struct {
 	// work, when set, runs beside the API until its context ends; its
 	// return ends the member.
 	work func(ctx context.Context, a *agent.Agent) error
+	// control, when set, is the control socket drain and undrain use;
+	// with controlOptional a socket that cannot be made is a warning.
+	control         *api.ControlConfig
+	controlOptional bool
+}
+
+// leaveTimeout caps how long INT or TERM wait for memberlist's leave
+// broadcast. The member has already told every other member goodbye
+// directly; the broadcast repeats it by gossip, which takes a few gossip
+// rounds (two up to 9 members, five up to 10,000 with memberlist's
+// retransmit rule), and never completes when the others are leaving too
+// (a whole demo or lab stopping at once): waiting longer only delays the
+// exit (a 5 s wait made the last agent of a demo take 5-8 s to exit).
+func leaveTimeout(cfg *agent.Config) time.Duration {
+	if cfg.Memberlist == nil || cfg.Memberlist.GossipInterval <= 0 {
+		return time.Second
+	}
+	return min(time.Second, 10*cfg.Memberlist.GossipInterval)
 }
 
 // newRegistry is a metrics registry with the Go runtime's and the
@@ -63,9 +82,24 @@ func (m *member) run() error {
 			m.logger.Warn("the local API is reachable from the network (--api-public): anyone can read the cluster state", "api", m.apiAddr)
 		}
 	}
+	var control *api.ControlSocket
+	if m.control != nil {
+		control, err = api.ListenControl(*m.control)
+		switch {
+		case err != nil && m.controlOptional:
+			m.logger.Warn("no control socket: drain and undrain will not reach this agent; give it one with --control PATH",
+				"path", m.control.Path, "err", err)
+		case err != nil:
+			ln.Close()
+			return fmt.Errorf("--control %s: %w", m.control.Path, err)
+		}
+	}
 	a, err := agent.New(m.cfg)
 	if err != nil {
 		ln.Close()
+		if control != nil {
+			control.Close()
+		}
 		if errors.Is(err, syscall.EADDRINUSE) {
 			return fmt.Errorf("--bind %s: the gossip port is in use (another agent or updater on this machine?)", net.JoinHostPort(m.cfg.BindAddr, strconv.Itoa(m.cfg.BindPort)))
 		}
@@ -99,6 +133,20 @@ func (m *member) run() error {
 			workDone <- m.work(ctx, a)
 		}()
 	}
+	if control != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			if err := control.Serve(a); err != nil {
+				m.logger.Error("control socket", "path", control.Path(), "err", err)
+			}
+		}()
+		m.logger.Info("control socket for drain and undrain", "path", control.Path(), "group", cmp.Or(control.Group(), "(root only)"))
+		if control.OpenToAll() {
+			m.logger.Info("the control socket is open to every local user: giving it to its group is not allowed here (a sandbox forbidding chown); the agent checks each caller instead",
+				"path", control.Path(), "group", control.Group())
+		}
+	}
 	m.logger.Info(m.started(a, ln.Addr()))
 
 	sig := m.signals
@@ -109,8 +157,11 @@ func (m *member) run() error {
 		sig = ch
 	}
 	shutdown := func() error {
-		if err := a.Leave(5 * time.Second); err != nil {
-			m.logger.Warn("leave failed", "err", err)
+		if control != nil {
+			_ = control.Close()
+		}
+		if err := a.Leave(leaveTimeout(m.cfg)); err != nil {
+			m.logger.Debug("leave not confirmed by gossip", "err", err)
 		}
 		cancel()
 		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)

@@ -20,12 +20,6 @@ import (
 // that also runs an agent.
 const defaultNsupdateAPI = "127.0.0.1:1991"
 
-// runNsupdate is the `peerload nsupdate` subcommand (RFC 2136 mode).
-func runNsupdate(args []string) error {
-	c := &cli{stdout: os.Stdout, stderr: os.Stderr, getenv: os.Getenv}
-	return c.runNsupdate(args)
-}
-
 // nsupdateFlags are the flags of `peerload nsupdate`.
 type nsupdateFlags struct {
 	gossip   *gossipFlags
@@ -53,20 +47,23 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 	f.StringVar(&nf.server, "server", "", "primary DNS server `HOST:PORT` that accepts the updates (required)")
 	f.StringVar(&nf.zone, "zone", "", "`ZONE` the names live in (required)")
 	f.StringVar(&nf.names, "name", "", "DNS `NAME[,NAME]` to keep on the best machines (required)")
-	f.IntVar(&nf.top, "top", 1, "how many machines each name holds (`N`)")
-	f.IntVar(&nf.ttl, "ttl", 30, "TTL of the records in `seconds`; keep it short")
-	f.StringVar(&nf.pool, "pool", "", "only machines of this `pool`")
-	f.StringVar(&nf.by, "by", "", "ranking: cpu, mem or combined (default: the cluster's)")
-	f.StringVar(&nf.fallback, "fallback", "keep", "when no machine is a candidate: keep (leave the records), all (every alive machine) or none (delete them)")
+	f.IntVar(&nf.top, "top", 1, "how many machines, `N`, each name holds")
+	f.IntVar(&nf.ttl, "ttl", 30, "TTL of the records in `SECONDS`; keep it short")
+	f.StringVar(&nf.pool, "pool", "", "only machines of `POOL`")
+	f.StringVar(&nf.by, "by", "", "`RANKING`: cpu, mem (most free memory first) or combined (default: the cluster's)")
+	f.StringVar(&nf.fallback, "fallback", "keep", "what to publish, `FALLBACK`, when no machine is a candidate: keep (leave the records), all (every alive machine) or none (delete them)")
 	f.StringVar(&nf.key, "tsig-key", "", "BIND key `FILE` as written by tsig-keygen (required unless --insecure-no-tsig)")
-	f.StringVar(&nf.keyName, "tsig-key-name", "", "which key of --tsig-key to use when the file holds several")
-	f.DurationVar(&nf.resync, "resync", 5*time.Minute, "read the records back and repair drift this often")
-	f.Float64Var(&nf.margin, "margin", 0.1, "hysteresis: replace a published machine only when another scores better by more than this")
-	f.DurationVar(&nf.minIntv, "min-interval", time.Second, "least time between two updates of one name")
-	f.DurationVar(&nf.timeout, "timeout", 5*time.Second, "limit of one exchange with the server")
+	f.StringVar(&nf.keyName, "tsig-key-name", "", "which key, `NAME`, of --tsig-key to use when the file holds several")
+	f.DurationVar(&nf.resync, "resync", 5*time.Minute, "read the records back and repair drift every `INTERVAL`")
+	f.Float64Var(&nf.margin, "margin", 0.1, "hysteresis: replace a published machine only when another scores better by more than `MARGIN`")
+	f.DurationVar(&nf.minIntv, "min-interval", time.Second, "least `TIME` between two updates of one name")
+	f.DurationVar(&nf.timeout, "timeout", 5*time.Second, "time limit, `DURATION`, of one exchange with the server")
 	f.BoolVar(&nf.insecure, "insecure-no-tsig", false, "send unsigned updates (only for a server that grants updates by address)")
+	f.choose("by", "cpu", "mem", "combined")
+	f.choose("fallback", "keep", "all", "none")
+	f.choose("log-level", "debug", "info", "warn", "error")
 	f.BoolVar(&nf.allowMD5, "allow-md5", false, "accept an hmac-md5 key (broken; make a new hmac-sha256 key instead)")
-	f.StringVar(&nf.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.StringVar(&nf.logLevel, "log-level", "info", "least severe log `LEVEL` shown: debug, info, warn or error")
 
 	// The gossip flags, except that --name is the DNS name here: the
 	// member's own name is --node-name.
@@ -81,7 +78,7 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 		name, usage := fl.Name, fl.Usage
 		switch name {
 		case "name":
-			name, usage = "node-name", "unique member `name` in the cluster (default: nsupdate-<hostname>)"
+			name, usage = "node-name", "unique `NAME` of this member in the cluster (default: nsupdate-HOSTNAME)"
 		case "proc", "advertise":
 			return // a collector samples nothing and is never handed out
 		case "api":
@@ -93,6 +90,7 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 		}
 		f.Var(fl.Value, name, usage)
 	})
+	f.choose("profile", agent.Profiles()...)
 	return nf
 }
 

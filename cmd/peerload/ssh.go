@@ -2,9 +2,13 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
+	"math/rand/v2"
 	"os"
 	"os/exec"
+	"slices"
 	"strings"
 
 	"github.com/peerload/peerload/agent/api"
@@ -41,13 +45,21 @@ func splitSSHArgs(args []string) (opts, command []string) {
 }
 
 func (c *cli) runSSH(args []string) error {
-	f := c.newFlagSet("ssh", "[--by B] [--pool P] [--ip] [-- ssh-options... [command...]]", `
-Log in on the least-loaded machine: runs ssh [ssh-options] HOST [command].
-$PEERLOAD_SSH replaces the ssh program.
+	f := c.newFlagSet("ssh", "[flags] [-- SSH-OPTION... [COMMAND...]]", `
+Log in on the least-loaded machine: runs ssh [SSH-OPTION...] HOST [COMMAND].
+Options for ssh itself go after --. $PEERLOAD_SSH replaces the ssh program;
+it is split into words at spaces (PEERLOAD_SSH="ssh -F my_config").
+
+-n N picks at random among the best N machines (smarterSSH -n), so a
+class logging in at once spreads out; -v says which machines were
+considered and why the pick won, on standard error, before ssh starts.
 
     peerload ssh
+    peerload ssh -n 3 -v
     peerload ssh --pool gpu -- -A
     peerload ssh -- -l alice uptime`)
+	n := f.Int("n", 1, "pick at random among the best `N` machines")
+	verbose := f.Bool("v", false, "explain the pick on standard error")
 	rf := f.rankFlags()
 	ip := f.Bool("ip", false, "connect to the machine's address instead of its name")
 	apiAddr := f.apiFlag()
@@ -55,37 +67,60 @@ $PEERLOAD_SSH replaces the ssh program.
 	if err != nil {
 		return err
 	}
+	if *n < 1 {
+		return &flagError{Flag: "n", Value: fmt.Sprint(*n), Err: errors.New("must be at least 1")}
+	}
 	by, err := rf.parse()
 	if err != nil {
 		return err
 	}
+	prog := strings.Fields(c.getenv("PEERLOAD_SSH"))
+	if len(prog) == 0 {
+		prog = []string{"ssh"}
+	}
+	path, err := exec.LookPath(prog[0])
+	if err != nil {
+		return fmt.Errorf("cannot run ssh program %q ($PEERLOAD_SSH): %w", prog[0], err)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := api.NewClient(*apiAddr).Top(ctx, 1, rf.pool, by)
+	resp, err := api.NewClient(*apiAddr).Top(ctx, *n, rf.pool, by)
 	if err != nil {
 		return err
 	}
 	if len(resp.Nodes) == 0 {
 		return errNoCandidate(rf.pool)
 	}
-	host, err := hostOf(&resp.Nodes[0], *ip)
+	pick := &resp.Nodes[rand.IntN(len(resp.Nodes))]
+	host, err := hostOf(pick, *ip)
 	if err != nil {
 		return err
 	}
-	prog := c.getenv("PEERLOAD_SSH")
-	if prog == "" {
-		prog = "ssh"
-	}
-	path, err := exec.LookPath(prog)
-	if err != nil {
-		return fmt.Errorf("cannot run ssh program %q: %w", prog, err)
-	}
 	opts, command := splitSSHArgs(rest)
-	argv := append([]string{prog}, opts...)
+	argv := append(slices.Clone(prog), opts...)
 	argv = append(argv, host)
 	argv = append(argv, command...)
+	if *verbose {
+		explainPick(c.stderr, resp, pick, *n)
+		fmt.Fprintf(c.stderr, "peerload ssh: running %s\n", strings.Join(argv, " "))
+	}
 	if err := c.exec(path, argv, os.Environ()); err != nil {
 		return fmt.Errorf("exec %s: %w", path, err)
 	}
 	return nil
+}
+
+// explainPick is `ssh -v`: which machines were considered, by what, and
+// which one won.
+func explainPick(w io.Writer, resp *api.NodesResponse, pick *api.NodeJSON, n int) {
+	how := "the best candidate"
+	if n > 1 {
+		how = fmt.Sprintf("at random among the best %d answering candidates", n)
+		if len(resp.Nodes) < n {
+			how = fmt.Sprintf("at random among the %d answering candidates (asked for the best %d)", len(resp.Nodes), n)
+		}
+	}
+	fmt.Fprintf(w, "peerload ssh: %s is %s%s, ranked by %s (lower score is better):\n", pick.Name, how, inPool(resp.Pool), resp.By)
+	_ = writeTopTable(w, resp.Nodes)
+	fmt.Fprintf(w, "peerload ssh: %s: %s\n", pick.Name, loadSummary(pick))
 }

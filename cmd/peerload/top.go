@@ -2,9 +2,9 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"time"
 
 	"github.com/peerload/peerload/agent/api"
@@ -22,8 +22,9 @@ type rankFlags struct {
 
 func (f *flagSet) rankFlags() *rankFlags {
 	r := &rankFlags{}
-	f.StringVar(&r.by, "by", "", "rank by `cpu`, mem or combined (default: the agent's --by)")
-	f.StringVar(&r.pool, "pool", "", "only machines in this `pool`")
+	f.StringVar(&r.by, "by", "", "rank by `RANKING`: cpu (run queue per CPU), mem (most free memory first) or combined (default: the agent's --by)")
+	f.choose("by", "cpu", "mem", "combined")
+	f.StringVar(&r.pool, "pool", "", "only machines in `POOL`")
 	return r
 }
 
@@ -46,18 +47,31 @@ func errNoCandidate(pool string) error {
 	return errors.New("no candidate machine right now (see `peerload status`)")
 }
 
+// exclusive fails when two flags that contradict each other are both set.
+func exclusive(a, b string, aSet, bSet bool) error {
+	if aSet && bSet {
+		return &usageError{fmt.Errorf("%s and %s exclude each other", dashed(a), dashed(b))}
+	}
+	return nil
+}
+
 func (c *cli) runTop(args []string) error {
-	f := c.newFlagSet("top", "[-n N] [--by cpu|mem|combined] [--pool P] [-v] [--ip] [--json]", `
+	f := c.newFlagSet("top", "[flags]", `
 Print the least-loaded machines, best first, one name a line:
 
     ssh $(peerload top)
 
 Machines with equal scores (closer than the agent's --delta) come out in
 random order, so repeated calls spread users across equally good machines.
-Exits 1 when no machine is a candidate or the agent cannot be reached.`)
-	n := f.Int("n", 1, "how many machines")
+--random ignores load and prints candidates in random order (smarterSSH -r).
+When fewer machines are candidates than -n asks for, top prints those and
+a warning. Exits 1 when no machine is a candidate or the agent cannot be
+reached.`)
+	n := f.Int("n", 1, "how many machines, `N`")
+	random := f.Bool("random", false, "pick at random among all candidates, ignoring load")
+	f.alias("r", "random")
 	rf := f.rankFlags()
-	verbose := f.Bool("v", false, "print a table with score and load")
+	verbose := f.Bool("v", false, "print a table with rank, score and load")
 	ip := f.Bool("ip", false, "print the IPv4 address (IPv6 when there is none) instead of the name")
 	asJSON := f.Bool("json", false, "print the agent's JSON answer")
 	apiAddr := f.apiFlag()
@@ -71,27 +85,50 @@ Exits 1 when no machine is a candidate or the agent cannot be reached.`)
 	if *n < 1 {
 		return &flagError{Flag: "n", Value: fmt.Sprint(*n), Err: errors.New("must be at least 1")}
 	}
+	if err := exclusive("json", "v", *asJSON, *verbose); err != nil {
+		return err
+	}
+	if err := exclusive("json", "ip", *asJSON, *ip); err != nil {
+		return err
+	}
 	by, err := rf.parse()
 	if err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := api.NewClient(*apiAddr).Top(ctx, *n, rf.pool, by)
+	ask := *n
+	if *random {
+		ask = allNodes
+	}
+	resp, err := api.NewClient(*apiAddr).Top(ctx, ask, rf.pool, by)
 	if err != nil {
 		return err
 	}
 	if len(resp.Nodes) == 0 {
 		return errNoCandidate(rf.pool)
 	}
+	if *random {
+		rand.Shuffle(len(resp.Nodes), func(i, j int) { resp.Nodes[i], resp.Nodes[j] = resp.Nodes[j], resp.Nodes[i] })
+		resp.Nodes = resp.Nodes[:min(*n, len(resp.Nodes))]
+	}
+	if len(resp.Nodes) < *n {
+		fmt.Fprintf(c.stderr, "peerload top: warning: only %d candidate machines%s, asked for %d\n", len(resp.Nodes), inPool(rf.pool), *n)
+	}
 	switch {
 	case *asJSON:
-		enc := json.NewEncoder(c.stdout)
-		enc.SetIndent("", "  ")
-		return enc.Encode(resp)
+		return writeJSON(c.stdout, resp)
 	case *verbose:
 		return writeTopTable(c.stdout, resp.Nodes)
 	default:
 		return writeNames(c.stdout, resp.Nodes, *ip)
 	}
+}
+
+// inPool is " in pool P" for messages, "" for all machines.
+func inPool(pool string) string {
+	if pool == "" {
+		return ""
+	}
+	return fmt.Sprintf(" in pool %q", pool)
 }

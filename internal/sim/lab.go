@@ -200,7 +200,7 @@ func reportMatters(r, last *report.Report, sc rank.ScoreConfig) bool {
 	}
 	half := sc.Delta / 2
 	return math.Abs(rank.Score(r.Load, sc, rank.ByCPU)-rank.Score(last.Load, sc, rank.ByCPU)) >= half ||
-		math.Abs(rank.Score(r.Load, sc, rank.ByMem)-rank.Score(last.Load, sc, rank.ByMem)) >= half
+		math.Abs(rank.MemUsed(r.Load)-rank.MemUsed(last.Load)) >= half
 }
 
 func (l *lab) changeBackground(m *machine, delta int) {
