@@ -337,7 +337,7 @@ func (p *PeerLoad) publish(snap *rank.Snapshot) {
 		for _, n := range p.cfg.names {
 			cnt := 0
 			if na := set.names[n]; na != nil && na.outcome == outcomeCandidates {
-				cnt = len(na.txt)
+				cnt = na.candidates
 			}
 			candidatesGauge.WithLabelValues(s, n).Set(float64(cnt))
 		}
