@@ -20,6 +20,9 @@ const (
 	outcomeNode       = "node"       // a <node>.<name> answer
 	outcomeNoData     = "nodata"
 	outcomeNXDomain   = "nxdomain"
+	outcomeZone       = "zone"    // SOA, NS or name server of an apex peerload makes up
+	outcomeNotify     = "notify"  // a NOTIFY, acknowledged or NOTAUTH
+	outcomeRefused    = "refused" // a zone transfer (AXFR, IXFR)
 )
 
 // fallbackTTL caps the TTL of fallback answers so clients come back soon.

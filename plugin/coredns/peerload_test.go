@@ -115,7 +115,7 @@ func clusterSnapshot() *rank.Snapshot {
 }
 
 func soaCase() dns.RR {
-	return test.SOA("example.edu.	30	IN	SOA	ns.example.edu. hostmaster.example.edu. 1 7200 1800 86400 30")
+	return test.SOA("example.edu.	30	IN	SOA	ns.dns.example.edu. hostmaster.example.edu. 1 7200 1800 86400 30")
 }
 
 func TestServeDNS(t *testing.T) {
@@ -160,7 +160,20 @@ func TestServeDNS(t *testing.T) {
 		// Any other type for an owned name is NODATA with the SOA.
 		{Qname: "cslab.example.edu.", Qtype: dns.TypeMX, Ns: []dns.RR{soaCase()}},
 		{Qname: "cslab.example.edu.", Qtype: dns.TypeSOA, Ns: []dns.RR{soaCase()}},
-		{Qname: "cslab.example.edu.", Qtype: dns.TypeANY, Ns: []dns.RR{soaCase()}},
+		{Qname: "cslab.example.edu.", Qtype: dns.TypeNS, Ns: []dns.RR{soaCase()}},
+		// ANY over UDP: one RRset, the addresses (RFC 8482).
+		{
+			Qname: "cslab.example.edu.", Qtype: dns.TypeANY,
+			Answer: []dns.RR{
+				test.A("cslab.example.edu.	30	IN	A	10.0.0.11"),
+				test.A("cslab.example.edu.	30	IN	A	10.0.0.12"),
+				test.A("cslab.example.edu.	30	IN	A	10.0.0.13"),
+			},
+		},
+		{
+			Qname: "lab01.cslab.example.edu.", Qtype: dns.TypeANY,
+			Answer: []dns.RR{test.A("lab01.cslab.example.edu.	30	IN	A	10.0.0.11")},
+		},
 		// Per-node names, candidates or not.
 		{
 			Qname: "lab02.cslab.example.edu.", Qtype: dns.TypeA,
@@ -553,7 +566,7 @@ func TestRootZoneApex(t *testing.T) {
 	p := newTestPeerLoad(cfg, clusterSnapshot())
 	m := query(t, p, "nope.cslab.example.edu.", dns.TypeA)
 	soa, ok := m.Ns[0].(*dns.SOA)
-	if !ok || soa.Hdr.Name != "cslab.example.edu." || soa.Ns != "ns.cslab.example.edu." {
+	if !ok || soa.Hdr.Name != "cslab.example.edu." || soa.Ns != "ns.dns.cslab.example.edu." {
 		t.Errorf("SOA in a root server block = %v, want the name as apex", m.Ns)
 	}
 }
@@ -842,8 +855,8 @@ func TestNegativeAnswersCarryTheZoneSOA(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newTestPeerLoad(testConfig(), clusterSnapshot())
 			p.Next = soaPlugin(tc.soa, true)
-			if !p.refreshSOAs() {
-				t.Fatal("refreshSOAs found no SOA in the chain")
+			if !p.refreshZones() {
+				t.Fatal("refreshZones found no SOA in the chain")
 			}
 			want := test.SOA(tc.want).String()
 			nx, nodata := negativeSOA(t, p)
@@ -876,8 +889,8 @@ func TestNegativeAnswersFallbackSOA(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newTestPeerLoad(testConfig(), clusterSnapshot())
 			p.Next = tc.next
-			if p.refreshSOAs() {
-				t.Fatal("refreshSOAs claims the chain served an SOA")
+			if p.refreshZones() {
+				t.Fatal("refreshZones claims the chain served an SOA")
 			}
 			nx, nodata := negativeSOA(t, p)
 			// The serial is fixed: later snapshots answer the same SOA.
