@@ -369,8 +369,9 @@ const (
 // watch keeps the published answers current: it rebuilds them whenever src
 // announces a change (a coalesced notification still ends in a read of
 // the latest snapshot), and every clockRefresh for what only the clock
-// changes. A second goroutine keeps the negative answers' SOA current, so
-// a slow plugin further down never delays a rebuild. stop ends both and
+// changes. A second goroutine keeps what the zones hold (the negative
+// answers' SOA, whether the next plugin serves a zone) current, so a slow
+// plugin further down never delays a rebuild. stop ends both and
 // waits.
 func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 	if r, ok := src.(readinessSource); ok {
@@ -401,10 +402,14 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 			}
 		}
 	})
+	// The first look at the zones is done before watch returns (in
+	// OnStartup, before the server answers): a name that is the apex of a
+	// zone file serves answers SOA from that file from the first query.
+	all := p.refreshZones()
 	wg.Go(func() {
 		for {
 			wait := soaRefresh
-			if !p.refreshZones() {
+			if !all {
 				wait = soaRetry
 			}
 			t := time.NewTimer(wait)
@@ -414,6 +419,7 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 				return
 			case <-t.C:
 			}
+			all = p.refreshZones()
 		}
 	})
 	return func() {
