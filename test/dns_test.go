@@ -72,7 +72,19 @@ func startCoreDNS(t *testing.T, opts corednsOptions) *corednsProc {
 	if opts.Top > 0 {
 		replace("top 3", "top "+strconv.Itoa(opts.Top))
 	}
+	return runCoreDNS(t, c, corefile)
+}
+
+// runCoreDNS starts bin/coredns on corefile in a temporary directory for
+// c (whose ReadyAddr the Corefile's ready plugin listens on), stops it in
+// t.Cleanup (printing its log when the test failed) and waits until
+// /ready answers 200: every peerload block joined and holds reports.
+func runCoreDNS(t *testing.T, c *corednsProc, corefile string) *corednsProc {
+	t.Helper()
 	c.Corefile = corefile
+	if c.log == nil {
+		c.log = &lockedBuffer{}
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(path, []byte(corefile), 0o644); err != nil {
