@@ -1131,3 +1131,49 @@ func tcpQuery(t *testing.T, p *PeerLoad, qname string, qtype uint16) *dns.Msg {
 	}
 	return rec.Msg
 }
+
+// TestTruncationPointMatchesBIND: a reply too large for the client's
+// buffer is compressed (RFC 1035 section 4.1.4) before anything is cut,
+// so TC is set exactly when BIND sets it. The sizes are BIND 9.18's for
+// 40 A records at cslab.example.edu (dig +ignore +nocookie), the same
+// bytes; test/ compares against a running named. Where TC is set BIND
+// leaves the answer empty under EDNS, while CoreDNS keeps the records
+// that fit (RFC 2181 section 9 allows both).
+func TestTruncationPointMatchesBIND(t *testing.T) {
+	var nodes []rank.NodeStatus
+	for i := range 40 {
+		nodes = append(nodes, testNode(fmt.Sprintf("lab%02d", i), fmt.Sprintf("10.0.0.%d", 10+i), 0))
+	}
+	cfg := testConfig()
+	cfg.top = 40
+	p := newTestPeerLoad(cfg, testSnapshot(nodes...))
+	for _, tc := range []struct {
+		bufsize   uint16 // 0: no EDNS
+		answers   int
+		truncated bool
+		size      int // on the wire
+	}{
+		{0, 29, true, 499}, // BIND: 29 records, 499 bytes
+		{1232, 40, false, 686},
+		{700, 40, false, 686},
+		{600, 34, true, 590}, // BIND: TC, no records
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion("cslab.example.edu.", dns.TypeA)
+		if tc.bufsize > 0 {
+			m.SetEdns0(tc.bufsize, false)
+		}
+		rec := dnstest.NewRecorder(&test.ResponseWriter{})
+		if _, err := p.ServeDNS(context.Background(), request.NewScrubWriter(m, rec), m); err != nil {
+			t.Fatal(err)
+		}
+		wire, err := rec.Msg.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Msg.Answer) != tc.answers || rec.Msg.Truncated != tc.truncated || len(wire) != tc.size {
+			t.Errorf("bufsize %d: %d answers, TC %v, %d bytes; want %d, %v, %d", tc.bufsize,
+				len(rec.Msg.Answer), rec.Msg.Truncated, len(wire), tc.answers, tc.truncated, tc.size)
+		}
+	}
+}
