@@ -122,7 +122,7 @@ func (p *PeerLoad) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	switch {
 	case r.Opcode == dns.OpcodeNotify:
 		outcome = outcomeNotify
-		if ap == apexNone {
+		if ap == apexNone || sub != "" {
 			// Not a zone: BIND answers NOTAUTH. The apex of a zone
 			// peerload makes up is acknowledged, as a primary does.
 			m.Rcode, m.Authoritative = dns.RcodeNotAuth, false

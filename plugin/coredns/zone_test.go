@@ -209,6 +209,7 @@ func TestOpcodesAndTransfers(t *testing.T) {
 		{inZone, "cslab.example.edu.", dns.TypeA, dns.OpcodeUpdate, -1, false},
 		{inZone, "cslab.example.edu.", dns.TypeA, dns.OpcodeStatus, -1, false},
 		{apex, "cslab.example.edu.", dns.TypeSOA, dns.OpcodeNotify, dns.RcodeSuccess, true},
+		{apex, "lab01.cslab.example.edu.", dns.TypeSOA, dns.OpcodeNotify, dns.RcodeNotAuth, false},
 		{apex, "cslab.example.edu.", dns.TypeAXFR, dns.OpcodeQuery, dns.RcodeRefused, false},
 		{apex, "cslab.example.edu.", dns.TypeIXFR, dns.OpcodeQuery, dns.RcodeRefused, false},
 	} {
