@@ -36,6 +36,19 @@ type namedServer struct {
 // A and AAAA records of name. initial are A records name already holds.
 func startNamed(t testing.TB, zone, name string, initial ...string) *namedServer {
 	t.Helper()
+	n := newNamed(t, zone, name, "", "")
+	n.WriteZone(1, initial...)
+	n.Start()
+	return n
+}
+
+// newNamed prepares (but does not start) named for zone in a temporary
+// directory: a key made by tsig-keygen that may update the A and AAAA
+// records of name, and named.conf with options (more top-level
+// statements) and zoneOptions (more statements of the zone). It is killed
+// in t.Cleanup, and its log printed when the test failed.
+func newNamed(t testing.TB, zone, name, options, zoneOptions string) *namedServer {
+	t.Helper()
 	bin := requireProgram(t, "named")
 	keygen := requireProgram(t, "tsig-keygen")
 	requireProgram(t, "dig")
@@ -62,17 +75,17 @@ options {
 	dnssec-validation no;
 };
 controls { };
+%[6]s
 zone "%[3]s" {
 	type primary;
 	file "%[1]s/db.%[3]s";
 	update-policy { grant %[4]s name %[5]s. A AAAA; };
+%[7]s
 };
-`, n.Dir, n.Port, zone, n.KeyName, strings.TrimSuffix(name, "."))
+`, n.Dir, n.Port, zone, n.KeyName, strings.TrimSuffix(name, "."), options, zoneOptions)
 	if err := os.WriteFile(filepath.Join(n.Dir, "named.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.WriteZone(1, initial...)
-	n.Start()
 	t.Cleanup(func() {
 		n.signal(syscall.SIGKILL)
 		if t.Failed() {

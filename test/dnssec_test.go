@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
@@ -312,50 +311,13 @@ type signedNamed struct {
 // with that key.
 func startSignedNamed(t *testing.T, zone, name string) *signedNamed {
 	t.Helper()
-	bin := requireProgram(t, "named")
-	keygen := requireProgram(t, "tsig-keygen")
-	requireProgram(t, "dig")
-	n := &namedServer{t: t, Dir: t.TempDir(), Zone: zone, Name: name, KeyName: "peerload-update", bin: bin, log: &lockedBuffer{}}
-	n.Port = freePort(t)
-	n.KeyFile = filepath.Join(n.Dir, "update.key")
-	res := runCmd(t, nil, keygen, "-a", "hmac-sha256", n.KeyName)
-	if res.Code != 0 {
-		t.Fatalf("tsig-keygen: %s", res)
-	}
-	if err := os.WriteFile(n.KeyFile, []byte(res.Stdout), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	keys := filepath.Join(n.Dir, "keys")
-	if err := os.Mkdir(keys, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`include "%[1]s/update.key";
-options {
-	directory "%[1]s";
-	listen-on port %[2]d { 127.0.0.1; };
-	listen-on-v6 { none; };
-	pid-file "%[1]s/named.pid";
-	session-keyfile "%[1]s/session.key";
-	managed-keys-directory "%[1]s";
-	recursion no;
-	notify no;
-	dnssec-validation no;
-};
-controls { };
-dnssec-policy "peerload-test" {
+	n := newNamed(t, zone, name, `dnssec-policy "peerload-test" {
 	keys { csk key-directory lifetime unlimited algorithm ecdsap256sha256; };
-};
-zone "%[3]s" {
-	type primary;
-	file "%[1]s/db.%[3]s";
-	key-directory "%[6]s";
+};`, `	key-directory "keys";
 	dnssec-policy "peerload-test";
-	inline-signing yes;
-	update-policy { grant %[4]s name %[5]s. A AAAA; };
-};
-`, n.Dir, n.Port, zone, n.KeyName, strings.TrimSuffix(name, "."), keys)
-	confPath := filepath.Join(n.Dir, "named.conf")
-	if err := os.WriteFile(confPath, []byte(conf), 0o644); err != nil {
+	inline-signing yes;`)
+	keys := filepath.Join(n.Dir, "keys") // key-directory "keys" is relative to named's directory
+	if err := os.Mkdir(keys, 0o755); err != nil {
 		t.Fatal(err)
 	}
 	zf := fmt.Sprintf("$TTL 300\n@ IN SOA ns.%[1]s. hostmaster.%[1]s. 1 3600 600 86400 30\n@ IN NS ns.%[1]s.\nns IN A 127.0.0.1\n"+
@@ -365,14 +327,8 @@ zone "%[3]s" {
 	}
 	// The key for the policy, made before named starts, which uses it
 	// rather than making its own: the trust anchor is the test's.
-	key := dnssecKeygen(t, keys, "-k", "peerload-test", "-l", confPath, zone)
+	key := dnssecKeygen(t, keys, "-k", "peerload-test", "-l", filepath.Join(n.Dir, "named.conf"), zone)
 	n.Start()
-	t.Cleanup(func() {
-		n.signal(syscall.SIGKILL)
-		if t.Failed() {
-			t.Logf("log of named:\n%s", n.log.String())
-		}
-	})
 	waitFor(t, 20*time.Second, func() (bool, string) {
 		keys := strings.Join(digShort(t, "127.0.0.1", n.Port, zone, "DNSKEY"), "\n")
 		soa := runDig(t, "127.0.0.1", n.Port, "+dnssec", zone, "SOA")

@@ -123,15 +123,13 @@ func TestServeDNS(t *testing.T) {
 	if p.Name() != "peerload" {
 		t.Errorf("Name() = %q", p.Name())
 	}
+	top3 := []dns.RR{
+		test.A("cslab.example.edu.	30	IN	A	10.0.0.11"),
+		test.A("cslab.example.edu.	30	IN	A	10.0.0.12"),
+		test.A("cslab.example.edu.	30	IN	A	10.0.0.13"),
+	}
 	tests := []test.Case{
-		{
-			Qname: "cslab.example.edu.", Qtype: dns.TypeA,
-			Answer: []dns.RR{
-				test.A("cslab.example.edu.	30	IN	A	10.0.0.11"),
-				test.A("cslab.example.edu.	30	IN	A	10.0.0.12"),
-				test.A("cslab.example.edu.	30	IN	A	10.0.0.13"),
-			},
-		},
+		{Qname: "cslab.example.edu.", Qtype: dns.TypeA, Answer: top3},
 		// Case-insensitive and case-preserving.
 		{
 			Qname: "CsLaB.Example.EDU.", Qtype: dns.TypeA,
@@ -162,14 +160,7 @@ func TestServeDNS(t *testing.T) {
 		{Qname: "cslab.example.edu.", Qtype: dns.TypeSOA, Ns: []dns.RR{soaCase()}},
 		{Qname: "cslab.example.edu.", Qtype: dns.TypeNS, Ns: []dns.RR{soaCase()}},
 		// ANY over UDP: one RRset, the addresses (RFC 8482).
-		{
-			Qname: "cslab.example.edu.", Qtype: dns.TypeANY,
-			Answer: []dns.RR{
-				test.A("cslab.example.edu.	30	IN	A	10.0.0.11"),
-				test.A("cslab.example.edu.	30	IN	A	10.0.0.12"),
-				test.A("cslab.example.edu.	30	IN	A	10.0.0.13"),
-			},
-		},
+		{Qname: "cslab.example.edu.", Qtype: dns.TypeANY, Answer: top3},
 		{
 			Qname: "lab01.cslab.example.edu.", Qtype: dns.TypeANY,
 			Answer: []dns.RR{test.A("lab01.cslab.example.edu.	30	IN	A	10.0.0.11")},
