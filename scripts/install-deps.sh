@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the tests and benchmarks drive, when it is missing:
-# named (bind9), dig/nsupdate/tsig-keygen (bind9-dnsutils), dnsperf,
+# named (bind9), dig/nsupdate/tsig-keygen/delv (bind9-dnsutils),
+# dnssec-keygen (bind9-utils), kdig (knot-dnsutils), dnsperf,
 # promtool (prometheus: the alert rule tests), chromium (the status page's
 # browser test), lintian and systemd-nspawn (systemd-container: the package
 # tests), sshd and ssh (the known-hosts test), tmux (the terminal tests of
@@ -14,7 +15,10 @@
 set -euo pipefail
 need=()
 command -v named >/dev/null 2>&1 || [ -x /usr/sbin/named ] || need+=(bind9)
-command -v dig >/dev/null 2>&1 && command -v nsupdate >/dev/null 2>&1 && command -v tsig-keygen >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v dig >/dev/null 2>&1 && command -v nsupdate >/dev/null 2>&1 && command -v tsig-keygen >/dev/null 2>&1 &&
+	command -v delv >/dev/null 2>&1 || need+=(bind9-dnsutils)
+command -v dnssec-keygen >/dev/null 2>&1 || need+=(bind9-utils)
+command -v kdig >/dev/null 2>&1 || need+=(knot-dnsutils)
 command -v dnsperf >/dev/null 2>&1 || need+=(dnsperf)
 command -v promtool >/dev/null 2>&1 || need+=(prometheus)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)

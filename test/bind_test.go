@@ -38,17 +38,28 @@ type namedServer struct {
 // A and AAAA records of name. initial are A records name already holds.
 func startNamed(t testing.TB, zone, name string, initial ...string) *namedServer {
 	t.Helper()
+	n := newNamed(t, zone, name, "", "")
+	n.WriteZone(1, initial...)
+	n.Start()
+	return n
+}
+
+// newNamed prepares (but does not start) named for zone in a temporary
+// directory: a key made by tsig-keygen that may update the A and AAAA
+// records of name, and named.conf with options (more top-level
+// statements) and zoneOptions (more statements of the zone). It is killed
+// in t.Cleanup, and its log printed when the test failed.
+func newNamed(t testing.TB, zone, name, options, zoneOptions string) *namedServer {
+	t.Helper()
 	bin := requireProgram(t, "named")
 	requireProgram(t, "dig")
 	n := &namedServer{t: t, Dir: t.TempDir(), Zone: zone, Name: name, KeyName: "peerload-update", bin: bin, log: &lockedBuffer{}}
 	n.Port = freePort(t)
 	n.KeyFile = lab.NewTSIGKey(t, n.Dir, n.KeyName)
-	conf := lab.NamedConfig(n.Dir, "127.0.0.1", n.Port, zone, n.KeyName, name)
+	conf := lab.NamedConfig(n.Dir, "127.0.0.1", n.Port, zone, n.KeyName, name, options, zoneOptions)
 	if err := os.WriteFile(filepath.Join(n.Dir, "named.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	n.WriteZone(1, initial...)
-	n.Start()
 	t.Cleanup(func() {
 		n.signal(syscall.SIGKILL)
 		if t.Failed() {

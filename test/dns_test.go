@@ -72,7 +72,19 @@ func startCoreDNS(t *testing.T, opts corednsOptions) *corednsProc {
 	if opts.Top > 0 {
 		replace("top 3", "top "+strconv.Itoa(opts.Top))
 	}
+	return runCoreDNS(t, c, corefile)
+}
+
+// runCoreDNS starts bin/coredns on corefile in a temporary directory for
+// c (whose ReadyAddr the Corefile's ready plugin listens on), stops it in
+// t.Cleanup (printing its log when the test failed) and waits until
+// /ready answers 200: every peerload block joined and holds reports.
+func runCoreDNS(t *testing.T, c *corednsProc, corefile string) *corednsProc {
+	t.Helper()
 	c.Corefile = corefile
+	if c.log == nil {
+		c.log = &lockedBuffer{}
+	}
 	dir := t.TempDir()
 	path := filepath.Join(dir, "Corefile")
 	if err := os.WriteFile(path, []byte(corefile), 0o644); err != nil {
@@ -144,6 +156,91 @@ func digSet(t *testing.T, c *corednsProc, qname, qtype string, tcp bool) []strin
 	return got
 }
 
+// digTXT is the TXT answer of qname, one RFC 1464 attribute map per
+// record, in rank order (as dig prints them).
+func digTXT(t *testing.T, c *corednsProc, qname string, tcp bool) []map[string]string {
+	t.Helper()
+	args := []string{qname, "TXT"}
+	if tcp {
+		args = append(args, "+tcp")
+	}
+	var out []map[string]string
+	for _, line := range digShort(t, "127.0.0.1", c.DNSPort, args...) {
+		attrs, err := parseTXTAttrs(line)
+		if err != nil {
+			t.Fatalf("%s TXT: %v", qname, err)
+		}
+		out = append(out, attrs)
+	}
+	return out
+}
+
+// parseTXTAttrs reads one TXT record as dig prints it ("a=1" "b=2 3") as
+// RFC 1464 attributes: each character-string is one attribute=value, the
+// name ending at the first "=" not quoted by a backquote. It fails on a
+// string without one, or on an attribute given twice.
+func parseTXTAttrs(line string) (map[string]string, error) {
+	attrs := map[string]string{}
+	for _, s := range digStrings(line) {
+		var name strings.Builder
+		value, found := "", false
+		for i := 0; i < len(s) && !found; i++ {
+			switch c := s[i]; {
+			case c == '`' && i+1 < len(s):
+				i++
+				name.WriteByte(s[i])
+			case c == '=':
+				value, found = s[i+1:], true
+			default:
+				name.WriteByte(c)
+			}
+		}
+		if !found || name.Len() == 0 {
+			return nil, fmt.Errorf("%q in %s is not attribute=value", s, line)
+		}
+		if _, dup := attrs[name.String()]; dup {
+			return nil, fmt.Errorf("attribute %q twice in %s", name.String(), line)
+		}
+		attrs[name.String()] = value
+	}
+	return attrs, nil
+}
+
+// digStrings splits dig's presentation of a TXT record into its
+// character-strings, undoing the \" \\ and \DDD escapes.
+func digStrings(line string) []string {
+	var out []string
+	for i := 0; i < len(line); i++ {
+		if line[i] != '"' {
+			continue
+		}
+		var b strings.Builder
+		for i++; i < len(line) && line[i] != '"'; i++ {
+			if line[i] == '\\' && i+3 < len(line) && isDigits(line[i+1:i+4]) {
+				n, _ := strconv.Atoi(line[i+1 : i+4])
+				b.WriteByte(byte(n))
+				i += 3
+				continue
+			}
+			if line[i] == '\\' && i+1 < len(line) {
+				i++
+			}
+			b.WriteByte(line[i])
+		}
+		out = append(out, b.String())
+	}
+	return out
+}
+
+func isDigits(s string) bool {
+	for _, c := range s {
+		if c < '0' || c > '9' {
+			return false
+		}
+	}
+	return true
+}
+
 // TestDNS drives bin/coredns (Corefile.example) in front of three real
 // agent processes with fake proc roots: answers follow load, drain and
 // crashes within seconds, over UDP and TCP, and the DNS server never
@@ -201,23 +298,21 @@ func TestDNS(t *testing.T) {
 	})
 
 	t.Run("TXT", func(t *testing.T) {
-		var txt []string
+		var txt []map[string]string
 		waitFor(t, 15*time.Second, func() (bool, string) {
-			txt = digSet(t, c, "cslab.example.edu", "TXT", false)
+			txt = digTXT(t, c, "cslab.example.edu", false)
 			return len(txt) == 3, fmt.Sprintf("TXT = %q, want one record per agent", txt)
 		})
-		for i, line := range txt {
-			name := fmt.Sprintf("node=lab%d ", i+1)
-			if !strings.Contains(line, name) || !strings.Contains(line, "addr=127.0.1.") || !strings.Contains(line, "rank=") ||
-				!strings.Contains(line, "load1=") || !strings.Contains(line, "cpus=4") {
-				t.Errorf("TXT %q lacks %q or the load words", line, name)
-			}
-			if strings.Contains(line, "coredns") {
-				t.Errorf("TXT %q names the DNS server", line)
+		slices.SortFunc(txt, func(a, b map[string]string) int { return strings.Compare(a["node"], b["node"]) })
+		for i, attrs := range txt {
+			if attrs["node"] != fmt.Sprintf("lab%d", i+1) || !strings.HasPrefix(attrs["addr"], "127.0.1.") || attrs["rank"] == "" ||
+				attrs["load1"] == "" || attrs["cpus"] != "4" {
+				t.Errorf("TXT %q: want node=lab%d, its address, rank and the load", attrs, i+1)
 			}
 		}
-		node := digSet(t, c, "lab2.cslab.example.edu", "TXT", true)
-		if len(node) != 1 || !strings.Contains(node[0], "node=lab2 state=alive candidate=true addr=127.0.1.2") {
+		node := digTXT(t, c, "lab2.cslab.example.edu", true)
+		if len(node) != 1 || node[0]["node"] != "lab2" || node[0]["state"] != "alive" || node[0]["candidate"] != "true" ||
+			node[0]["addr"] != "127.0.1.2" {
 			t.Errorf("lab2 TXT = %q", node)
 		}
 		if got := digSet(t, c, "LAB2.CsLab.example.edu", "A", false); !slices.Equal(got, []string{"127.0.1.2"}) {
@@ -249,15 +344,15 @@ func TestDNS(t *testing.T) {
 		}
 		waitAnswer("lab3 drained", "127.0.1.1", "127.0.1.2")
 		waitFor(t, 10*time.Second, func() (bool, string) {
-			node := digSet(t, c, "lab3.cslab.example.edu", "TXT", false)
-			return len(node) == 1 && strings.Contains(node[0], "candidate=false") && strings.Contains(node[0], "maintenance"),
+			node := digTXT(t, c, "lab3.cslab.example.edu", false)
+			return len(node) == 1 && node[0]["candidate"] == "false" && strings.Contains(fmt.Sprint(node[0]), "maintenance"),
 				fmt.Sprintf("lab3 TXT = %q, want candidate=false with the drain reason", node)
 		})
 		if res := runPeerload(t, "undrain", "--control", agents[2].Control()); res.Code != 0 {
 			t.Fatalf("undrain: %s", res)
 		}
 		waitFor(t, 15*time.Second, func() (bool, string) {
-			txt := digSet(t, c, "cslab.example.edu", "TXT", false)
+			txt := digTXT(t, c, "cslab.example.edu", false)
 			return len(txt) == 3, fmt.Sprintf("after undrain TXT = %q, want 3 candidates", txt)
 		})
 	})
@@ -282,8 +377,8 @@ func TestDNS(t *testing.T) {
 		agents[0].Kill()
 		waitAnswer("lab1 killed", "127.0.1.2", "127.0.1.3")
 		waitFor(t, 10*time.Second, func() (bool, string) {
-			txt := digSet(t, c, "cslab.example.edu", "TXT", false)
-			return len(txt) == 2 && !strings.Contains(strings.Join(txt, "\n"), "node=lab1 "),
+			txt := digTXT(t, c, "cslab.example.edu", false)
+			return len(txt) == 2 && txt[0]["node"] != "lab1" && txt[1]["node"] != "lab1",
 				fmt.Sprintf("TXT after kill = %q", txt)
 		})
 	})

@@ -342,11 +342,18 @@ func (a *agentProc) Log() string { return a.log.String() }
 // `peerload top -n n`.
 func startCluster(t testing.TB, prefix string, n int) []*agentProc {
 	t.Helper()
+	return startClusterAdvertising(t, prefix, n, func(i int) string { return fmt.Sprintf("127.0.1.%d", i+1) })
+}
+
+// startClusterAdvertising is startCluster with the --advertise value of
+// the i-th agent (from 0) given by advertise.
+func startClusterAdvertising(t testing.TB, prefix string, n int, advertise func(i int) string) []*agentProc {
+	t.Helper()
 	agents := make([]*agentProc, n)
 	for i := range agents {
 		opts := agentOptions{
 			Name:      fmt.Sprintf("%s%d", prefix, i+1),
-			Advertise: fmt.Sprintf("127.0.1.%d", i+1),
+			Advertise: advertise(i),
 		}
 		if i > 0 {
 			opts.Join = []string{agents[0].Gossip()}

@@ -1,7 +1,8 @@
 // Command coredns is CoreDNS with the peerload plugin and a curated set of
-// stock plugins: enough to serve a zone (file, hosts), forward everything
-// else, and run it in production (errors, log, health, ready, prometheus,
-// cache, reload, acl). Build it with `make build`; it writes bin/coredns.
+// stock plugins: enough to serve a zone (file, hosts, transfer), sign it
+// online (dnssec), forward everything else, and run it in production
+// (errors, log, health, ready, prometheus, cache, reload, acl). Build it
+// with `make build`; it writes bin/coredns.
 //
 // A stock CoreDNS build gets the plugin from one plugin.cfg line, before
 // `file`:
@@ -23,6 +24,7 @@ import (
 	_ "github.com/coredns/coredns/plugin/cache"
 	_ "github.com/coredns/coredns/plugin/chaos"
 	_ "github.com/coredns/coredns/plugin/debug"
+	_ "github.com/coredns/coredns/plugin/dnssec"
 	_ "github.com/coredns/coredns/plugin/dnstap"
 	_ "github.com/coredns/coredns/plugin/errors"
 	_ "github.com/coredns/coredns/plugin/file"
@@ -47,7 +49,8 @@ import (
 // directives are the compiled-in plugins in CoreDNS's stock order (see
 // core/dnsserver/zdirectives.go), with peerload right before file: it
 // answers the virtual names inside a zone that file serves, and hands
-// everything else down to file.
+// everything else down to file. dnssec comes before both, so in a signed
+// zone it signs peerload's answers and denials as it signs file's.
 var directives = []string{
 	"root",
 	"metadata",
@@ -66,6 +69,7 @@ var directives = []string{
 	"rewrite",
 	"acl",
 	"cache",
+	"dnssec",
 	"minimal",
 	"transfer",
 	"hosts",

@@ -36,14 +36,18 @@ func TestDirectivesMatchPlugins(t *testing.T) {
 }
 
 // TestDirectivesOrder checks the positions that matter: peerload answers
-// before file, and the order is a subsequence of CoreDNS's stock order.
+// before file and after dnssec (which signs what peerload writes), and the
+// order is a subsequence of CoreDNS's stock order.
 func TestDirectivesOrder(t *testing.T) {
 	pl, file := slices.Index(directives, "peerload"), slices.Index(directives, "file")
 	if pl < 0 || file < 0 || pl+1 != file {
 		t.Fatalf("peerload at %d, file at %d: peerload must come right before file", pl, file)
 	}
+	if sec := slices.Index(directives, "dnssec"); sec < 0 || sec > pl {
+		t.Fatalf("dnssec at %d, peerload at %d: dnssec must come before peerload to sign its replies", sec, pl)
+	}
 	stock := []string{"root", "metadata", "reload", "bind", "debug", "ready", "health", "prometheus", "errors", "log",
-		"dnstap", "any", "chaos", "loadbalance", "rewrite", "acl", "cache", "minimal", "transfer", "hosts", "file", "forward", "whoami"}
+		"dnstap", "any", "chaos", "loadbalance", "rewrite", "acl", "cache", "dnssec", "minimal", "transfer", "hosts", "file", "forward", "whoami"}
 	var got []string
 	for _, d := range directives {
 		if d != "peerload" {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/peerload/peerload/agent/rank"
 )
@@ -19,6 +20,9 @@ const (
 	outcomeNode       = "node"       // a <node>.<name> answer
 	outcomeNoData     = "nodata"
 	outcomeNXDomain   = "nxdomain"
+	outcomeZone       = "zone"    // SOA, NS or name server of an apex peerload makes up
+	outcomeNotify     = "notify"  // a NOTIFY, acknowledged or NOTAUTH
+	outcomeRefused    = "refused" // a zone transfer (AXFR, IXFR)
 )
 
 // fallbackTTL caps the TTL of fallback answers so clients come back soon.
@@ -49,11 +53,15 @@ type nameAnswer struct {
 	outcome string // outcomeCandidates or outcomeFallback
 	ttl     uint32
 	top     int
+	// candidates is how many machines the ranking holds (the TXT answer
+	// lists at most maxTXTRecords of them).
+	candidates int
 	// v4 and v6 are the ranked nodes with an address of that family, so
 	// an A answer holds top records while top IPv4 nodes exist however
 	// many IPv6-only ones rank above them.
 	v4, v6 hostGroups
-	// txt is one TXT record (its strings) per ranked node, best first.
+	// txt is one TXT record (its character-strings) per ranked node, best
+	// first, at most maxTXTRecords of them.
 	txt [][]string
 }
 
@@ -108,7 +116,7 @@ func buildAnswers(cfg *config, snap *rank.Snapshot, prev *answerSet) *answerSet 
 	if choice.Ranking.Len() > 0 {
 		outcome, ttl, extra := outcomeCandidates, cfg.ttl, ""
 		if choice.Fallback {
-			outcome, ttl, extra = outcomeFallback, min(cfg.ttl, fallbackTTL), "fallback="+string(cfg.fallback)
+			outcome, ttl, extra = outcomeFallback, min(cfg.ttl, fallbackTTL), attr("fallback", string(cfg.fallback))
 		}
 		na := newNameAnswer(choice.Ranking, cfg.top, ttl, snap.Built, outcome, extra)
 		for _, name := range cfg.names {
@@ -154,22 +162,29 @@ func validNodeLabel(s string) bool {
 }
 
 func newNameAnswer(r *rank.Ranking, top int, ttl uint32, now time.Time, outcome, extra string) *nameAnswer {
-	na := &nameAnswer{outcome: outcome, ttl: ttl, top: top}
+	na := &nameAnswer{outcome: outcome, ttl: ttl, top: top, candidates: r.Len()}
 	na.v4 = newHostGroups(r, top, ip4)
 	na.v6 = newHostGroups(r, top, ip6)
+	size := 0
 	for i := range r.Nodes {
+		if i == maxTXTRecords {
+			break
+		}
 		n := &r.Nodes[i]
-		words := []string{
-			"node=" + n.Name,
-			"addr=" + nodeAddr(n),
-			"rank=" + strconv.Itoa(r.Rank(i)),
-			"score=" + strconv.FormatFloat(n.Score, 'f', 2, 64),
+		txt := []string{
+			attr("node", n.Name),
+			attr("addr", nodeAddr(n)),
+			attr("rank", strconv.Itoa(r.Rank(i))),
+			attr("score", strconv.FormatFloat(n.Score, 'f', 2, 64)),
 		}
-		words = append(words, loadWords(n, now, false)...)
+		txt = append(txt, loadAttrs(n, now, false)...)
 		if extra != "" {
-			words = append(words, extra)
+			txt = append(txt, extra)
 		}
-		na.txt = append(na.txt, txtStrings(words))
+		if size += txtWireLen(txt); size > maxTXTBytes {
+			break
+		}
+		na.txt = append(na.txt, txt)
 	}
 	return na
 }
@@ -222,28 +237,27 @@ func (h *hostGroups) pick(top int, buf []int) []int {
 }
 
 func newNodeAnswer(n *rank.NodeStatus, snap *rank.Snapshot, by rank.By) *nodeAnswer {
-	words := []string{
-		"node=" + n.Name,
-		"state=" + n.State,
-		"candidate=" + strconv.FormatBool(n.Candidate),
-		"addr=" + nodeAddr(n),
+	txt := []string{
+		attr("node", n.Name),
+		attr("state", n.State),
+		attr("candidate", strconv.FormatBool(n.Candidate)),
+		attr("addr", nodeAddr(n)),
 	}
 	if a := ip6(n); a != nil && ip4(n) != nil {
-		words = append(words, "addr6="+a.String())
+		txt = append(txt, attr("addr6", a.String()))
 	}
 	if n.Gossip != "" {
-		words = append(words, "gossip="+n.Gossip)
+		txt = append(txt, attr("gossip", n.Gossip))
 	}
 	if len(n.Pools) > 0 {
-		words = append(words, "pools="+strings.Join(n.Pools, ","))
+		txt = append(txt, attr("pools", strings.Join(n.Pools, ",")))
 	}
 	if n.Report != nil {
-		words = append(words, "score="+strconv.FormatFloat(rank.Score(n.Report.Load, snap.Score, by), 'f', 2, 64))
+		txt = append(txt, attr("score", strconv.FormatFloat(rank.Score(n.Report.Load, snap.Score, by), 'f', 2, 64)))
 	} else {
-		words = append(words, "report=none")
+		txt = append(txt, attr("report", "none"))
 	}
-	words = append(words, loadWords(n, snap.Built, true)...)
-	txt := txtStrings(words)
+	txt = append(txt, loadAttrs(n, snap.Built, true)...)
 	// The snapshot lists failing checks among the reasons too: show those
 	// once, as checks.
 	var checks []string
@@ -256,44 +270,49 @@ func newNodeAnswer(n *rank.NodeStatus, snap *rank.Snapshot, by rank.By) *nodeAns
 	}
 	for _, r := range n.Reasons {
 		if !slices.Contains(checks, r) {
-			txt = append(txt, txtStrings([]string{"reason=" + r})...)
+			txt = append(txt, attr("reason", r))
 		}
 	}
 	for _, c := range checks {
-		txt = append(txt, txtStrings([]string{"check=" + c})...)
+		txt = append(txt, attr("check", c))
+	}
+	// A node's record cannot grow past what one reply holds: the reasons
+	// and checks are the open-ended part, cut last first.
+	for size := txtWireLen(txt); len(txt) > 1 && size > maxTXTBytes; txt = txt[:len(txt)-1] {
+		size -= 1 + len(txt[len(txt)-1])
 	}
 	return &nodeAnswer{a4: ip4(n), a6: ip6(n), txt: txt}
 }
 
-// loadWords are the RFC 1464 attribute=value words describing a node's
+// loadAttrs are the RFC 1464 attribute=value strings describing a node's
 // latest report; full adds the less important ones.
-func loadWords(n *rank.NodeStatus, now time.Time, full bool) []string {
+func loadAttrs(n *rank.NodeStatus, now time.Time, full bool) []string {
 	if n.Report == nil {
 		return nil
 	}
 	l := n.Report.Load
-	w := []string{"load1=" + strconv.FormatFloat(l.Load1, 'f', 2, 64)}
+	w := []string{attr("load1", strconv.FormatFloat(l.Load1, 'f', 2, 64))}
 	if full {
 		w = append(w,
-			"load5="+strconv.FormatFloat(l.Load5, 'f', 2, 64),
-			"load15="+strconv.FormatFloat(l.Load15, 'f', 2, 64))
+			attr("load5", strconv.FormatFloat(l.Load5, 'f', 2, 64)),
+			attr("load15", strconv.FormatFloat(l.Load15, 'f', 2, 64)))
 	}
 	w = append(w,
-		"cpus="+strconv.Itoa(l.CPUs),
-		fmt.Sprintf("cpu=%.0f%%", 100*l.CPUUtil),
-		fmt.Sprintf("mem_avail=%.0f%%", 100*l.MemAvailableFraction()))
+		attr("cpus", strconv.Itoa(l.CPUs)),
+		attr("cpu", fmt.Sprintf("%.0f%%", 100*l.CPUUtil)),
+		attr("mem_avail", fmt.Sprintf("%.0f%%", 100*l.MemAvailableFraction())))
 	if full {
-		w = append(w, "mem_total="+humanBytes(l.MemTotal), "swap_used="+humanBytes(l.SwapUsed))
+		w = append(w, attr("mem_total", humanBytes(l.MemTotal)), attr("swap_used", humanBytes(l.SwapUsed)))
 		if l.CPUPressure >= 0 {
-			w = append(w, fmt.Sprintf("psi_cpu=%.1f%%", l.CPUPressure))
+			w = append(w, attr("psi_cpu", fmt.Sprintf("%.1f%%", l.CPUPressure)))
 		}
 	}
-	w = append(w, "users="+strconv.Itoa(l.Users))
+	w = append(w, attr("users", strconv.Itoa(l.Users)))
 	if full {
-		w = append(w, "uptime="+l.Uptime.Round(time.Second).String())
+		w = append(w, attr("uptime", l.Uptime.Round(time.Second).String()))
 	}
 	age := max(n.Age(now), 0)
-	return append(w, "age="+age.Round(time.Second).String())
+	return append(w, attr("age", age.Round(time.Second).String()))
 }
 
 func humanBytes(b uint64) string {
@@ -335,37 +354,59 @@ func nodeAddr(n *rank.NodeStatus) string {
 	return "none"
 }
 
-// maxTXTString is the longest character-string a TXT record can hold.
-const maxTXTString = 255
+// Limits of the TXT answers.
+const (
+	// maxTXTString is the longest character-string a TXT record can hold.
+	maxTXTString = 255
+	// maxTXTRecords is how many ranked machines the virtual name's TXT
+	// answer lists, best first: as many as the largest top, so every
+	// machine an A answer can hold has its record. <node>.NAME shows any
+	// other.
+	maxTXTRecords = maxTop
+	// maxTXTBytes bounds the RDATA of one TXT answer (the name's RRset, or
+	// a node's record), so the reply with its owner names, a question and
+	// RRSIGs always fits a 65,535-byte TCP message and is never truncated
+	// there.
+	maxTXTBytes = 32 << 10
+)
 
-// txtStrings joins words with spaces into as few TXT character-strings as
-// fit 255 bytes each, breaking only between words (or inside a word longer
-// than that), escaped for miekg/dns's presentation format.
-func txtStrings(words []string) []string {
-	var out []string
-	var cur strings.Builder
-	flush := func() {
-		if cur.Len() > 0 {
-			out = append(out, txtEscape(cur.String()))
-			cur.Reset()
+// attr is one RFC 1464 attribute=value character-string. The attribute
+// name is quoted as the RFC says (a backquote before "=", "`" and
+// significant leading or trailing whitespace); the value is not, since
+// the first unquoted "=" ends the name, so node names and reasons with
+// spaces or "=" read back whole. The string is cut to the 255 bytes a
+// character-string holds (at a UTF-8 boundary) and escaped for miekg/dns's
+// presentation format.
+func attr(name, value string) string {
+	var b strings.Builder
+	for i := 0; i < len(name); i++ {
+		c := name[i]
+		if c == '=' || c == '`' || ((c == ' ' || c == '\t') && (i == 0 || i == len(name)-1)) {
+			b.WriteByte('`')
 		}
+		b.WriteByte(c)
 	}
-	for _, w := range words {
-		for len(w) > maxTXTString {
-			flush()
-			out = append(out, txtEscape(w[:maxTXTString]))
-			w = w[maxTXTString:]
+	b.WriteByte('=')
+	b.WriteString(value)
+	s := b.String()
+	if len(s) > maxTXTString {
+		cut := maxTXTString
+		for cut > maxTXTString-utf8.UTFMax && !utf8.RuneStart(s[cut]) {
+			cut--
 		}
-		if cur.Len() > 0 && cur.Len()+1+len(w) > maxTXTString {
-			flush()
-		}
-		if cur.Len() > 0 {
-			cur.WriteByte(' ')
-		}
-		cur.WriteString(w)
+		s = s[:cut]
 	}
-	flush()
-	return out
+	return txtEscape(s)
+}
+
+// txtWireLen is the RDATA length of a TXT record with these (escaped)
+// character-strings.
+func txtWireLen(txt []string) int {
+	n := 0
+	for _, s := range txt {
+		n += 1 + len(s) // an upper bound: escapes only shrink on the wire
+	}
+	return n
 }
 
 // txtEscape escapes s the way miekg/dns expects TXT strings: backslash and

@@ -113,8 +113,9 @@ func wireSeeds(f *testing.F) [][]byte {
 	}
 	names := []string{"cslab.example.edu.", "CSLab.Example.EDU.", "gpu.cslab.example.edu.",
 		"lab01.cslab.example.edu.", "lab02.cs.cslab.example.edu.", "lab05.cslab.example.edu.",
-		"x.y.cslab.example.edu.", "example.edu.", "other.example.org."}
-	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeANY}
+		"x.y.cslab.example.edu.", "example.edu.", "other.example.org.",
+		"lab.example.net.", "ns.dns.lab.example.net.", "dns.lab.example.net."}
+	types := []uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeANY, dns.TypeSOA, dns.TypeNS, dns.TypeAXFR, dns.TypeIXFR}
 	for _, name := range names {
 		for _, qt := range types {
 			m := new(dns.Msg)
@@ -122,6 +123,9 @@ func wireSeeds(f *testing.F) [][]byte {
 			m.Id = 4242
 			add(m)
 		}
+		m := new(dns.Msg)
+		m.SetNotify(name)
+		add(m)
 	}
 	for _, qt := range types {
 		m := new(dns.Msg)
@@ -170,11 +174,13 @@ func wireSeeds(f *testing.F) [][]byte {
 }
 
 // fuzzPeerLoad serves cslab.example.edu over a cluster with a node whose
-// name needs escaping, a dotted node and a drained node.
+// name needs escaping, a dotted node and a drained node, and the apex of
+// a zone it makes up, lab.example.net.
 func fuzzPeerLoad() *PeerLoad {
 	cfg := testConfig()
-	cfg.names = append(cfg.names, "gpu.cslab.example.edu.")
+	cfg.names = append(cfg.names, "gpu.cslab.example.edu.", "lab.example.net.")
 	p := newTestPeerLoad(cfg, clusterSnapshot())
+	p.nsAddrs.Store(&[]net.IP{net.IPv4(127, 0, 0, 1), net.ParseIP("::1")})
 	p.Next = test.NextHandler(dns.RcodeSuccess, nil)
 	odd := testNode(`we"ird\name`, "10.0.0.99", 0.1)
 	odd.Reasons = []string{"check cmd: \x00\xff\"quoted\" \\ end"}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/coredns/coredns/plugin"
 	"github.com/coredns/coredns/plugin/metrics"
-	"github.com/coredns/coredns/plugin/pkg/nonwriter"
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 
@@ -30,16 +29,19 @@ type PeerLoad struct {
 	cfg *config
 	// names are cfg.names longest first, so a nested virtual name wins.
 	names []string
-	// zone is the SOA apex used for each name's negative answers; zones
-	// are its distinct values.
+	// zone is the apex of each name's zone (a name may be its own apex);
+	// zones are its distinct values.
 	zone  map[string]string
 	zones []string
 
 	state atomic.Pointer[answerSet]
-	// soas is the SOA of each zone in negative answers (by apex, always
-	// holding every zone): the next plugin's when it serves one, else a
-	// synthesized one. The watcher replaces it; ServeDNS only reads it.
-	soas    atomic.Pointer[map[string]*dns.SOA]
+	// zoneData is what the plugins after this one serve of each zone (by
+	// apex, always holding every zone). The watcher replaces it; ServeDNS
+	// only reads it.
+	zoneData atomic.Pointer[map[string]zoneData]
+	// nsAddrs are the addresses of the name server a synthesized apex
+	// names: the server block's (see boundAddrs).
+	nsAddrs atomic.Pointer[[]net.IP]
 	servers atomic.Pointer[[]string] // `server` label values for gauges
 	// readiness is the watched source when it can tell it joined.
 	readiness atomic.Pointer[readinessSource]
@@ -68,11 +70,12 @@ func newPeerLoad(cfg *config) *PeerLoad {
 			p.zones = append(p.zones, z)
 		}
 	}
-	soas := make(map[string]*dns.SOA, len(p.zones))
+	zd := make(map[string]zoneData, len(p.zones))
 	for _, z := range p.zones {
-		soas[z] = p.fallbackSOA(z)
+		zd[z] = zoneData{soa: p.fallbackSOA(z)}
 	}
-	p.soas.Store(&soas)
+	p.zoneData.Store(&zd)
+	p.nsAddrs.Store(&[]net.IP{})
 	p.state.Store(emptyAnswerSet())
 	p.servers.Store(&[]string{""})
 	return p
@@ -87,26 +90,52 @@ func (p *PeerLoad) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 	if len(r.Question) == 0 || state.QClass() != dns.ClassINET {
 		return plugin.NextOrFailure(p.Name(), p.Next, ctx, w, r)
 	}
-	qname := state.Name()
-	name, sub, ok := p.match(qname)
-	if !ok {
+	name, sub, ok := p.match(state.Name())
+	if !ok || (r.Opcode != dns.OpcodeQuery && r.Opcode != dns.OpcodeNotify) {
 		return plugin.NextOrFailure(p.Name(), p.Next, ctx, w, r)
 	}
-	server := metrics.WithServer(ctx)
 	qtype := state.QType()
+	set := p.state.Load()
+	// A name that is the apex of its zone: when the next plugin serves the
+	// zone, what peerload does not own comes from there.
+	var ap apexKind
+	if p.zone[name] == name {
+		ap = apexSynthesized
+		if (*p.zoneData.Load())[name].served {
+			ap = apexServed
+			if !p.owns(set, sub, qtype, r.Opcode) {
+				return plugin.NextOrFailure(p.Name(), p.Next, ctx, w, r)
+			}
+		}
+	}
+	server := metrics.WithServer(ctx)
 	requestsTotal.WithLabelValues(server, qtypeLabel(qtype)).Inc()
 
-	set := p.state.Load()
 	m := new(dns.Msg)
 	m.SetReply(r)
 	m.Authoritative = true
 	owner := state.QName()
+	// Only ANY answers differ by transport (and finding it costs).
+	tcp := qtype == dns.TypeANY && state.Proto() == "tcp"
 
 	var outcome string
-	if sub == "" {
-		outcome = p.answerName(m, set, name, owner, qtype)
-	} else {
-		outcome = p.answerNode(m, set, sub, owner, qtype)
+	switch {
+	case r.Opcode == dns.OpcodeNotify:
+		outcome = outcomeNotify
+		if ap == apexNone || sub != "" {
+			// Not a zone: BIND answers NOTAUTH. The apex of a zone
+			// peerload makes up is acknowledged, as a primary does.
+			m.Rcode, m.Authoritative = dns.RcodeNotAuth, false
+		}
+	case qtype == dns.TypeAXFR || qtype == dns.TypeIXFR:
+		// As file does without a transfer plugin allowing it: the answers
+		// change every few seconds and are no zone to copy.
+		outcome = outcomeRefused
+		m.Rcode, m.Authoritative = dns.RcodeRefused, false
+	case sub == "":
+		outcome = p.answerName(m, set, name, owner, qtype, ap, tcp)
+	default:
+		outcome = p.answerNode(m, set, sub, owner, qtype, ap, tcp)
 	}
 	switch outcome {
 	case outcomeNXDomain:
@@ -138,52 +167,108 @@ func (p *PeerLoad) match(qname string) (name, sub string, ok bool) {
 	return "", "", false
 }
 
+// owns reports whether peerload answers this query at a virtual name that
+// is the apex of a zone the next plugin serves: the addresses and TXT of
+// the name (and ANY), and its machines. SOA, NS and every other type at
+// the apex, names below it that are no machine (its name servers, say),
+// transfers and NOTIFY are the zone's.
+func (p *PeerLoad) owns(set *answerSet, sub string, qtype uint16, opcode int) bool {
+	if opcode != dns.OpcodeQuery || qtype == dns.TypeAXFR || qtype == dns.TypeIXFR {
+		return false
+	}
+	if sub == "" {
+		return qtype == dns.TypeA || qtype == dns.TypeAAAA || qtype == dns.TypeTXT || qtype == dns.TypeANY
+	}
+	return set.nodes[sub] != nil || set.ents[sub]
+}
+
 // answerName fills m with the answer for the virtual name itself and
 // returns the outcome.
-func (p *PeerLoad) answerName(m *dns.Msg, set *answerSet, name, owner string, qtype uint16) string {
-	na := set.names[name]
-	if na == nil {
-		return outcomeNoData
+func (p *PeerLoad) answerName(m *dns.Msg, set *answerSet, name, owner string, qtype uint16, ap apexKind, tcp bool) string {
+	synth := ap == apexSynthesized
+	if synth && (qtype == dns.TypeSOA || qtype == dns.TypeNS) {
+		m.Answer = p.apexRRs(name, owner, qtype)
+		return outcomeZone
 	}
+	na := set.names[name]
+	switch {
+	case qtype == dns.TypeANY:
+		// RFC 8482: over UDP one RRset, the addresses first; over TCP
+		// all of them.
+		for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT, dns.TypeSOA, dns.TypeNS} {
+			switch {
+			case len(m.Answer) > 0 && !tcp:
+			case t == dns.TypeSOA || t == dns.TypeNS:
+				if synth {
+					m.Answer = append(m.Answer, p.apexRRs(name, owner, t)...)
+				}
+			case na != nil:
+				m.Answer = append(m.Answer, nameRRs(na, owner, t)...)
+			}
+		}
+	case na != nil:
+		m.Answer = nameRRs(na, owner, qtype)
+	}
+	switch {
+	case len(m.Answer) == 0:
+		return outcomeNoData
+	case na == nil:
+		return outcomeZone
+	}
+	return na.outcome
+}
+
+// nameRRs are the virtual name's records of type qtype (A, AAAA or TXT).
+func nameRRs(na *nameAnswer, owner string, qtype uint16) []dns.RR {
 	// Every query allocates its records (a plugin further out may change
 	// the reply), but in one block per type rather than one per record:
 	// this path runs for every query, and fewer objects mean less GC.
+	var out []dns.RR
 	switch qtype {
 	case dns.TypeA:
 		var buf [maxTop + 8]int
 		order := na.v4.pick(na.top, buf[:0])
 		rrs := make([]dns.A, len(order))
-		m.Answer = make([]dns.RR, len(order))
+		out = make([]dns.RR, len(order))
 		for k, i := range order {
 			rrs[k] = dns.A{Hdr: hdr(owner, dns.TypeA, na.ttl), A: na.v4.ips[i]}
-			m.Answer[k] = &rrs[k]
+			out[k] = &rrs[k]
 		}
 	case dns.TypeAAAA:
 		var buf [maxTop + 8]int
 		order := na.v6.pick(na.top, buf[:0])
 		rrs := make([]dns.AAAA, len(order))
-		m.Answer = make([]dns.RR, len(order))
+		out = make([]dns.RR, len(order))
 		for k, i := range order {
 			rrs[k] = dns.AAAA{Hdr: hdr(owner, dns.TypeAAAA, na.ttl), AAAA: na.v6.ips[i]}
-			m.Answer[k] = &rrs[k]
+			out[k] = &rrs[k]
 		}
 	case dns.TypeTXT:
 		rrs := make([]dns.TXT, len(na.txt))
-		m.Answer = make([]dns.RR, len(na.txt))
+		out = make([]dns.RR, len(na.txt))
 		for i, t := range na.txt {
 			rrs[i] = dns.TXT{Hdr: hdr(owner, dns.TypeTXT, na.ttl), Txt: t}
-			m.Answer[i] = &rrs[i]
+			out[i] = &rrs[i]
 		}
 	}
-	if len(m.Answer) == 0 {
-		return outcomeNoData
-	}
-	return na.outcome
+	return out
 }
 
 // answerNode fills m with the answer for <node>.<name>.
-func (p *PeerLoad) answerNode(m *dns.Msg, set *answerSet, sub, owner string, qtype uint16) string {
+func (p *PeerLoad) answerNode(m *dns.Msg, set *answerSet, sub, owner string, qtype uint16, ap apexKind, tcp bool) string {
 	nd := set.nodes[sub]
+	if nd == nil && ap == apexSynthesized {
+		switch sub {
+		case nsLabel:
+			m.Answer = p.nsAddrRRs(owner, qtype, tcp)
+			if len(m.Answer) == 0 {
+				return outcomeNoData
+			}
+			return outcomeZone
+		case nsParentLabel:
+			return outcomeNoData
+		}
+	}
 	if nd == nil {
 		if set.ents[sub] {
 			return outcomeNoData
@@ -191,123 +276,27 @@ func (p *PeerLoad) answerNode(m *dns.Msg, set *answerSet, sub, owner string, qty
 		return outcomeNXDomain
 	}
 	ttl := p.cfg.ttl
-	switch qtype {
-	case dns.TypeA:
-		if nd.a4 != nil {
+	for _, t := range [...]uint16{dns.TypeA, dns.TypeAAAA, dns.TypeTXT} {
+		if qtype != t && qtype != dns.TypeANY {
+			continue
+		}
+		if qtype == dns.TypeANY && len(m.Answer) > 0 && !tcp {
+			break // RFC 8482, as for the name
+		}
+		switch {
+		case t == dns.TypeA && nd.a4 != nil:
 			m.Answer = append(m.Answer, &dns.A{Hdr: hdr(owner, dns.TypeA, ttl), A: nd.a4})
-		}
-	case dns.TypeAAAA:
-		if nd.a6 != nil {
+		case t == dns.TypeAAAA && nd.a6 != nil:
 			m.Answer = append(m.Answer, &dns.AAAA{Hdr: hdr(owner, dns.TypeAAAA, ttl), AAAA: nd.a6})
+		case t == dns.TypeTXT:
+			m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr(owner, dns.TypeTXT, ttl), Txt: nd.txt})
 		}
-	case dns.TypeTXT:
-		m.Answer = append(m.Answer, &dns.TXT{Hdr: hdr(owner, dns.TypeTXT, ttl), Txt: nd.txt})
 	}
 	if len(m.Answer) == 0 {
 		return outcomeNoData
 	}
 	return outcomeNode
 }
-
-// soa is a copy (a plugin further out may change the reply) of the SOA
-// of name's zone for a negative answer.
-func (p *PeerLoad) soa(name string) dns.RR {
-	s := *(*p.soas.Load())[p.zone[name]]
-	return &s
-}
-
-// fallbackSerial is the serial of a synthesized SOA. It is fixed: nothing
-// transfers this zone, and a serial that changed with every snapshot made
-// the same zone look different from one answer to the next.
-const fallbackSerial = 1
-
-// fallbackSOA is the SOA of zone when no plugin after this one serves it:
-// mname ns.<zone>, negative TTL (minimum) the configured ttl.
-func (p *PeerLoad) fallbackSOA(zone string) *dns.SOA {
-	return &dns.SOA{
-		Hdr:     hdr(zone, dns.TypeSOA, p.cfg.ttl),
-		Ns:      dnsJoin("ns", zone),
-		Mbox:    dnsJoin("hostmaster", zone),
-		Serial:  fallbackSerial,
-		Refresh: 7200,
-		Retry:   1800,
-		Expire:  86400,
-		Minttl:  p.cfg.ttl,
-	}
-}
-
-// refreshSOAs asks the next plugin for the SOA of every zone and publishes
-// what it found, the synthesized SOA where it found nothing. It reports
-// whether every zone had one. It runs off the answer path: the lookup goes
-// through the rest of the chain.
-func (p *PeerLoad) refreshSOAs() (all bool) {
-	all = true
-	soas := make(map[string]*dns.SOA, len(p.zones))
-	for _, z := range p.zones {
-		s := p.chainSOA(z)
-		if s == nil {
-			all = false
-			s = p.fallbackSOA(z)
-		}
-		soas[z] = s
-	}
-	p.soas.Store(&soas)
-	return all
-}
-
-// chainSOA is the SOA of zone as the next plugin answers it (an
-// authoritative NOERROR answer holding the apex's SOA), its TTL lowered to
-// its MINIMUM (RFC 2308 section 3: the TTL of a negative answer), or nil.
-func (p *PeerLoad) chainSOA(zone string) (soa *dns.SOA) {
-	if p.Next == nil {
-		return nil
-	}
-	defer func() {
-		// The server recovers a panicking plugin for a query; this lookup
-		// runs in our goroutine and must not take CoreDNS down.
-		if r := recover(); r != nil {
-			log.Warningf("SOA lookup of %s through the next plugin panicked: %v", zone, r)
-			soa = nil
-		}
-	}()
-	ctx, cancel := context.WithTimeout(context.Background(), soaTimeout)
-	defer cancel()
-	q := new(dns.Msg)
-	q.SetQuestion(zone, dns.TypeSOA)
-	w := nonwriter.New(loopbackWriter{})
-	if _, err := p.Next.ServeDNS(ctx, w, q); err != nil || w.Msg == nil {
-		return nil
-	}
-	if w.Msg.Rcode != dns.RcodeSuccess || !w.Msg.Authoritative {
-		return nil
-	}
-	for _, rr := range w.Msg.Answer {
-		if s, ok := rr.(*dns.SOA); ok && strings.EqualFold(s.Hdr.Name, zone) {
-			c := *s
-			c.Hdr.Ttl = min(c.Hdr.Ttl, c.Minttl)
-			return &c
-		}
-	}
-	return nil
-}
-
-// loopbackWriter is the client of the watcher's own lookups: plugins may
-// ask for the addresses, and nonwriter.Writer catches the reply before it
-// reaches WriteMsg here.
-type loopbackWriter struct{}
-
-func (loopbackWriter) LocalAddr() net.Addr {
-	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 53}
-}
-func (loopbackWriter) RemoteAddr() net.Addr {
-	return &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: 0}
-}
-func (loopbackWriter) WriteMsg(*dns.Msg) error     { return nil }
-func (loopbackWriter) Write(b []byte) (int, error) { return len(b), nil }
-func (loopbackWriter) Close() error                { return nil }
-func (loopbackWriter) TsigStatus() error           { return nil }
-func (loopbackWriter) TsigTimersOnly(bool)         {}
-func (loopbackWriter) Hijack()                     {}
 
 func dnsJoin(label, zone string) string {
 	if zone == "." {
@@ -337,7 +326,7 @@ func (p *PeerLoad) publish(snap *rank.Snapshot) {
 		for _, n := range p.cfg.names {
 			cnt := 0
 			if na := set.names[n]; na != nil && na.outcome == outcomeCandidates {
-				cnt = len(na.txt)
+				cnt = na.candidates
 			}
 			candidatesGauge.WithLabelValues(s, n).Set(float64(cnt))
 		}
@@ -380,8 +369,9 @@ const (
 // watch keeps the published answers current: it rebuilds them whenever src
 // announces a change (a coalesced notification still ends in a read of
 // the latest snapshot), and every clockRefresh for what only the clock
-// changes. A second goroutine keeps the negative answers' SOA current, so
-// a slow plugin further down never delays a rebuild. stop ends both and
+// changes. A second goroutine keeps what the zones hold (the negative
+// answers' SOA, whether the next plugin serves a zone) current, so a slow
+// plugin further down never delays a rebuild. stop ends both and
 // waits.
 func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 	if r, ok := src.(readinessSource); ok {
@@ -412,10 +402,14 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 			}
 		}
 	})
+	// The first look at the zones is done before watch returns (in
+	// OnStartup, before the server answers): a name that is the apex of a
+	// zone file serves answers SOA from that file from the first query.
+	all := p.refreshZones()
 	wg.Go(func() {
 		for {
 			wait := soaRefresh
-			if !p.refreshSOAs() {
+			if !all {
 				wait = soaRetry
 			}
 			t := time.NewTimer(wait)
@@ -425,6 +419,7 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 				return
 			case <-t.C:
 			}
+			all = p.refreshZones()
 		}
 	})
 	return func() {

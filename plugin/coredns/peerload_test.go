@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -114,7 +115,7 @@ func clusterSnapshot() *rank.Snapshot {
 }
 
 func soaCase() dns.RR {
-	return test.SOA("example.edu.	30	IN	SOA	ns.example.edu. hostmaster.example.edu. 1 7200 1800 86400 30")
+	return test.SOA("example.edu.	30	IN	SOA	ns.dns.example.edu. hostmaster.example.edu. 1 7200 1800 86400 30")
 }
 
 func TestServeDNS(t *testing.T) {
@@ -122,15 +123,13 @@ func TestServeDNS(t *testing.T) {
 	if p.Name() != "peerload" {
 		t.Errorf("Name() = %q", p.Name())
 	}
+	top3 := []dns.RR{
+		test.A("cslab.example.edu.	30	IN	A	10.0.0.11"),
+		test.A("cslab.example.edu.	30	IN	A	10.0.0.12"),
+		test.A("cslab.example.edu.	30	IN	A	10.0.0.13"),
+	}
 	tests := []test.Case{
-		{
-			Qname: "cslab.example.edu.", Qtype: dns.TypeA,
-			Answer: []dns.RR{
-				test.A("cslab.example.edu.	30	IN	A	10.0.0.11"),
-				test.A("cslab.example.edu.	30	IN	A	10.0.0.12"),
-				test.A("cslab.example.edu.	30	IN	A	10.0.0.13"),
-			},
-		},
+		{Qname: "cslab.example.edu.", Qtype: dns.TypeA, Answer: top3},
 		// Case-insensitive and case-preserving.
 		{
 			Qname: "CsLaB.Example.EDU.", Qtype: dns.TypeA,
@@ -150,16 +149,22 @@ func TestServeDNS(t *testing.T) {
 		{
 			Qname: "cslab.example.edu.", Qtype: dns.TypeTXT,
 			Answer: []dns.RR{
-				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab01 addr=10.0.0.11 rank=1 score=0.19 load1=0.10 cpus=4 cpu=2% mem_avail=75% users=2 age=1s"`),
-				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab02 addr=10.0.0.12 rank=2 score=0.29 load1=0.50 cpus=4 cpu=12% mem_avail=75% users=2 age=1s"`),
-				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab03 addr=10.0.0.13 rank=3 score=0.39 load1=0.90 cpus=4 cpu=22% mem_avail=75% users=2 age=1s"`),
-				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab04 addr=10.0.0.14 rank=4 score=0.67 load1=2.00 cpus=4 cpu=50% mem_avail=75% users=2 age=1s"`),
+				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab01" "addr=10.0.0.11" "rank=1" "score=0.19" "load1=0.10" "cpus=4" "cpu=2%" "mem_avail=75%" "users=2" "age=1s"`),
+				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab02" "addr=10.0.0.12" "rank=2" "score=0.29" "load1=0.50" "cpus=4" "cpu=12%" "mem_avail=75%" "users=2" "age=1s"`),
+				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab03" "addr=10.0.0.13" "rank=3" "score=0.39" "load1=0.90" "cpus=4" "cpu=22%" "mem_avail=75%" "users=2" "age=1s"`),
+				test.TXT(`cslab.example.edu.	30	IN	TXT	"node=lab04" "addr=10.0.0.14" "rank=4" "score=0.67" "load1=2.00" "cpus=4" "cpu=50%" "mem_avail=75%" "users=2" "age=1s"`),
 			},
 		},
 		// Any other type for an owned name is NODATA with the SOA.
 		{Qname: "cslab.example.edu.", Qtype: dns.TypeMX, Ns: []dns.RR{soaCase()}},
 		{Qname: "cslab.example.edu.", Qtype: dns.TypeSOA, Ns: []dns.RR{soaCase()}},
-		{Qname: "cslab.example.edu.", Qtype: dns.TypeANY, Ns: []dns.RR{soaCase()}},
+		{Qname: "cslab.example.edu.", Qtype: dns.TypeNS, Ns: []dns.RR{soaCase()}},
+		// ANY over UDP: one RRset, the addresses (RFC 8482).
+		{Qname: "cslab.example.edu.", Qtype: dns.TypeANY, Answer: top3},
+		{
+			Qname: "lab01.cslab.example.edu.", Qtype: dns.TypeANY,
+			Answer: []dns.RR{test.A("lab01.cslab.example.edu.	30	IN	A	10.0.0.11")},
+		},
 		// Per-node names, candidates or not.
 		{
 			Qname: "lab02.cslab.example.edu.", Qtype: dns.TypeA,
@@ -230,21 +235,21 @@ func TestServeDNSNodeTXT(t *testing.T) {
 		qname string
 		want  []string
 	}{
-		{"lab01.cslab.example.edu.", []string{
+		{"lab01.cslab.example.edu.", strings.Fields(
 			"node=lab01 state=alive candidate=true addr=10.0.0.11 addr6=2001:db8::11 gossip=10.0.0.11:7946 score=0.19 " +
-				"load1=0.10 load5=0.10 load15=0.10 cpus=4 cpu=2% mem_avail=75% mem_total=16.0Gi swap_used=0B users=2 uptime=1h0m0s age=1s",
-		}},
-		{"lab05.cslab.example.edu.", []string{
-			"node=lab05 state=alive candidate=false addr=10.0.0.15 gossip=10.0.0.15:7946 score=0.17 " +
-				"load1=0.00 load5=0.00 load15=0.00 cpus=4 cpu=0% mem_avail=75% mem_total=16.0Gi swap_used=0B users=2 uptime=1h0m0s age=1s",
+				"load1=0.10 load5=0.10 load15=0.10 cpus=4 cpu=2% mem_avail=75% mem_total=16.0Gi swap_used=0B users=2 uptime=1h0m0s age=1s"),
+		},
+		{"lab05.cslab.example.edu.", append(strings.Fields(
+			"node=lab05 state=alive candidate=false addr=10.0.0.15 gossip=10.0.0.15:7946 score=0.17 "+
+				"load1=0.00 load5=0.00 load15=0.00 cpus=4 cpu=0% mem_avail=75% mem_total=16.0Gi swap_used=0B users=2 uptime=1h0m0s age=1s"),
 			"reason=drain: maintenance",
-		}},
-		{"lab06.cslab.example.edu.", []string{
-			"node=lab06 state=suspect candidate=false addr=10.0.0.16 gossip=10.0.0.16:7946 score=0.17 " +
-				"load1=0.00 load5=0.00 load15=0.00 cpus=4 cpu=0% mem_avail=75% mem_total=16.0Gi swap_used=0B users=2 uptime=1h0m0s age=1s",
+		)},
+		{"lab06.cslab.example.edu.", append(strings.Fields(
+			"node=lab06 state=suspect candidate=false addr=10.0.0.16 gossip=10.0.0.16:7946 score=0.17 "+
+				"load1=0.00 load5=0.00 load15=0.00 cpus=4 cpu=0% mem_avail=75% mem_total=16.0Gi swap_used=0B users=2 uptime=1h0m0s age=1s"),
 			"reason=suspect",
 			"check=ssh: port 22 not listening",
-		}},
+		)},
 	} {
 		m := new(dns.Msg)
 		m.SetQuestion(tc.qname, dns.TypeTXT)
@@ -552,7 +557,7 @@ func TestRootZoneApex(t *testing.T) {
 	p := newTestPeerLoad(cfg, clusterSnapshot())
 	m := query(t, p, "nope.cslab.example.edu.", dns.TypeA)
 	soa, ok := m.Ns[0].(*dns.SOA)
-	if !ok || soa.Hdr.Name != "cslab.example.edu." || soa.Ns != "ns.cslab.example.edu." {
+	if !ok || soa.Hdr.Name != "cslab.example.edu." || soa.Ns != "ns.dns.cslab.example.edu." {
 		t.Errorf("SOA in a root server block = %v, want the name as apex", m.Ns)
 	}
 }
@@ -611,36 +616,128 @@ func TestWatch(t *testing.T) {
 	waitAnswer([]string{"10.0.0.11", "10.0.0.12"})
 }
 
-func TestTXTStrings(t *testing.T) {
+// TestAttr: one RFC 1464 attribute=value per character-string, the name
+// quoted with backquotes, the value as it is (first unquoted "=" ends the
+// name), cut to 255 bytes, escaped for the presentation format.
+func TestAttr(t *testing.T) {
 	long := strings.Repeat("x", 300)
 	for _, tc := range []struct {
-		words []string
-		want  []string
+		name, value string
+		want        string // presentation format, as in dns.TXT.Txt
+		wire        string // the character-string on the wire
 	}{
-		{[]string{"a=1", "b=2"}, []string{"a=1 b=2"}},
-		{[]string{`q="x"`, `b=\`}, []string{`q=\"x\" b=\\`}},
-		{[]string{"c=\x01"}, []string{`c=\001`}},
-		{[]string{long}, []string{long[:255], long[255:]}},
-		{[]string{strings.Repeat("y", 200), strings.Repeat("z", 60)}, []string{strings.Repeat("y", 200), strings.Repeat("z", 60)}},
+		{"node", "lab01", "node=lab01", "node=lab01"},
+		{"reason", "drain: a=b c", "reason=drain: a=b c", "reason=drain: a=b c"},
+		{"a=b", "c", "a`=b=c", "a`=b=c"},
+		{"back`quote", "v", "back``quote=v", "back``quote=v"},
+		{" pad ", "v", "` pad` =v", "` pad` =v"},
+		{"q", `"x" \ y`, `q=\"x\" \\ y`, `q="x" \ y`},
+		{"c", "\x01\xff", `c=\001\255`, "c=\x01\xff"},
+		{"long", long, "long=" + long[:250], "long=" + long[:250]},
+		// A cut never splits a UTF-8 sequence.
+		{"u", strings.Repeat("a", 251) + "é", "u=" + strings.Repeat("a", 251) + `\195\169`, "u=" + strings.Repeat("a", 251) + "é"},
+		{"u", strings.Repeat("a", 252) + "é", "u=" + strings.Repeat("a", 252), "u=" + strings.Repeat("a", 252)},
 	} {
-		if got := txtStrings(tc.words); !slices.Equal(got, tc.want) {
-			t.Errorf("txtStrings(%q) = %q, want %q", tc.words, got, tc.want)
+		got := attr(tc.name, tc.value)
+		if got != tc.want {
+			t.Errorf("attr(%q, %q) = %q, want %q", tc.name, tc.value, got, tc.want)
+		}
+		rr := &dns.TXT{Hdr: hdr("a.", dns.TypeTXT, 1), Txt: []string{got}}
+		buf := make([]byte, 512)
+		off, err := dns.PackRR(rr, buf, 0, nil, false)
+		if err != nil {
+			t.Fatalf("pack %q: %v", got, err)
+		}
+		// RDATA: one length byte, then the string.
+		rdata := buf[off-len(tc.wire)-1 : off]
+		if int(rdata[0]) != len(tc.wire) || string(rdata[1:]) != tc.wire {
+			t.Errorf("attr(%q, %q) on the wire %q, want %q", tc.name, tc.value, rdata[1:], tc.wire)
+		}
+		back, _, err := dns.UnpackRR(buf[:off], 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := back.(*dns.TXT).Txt; !slices.Equal(got, rr.Txt) {
+			t.Errorf("round trip %q, want %q", got, rr.Txt)
 		}
 	}
-	// Escaped strings pack to what went in.
-	rr := &dns.TXT{Hdr: hdr("a.", dns.TypeTXT, 1), Txt: txtStrings([]string{"r=\"\\\x00\xff end"})}
-	buf := make([]byte, 512)
-	off, err := dns.PackRR(rr, buf, 0, nil, false)
+}
+
+// parseRFC1464 splits one character-string (wire form) into attribute and
+// value as RFC 1464 reads it: the first "=" not quoted by a backquote ends
+// the name; a backquote quotes the next character.
+func parseRFC1464(s string) (name, value string, ok bool) {
+	var b strings.Builder
+	for i := 0; i < len(s); i++ {
+		switch c := s[i]; {
+		case c == '`' && i+1 < len(s):
+			i++
+			b.WriteByte(s[i])
+		case c == '=':
+			return b.String(), s[i+1:], b.Len() > 0
+		default:
+			b.WriteByte(c)
+		}
+	}
+	return "", "", false
+}
+
+// TestTXTReadsBack: every character-string of the name's and a node's TXT
+// is one attribute=value that an RFC 1464 reader splits back into what
+// went in, node names with spaces and "=" included.
+func TestTXTReadsBack(t *testing.T) {
+	odd := "lab 07=x`y"
+	p := newTestPeerLoad(testConfig(), testSnapshot(
+		testNode("lab01", "10.0.0.11", 0.1),
+		with(testNode(odd, "10.0.0.17", 0.5), func(n *rank.NodeStatus) { n.Reasons = []string{"why=this"} }),
+	))
+	m := query(t, p, "cslab.example.edu.", dns.TypeTXT)
+	wire, err := m.Pack()
 	if err != nil {
 		t.Fatal(err)
 	}
-	back, _, err := dns.UnpackRR(buf[:off], 0)
-	if err != nil {
+	back := new(dns.Msg)
+	if err := back.Unpack(wire); err != nil {
 		t.Fatal(err)
 	}
-	if got := back.(*dns.TXT).Txt; !slices.Equal(got, rr.Txt) {
-		t.Errorf("round trip %q, want %q", got, rr.Txt)
+	var nodes []string
+	for _, rr := range back.Answer {
+		attrs := map[string]string{}
+		for _, s := range rr.(*dns.TXT).Txt {
+			raw := unescapeTXT(t, s)
+			name, value, ok := parseRFC1464(raw)
+			if !ok {
+				t.Fatalf("%q is not attribute=value", raw)
+			}
+			if _, dup := attrs[name]; dup {
+				t.Errorf("attribute %q twice in %q", name, rr)
+			}
+			attrs[name] = value
+		}
+		for _, want := range []string{"node", "addr", "rank", "score", "load1", "cpus", "cpu", "mem_avail", "users", "age"} {
+			if _, ok := attrs[want]; !ok {
+				t.Errorf("%s lacks %s=", rr, want)
+			}
+		}
+		nodes = append(nodes, attrs["node"])
 	}
+	if !slices.Equal(nodes, []string{"lab01", odd}) {
+		t.Errorf("node= values %q, want %q", nodes, []string{"lab01", odd})
+	}
+}
+
+// unescapeTXT turns one miekg/dns TXT string (presentation escapes) into
+// the bytes on the wire.
+func unescapeTXT(t *testing.T, s string) string {
+	t.Helper()
+	buf := make([]byte, 1024)
+	off, err := dns.PackRR(&dns.TXT{Hdr: hdr("a.", dns.TypeTXT, 1), Txt: []string{s}}, buf, 0, nil, false)
+	if err != nil {
+		t.Fatalf("%q: %v", s, err)
+	}
+	// "a." is 3 bytes, type, class, TTL and RDLENGTH 10 more; then one
+	// length byte and the string.
+	return string(buf[14:off])
 }
 
 func TestHumanBytes(t *testing.T) {
@@ -749,8 +846,8 @@ func TestNegativeAnswersCarryTheZoneSOA(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newTestPeerLoad(testConfig(), clusterSnapshot())
 			p.Next = soaPlugin(tc.soa, true)
-			if !p.refreshSOAs() {
-				t.Fatal("refreshSOAs found no SOA in the chain")
+			if !p.refreshZones() {
+				t.Fatal("refreshZones found no SOA in the chain")
 			}
 			want := test.SOA(tc.want).String()
 			nx, nodata := negativeSOA(t, p)
@@ -783,8 +880,8 @@ func TestNegativeAnswersFallbackSOA(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := newTestPeerLoad(testConfig(), clusterSnapshot())
 			p.Next = tc.next
-			if p.refreshSOAs() {
-				t.Fatal("refreshSOAs claims the chain served an SOA")
+			if p.refreshZones() {
+				t.Fatal("refreshZones claims the chain served an SOA")
 			}
 			nx, nodata := negativeSOA(t, p)
 			// The serial is fixed: later snapshots answer the same SOA.
@@ -828,7 +925,8 @@ func TestNodeTXTShowsChecksOnce(t *testing.T) {
 			}
 		}),
 	))
-	got := query(t, p, "lab01.cslab.example.edu.", dns.TypeTXT).Answer[0].(*dns.TXT).Txt[1:]
+	txt := query(t, p, "lab01.cslab.example.edu.", dns.TypeTXT).Answer[0].(*dns.TXT).Txt
+	got := txt[len(txt)-3:]
 	want := []string{"reason=stale report (40s old)", "check=drain: drained: test", "check=tmp: /tmp 99% full"}
 	if !slices.Equal(got, want) {
 		t.Errorf("TXT after the load words = %q, want %q", got, want)
@@ -955,4 +1053,118 @@ func TestSnapshotAgeIsReportAge(t *testing.T) {
 	check("with reports")
 	p.publish(testSnapshot(with(testNode("lab01", "10.0.0.11", 0.1), func(n *rank.NodeStatus) { n.Report = nil })))
 	check("after a snapshot without reports")
+}
+
+// TestTXTCap: the name's TXT lists the best maxTXTRecords machines in rank
+// order however many there are, and never so many bytes that a TCP reply
+// (with a DNSSEC signature) would be truncated; the candidates gauge
+// still counts all of them.
+func TestTXTCap(t *testing.T) {
+	long := strings.Repeat("n", 200)
+	for _, tc := range []struct {
+		name    string
+		node    func(i int) string
+		reasons int // of one node, lab000 (not a candidate)
+		want    int
+	}{
+		{"short names", func(i int) string { return fmt.Sprintf("lab%03d", i) }, 0, maxTXTRecords},
+		{"long names", func(i int) string { return fmt.Sprintf("%s%03d", long, i) }, 0, maxTXTRecords},
+		{"many reasons", func(i int) string { return fmt.Sprintf("lab%03d", i) }, 2000, maxTXTRecords},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var nodes []rank.NodeStatus
+			for i := range 100 {
+				nodes = append(nodes, testNode(tc.node(i), fmt.Sprintf("10.0.%d.%d", i/200, 1+i%200), float64(i)*0.3))
+			}
+			for i := range tc.reasons {
+				nodes[0].Reasons = append(nodes[0].Reasons, fmt.Sprintf("reason %d: %s", i, long))
+			}
+			if tc.reasons > 0 {
+				nodes[0].Candidate = false
+			}
+			p := newTestPeerLoad(testConfig(), testSnapshot(nodes...))
+			server := metricValue(t, candidatesGauge.WithLabelValues("", "cslab.example.edu."))
+			if wantCand := float64(100 - min(tc.reasons, 1)); server != wantCand {
+				t.Errorf("candidates gauge %v, want %v", server, wantCand)
+			}
+			m := tcpQuery(t, p, "cslab.example.edu.", dns.TypeTXT)
+			if len(m.Answer) != tc.want {
+				t.Fatalf("%d TXT records, want %d", len(m.Answer), tc.want)
+			}
+			for i, rr := range m.Answer {
+				if want := "rank=" + strconv.Itoa(i+1); !slices.Contains(rr.(*dns.TXT).Txt, want) {
+					t.Fatalf("TXT %d lacks %s: %v", i, want, rr)
+				}
+			}
+			for _, qname := range []string{"cslab.example.edu.", strings.ToLower(nodes[0].Name) + ".cslab.example.edu."} {
+				m := tcpQuery(t, p, qname, dns.TypeTXT)
+				// What the server does to a TCP reply: truncate to 64 KiB,
+				// after an RRSIG of the largest key (RSA-4096) is added.
+				m.Answer = append(m.Answer, &dns.RRSIG{Hdr: hdr(qname, dns.TypeRRSIG, 30), SignerName: "example.edu.",
+					Signature: strings.Repeat("A", 684)})
+				m.Truncate(dns.MaxMsgSize)
+				if m.Truncated {
+					t.Errorf("%s TXT over TCP is truncated (%d bytes)", qname, m.Len())
+				}
+			}
+		})
+	}
+}
+
+// tcpQuery runs one query through p over TCP and returns the reply.
+func tcpQuery(t *testing.T, p *PeerLoad, qname string, qtype uint16) *dns.Msg {
+	t.Helper()
+	m := new(dns.Msg)
+	m.SetQuestion(qname, qtype)
+	rec := dnstest.NewRecorder(&test.ResponseWriter{TCP: true})
+	if _, err := p.ServeDNS(context.Background(), rec, m); err != nil || rec.Msg == nil {
+		t.Fatalf("%s %s over TCP: %v, %v", qname, dns.TypeToString[qtype], err, rec.Msg)
+	}
+	return rec.Msg
+}
+
+// TestTruncationPointMatchesBIND: a reply too large for the client's
+// buffer is compressed (RFC 1035 section 4.1.4) before anything is cut,
+// so TC is set exactly when BIND sets it. The sizes are BIND 9.18's for
+// 40 A records at cslab.example.edu (dig +ignore +nocookie), the same
+// bytes; test/ compares against a running named. Where TC is set BIND
+// leaves the answer empty under EDNS, while CoreDNS keeps the records
+// that fit (RFC 2181 section 9 allows both).
+func TestTruncationPointMatchesBIND(t *testing.T) {
+	var nodes []rank.NodeStatus
+	for i := range 40 {
+		nodes = append(nodes, testNode(fmt.Sprintf("lab%02d", i), fmt.Sprintf("10.0.0.%d", 10+i), 0))
+	}
+	cfg := testConfig()
+	cfg.top = 40
+	p := newTestPeerLoad(cfg, testSnapshot(nodes...))
+	for _, tc := range []struct {
+		bufsize   uint16 // 0: no EDNS
+		answers   int
+		truncated bool
+		size      int // on the wire
+	}{
+		{0, 29, true, 499}, // BIND: 29 records, 499 bytes
+		{1232, 40, false, 686},
+		{700, 40, false, 686},
+		{600, 34, true, 590}, // BIND: TC, no records
+	} {
+		m := new(dns.Msg)
+		m.SetQuestion("cslab.example.edu.", dns.TypeA)
+		if tc.bufsize > 0 {
+			m.SetEdns0(tc.bufsize, false)
+		}
+		rec := dnstest.NewRecorder(&test.ResponseWriter{})
+		if _, err := p.ServeDNS(context.Background(), request.NewScrubWriter(m, rec), m); err != nil {
+			t.Fatal(err)
+		}
+		wire, err := rec.Msg.Pack()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rec.Msg.Answer) != tc.answers || rec.Msg.Truncated != tc.truncated || len(wire) != tc.size {
+			t.Errorf("bufsize %d: %d answers, TC %v, %d bytes; want %d, %v, %d", tc.bufsize,
+				len(rec.Msg.Answer), rec.Msg.Truncated, len(wire), tc.answers, tc.truncated, tc.size)
+		}
+	}
 }

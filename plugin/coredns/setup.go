@@ -94,6 +94,8 @@ func setup(c *caddy.Controller) error {
 	start, stop := cfg.lifecycle(p)
 	c.OnStartup(func() error {
 		p.setServers(serverLabels(dnsserver.GetConfig(c)))
+		ns := boundAddrs(dnsserver.GetConfig(c))
+		p.nsAddrs.Store(&ns)
 		return start()
 	})
 	c.OnShutdown(stop)

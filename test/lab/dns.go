@@ -128,8 +128,10 @@ func ZoneFile(zone, name string, serial int, nsAddr string, addrs ...string) str
 
 // NamedConfig is a named.conf for a primary of zone (file dir/db.<zone>)
 // listening on listen:port, granting the TSIG key keyName (included from
-// dir/update.key) updates of name's A and AAAA records.
-func NamedConfig(dir, listen string, port int, zone, keyName, name string) string {
+// dir/update.key) updates of name's A and AAAA records. options are more
+// top-level statements and zoneOptions more statements of the zone (e.g.
+// dnssec-policy for a signed zone); both may be empty.
+func NamedConfig(dir, listen string, port int, zone, keyName, name, options, zoneOptions string) string {
 	return fmt.Sprintf(`include "%[1]s/update.key";
 options {
 	directory "%[1]s";
@@ -143,12 +145,14 @@ options {
 	dnssec-validation no;
 };
 controls { };
+%[7]s
 zone "%[3]s" {
 	type primary;
 	file "%[1]s/db.%[3]s";
 	update-policy { grant %[4]s name %[5]s. A AAAA; };
+%[8]s
 };
-`, dir, port, zone, keyName, strings.TrimSuffix(name, "."), listen)
+`, dir, port, zone, keyName, strings.TrimSuffix(name, "."), listen, options, zoneOptions)
 }
 
 // NewTSIGKey writes a key made by the real tsig-keygen to dir/update.key
@@ -185,7 +189,7 @@ func (l *Lab) AddNamed(name string, initial ...string) *Named {
 	n := &Named{Host: h, KeyName: "peerload-update"}
 	n.KeyFile = NewTSIGKey(l.t, h.Dir, n.KeyName)
 	conf := filepath.Join(h.Dir, "named.conf")
-	if err := os.WriteFile(conf, []byte(NamedConfig(h.Dir, h.Addr.String(), 53, Zone, n.KeyName, VName)), 0o644); err != nil {
+	if err := os.WriteFile(conf, []byte(NamedConfig(h.Dir, h.Addr.String(), 53, Zone, n.KeyName, VName, "", "")), 0o644); err != nil {
 		l.t.Fatal(err)
 	}
 	zf := filepath.Join(h.Dir, "db."+Zone)
