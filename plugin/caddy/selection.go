@@ -79,7 +79,7 @@ func (s *Selection) Cleanup() error {
 // Select implements reverseproxy.Selector.
 func (s *Selection) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	c := s.cur.Load()
-	u, chosen := c.pick(pool, s.policy.Top)
+	u, chosen := c.pick(pool, s.policy.Top, (*reverseproxy.Upstream).Available)
 	switch {
 	case u == nil:
 		selectedNone.Inc()
@@ -101,9 +101,10 @@ type ranked struct {
 
 // pick is the selection's rule (see Selection): an available upstream on
 // a chosen machine (chosen true), else a random available one on a
-// machine the cluster does not know, else nil. It allocates nothing for
-// pools of up to 64 upstreams.
-func (c *choice) pick(pool reverseproxy.UpstreamPool, top int) (u *reverseproxy.Upstream, chosen bool) {
+// machine the cluster does not know, else nil. available is the proxy's
+// verdict on an upstream (Upstream.Available; tests decide it). It
+// allocates nothing for pools of up to 64 upstreams.
+func (c *choice) pick(pool reverseproxy.UpstreamPool, top int, available func(*reverseproxy.Upstream) bool) (u *reverseproxy.Upstream, chosen bool) {
 	var buf [64]ranked
 	cands := buf[:0]
 	var unknown *reverseproxy.Upstream
@@ -112,7 +113,7 @@ func (c *choice) pick(pool reverseproxy.UpstreamPool, top int) (u *reverseproxy.
 		i, known := c.lookup(dialHost(u.Dial))
 		switch {
 		case known && i < 0:
-		case !u.Available():
+		case !available(u):
 		case known:
 			cands = append(cands, ranked{i, u})
 		default:
