@@ -336,11 +336,12 @@ http://127.0.0.1:%d {
 		}
 	}
 
-	// web1 becomes the least loaded: every request to the policy goes
-	// there; the upstream source's top 2 are web1 and one of the others,
-	// so web1 takes half and the others a quarter each (of 400: 200, σ 10;
-	// 100, σ 8.7).
-	l.setLoad(t, 0, 0.1)
+	// web2 and web3 get busy, so web1 is the least loaded: every request
+	// to the policy goes there (once it does, Caddy's member has seen both
+	// new loads: with only one seen, web1 would share with the other);
+	// the upstream source's top 2 are web1 and one of the others, so web1
+	// takes half and the others a quarter each (of 400: 200, σ 10; 100,
+	// σ 8.7).
 	l.setLoad(t, 1, 3.0)
 	l.setLoad(t, 2, 3.0)
 	took := waitOnly(t, client, static, "web1", 20, 15*time.Second)
