@@ -362,18 +362,20 @@ http://127.0.0.1:%d {
 }
 
 // failureCounter makes requests from a few clients until stopped, and
-// counts what failed and who answered.
+// counts what failed.
 type failureCounter struct {
 	mu       sync.Mutex
 	failures []string
 	total    int
+	epoch    int   // bumped by settle
+	done     []int // per client: the epoch its last finished request began in
 	stop     chan struct{}
 	wg       sync.WaitGroup
 }
 
 func startTraffic(url string, clients int) *failureCounter {
-	f := &failureCounter{stop: make(chan struct{})}
-	for range clients {
+	f := &failureCounter{stop: make(chan struct{}), done: make([]int, clients)}
+	for i := range clients {
 		c := webClient(false)
 		f.wg.Go(func() {
 			for {
@@ -382,9 +384,13 @@ func startTraffic(url string, clients int) *failureCounter {
 					return
 				default:
 				}
+				f.mu.Lock()
+				began := f.epoch
+				f.mu.Unlock()
 				_, err := fetch(c, url)
 				f.mu.Lock()
 				f.total++
+				f.done[i] = began
 				if err != nil {
 					f.failures = append(f.failures, err.Error())
 				}
@@ -393,6 +399,27 @@ func startTraffic(url string, clients int) *failureCounter {
 		})
 	}
 	return f
+}
+
+// settle waits until every request begun before now has finished (each
+// client finished one begun after): a request the proxy routed on what it
+// knew before has then reached its backend.
+func (f *failureCounter) settle(t *testing.T) {
+	t.Helper()
+	f.mu.Lock()
+	f.epoch++
+	e := f.epoch
+	f.mu.Unlock()
+	waitFor(t, 20*time.Second, func() (bool, string) {
+		f.mu.Lock()
+		defer f.mu.Unlock()
+		for _, d := range f.done {
+			if d < e {
+				return false, fmt.Sprintf("clients' last finished requests began in epochs %v, want all %d", f.done, e)
+			}
+		}
+		return true, ""
+	})
 }
 
 func (f *failureCounter) Stop() (total int, failures []string) {
@@ -447,6 +474,7 @@ http://127.0.0.1:%d {
 	}
 	c.waitCandidates(t, bind, 2, 10*time.Second)
 	t.Logf("drain seen by Caddy's member after %s", time.Since(start).Round(10*time.Millisecond))
+	traffic.settle(t)
 	drained := l.backends[0].hits.Load()
 	if got := tally(t, client, url, 100); got["node1"] != 0 || got["node2"]+got["node3"] != 100 {
 		t.Fatalf("after the drain: %v, want node2 and node3 only", got)
