@@ -91,7 +91,9 @@ EOF
 	echo
 	sed 's/^### /## /' "$out/status.md"
 	echo
+	echo "<!-- BEGIN bench-caddy -->"
 	sed 's/^### /## /' "$out/caddy.md"
+	echo "<!-- END bench-caddy -->"
 } >BENCHMARKS.md.new
 mv BENCHMARKS.md.new BENCHMARKS.md
 cat BENCHMARKS.md
