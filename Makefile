@@ -17,6 +17,7 @@ build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/peerload ./cmd/peerload
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/coredns ./cmd/coredns
+	CGO_ENABLED=0 $(GO) build -ldflags '-X github.com/caddyserver/caddy/v2.CustomVersion=peerload-$(VERSION)' -o $(BIN)/caddy ./cmd/caddy
 
 # deps installs the programs the tests and benchmarks drive (BIND's named,
 # dig, nsupdate, tsig-keygen, dnsperf) when they are missing.

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh: every benchmark of the project, written to BENCHMARKS.md (and
 # printed). Run it as `make bench` (builds bin/ and installs dnsperf, bind9
-# and dig first). Takes about 8 minutes on 2 cores.
+# and dig first). Takes about 9 minutes on 2 cores.
 #
 #   1. gossip: in-process clusters of 10 and 100 agents (LAN defaults,
 #      encrypted, loads random-walking): propagation p50/p99 of a report to
@@ -10,6 +10,7 @@
 #   3. DNS: dnsperf, peerload answers vs the file plugin, same process
 #   4. RFC 2136: load change -> BIND answers, UPDATEs under noise
 #   5. status page: render time and weight at 500 machines, history memory
+#   6. Caddy: wrk through lb_policy peerload vs random, the policy's ns
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PEERLOAD_BIN=${PEERLOAD_BIN:-$PWD/bin}
@@ -33,6 +34,8 @@ say "RFC 2136 (about 2 minutes)"
 scripts/bench-rfc2136.sh >"$out/rfc2136.md"
 say "status page (about 30 s)"
 scripts/bench-status.sh >"$out/status.md"
+say "Caddy (about a minute)"
+scripts/bench-caddy.sh >"$out/caddy.md"
 
 g10=$(grep 'BenchmarkGossip/N=10-' "$out/gossip.txt")
 g100=$(grep 'BenchmarkGossip/N=100-' "$out/gossip.txt")
@@ -87,6 +90,10 @@ EOF
 	sed 's/^### /## /' "$out/rfc2136.md"
 	echo
 	sed 's/^### /## /' "$out/status.md"
+	echo
+	echo "<!-- BEGIN bench-caddy -->"
+	sed 's/^### /## /' "$out/caddy.md"
+	echo "<!-- END bench-caddy -->"
 	# The soak section comes from `make soak` (scripts/soak.sh).
 	if [ -f docs/soak.md ]; then echo; cat docs/soak.md; fi
 } >BENCHMARKS.md.new

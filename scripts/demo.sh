@@ -7,6 +7,9 @@
 #                 (drain, undrain) in its state dir
 #   CoreDNS       when bin/coredns and Corefile.example exist: DNS on
 #                 $IP:1053 for cslab.example.edu, gossip on 7950
+#   Caddy         when bin/caddy and Caddyfile.example exist: each machine's
+#                 web service on 127.0.1.x:8088, the least-loaded one behind
+#                 127.0.0.1:8080 (sticky) and :8081, gossip on 7951
 #
 # $IP is $PEERLOAD_DEMO_IP, default 127.0.0.1 (tests run demos on other
 # loopback addresses). Everything lives in a temporary directory; with
@@ -36,6 +39,14 @@ run_dns=0
 if [ -x "$COREDNS" ] && [ -f "$COREFILE" ]; then
 	run_dns=1
 fi
+# --- web (Caddy, Caddyfile.example) ---
+CADDY=$ROOT/bin/caddy
+CADDYFILE=$ROOT/Caddyfile.example
+run_web=0
+if [ -x "$CADDY" ] && [ -f "$CADDYFILE" ]; then
+	run_web=1
+fi
+# --- end web ---
 
 # port_busy PROTO PORT: is something listening on $IP:PORT (or on every
 # address) with tcp or udp?
@@ -70,6 +81,15 @@ if [ $run_dns = 1 ]; then
 		port_busy tcp "$p" && busy+=("$p/tcp (CoreDNS health/ready/metrics)")
 	done
 fi
+# --- web (Caddy, Caddyfile.example) ---
+if [ $run_web = 1 ]; then
+	port_busy tcp 7951 && busy+=("7951/tcp (gossip of Caddy)")
+	port_busy udp 7951 && busy+=("7951/udp (gossip of Caddy)")
+	for p in 8080 8081 8088 2019; do
+		port_busy tcp $p && busy+=("$p/tcp (Caddy)")
+	done
+fi
+# --- end web ---
 if [ ${#busy[@]} -gt 0 ]; then
 	echo "demo: these ports of $IP are already in use (another demo or agent running?):" >&2
 	printf '  %s\n' "${busy[@]}" >&2
@@ -197,6 +217,15 @@ if [ $run_dns = 1 ]; then
 	dns_pids+=($!)
 fi
 
+# --- web (Caddy, Caddyfile.example) ---
+if [ $run_web = 1 ]; then
+	# Caddy keeps its state (autosaved config, certificates) in the demo's
+	# directory, not in the home directory.
+	XDG_DATA_HOME=$TMP/caddy XDG_CONFIG_HOME=$TMP/caddy "$CADDY" run --config "$CADDYFILE" --adapter caddyfile >"$TMP/logs/caddy.log" 2>&1 &
+	pids+=($!)
+fi
+# --- end web ---
+
 # Wait (up to 20 s) until lab01 sees all four machines.
 deadline=$((SECONDS + 20))
 until [ "$("$PEERLOAD" top -n $NODES --api "$IP:1981" 2>/dev/null | wc -l)" -eq $NODES ]; do
@@ -236,6 +265,16 @@ else
 	echo
 	echo "(DNS not started: bin/coredns or Corefile.example is missing.)"
 fi
+# --- web (Caddy, Caddyfile.example) ---
+if [ $run_web = 1 ]; then
+	cat <<EOF
+  curl -s 127.0.0.1:8080                  a new web session lands on the best machine
+  curl -s -b $TMP/jar -c $TMP/jar 127.0.0.1:8080   a session that keeps its machine
+EOF
+else
+	echo "(Web not started: bin/caddy or Caddyfile.example is missing.)"
+fi
+# --- end web ---
 cat <<EOF
 
 Logs: $TMP/logs/   Push a machine's load: scripts/demo-load.sh set $TMP/proc/lab02 20

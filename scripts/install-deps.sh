@@ -27,6 +27,8 @@ command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v lintian >/dev/null 2>&1 || need+=(lintian)
 command -v systemd-nspawn >/dev/null 2>&1 || need+=(systemd-container)
 command -v /usr/sbin/sshd >/dev/null 2>&1 || need+=(openssh-server)
+# The Caddy benchmark (scripts/bench-caddy.sh): wrk, an HTTP load generator.
+command -v wrk >/dev/null 2>&1 || need+=(wrk)
 command -v ssh >/dev/null 2>&1 && command -v ssh-keygen >/dev/null 2>&1 || need+=(openssh-client)
 command -v ip >/dev/null 2>&1 || [ -x /usr/sbin/ip ] || [ -x /sbin/ip ] || need+=(iproute2)
 command -v nft >/dev/null 2>&1 || [ -x /usr/sbin/nft ] || need+=(nftables)

@@ -104,7 +104,10 @@ type Member struct {
 	reportsReceived atomic.Uint64
 	received        func(result string)
 
-	stop     chan struct{}
+	stop chan struct{}
+	// created is closed once memberlist.Create returned (m.ml is set, or
+	// nil when it failed); see list.
+	created  chan struct{}
 	wg       sync.WaitGroup
 	leave    sync.Once
 	shutdown sync.Once
@@ -153,6 +156,7 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		pulling:  make(map[string]bool),
 		received: received,
 		stop:     make(chan struct{}),
+		created:  make(chan struct{}),
 	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
@@ -177,13 +181,24 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		m.transport.Shutdown()
 		return nil, err
 	}
-	if m.ml, err = memberlist.Create(mlc); err != nil {
+	m.ml, err = memberlist.Create(mlc)
+	close(m.created)
+	if err != nil {
 		m.transport.Shutdown()
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
 	m.wg.Add(1)
 	go m.joinLoop()
 	return m, nil
+}
+
+// list is memberlist once Create returned, nil if it failed. The
+// delegates run from inside Create as soon as its listeners are up (a
+// member that joins at once, a greeting): what they start in goroutines
+// must reach memberlist through list, never m.ml.
+func (m *Member) list() *memberlist.Memberlist {
+	<-m.created
+	return m.ml
 }
 
 // memberlistConfig builds memberlist's config and this member's transport.

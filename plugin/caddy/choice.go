@@ -1,0 +1,273 @@
+package peerload
+
+import (
+	"net"
+	"net/netip"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/rank"
+)
+
+// choice is what a module needs per request, precomputed from one
+// snapshot by the module's watcher and published with an atomic pointer:
+// the request path never touches gossip and never locks. It is immutable
+// once published.
+type choice struct {
+	// nodes are the machines the policy chose (the live candidates, or
+	// the fallback's machines), best first.
+	nodes []chosenNode
+	// fallback is true when nodes come from the policy's fallback.
+	fallback bool
+	// hosts maps every machine of the pool the snapshot knows, by address
+	// (Addr4, Addr6 as text) and by lower-case name, to its index in
+	// nodes, or to -1 when it was not chosen (drained, failing a check,
+	// dead...).
+	hosts map[string]int32
+	// withAddr are the indexes of the nodes with an address, in order.
+	withAddr []int32
+
+	kept       rank.Kept // what fallback keep remembers for the next build
+	newest     time.Time // when the newest report held was sent
+	alive      int       // alive members, collectors included
+	candidates int       // live candidates of the pool
+}
+
+// chosenNode is one chosen machine.
+type chosenNode struct {
+	name string
+	// group numbers the groups of equal score (Ranking.Rank): machines of
+	// one group are equally good and picked at random among themselves.
+	group int32
+	// dial is addr:port of the machine's service for the upstream source
+	// (Addr4, else Addr6), "" when it advertises no address or the module
+	// has no port.
+	dial string
+}
+
+// emptyChoice is what a module uses before its member has data.
+var emptyChoice = &choice{hosts: map[string]int32{}}
+
+// buildChoice chooses from snap under p and precomputes what requests
+// need; prev is the choice published before (its kept machines carry
+// over). port, when set, makes each node's dial address.
+func buildChoice(p rank.Policy, snap *rank.Snapshot, prev *choice, port string) *choice {
+	c := &choice{hosts: map[string]int32{}, kept: prev.kept, newest: prev.newest}
+	if snap == nil {
+		return c
+	}
+	for i := range snap.Nodes {
+		n := &snap.Nodes[i]
+		if n.State == rank.StateAlive {
+			c.alive++
+		}
+		if n.Report != nil && n.Received.After(c.newest) {
+			c.newest = n.Received
+		}
+		if n.Collector || !n.InPool(p.Pool) {
+			continue
+		}
+		if n.Candidate {
+			c.candidates++
+		}
+		for _, k := range nodeKeys(n) {
+			c.hosts[k] = -1
+		}
+	}
+	ch, kept := p.Choose(snap, prev.kept)
+	c.kept, c.fallback = kept, ch.Fallback
+	r := ch.Ranking
+	c.nodes = make([]chosenNode, r.Len())
+	for i := range r.Nodes {
+		n := &r.Nodes[i]
+		cn := chosenNode{name: n.Name, group: int32(r.Rank(i))}
+		addr := n.Addr4
+		if !addr.IsValid() {
+			addr = n.Addr6
+		}
+		if addr.IsValid() && port != "" {
+			cn.dial = net.JoinHostPort(addr.String(), port)
+			c.withAddr = append(c.withAddr, int32(i))
+		}
+		c.nodes[i] = cn
+		// A better machine keeps an address or name it shares with a
+		// worse one (the ranking already took duplicate addresses from
+		// the worse one).
+		for _, k := range nodeKeys(n) {
+			if j, ok := c.hosts[k]; !ok || j < 0 {
+				c.hosts[k] = int32(i)
+			}
+		}
+	}
+	return c
+}
+
+// nodeKeys are the hosts an upstream may name a machine by: its
+// addresses and its lower-case name.
+func nodeKeys(n *rank.NodeStatus) []string {
+	keys := make([]string, 0, 3)
+	for _, a := range []netip.Addr{n.Addr4, n.Addr6} {
+		if a.IsValid() {
+			keys = append(keys, a.String())
+		}
+	}
+	return append(keys, strings.ToLower(n.Name))
+}
+
+// lookup finds the machine an upstream's host names: an address, the
+// machine's name, or a name below it (lab01.cs.example.edu is lab01 when
+// no machine is called lab01.cs.example.edu or lab01.cs). It returns the
+// index in nodes (-1: known, not chosen) and whether the machine is known.
+func (c *choice) lookup(host string) (int32, bool) {
+	if i, ok := c.hosts[host]; ok {
+		return i, true
+	}
+	if host == "" {
+		return 0, false
+	}
+	if a, err := netip.ParseAddr(host); err == nil {
+		i, ok := c.hosts[a.Unmap().WithZone("").String()]
+		return i, ok
+	}
+	name := strings.ToLower(host)
+	for {
+		if i, ok := c.hosts[name]; ok {
+			return i, true
+		}
+		dot := strings.LastIndexByte(name, '.')
+		if dot <= 0 {
+			return 0, false
+		}
+		name = name[:dot]
+	}
+}
+
+// chooser keeps a module's choice current from its cluster member; both
+// modules embed one.
+type chooser struct {
+	policy  rank.Policy
+	port    string // the upstream source's service port, "" for the policy
+	member  *member
+	metrics prometheus.Registerer // the configuration's registry
+	cur     atomic.Pointer[choice]
+	done    chan struct{}
+	wg      sync.WaitGroup
+}
+
+// begin acquires the member of cl for a module being provisioned, hands
+// it to the configuration's peerload app (which starts it), and starts
+// watching it.
+func (c *chooser) begin(ctx caddy.Context, cl *Cluster, defaultTop int, port string) error {
+	c.policy, c.port = cl.rankPolicy(defaultTop), port
+	c.cur.Store(emptyChoice)
+	c.metrics = ctx.GetMetricsRegistry()
+	if err := registerMetrics(c.metrics); err != nil {
+		return err
+	}
+	appMod, err := ctx.App(appID)
+	if err != nil {
+		return err
+	}
+	spec := cl.spec()
+	m, err := acquireMember(spec)
+	if err != nil {
+		return err
+	}
+	if err := appMod.(*App).use(m, spec); err != nil {
+		m.release()
+		return err
+	}
+	c.member = m
+	m.metrics.addTarget(c.metrics)
+	c.done = make(chan struct{})
+	c.wg.Go(c.watch)
+	return nil
+}
+
+// end stops watching and lets go of the member (safe to call twice, and
+// after a failed begin).
+func (c *chooser) end() {
+	if c.member == nil {
+		return
+	}
+	close(c.done)
+	c.wg.Wait()
+	c.member.metrics.removeTarget(c.metrics)
+	c.member.release()
+	c.member = nil
+}
+
+// clockRefresh is how often the watcher updates what depends on the clock
+// alone (the snapshot age gauge); changes of membership, candidates or
+// reports arrive by notification.
+const clockRefresh = 5 * time.Second
+
+// watch keeps the published choice current: it rebuilds it whenever the
+// member's agent announces a change (a coalesced notification still ends
+// in a read of the latest snapshot), and reads its member's source again
+// whenever an agent started or stopped (a reload's new member took over).
+func (c *chooser) watch() {
+	tick := time.NewTicker(clockRefresh)
+	defer tick.Stop()
+	var last *rank.Snapshot
+	for {
+		a, epoch := c.member.source()
+		var notify <-chan struct{}
+		cancel := func() {}
+		if a != nil {
+			notify, cancel = a.Subscribe()
+		}
+		for changed := true; changed; {
+			if snap := snapshotOf(a); snap != last || snap == nil {
+				c.publish(snap)
+				last = snap
+			}
+			c.observeAge(time.Now())
+			select {
+			case <-c.done:
+				cancel()
+				return
+			case <-epoch:
+				changed = false
+			case <-notify:
+			case <-tick.C:
+			}
+		}
+		cancel()
+	}
+}
+
+func snapshotOf(a *agent.Agent) *rank.Snapshot {
+	if a == nil {
+		return nil
+	}
+	return a.Snapshot()
+}
+
+// publish builds the choice from snap and makes it the one requests read.
+// Only the watcher (or a test) calls it.
+func (c *chooser) publish(snap *rank.Snapshot) {
+	ch := buildChoice(c.policy, snap, c.cur.Load(), c.port)
+	c.cur.Store(ch)
+	if c.member == nil {
+		return
+	}
+	candidatesGauge.WithLabelValues(c.member.bind, c.policy.Pool).Set(float64(ch.candidates))
+	membersGauge.WithLabelValues(c.member.bind).Set(float64(ch.alive))
+}
+
+// observeAge sets the snapshot age gauge: how old the newest report the
+// choice holds is at now. It stays unset until the first report arrives.
+func (c *chooser) observeAge(now time.Time) {
+	ch := c.cur.Load()
+	if ch.newest.IsZero() || c.member == nil {
+		return
+	}
+	snapshotAgeGauge.WithLabelValues(c.member.bind).Set(max(now.Sub(ch.newest).Seconds(), 0))
+}

@@ -1,0 +1,237 @@
+package peerload
+
+import (
+	"errors"
+	"fmt"
+	"math"
+	"net"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+
+	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/rank"
+)
+
+// Defaults of the properties.
+const (
+	// defaultBind keeps clear of an agent (7946) and of the CoreDNS
+	// plugin's member (7947) on the same machine.
+	defaultBind = "0.0.0.0:7948"
+	maxTop      = 64
+)
+
+// Cluster is what both modules share: the cluster member they read the
+// machines' load from, and how they choose among the machines, with the
+// property names of the CoreDNS plugin so that one cluster is configured
+// alike in a Corefile and a Caddyfile. Every module with the same Bind
+// shares one member, also across config reloads.
+type Cluster struct {
+	// Pool restricts the choice to the machines tagged with this pool
+	// (`peerload agent --pool`). Default: every machine.
+	Pool string `json:"pool,omitempty"`
+
+	// By is what the ranking sorts on: "combined" (default: load per
+	// CPU, memory in use and users), "cpu" or "mem".
+	By string `json:"by,omitempty"`
+
+	// Top is how many of the best machines are used, 1 to 64: the
+	// upstream source hands out that many (default 3, as DNS answers
+	// hold), the selection policy picks at random among the best that
+	// many available upstreams (default 1: always the best, random among
+	// equals).
+	Top int `json:"top,omitempty"`
+
+	// Fallback says what to use when no machine is a candidate: "keep"
+	// (default) the last chosen machines that may come back (dead,
+	// suspect or stale, never drained, left or failing a check), "all"
+	// every alive machine, "none" nothing.
+	Fallback string `json:"fallback,omitempty"`
+
+	// Name is the member's name in the cluster. Default: caddy-<host>,
+	// with -<port> appended when Bind is not on port 7948.
+	Name string `json:"name,omitempty"`
+
+	// Bind is the member's gossip address (IP:port, UDP and TCP).
+	// Default: 0.0.0.0:7948. Port 0 picks a free port.
+	Bind string `json:"bind,omitempty"`
+
+	// Join lists members (host:port) to join; retried in the background
+	// until one answers.
+	Join []string `json:"join,omitempty"`
+
+	// Keyring is the gossip encryption keyring file (`peerload keygen`).
+	// Without one gossip is in clear text and the member logs a warning.
+	Keyring string `json:"keyring,omitempty"`
+
+	// Label is the cluster label: members with another label are ignored.
+	Label string `json:"label,omitempty"`
+
+	// Allow accepts gossip only from these networks (CIDR prefixes).
+	Allow []string `json:"allow,omitempty"`
+
+	// Profile is the timing profile: "lan" (default) or "local" (one
+	// machine: demos and tests).
+	Profile string `json:"profile,omitempty"`
+
+	// Stale is how old a machine's last report may be before it stops
+	// being a candidate. Default: twice the lifetime its sender promised.
+	Stale caddy.Duration `json:"stale,omitempty"`
+}
+
+// memberSpec is what makes up one cluster member: every module with the
+// same Bind in one configuration gives the same spec.
+type memberSpec struct {
+	Name    string
+	Bind    string
+	Join    []string
+	Keyring string
+	Label   string
+	Allow   []netip.Prefix
+	Stale   time.Duration
+	Profile string
+}
+
+// memberProperties names the property behind each agent.Config field a
+// module sets, so the agent library's rules are reported by property.
+var memberProperties = map[string]string{
+	"Name": "name", "BindAddr": "bind", "BindPort": "bind", "Allow": "allow", "Label": "label", "StaleAfter": "stale",
+}
+
+// rankPolicy is how the module chooses machines, the one policy every
+// integration uses; top is the module's default for Top.
+func (c *Cluster) rankPolicy(top int) rank.Policy {
+	if c.Top > 0 {
+		top = c.Top
+	}
+	by, _ := rank.ParseBy(c.By)
+	fb, _ := rank.ParseFallback(c.Fallback)
+	return rank.Policy{Pool: c.Pool, By: by, Top: top, Fallback: fb}
+}
+
+// spec is the member the settings describe, defaults filled in. Call it
+// after validate.
+func (c *Cluster) spec() memberSpec {
+	s := memberSpec{
+		Name:    c.Name,
+		Bind:    c.Bind,
+		Join:    c.Join,
+		Keyring: c.Keyring,
+		Label:   c.Label,
+		Stale:   time.Duration(c.Stale),
+		Profile: c.Profile,
+	}
+	if s.Bind == "" {
+		s.Bind = defaultBind
+	}
+	for _, a := range c.Allow {
+		if p, err := netip.ParsePrefix(a); err == nil {
+			s.Allow = append(s.Allow, p.Masked())
+		}
+	}
+	return s
+}
+
+// validate checks every setting and names the property at fault. It does
+// not read the keyring (see checkKeyring), so a Caddyfile adapts on a
+// machine without it.
+func (c *Cluster) validate() error {
+	if c.Pool != "" {
+		if err := agent.ValidatePool(c.Pool); err != nil {
+			return fmt.Errorf("pool: %w", err)
+		}
+	}
+	if _, err := rank.ParseBy(c.By); err != nil {
+		return fmt.Errorf("by: %w", err)
+	}
+	if c.Top < 0 || c.Top > maxTop {
+		return fmt.Errorf("top: %d out of range 1..%d", c.Top, maxTop)
+	}
+	if _, err := rank.ParseFallback(c.Fallback); err != nil {
+		return fmt.Errorf("fallback: %w", err)
+	}
+	for _, j := range c.Join {
+		if err := checkJoin(j); err != nil {
+			return fmt.Errorf("join: %w", err)
+		}
+	}
+	for _, a := range c.Allow {
+		if _, err := netip.ParsePrefix(a); err != nil {
+			return fmt.Errorf("allow: '%s' is not a CIDR prefix: %w", a, err)
+		}
+	}
+	if c.Stale < 0 {
+		return fmt.Errorf("stale: duration must be positive, got '%s'", time.Duration(c.Stale))
+	}
+	// The member's settings follow the agent library's rules, checked
+	// there and reported here by property name.
+	ac, err := agentConfig(c.spec())
+	if err == nil {
+		err = ac.Validate()
+	}
+	if err != nil {
+		var fe *agent.FieldError
+		if errors.As(err, &fe) && memberProperties[fe.Field] != "" {
+			return fmt.Errorf("%s: %w", memberProperties[fe.Field], fe.Err)
+		}
+		return err
+	}
+	return nil
+}
+
+// checkKeyring reads the keyring, when one is set, as the member will:
+// at provisioning, so that `caddy validate` and a reload report a missing
+// or bad file by property rather than failing at start.
+func (c *Cluster) checkKeyring() error {
+	if c.Keyring == "" {
+		return nil
+	}
+	st, err := os.Stat(c.Keyring)
+	if err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	if st.IsDir() {
+		return fmt.Errorf("keyring: %s is a directory", c.Keyring)
+	}
+	if _, err := gossip.ReadKeyring(c.Keyring); err != nil {
+		return fmt.Errorf("keyring: %w", err)
+	}
+	return nil
+}
+
+// checkJoin validates a member to join: host:port with a port from 1 to
+// 65535 (the host may be a name, resolved when joining).
+func checkJoin(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("'%s' is not host:port", s)
+	}
+	if p, err := strconv.Atoi(port); err != nil || p < 1 || p > math.MaxUint16 {
+		return fmt.Errorf("'%s': bad port '%s'", s, port)
+	}
+	if host == "" {
+		return fmt.Errorf("'%s': empty host", s)
+	}
+	return nil
+}
+
+// restartKey is what identifies a member across reloads: the settings a
+// running member cannot change (its name, bind address, label, allow list,
+// stale age, timing profile, and whether gossip is encrypted at all). A
+// reload that changes only the join list or the keyring's keys keeps the
+// member and applies them in place.
+func (s memberSpec) restartKey() string {
+	allow := make([]string, len(s.Allow))
+	for i, p := range s.Allow {
+		allow[i] = p.String()
+	}
+	return strings.Join([]string{
+		"name=" + s.Name, "bind=" + s.Bind, "label=" + s.Label, "allow=" + strings.Join(allow, ","),
+		"stale=" + s.Stale.String(), "profile=" + s.Profile, "encrypted=" + strconv.FormatBool(s.Keyring != ""),
+	}, "\x00")
+}

@@ -1,0 +1,204 @@
+package peerload
+
+import (
+	"encoding/json"
+	"fmt"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/caddyserver/caddy/v2"
+	_ "github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
+	_ "github.com/caddyserver/caddy/v2/modules/filestorage"
+
+	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/agenttest"
+)
+
+// These tests run Caddy in the test process (caddy.Load, as `caddy run`
+// and `caddy reload` do) with both modules, against an in-process
+// cluster, and watch the members.
+
+// freeLoopbackPort is a port free for TCP and UDP on 127.0.0.1 now.
+func freeLoopbackPort(t *testing.T) int {
+	t.Helper()
+	for range 50 {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		port := l.Addr().(*net.TCPAddr).Port
+		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
+		l.Close()
+		if err == nil {
+			u.Close()
+			return port
+		}
+	}
+	t.Fatal("no free port")
+	return 0
+}
+
+// caddyConfig is a Caddy JSON configuration: one HTTP server on
+// 127.0.0.1:port proxying with dynamic peerload and lb_policy peerload,
+// both with the member settings member (and top on the policy).
+func caddyConfig(t *testing.T, port int, member map[string]any, top int) []byte {
+	t.Helper()
+	with := func(extra map[string]any) map[string]any {
+		m := map[string]any{}
+		for k, v := range member {
+			m[k] = v
+		}
+		for k, v := range extra {
+			m[k] = v
+		}
+		return m
+	}
+	cfg := map[string]any{
+		"admin":   map[string]any{"disabled": true, "config": map[string]any{"persist": false}},
+		"logging": map[string]any{"logs": map[string]any{"default": map[string]any{"level": "ERROR"}}},
+		"storage": map[string]any{"module": "file_system", "root": t.TempDir()},
+		"apps": map[string]any{"http": map[string]any{"servers": map[string]any{"s": map[string]any{
+			"listen":          []string{fmt.Sprintf("127.0.0.1:%d", port)},
+			"automatic_https": map[string]any{"disable": true},
+			"routes": []any{map[string]any{"handle": []any{map[string]any{
+				"handler":           "reverse_proxy",
+				"dynamic_upstreams": with(map[string]any{"source": "peerload", "port": 8888}),
+				"load_balancing":    map[string]any{"selection_policy": with(map[string]any{"policy": "peerload", "top": top})},
+			}}}},
+		}}}},
+	}
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// running is the member running on bind and how many modules hold it.
+func running(bind string) (*member, *agent.Agent, int) {
+	registry.Lock()
+	m := registry.owner[bind]
+	var a *agent.Agent
+	if m != nil {
+		a = m.agent
+	}
+	registry.Unlock()
+	if m == nil {
+		return nil, nil, 0
+	}
+	refs, _ := members.References(m.key)
+	return m, a, refs
+}
+
+func TestReloadKeepsOrHandsOverTheMember(t *testing.T) {
+	agents, _ := agenttest.Cluster(t, 2, nil)
+	t.Cleanup(func() { _ = caddy.Stop() })
+	bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	member := map[string]any{"bind": bind, "join": []string{agents[0].GossipAddr()}, "profile": "local", "name": "front"}
+	http := freeLoopbackPort(t)
+
+	if err := caddy.Load(caddyConfig(t, http, member, 1), true); err != nil {
+		t.Fatal(err)
+	}
+	m1, a1, refs := running(bind)
+	if a1 == nil || refs != 2 {
+		t.Fatalf("after the first load: agent %v, %d references; want one agent held by both modules", a1, refs)
+	}
+	agenttest.WaitFor(t, 15*time.Second, "the member hears both machines", func() (bool, string) {
+		return len(agenttest.Candidates(a1)) == 2, agenttest.Describe(a1)
+	})
+
+	// A reload that changes the policy and the join list keeps the member
+	// (and its port, membership and reports).
+	member["join"] = []string{agents[0].GossipAddr(), agents[1].GossipAddr()}
+	if err := caddy.Load(caddyConfig(t, http, member, 2), true); err != nil {
+		t.Fatal(err)
+	}
+	m2, a2, refs := running(bind)
+	if m2 != m1 || a2 != a1 || refs != 2 {
+		t.Fatalf("after a reload with the same member settings: member %p agent %p refs %d; want the same member %p, agent %p, 2 refs", m2, a2, refs, m1, a1)
+	}
+	if len(agenttest.Candidates(a1)) != 2 {
+		t.Fatalf("the kept member lost its reports: %s", agenttest.Describe(a1))
+	}
+
+	// A reload that changes what a running agent cannot take starts a new
+	// member on the same port once the old configuration let go.
+	member["stale"] = "30s"
+	if err := caddy.Load(caddyConfig(t, http, member, 2), true); err != nil {
+		t.Fatal(err)
+	}
+	m3, a3, refs := running(bind)
+	if m3 == m1 || a3 == nil || a3 == a1 || refs != 2 {
+		t.Fatalf("after a reload with a new stale: member %p agent %p refs %d; want a new member and agent", m3, a3, refs)
+	}
+	if a1.Ready() {
+		t.Fatal("the old agent still runs")
+	}
+	agenttest.WaitFor(t, 15*time.Second, "the new member hears both machines", func() (bool, string) {
+		return len(agenttest.Candidates(a3)) == 2, agenttest.Describe(a3)
+	})
+
+	// Stopping Caddy stops the member and frees the port.
+	if err := caddy.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if m, _, _ := running(bind); m != nil {
+		t.Fatal("a member still runs after caddy stopped")
+	}
+	if a3.Ready() {
+		t.Fatal("the agent still runs after caddy stopped")
+	}
+	l, err := net.Listen("tcp", bind)
+	if err != nil {
+		t.Fatalf("the member's port is not free after caddy stopped: %v", err)
+	}
+	l.Close()
+}
+
+// `caddy validate` provisions the modules but starts no member: it binds
+// no port (here one that is taken, as by a running Caddy) and joins
+// nothing.
+func TestValidateStartsNoMember(t *testing.T) {
+	taken, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer taken.Close()
+	bind := taken.Addr().String()
+	member := map[string]any{"bind": bind, "join": []string{"127.0.0.1:1"}, "profile": "local"}
+	var cfg *caddy.Config
+	if err := json.Unmarshal(caddyConfig(t, freeLoopbackPort(t), member, 1), &cfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := caddy.Validate(cfg); err != nil {
+		t.Fatalf("validate: %v", err)
+	}
+	if m, _, _ := running(bind); m != nil {
+		t.Fatal("validate started a member")
+	}
+	n := 0
+	members.Range(func(any, any) bool { n++; return true })
+	if n != 0 {
+		t.Fatalf("%d members held after validate, want none", n)
+	}
+}
+
+// Modules of one configuration on one bind address share a member, so
+// they must give it the same settings.
+func TestConflictingMemberSettings(t *testing.T) {
+	bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	cfg := caddyConfig(t, freeLoopbackPort(t), map[string]any{"bind": bind, "profile": "local"}, 1)
+	// The policy joins somewhere, the upstream source does not.
+	bad := strings.Replace(string(cfg), `"policy":"peerload"`, `"policy":"peerload","join":["127.0.0.1:1"]`, 1)
+	var c *caddy.Config
+	if err := json.Unmarshal([]byte(bad), &c); err != nil {
+		t.Fatal(err)
+	}
+	err := caddy.Validate(c)
+	if err == nil || !strings.Contains(err.Error(), "bind "+bind+": join differs from another peerload module") {
+		t.Fatalf("validate = %v, want the join conflict named", err)
+	}
+}
