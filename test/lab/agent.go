@@ -92,13 +92,29 @@ func (l *Lab) AddAgentAt(name string, addr netip.Addr, opts AgentOptions) *Agent
 	if err := os.MkdirAll(filepath.Join(root, "tmp"), 0o755); err != nil {
 		l.t.Fatalf("lab: %v", err)
 	}
+	a := &Agent{Host: h, Proc: proc, Opts: opts}
+	a.Process = h.NewProcess("agent", l.peerload)
+	a.Process.ArgsFunc = func() []string { return l.agentArgs(a, root) }
+	l.mu.Lock()
+	l.agents = append(l.agents, a)
+	l.mu.Unlock()
+	if !opts.NoStart {
+		a.Process.Start()
+	}
+	return a
+}
+
+// agentArgs are the agent's command line flags; the seeds it joins are the
+// ones that exist when it (re)starts.
+func (l *Lab) agentArgs(a *Agent, root string) []string {
+	h, opts := a.Host, a.Opts
 	join := opts.Join
 	if join == nil {
 		join = l.Seeds()
 	}
 	join = slices.DeleteFunc(slices.Clone(join), func(s string) bool { return s == gossipAddr(h) })
 	args := []string{"agent",
-		"--name", name,
+		"--name", h.Name,
 		"--bind", gossipAddr(h),
 		"--advertise", h.Addr.String(),
 		"--api", AgentAPI,
@@ -107,7 +123,7 @@ func (l *Lab) AddAgentAt(name string, addr netip.Addr, opts AgentOptions) *Agent
 		"--ssh-port", "0",
 	}
 	if !opts.Collector {
-		args = append(args, "--proc", proc.Dir)
+		args = append(args, "--proc", a.Proc.Dir)
 	}
 	if len(join) > 0 {
 		args = append(args, "--join", strings.Join(join, ","))
@@ -119,16 +135,7 @@ func (l *Lab) AddAgentAt(name string, addr netip.Addr, opts AgentOptions) *Agent
 	if opts.Collector {
 		args = append(args, "--collector")
 	}
-	args = append(args, opts.Extra...)
-	a := &Agent{Host: h, Proc: proc, Opts: opts}
-	a.Process = h.NewProcess("agent", l.peerload, args...)
-	l.mu.Lock()
-	l.agents = append(l.agents, a)
-	l.mu.Unlock()
-	if !opts.NoStart {
-		a.Process.Start()
-	}
-	return a
+	return append(args, opts.Extra...)
 }
 
 // memberFlags are the security flags of a member: keyring, label, allow,

@@ -291,11 +291,18 @@ func (h *Host) Exchange(m *dns.Msg, server netip.AddrPort, timeout time.Duration
 	return r, err
 }
 
-// Lookup asks server for qname/qtype from inside the host (2 s limit).
+// Lookup asks server for qname/qtype from inside the host (2 s limit),
+// with EDNS0 and a 4096-byte buffer so that a TXT list of a whole lab fits;
+// a truncated answer is an error.
 func (h *Host) Lookup(server netip.AddrPort, qname string, qtype uint16) (*dns.Msg, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(qname), qtype)
-	return h.Exchange(m, server, 2*time.Second)
+	m.SetEdns0(4096, false)
+	r, err := h.Exchange(m, server, 2*time.Second)
+	if err == nil && r.Truncated {
+		return r, fmt.Errorf("%s %s from %s: truncated", qname, dns.TypeToString[qtype], server)
+	}
+	return r, err
 }
 
 // AnswerAddrs are the A and AAAA addresses in an answer, sorted.
@@ -323,8 +330,10 @@ func TXTNodes(m *dns.Msg) []string {
 			continue
 		}
 		for _, s := range txt.Txt {
-			if v, ok := strings.CutPrefix(s, "node="); ok {
-				out = append(out, v)
+			for _, w := range strings.Fields(s) {
+				if v, ok := strings.CutPrefix(w, "node="); ok {
+					out = append(out, v)
+				}
 			}
 		}
 	}

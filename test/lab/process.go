@@ -23,6 +23,9 @@ type Process struct {
 	// Path and Args are the program and its arguments; Start uses them.
 	Path string
 	Args []string
+	// ArgsFunc, when set, computes Args again before every start (an agent
+	// restarted later joins the seeds that exist by then).
+	ArgsFunc func() []string
 	// LogPath is the file the program's stdout and stderr go to.
 	LogPath string
 
@@ -66,6 +69,9 @@ func (p *Process) Start() {
 	logf, err := os.OpenFile(p.LogPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
 	if err != nil {
 		t.Fatalf("lab: %s log: %v", p.Name, err)
+	}
+	if p.ArgsFunc != nil {
+		p.Args = p.ArgsFunc()
 	}
 	cmd := exec.Command(p.Host.lab.ip, append([]string{"netns", "exec", p.Host.NS, p.Path}, p.Args...)...)
 	cmd.Dir = p.Host.Dir
