@@ -11,6 +11,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peerload/peerload/test/lab"
 )
 
 // namedServer is a real BIND 9 `named` serving one zone on 127.0.0.1 from a
@@ -37,37 +39,11 @@ type namedServer struct {
 func startNamed(t testing.TB, zone, name string, initial ...string) *namedServer {
 	t.Helper()
 	bin := requireProgram(t, "named")
-	keygen := requireProgram(t, "tsig-keygen")
 	requireProgram(t, "dig")
 	n := &namedServer{t: t, Dir: t.TempDir(), Zone: zone, Name: name, KeyName: "peerload-update", bin: bin, log: &lockedBuffer{}}
 	n.Port = freePort(t)
-	n.KeyFile = filepath.Join(n.Dir, "update.key")
-	res := runCmd(t, nil, keygen, "-a", "hmac-sha256", n.KeyName)
-	if res.Code != 0 {
-		t.Fatalf("tsig-keygen: %s", res)
-	}
-	if err := os.WriteFile(n.KeyFile, []byte(res.Stdout), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	conf := fmt.Sprintf(`include "%[1]s/update.key";
-options {
-	directory "%[1]s";
-	listen-on port %[2]d { 127.0.0.1; };
-	listen-on-v6 { none; };
-	pid-file "%[1]s/named.pid";
-	session-keyfile "%[1]s/session.key";
-	managed-keys-directory "%[1]s";
-	recursion no;
-	notify no;
-	dnssec-validation no;
-};
-controls { };
-zone "%[3]s" {
-	type primary;
-	file "%[1]s/db.%[3]s";
-	update-policy { grant %[4]s name %[5]s. A AAAA; };
-};
-`, n.Dir, n.Port, zone, n.KeyName, strings.TrimSuffix(name, "."))
+	n.KeyFile = lab.NewTSIGKey(t, n.Dir, n.KeyName)
+	conf := lab.NamedConfig(n.Dir, "127.0.0.1", n.Port, zone, n.KeyName, name)
 	if err := os.WriteFile(filepath.Join(n.Dir, "named.conf"), []byte(conf), 0o644); err != nil {
 		t.Fatal(err)
 	}
@@ -87,13 +63,8 @@ zone "%[3]s" {
 // file alone (a server restored from an old file). named must be stopped.
 func (n *namedServer) WriteZone(serial int, addrs ...string) {
 	n.t.Helper()
-	var b strings.Builder
-	fmt.Fprintf(&b, "$TTL 300\n@ IN SOA ns.%[1]s. hostmaster.%[1]s. %[2]d 3600 600 86400 30\n@ IN NS ns.%[1]s.\nns IN A 127.0.0.1\n", n.Zone, serial)
-	for _, a := range addrs {
-		fmt.Fprintf(&b, "%s. 30 IN A %s\n", strings.TrimSuffix(n.Name, "."), a)
-	}
 	zf := filepath.Join(n.Dir, "db."+n.Zone)
-	if err := os.WriteFile(zf, []byte(b.String()), 0o644); err != nil {
+	if err := os.WriteFile(zf, []byte(lab.ZoneFile(n.Zone, n.Name, serial, "127.0.0.1", addrs...)), 0o644); err != nil {
 		n.t.Fatal(err)
 	}
 	if err := os.Remove(zf + ".jnl"); err != nil && !os.IsNotExist(err) {

@@ -12,7 +12,6 @@ import (
 	"bytes"
 	"cmp"
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"os"
@@ -26,32 +25,14 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent/agenttest"
+	"github.com/peerload/peerload/test/lab"
 )
-
-// binDir is where the built binaries are: $PEERLOAD_BIN, else ../bin
-// relative to this package.
-func binDir(t testing.TB) string {
-	t.Helper()
-	dir := os.Getenv("PEERLOAD_BIN")
-	if dir == "" {
-		dir = filepath.Join("..", "bin")
-	}
-	abs, err := filepath.Abs(dir)
-	if err != nil {
-		t.Fatalf("bin dir %q: %v", dir, err)
-	}
-	return abs
-}
 
 // binPath returns the absolute path of a built binary (e.g. "peerload",
 // "coredns") and fails the test when it is missing: run `make build`.
 func binPath(t testing.TB, name string) string {
 	t.Helper()
-	p := filepath.Join(binDir(t), name)
-	if _, err := os.Stat(p); err != nil {
-		t.Fatalf("binary %s not found (%v): run `make build` or set PEERLOAD_BIN", p, err)
-	}
-	return p
+	return lab.BinPath(t, name)
 }
 
 // peerloadBin is binPath(t, "peerload").
@@ -65,22 +46,7 @@ func peerloadBin(t testing.TB) string {
 // skipped.
 func requireProgram(t testing.TB, name string) string {
 	t.Helper()
-	p, err := exec.LookPath(name)
-	if err == nil {
-		return p
-	}
-	// named and tsig-keygen often live in sbin, outside a user's PATH.
-	for _, dir := range []string{"/usr/sbin", "/usr/local/sbin", "/sbin"} {
-		cand := filepath.Join(dir, name)
-		if st, err := os.Stat(cand); err == nil && !st.IsDir() && st.Mode()&0o111 != 0 {
-			return cand
-		}
-	}
-	if os.Getenv("CI") != "" {
-		t.Fatalf("%s is required (run scripts/install-deps.sh): %v", name, err)
-	}
-	t.Skipf("%s not installed (run scripts/install-deps.sh): %v", name, err)
-	return ""
+	return lab.RequireProgram(t, name)
 }
 
 var (
@@ -133,119 +99,14 @@ func waitFor(t testing.TB, timeout time.Duration, cond func() (bool, string)) {
 	agenttest.WaitFor(t, timeout, "the condition", cond)
 }
 
-// fakeProc is a generated proc root in the shape of a real /proc (loadavg,
-// stat, meminfo, uptime, net/tcp, net/tcp6) so every simulated node can
-// have its own load. Writes are atomic (temp file + rename): an agent
-// sampling concurrently never sees half a file.
-type fakeProc struct {
-	Dir  string
-	CPUs int
-
-	mu       sync.Mutex
-	load     [3]float64
-	memTotal uint64 // kB
-	memAvail uint64 // kB
-	ticks    uint64 // per-CPU busy and idle ticks, grows on every write
-	listen   []int
-}
+// fakeProc is a generated proc root with a settable load (lab.FakeProc).
+type fakeProc = lab.FakeProc
 
 // newFakeProc writes a proc root for a node with cpus CPUs, 16 GiB of
 // memory (12 GiB available) and load 0.10.
 func newFakeProc(t testing.TB, cpus int) *fakeProc {
 	t.Helper()
-	p := &fakeProc{
-		Dir:      filepath.Join(t.TempDir(), "proc"),
-		CPUs:     max(cpus, 1),
-		load:     [3]float64{0.10, 0.10, 0.10},
-		memTotal: 16 << 20,
-		memAvail: 12 << 20,
-	}
-	if err := os.MkdirAll(filepath.Join(p.Dir, "net"), 0o755); err != nil {
-		t.Fatalf("fake proc: %v", err)
-	}
-	if err := p.write(); err != nil {
-		t.Fatalf("fake proc: %v", err)
-	}
-	return p
-}
-
-// SetLoad sets the 1, 5 and 15 minute load averages.
-func (p *fakeProc) SetLoad(t testing.TB, load1, load5, load15 float64) {
-	t.Helper()
-	p.mu.Lock()
-	p.load = [3]float64{load1, load5, load15}
-	p.mu.Unlock()
-	if err := p.write(); err != nil {
-		t.Fatalf("fake proc set load: %v", err)
-	}
-}
-
-// SetMem sets total and available memory in kB.
-func (p *fakeProc) SetMem(t testing.TB, totalKB, availKB uint64) {
-	t.Helper()
-	p.mu.Lock()
-	p.memTotal, p.memAvail = totalKB, availKB
-	p.mu.Unlock()
-	if err := p.write(); err != nil {
-		t.Fatalf("fake proc set mem: %v", err)
-	}
-}
-
-// SetListening sets the TCP ports shown as listening on 0.0.0.0 in net/tcp
-// (for the sshd check).
-func (p *fakeProc) SetListening(t testing.TB, ports ...int) {
-	t.Helper()
-	p.mu.Lock()
-	p.listen = append([]int(nil), ports...)
-	p.mu.Unlock()
-	if err := p.write(); err != nil {
-		t.Fatalf("fake proc set listening: %v", err)
-	}
-}
-
-func (p *fakeProc) write() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.ticks += 100
-	busy := uint64(float64(p.ticks) * min(p.load[0]/float64(p.CPUs), 1))
-	idle := p.ticks - busy
-	files := map[string]string{
-		"loadavg": fmt.Sprintf("%.2f %.2f %.2f 1/97 6838\n", p.load[0], p.load[1], p.load[2]),
-		"uptime":  "363.19 626.82\n",
-		"meminfo": fmt.Sprintf("MemTotal:       %d kB\nMemFree:        %d kB\nMemAvailable:   %d kB\n"+
-			"Buffers:           12864 kB\nCached:           297592 kB\nSwapCached:            0 kB\n"+
-			"SwapTotal:        2097148 kB\nSwapFree:         2097148 kB\n", p.memTotal, p.memAvail/2, p.memAvail),
-		"net/tcp":  netTCP(p.listen, "00000000"),
-		"net/tcp6": netTCP(nil, "00000000000000000000000000000000"),
-	}
-	var st strings.Builder
-	fmt.Fprintf(&st, "cpu  %d 0 0 %d 0 0 0 0 0 0\n", busy*uint64(p.CPUs), idle*uint64(p.CPUs))
-	for i := range p.CPUs {
-		fmt.Fprintf(&st, "cpu%d %d 0 0 %d 0 0 0 0 0 0\n", i, busy, idle)
-	}
-	st.WriteString("intr 305379 0 0 0\nctxt 490240\nbtime 1795480259\nprocesses 6889\nprocs_running 3\nprocs_blocked 0\nsoftirq 124317 0 11281 5 26993 37663 0 737 23193 0 24445\n")
-	files["stat"] = st.String()
-	for name, body := range files {
-		path := filepath.Join(p.Dir, name)
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, []byte(body), 0o644); err != nil {
-			return err
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func netTCP(ports []int, zeroAddr string) string {
-	var b strings.Builder
-	b.WriteString("  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode\n")
-	for i, port := range ports {
-		fmt.Fprintf(&b, "   %d: %s:%04X %s:0000 0A 00000000:00000000 00:00000000 00000000     0        0 %d 1 0000000000000000 100 0 0 10 0\n",
-			i, zeroAddr, port, zeroAddr, 16+i)
-	}
-	return b.String()
+	return lab.NewFakeProc(t, cpus)
 }
 
 // agentOptions describes one `peerload agent` process. Zero ports are
@@ -405,18 +266,7 @@ func (a *agentProc) signal(sig syscall.Signal, timeout time.Duration) bool {
 // signalWait sends sig to a child process unless it already exited (done
 // is closed when it has) and reports whether it exits within timeout.
 func signalWait(cmd *exec.Cmd, done <-chan struct{}, sig syscall.Signal, timeout time.Duration) bool {
-	select {
-	case <-done:
-		return true
-	default:
-	}
-	_ = cmd.Process.Signal(sig)
-	select {
-	case <-done:
-		return true
-	case <-time.After(timeout):
-		return false
-	}
+	return lab.SignalWait(cmd, done, sig, timeout)
 }
 
 // Kill sends SIGKILL (a crash: no leave message) and waits for the exit.
@@ -523,25 +373,7 @@ func startCluster(t testing.TB, prefix string, n int) []*agentProc {
 }
 
 // cmdResult is the outcome of running a program.
-type cmdResult struct {
-	Stdout, Stderr string
-	Code           int
-}
-
-// Lines are the non-empty lines of Stdout.
-func (r cmdResult) Lines() []string {
-	var out []string
-	for _, l := range strings.Split(r.Stdout, "\n") {
-		if strings.TrimSpace(l) != "" {
-			out = append(out, l)
-		}
-	}
-	return out
-}
-
-func (r cmdResult) String() string {
-	return fmt.Sprintf("exit %d, stdout %q, stderr %q", r.Code, r.Stdout, r.Stderr)
-}
+type cmdResult = lab.Result
 
 // runCmd runs a program with a 30 s limit and returns its output and exit
 // code; only a failure to start it fails the test.
@@ -549,19 +381,9 @@ func runCmd(t testing.TB, env []string, name string, args ...string) cmdResult {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, name, args...)
-	cmd.Env = append(os.Environ(), env...)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	err := cmd.Run()
-	res := cmdResult{Stdout: stdout.String(), Stderr: stderr.String()}
-	var exit *exec.ExitError
-	switch {
-	case err == nil:
-	case errors.As(err, &exit):
-		res.Code = exit.ExitCode()
-	default:
-		t.Fatalf("run %s %s: %v", name, strings.Join(args, " "), err)
+	res := lab.RunCommand(ctx, env, name, args...)
+	if res.Err != nil {
+		t.Fatalf("run %s %s: %v", name, strings.Join(args, " "), res.Err)
 	}
 	return res
 }
