@@ -54,7 +54,7 @@ func NodeID(name string) uint32 {
 	h := fnv.New32a()
 	h.Write([]byte(name))
 	s := h.Sum32()
-	return (s >> compactIDBits ^ s) & (1<<compactIDBits - 1)
+	return (s>>compactIDBits ^ s) & (1<<compactIDBits - 1)
 }
 
 // EpochTag is one byte naming an epoch (a node's generation and the Seq of

@@ -64,9 +64,9 @@ type Report struct {
 	// holds any report of the epoch can rebuild the whole report from a few
 	// bytes. Base == Seq starts a new epoch; reports before version 3 are
 	// each their own epoch.
-	Base     uint64
-	Load     Load
-	Failing  []CheckResult
+	Base    uint64
+	Load    Load
+	Failing []CheckResult
 }
 
 // Newer reports whether r supersedes o (a nil o is superseded by anything).
