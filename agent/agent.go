@@ -110,6 +110,7 @@ func New(cfg *Config) (*Agent, error) {
 		Label:      c.Label,
 		Allow:      c.Allow,
 		Memberlist: c.Memberlist,
+		Interval:   c.Interval,
 		Logger:     a.log,
 		OnChange:   a.kick,
 	}, a.metrics.received)

@@ -39,7 +39,7 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 	m.load = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "node_load", Help: "This node's load average."}, []string{"period"})
 	m.checkOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "check_ok", Help: "1 when this node's health check passes."}, []string{"check"})
 	m.members = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "members", Help: "Known cluster members by state."}, []string{"state"})
-	m.receivedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_received_total", Help: "Load reports received, by result (applied, old, invalid)."}, []string{"result"})
+	m.receivedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_received_total", Help: "Load reports received, by result (applied, old, invalid, no_epoch: a compact entry of an epoch this member missed)."}, []string{"result"})
 	m.poolCands = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "pool_candidates", Help: "Live candidates in each pool (for the too-few-candidates alert)."}, []string{"pool"})
 	m.collectors = append(m.collectors, m.load, m.checkOK, m.members, m.receivedTotal, m.poolCands)
 	m.cpus = gauge("node_cpus", "CPUs of this node.")
@@ -55,7 +55,7 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 			func() float64 { return float64(a.member.Stats().Packets) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "gossip_bytes_sent_total", Help: "Bytes gossip sent, packets and streams."},
 			func() float64 { return float64(a.member.Stats().Bytes) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_sent_total", Help: "Load reports this node fanned out."},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_sent_total", Help: "Load reports this node published."},
 			func() float64 { return float64(a.member.Stats().ReportsSent) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "peerload", Name: "gossip_encrypted", Help: "1 when gossip is encrypted with a keyring, 0 when it is clear text."},
 			func() float64 { return float64(btoi(a.member.Encrypted())) }),

@@ -51,6 +51,39 @@ func (d *delegate) NotifyMsg(b []byte) {
 		if applied || wasSuspect {
 			m.onChange()
 		}
+	case msgRelay, msgBatch:
+		rs, cs, err := report.DecodeBatch(b[1:])
+		if err != nil {
+			m.received("invalid")
+		}
+		now := time.Now()
+		if b[0] == msgRelay {
+			// A report straight from its node proves the node is up.
+			m.mu.Lock()
+			for _, r := range rs {
+				delete(m.missed, r.Node)
+			}
+			for _, c := range cs {
+				delete(m.missed, m.nameOfLocked(c.ID))
+			}
+			m.mu.Unlock()
+		}
+		applied := m.applyBatch(rs, cs, now)
+		if len(applied) == 0 {
+			return
+		}
+		if b[0] == msgRelay {
+			m.mu.Lock()
+			for name, whole := range applied {
+				m.pending[name] = m.pending[name] || whole
+			}
+			m.mu.Unlock()
+		}
+		m.onChange()
+	case msgWant:
+		if name, err := report.DecodeName(b[1:]); err == nil {
+			m.answerWant(name)
+		}
 	case msgHello:
 		name, rest, err := report.DecodeHello(b[1:])
 		if err != nil {
@@ -94,14 +127,20 @@ func (m *Member) hello(name, addr string) {
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }
 
-// LocalState sends every report this member holds, each with its age, so
-// a member that missed a fan-out packet or just joined catches up.
+// LocalState sends, when a member joins, every report this member holds,
+// each with its age, so the newcomer ranks everyone at once; in the
+// periodic push/pull only this member's own report, since reports reach
+// every member within a relay period (relay.go) and a member that misses an
+// epoch asks its node (msgWant).
 func (d *delegate) LocalState(join bool) []byte {
 	m := (*Member)(d)
 	now := time.Now()
 	m.mu.Lock()
 	reports := make([]*report.Report, 0, len(m.reports))
-	for _, h := range m.reports {
+	for name, h := range m.reports {
+		if !join && name != m.cfg.Name {
+			continue
+		}
 		r := *h.Report
 		r.Age = max(now.Sub(h.Received), 0)
 		reports = append(reports, &r)
@@ -185,6 +224,7 @@ func (e *eventDelegate) NotifyLeave(n *memberlist.Node) {
 	delete(m.leaving, n.Name)
 	delete(m.missed, n.Name)
 	delete(m.members, n.Name)
+	m.ids = nil
 	m.gone[n.Name] = Gone{Node: m.nodeLocked(n), State: state, At: time.Now()}
 	m.mu.Unlock()
 	m.onChange()

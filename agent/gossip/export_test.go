@@ -1,0 +1,7 @@
+package gossip
+
+// Exported for the tests of package gossip_test.
+var (
+	Columns     = columns
+	RelayPeriod = relayPeriod
+)
