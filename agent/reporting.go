@@ -48,7 +48,7 @@ func (a *Agent) sampleOnce() {
 	now := time.Now()
 	a.mu.Lock()
 	r := &report.Report{Node: a.cfg.Name, Generation: a.generation, Lifetime: a.cfg.lifetime(), Load: load, Failing: failing}
-	send := a.lastSent == nil || now.Sub(a.sentAt) >= a.cfg.RefreshInterval || a.mattersLocked(r)
+	send := a.lastSent == nil || now.Sub(a.sentAt) >= a.cfg.RefreshInterval || Matters(a.lastSent, r, a.score)
 	if !send {
 		a.mu.Unlock()
 		return
@@ -61,17 +61,17 @@ func (a *Agent) sampleOnce() {
 	a.member.Publish(r, now)
 }
 
-// mattersLocked reports whether r differs enough from the last report sent
+// Matters reports whether r differs enough from o, the last report sent,
 // for anyone's ranking to change: a check started or stopped failing, the
 // CPU or memory term moved by half the tie delta, users or CPUs changed.
-func (a *Agent) mattersLocked(r *report.Report) bool {
-	o := a.lastSent
+// Simulations of the cluster use it to publish as agents do.
+func Matters(o, r *report.Report, score rank.ScoreConfig) bool {
 	if !slices.Equal(r.Failing, o.Failing) || r.Load.CPUs != o.Load.CPUs || r.Load.Users != o.Load.Users {
 		return true
 	}
-	half := a.score.Delta / 2
-	return math.Abs(rank.Score(r.Load, a.score, rank.ByCPU)-rank.Score(o.Load, a.score, rank.ByCPU)) >= half ||
-		math.Abs(rank.Score(r.Load, a.score, rank.ByMem)-rank.Score(o.Load, a.score, rank.ByMem)) >= half
+	half := score.Delta / 2
+	return math.Abs(rank.Score(r.Load, score, rank.ByCPU)-rank.Score(o.Load, score, rank.ByCPU)) >= half ||
+		math.Abs(rank.Score(r.Load, score, rank.ByMem)-rank.Score(o.Load, score, rank.ByMem)) >= half
 }
 
 // probeLoop pings the best candidates once every interval (see

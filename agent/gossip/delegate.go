@@ -2,6 +2,7 @@ package gossip
 
 import (
 	"fmt"
+	"math"
 	"net/netip"
 	"strings"
 	"time"
@@ -97,9 +98,11 @@ func (d *delegate) NotifyMsg(b []byte) {
 }
 
 // hello answers a member that introduced itself: when memberlist has not
-// told this member of it yet (its "alive" rumour has not arrived, or
-// never will), a push/pull with it makes it a member here at once instead
-// of at the next periodic push/pull.
+// told this member of it yet, its "alive" rumour has not arrived (or never
+// will), and a push/pull with it makes it a member here. The push/pull
+// carries the whole membership both ways, so it waits first for the rumour
+// to spread (helloWait): otherwise every member would exchange its full
+// state with every newcomer, 200 MB per join at 1,000 members.
 func (m *Member) hello(name, addr string) {
 	ap, err := netip.ParseAddrPort(addr)
 	if err != nil || name == m.cfg.Name || !m.transport.allowedIP(ap.Addr().Unmap()) {
@@ -112,6 +115,7 @@ func (m *Member) hello(name, addr string) {
 		return
 	}
 	m.pulling[name] = true
+	wait := m.helloWaitLocked()
 	m.mu.Unlock()
 	go func() {
 		defer func() {
@@ -119,10 +123,26 @@ func (m *Member) hello(name, addr string) {
 			delete(m.pulling, name)
 			m.mu.Unlock()
 		}()
-		if !m.stopped() {
+		select {
+		case <-m.stop:
+			return
+		case <-time.After(wait):
+		}
+		m.mu.Lock()
+		_, known := m.members[name]
+		m.mu.Unlock()
+		if !known && !m.stopped() {
 			_, _ = m.ml.Join([]string{addr})
 		}
 	}()
+}
+
+// helloWaitLocked is how long a rumour takes to reach most members: two
+// gossip rounds plus one per doubling of the cluster (250 ms for 4 members
+// on the local profile, 2.4 s for 1,000 on LAN timings). m.mu must be held.
+func (m *Member) helloWaitLocked() time.Duration {
+	rounds := 2 + math.Ceil(math.Log2(float64(len(m.members)+1)))
+	return time.Duration(rounds) * m.cfg.Memberlist.GossipInterval
 }
 
 func (d *delegate) GetBroadcasts(overhead, limit int) [][]byte { return nil }

@@ -16,10 +16,11 @@ import (
 
 // simCluster is a cluster of gossip members on one memNet.
 type simCluster struct {
-	net     *memNet
-	members []*gossip.Member
-	names   []string
-	seq     []uint64
+	net        *memNet
+	transports []*memTransport
+	members    []*gossip.Member
+	names      []string
+	seq        []uint64
 }
 
 // startSim starts agents (and collectors, named col0...) on a memNet with
@@ -40,7 +41,9 @@ func startSim(t testing.TB, agents, collectors int, profile string, applied func
 			name = fmt.Sprintf("col%d", i-agents)
 		}
 		mlc := *base.Memberlist
-		mlc.Transport = sc.net.NewTransport()
+		tr := sc.net.NewTransport()
+		sc.transports = append(sc.transports, tr)
+		mlc.Transport = tr
 		mlc.LogOutput = io.Discard
 		mlc.Logger = log.New(io.Discard, "", 0)
 		cfg := &gossip.Config{
