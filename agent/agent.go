@@ -111,6 +111,7 @@ func New(cfg *Config) (*Agent, error) {
 		Allow:      c.Allow,
 		Memberlist: c.Memberlist,
 		Interval:   c.Interval,
+		Applied:    a.metrics.applied,
 		Logger:     a.log,
 		OnChange:   a.kick,
 	}, a.metrics.received)

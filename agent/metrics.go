@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/peerload/peerload/agent/rank"
@@ -27,6 +29,7 @@ type agentMetrics struct {
 	candidates    prometheus.Gauge
 	poolCands     *prometheus.GaugeVec
 	receivedTotal *prometheus.CounterVec
+	delay         prometheus.Histogram
 }
 
 func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
@@ -41,7 +44,10 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 	m.members = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "members", Help: "Known cluster members by state."}, []string{"state"})
 	m.receivedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_received_total", Help: "Load reports received, by result (applied, old, invalid, no_epoch: a compact entry of an epoch this member missed)."}, []string{"result"})
 	m.poolCands = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "pool_candidates", Help: "Live candidates in each pool (for the too-few-candidates alert)."}, []string{"pool"})
-	m.collectors = append(m.collectors, m.load, m.checkOK, m.members, m.receivedTotal, m.poolCands)
+	m.delay = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "peerload", Name: "report_delay_seconds",
+		Help:    "How long other nodes' reports took to arrive here, from their node's sample (relay waits included).",
+		Buckets: []float64{0.01, 0.05, 0.1, 0.3, 1, 2, 5, 10, 30}})
+	m.collectors = append(m.collectors, m.load, m.checkOK, m.members, m.receivedTotal, m.poolCands, m.delay)
 	m.cpus = gauge("node_cpus", "CPUs of this node.")
 	m.cpuUtil = gauge("node_cpu_utilization_ratio", "Busy fraction of this node's CPUs over the last interval.")
 	m.memTotal = gauge("node_memory_total_bytes", "Memory of this node.")
@@ -128,6 +134,11 @@ func (m *agentMetrics) observeSnapshot(s *rank.Snapshot) {
 }
 
 func (m *agentMetrics) received(result string) { m.receivedTotal.WithLabelValues(result).Inc() }
+
+// applied observes a report's delay; gossip calls it with its lock held.
+func (m *agentMetrics) applied(_ *report.Report, sent time.Time) {
+	m.delay.Observe(max(time.Since(sent), 0).Seconds())
+}
 
 func btoi(b bool) int {
 	if b {

@@ -75,7 +75,8 @@ func Matters(o, r *report.Report, score rank.ScoreConfig) bool {
 }
 
 // probeLoop pings the best candidates once every interval (see
-// gossip.Member.Probe).
+// gossip.Member.Probe): the top of the whole ranking and the top of every
+// pool, so a node any answer may hand out is among them.
 func (a *Agent) probeLoop(interval time.Duration, top int) {
 	defer a.wg.Done()
 	t := time.NewTicker(interval)
@@ -86,11 +87,29 @@ func (a *Agent) probeLoop(interval time.Duration, top int) {
 			return
 		case <-t.C:
 		}
-		ranked := a.Snapshot().Rank("", "").Nodes
-		names := make([]string, 0, min(top, len(ranked)))
-		for _, n := range ranked[:min(top, len(ranked))] {
-			names = append(names, n.Name)
-		}
-		a.member.Probe(names)
+		a.member.Probe(probeTargets(a.Snapshot(), top))
 	}
+}
+
+// probeTargets are the names of the top best candidates of snap's whole
+// ranking and of each pool.
+func probeTargets(snap *rank.Snapshot, top int) []string {
+	pools := map[string]bool{"": true}
+	for i := range snap.Nodes {
+		for _, p := range snap.Nodes[i].Pools {
+			pools[p] = true
+		}
+	}
+	seen := map[string]bool{}
+	var names []string
+	for pool := range pools {
+		ranked := snap.Rank(pool, "").Nodes
+		for _, n := range ranked[:min(top, len(ranked))] {
+			if !seen[n.Name] {
+				seen[n.Name] = true
+				names = append(names, n.Name)
+			}
+		}
+	}
+	return names
 }
