@@ -126,7 +126,7 @@ func benchScale(b *testing.B, n int, window time.Duration) {
 		tr.index[fmt.Sprintf("node%04d", i)] = i
 	}
 	start := time.Now()
-	sc := startSim(b, n, collectors, agent.ProfileLAN, tr.applied)
+	sc := startSim(b, n, collectors, agent.DefaultConfig().Interval, tr.applied)
 	b.Logf("N=%d: %d members joined and converged in %s", n, n+collectors, time.Since(start).Round(time.Second))
 
 	// Every agent samples its walk every 2 s at its own phase and
