@@ -244,6 +244,9 @@ func (e *eventDelegate) NotifyLeave(n *memberlist.Node) {
 	delete(m.leaving, n.Name)
 	delete(m.missed, n.Name)
 	delete(m.members, n.Name)
+	if m.folded[strings.ToLower(n.Name)] == n.Name {
+		delete(m.folded, strings.ToLower(n.Name))
+	}
 	m.ids = nil
 	m.gone[n.Name] = Gone{Node: m.nodeLocked(n), State: state, At: time.Now()}
 	m.mu.Unlock()
@@ -281,17 +284,16 @@ func (d *aliveDelegate) NotifyMerge(peers []*memberlist.Node) error {
 }
 
 // caseTwin is the name of this member or a live member that equals name
-// but for case, or "".
+// but for case, or "". memberlist asks for every alive message and every
+// node of every push/pull, so it is a map lookup, not a scan.
 func (m *Member) caseTwin(name string) string {
 	if name != m.cfg.Name && strings.EqualFold(name, m.cfg.Name) {
 		return m.cfg.Name
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	for other := range m.members {
-		if other != name && strings.EqualFold(other, name) {
-			return other
-		}
+	if other, ok := m.folded[strings.ToLower(name)]; ok && other != name {
+		return other
 	}
 	return ""
 }

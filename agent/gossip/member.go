@@ -114,6 +114,8 @@ type Member struct {
 	epoch   *report.Report // the report that began own's epoch
 	metas   map[string]report.Meta
 	pulling map[string]bool // names a hello made this member join
+	// folded maps each live member's lower-cased name to its name.
+	folded map[string]string
 	// ids resolves compact entries' node IDs; nil when membership changed.
 	ids map[uint32]string
 	// pending are the nodes whose latest report goes in the next batch to
@@ -175,6 +177,7 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		metas:    make(map[string]report.Meta),
 		pulling:  make(map[string]bool),
 		pending:  make(map[string]bool),
+		folded:   make(map[string]string),
 		wanted:   make(map[string]time.Time),
 		received: received,
 		stop:     make(chan struct{}),
@@ -593,8 +596,13 @@ func (m *Member) Stopped() <-chan struct{} { return m.stop }
 // when an alive message arrives: reading them later races. m.mu must be
 // held.
 func (m *Member) setMember(n *memberlist.Node) {
+	if _, ok := m.members[n.Name]; !ok {
+		m.ids = nil
+		if _, taken := m.folded[strings.ToLower(n.Name)]; !taken {
+			m.folded[strings.ToLower(n.Name)] = n.Name
+		}
+	}
 	m.members[n.Name] = *n
-	m.ids = nil
 }
 
 // memberCopies returns copies of the live members (what
