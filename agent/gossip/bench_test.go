@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -115,7 +116,26 @@ func (tr *tracker) publish(origin int, seq uint64, taken time.Time, collectors i
 	}
 }
 
-func benchScale(b *testing.B, n int, window time.Duration) {
+// scaleRun is a running simulated cluster with its load driver.
+type scaleRun struct {
+	sc          *simCluster
+	tr          *tracker
+	n           int
+	collectors  int
+	everySample atomic.Bool // publish every sample, not only those that matter
+	stop        chan struct{}
+	wg          sync.WaitGroup
+}
+
+// scaleStats is one measurement window.
+type scaleStats struct {
+	agentBytes, collBytes []float64 // sorted, bytes per second each
+	toAgents, toColls     []float64 // sorted, seconds from sample to the last one
+	published             int
+	window                time.Duration
+}
+
+func startScale(b *testing.B, n int) *scaleRun {
 	const collectors = 2
 	tr := &tracker{agents: n, index: map[string]int{}}
 	for range n + collectors {
@@ -128,25 +148,25 @@ func benchScale(b *testing.B, n int, window time.Duration) {
 	start := time.Now()
 	sc := startSim(b, n, collectors, agent.DefaultConfig().Interval, tr.applied)
 	b.Logf("N=%d: %d members joined and converged in %s", n, n+collectors, time.Since(start).Round(time.Second))
+	run := &scaleRun{sc: sc, tr: tr, n: n, collectors: collectors, stop: make(chan struct{})}
+	b.Cleanup(func() { close(run.stop); run.wg.Wait() })
 
 	// Every agent samples its walk every 2 s at its own phase and
 	// publishes as an agent does: on a change that matters, or after the
 	// 15 s refresh.
 	base := agent.DefaultConfig()
 	score := rank.DefaultScoreConfig()
-	stop := make(chan struct{})
-	var wg sync.WaitGroup
 	for i := range n {
-		wg.Add(1)
+		run.wg.Add(1)
 		go func() {
-			defer wg.Done()
+			defer run.wg.Done()
 			walk := agenttest.NewLoadWalk(uint64(i), 4, 0.1, 0.5+float64(i%8)/2)
 			var last *report.Report
 			var sentAt time.Time
 			seq := uint64(0)
 			select {
 			case <-time.After(rand.N(base.Interval)):
-			case <-stop:
+			case <-run.stop:
 				return
 			}
 			t := time.NewTicker(base.Interval)
@@ -157,7 +177,7 @@ func benchScale(b *testing.B, n int, window time.Duration) {
 				r := &report.Report{Node: sc.names[i], Generation: 1, Lifetime: base.RefreshInterval + base.Interval,
 					Load: report.Load{Load1: walk.Load1, Load5: walk.Load5, Load15: walk.Load15, CPUs: 4,
 						CPUUtil: min(walk.Load1/4, 1), MemTotal: 16 << 30, MemAvailable: 12 << 30, CPUPressure: -1}}
-				if last == nil || now.Sub(sentAt) >= base.RefreshInterval || agent.Matters(last, r, score) {
+				if last == nil || now.Sub(sentAt) >= base.RefreshInterval || run.everySample.Load() || agent.Matters(last, r, score) {
 					seq++
 					r.Seq = seq
 					tr.publish(i, seq, now, collectors)
@@ -165,42 +185,30 @@ func benchScale(b *testing.B, n int, window time.Duration) {
 					last, sentAt = r, now
 				}
 				select {
-				case <-stop:
+				case <-run.stop:
 					return
 				case <-t.C:
 				}
 			}
 		}()
 	}
-	defer func() { close(stop); wg.Wait() }()
+	return run
+}
 
-	// Collectors probe their ten best candidates as agent.probeLoop does.
-	col := sc.members[n]
-	probed := []string{sc.names[0], sc.names[1], sc.names[2], sc.names[3], sc.names[4],
-		sc.names[5], sc.names[6], sc.names[7], sc.names[8], sc.names[9]}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		t := time.NewTicker(base.Memberlist.ProbeInterval / 2)
-		defer t.Stop()
-		for {
-			select {
-			case <-stop:
-				return
-			case <-t.C:
-			}
-			col.Probe(probed)
-		}
-	}()
-
-	warm := 2 * base.RefreshInterval
-	time.Sleep(warm)
+// measure opens the tracker for window, then waits for the window's last
+// reports to land (settle) and returns what it saw.
+func (run *scaleRun) measure(window, settle time.Duration) scaleStats {
+	sc, tr := run.sc, run.tr
 	sent0 := make([]uint64, len(sc.members))
 	for i := range sc.members {
 		sent0[i] = sc.memSent(i)
 	}
 	tr.mu.Lock()
 	tr.open = true
+	for i := range tr.published {
+		clear(tr.published[i])
+	}
+	tr.toAgents, tr.toColls = nil, nil
 	tr.mu.Unlock()
 	t0 := time.Now()
 	time.Sleep(window)
@@ -208,16 +216,63 @@ func benchScale(b *testing.B, n int, window time.Duration) {
 	tr.open = false
 	tr.mu.Unlock()
 	elapsed := time.Since(t0).Seconds()
-	var agentBytes, collBytes []float64
+	st := scaleStats{window: window}
 	for i := range sc.members {
 		bps := float64(sc.memSent(i)-sent0[i]) / elapsed
-		if i < n {
-			agentBytes = append(agentBytes, bps)
+		if i < run.n {
+			st.agentBytes = append(st.agentBytes, bps)
 		} else {
-			collBytes = append(collBytes, bps)
+			st.collBytes = append(st.collBytes, bps)
 		}
 	}
-	time.Sleep(15 * time.Second) // the last reports of the window land
+	time.Sleep(settle)
+	tr.mu.Lock()
+	defer tr.mu.Unlock()
+	for _, m := range tr.published {
+		st.published += len(m)
+	}
+	st.toAgents, st.toColls = slices.Clone(tr.toAgents), slices.Clone(tr.toColls)
+	for _, l := range [][]float64{st.agentBytes, st.collBytes, st.toAgents, st.toColls} {
+		slices.Sort(l)
+	}
+	return st
+}
+
+func (st scaleStats) report(b *testing.B, prefix string) {
+	b.ReportMetric(median(st.agentBytes), prefix+"B/s/agent")
+	b.ReportMetric(pct(st.agentBytes, 99), prefix+"p99-B/s/agent")
+	b.ReportMetric(median(st.collBytes), prefix+"B/s/collector")
+	b.ReportMetric(pct(st.toColls, 50), prefix+"collector-p50-s")
+	b.ReportMetric(pct(st.toColls, 99), prefix+"collector-p99-s")
+	b.ReportMetric(pct(st.toAgents, 50), prefix+"agent-p50-s")
+	b.ReportMetric(pct(st.toAgents, 99), prefix+"agent-p99-s")
+	b.ReportMetric(float64(len(st.toAgents))/float64(max(st.published, 1))*100, prefix+"agent-complete-%")
+	b.ReportMetric(float64(st.published)/float64(len(st.agentBytes))/st.window.Seconds(), prefix+"reports/node/s")
+}
+
+func benchScale(b *testing.B, n int, window time.Duration) {
+	run := startScale(b, n)
+	sc := run.sc
+	base := agent.DefaultConfig()
+	// A collector probes its ten best candidates as agent.probeLoop does.
+	col := sc.members[n]
+	probed := sc.names[:10]
+	run.wg.Add(1)
+	go func() {
+		defer run.wg.Done()
+		t := time.NewTicker(base.Memberlist.ProbeInterval)
+		defer t.Stop()
+		for {
+			select {
+			case <-run.stop:
+				return
+			case <-t.C:
+			}
+			col.Probe(probed)
+		}
+	}()
+	time.Sleep(2 * base.RefreshInterval)
+	st := run.measure(window, 15*time.Second)
 
 	// A probed node dies: the collector must stop counting it.
 	victim := 5
@@ -231,29 +286,44 @@ func benchScale(b *testing.B, n int, window time.Duration) {
 		}
 		return true, ""
 	})
-	out := time.Since(killed).Seconds()
+	st.report(b, "")
+	b.ReportMetric(time.Since(killed).Seconds(), "kill-out-s")
+}
 
-	tr.mu.Lock()
-	defer tr.mu.Unlock()
-	total := 0
-	for _, m := range tr.published {
-		total += len(m)
+// BenchmarkIdeas weighs each idea of the design on one simulated cluster
+// of 100 agents and two collectors (as BenchmarkScale): it turns one idea
+// off at a time for a 30 s window and reports the same figures, prefixed
+// with the variant: design (all on), fanout (every report whole to every
+// member: the design before), whole (relays carry whole reports, no
+// compact entries), onecolumn (no grid: every agent sends its batch to
+// every agent), fullpp (the periodic push/pull carries every report) and
+// everysample (publish every sample, not only those that can move a rank).
+// Run: go test -run '^$' -bench '^BenchmarkIdeas$' -benchtime 1x ./agent/gossip/
+func BenchmarkIdeas(b *testing.B) {
+	for range b.N {
+		run := startScale(b, 100)
+		variants := []struct {
+			name  string
+			bits  uint32
+			every bool
+		}{
+			{"design", 0, false},
+			{"fanout", gossip.AblateFanOut, false},
+			{"whole", gossip.AblateWhole, false},
+			{"onecolumn", gossip.AblateOneColumn, false},
+			{"fullpp", gossip.AblateFullPushPull, false},
+			{"everysample", 0, true},
+		}
+		time.Sleep(20 * time.Second)
+		for _, v := range variants {
+			for _, m := range run.sc.members {
+				gossip.SetAblation(m, v.bits)
+			}
+			run.everySample.Store(v.every)
+			time.Sleep(10 * time.Second)
+			run.measure(30*time.Second, 10*time.Second).report(b, v.name+"-")
+		}
 	}
-	slices.Sort(tr.toAgents)
-	slices.Sort(tr.toColls)
-	slices.Sort(agentBytes)
-	slices.Sort(collBytes)
-	b.ReportMetric(median(agentBytes), "B/s/agent")
-	b.ReportMetric(agentBytes[len(agentBytes)*99/100], "p99-B/s/agent")
-	b.ReportMetric(median(collBytes), "B/s/collector")
-	b.ReportMetric(pct(tr.toColls, 50), "collector-p50-s")
-	b.ReportMetric(pct(tr.toColls, 99), "collector-p99-s")
-	b.ReportMetric(pct(tr.toAgents, 50), "agent-p50-s")
-	b.ReportMetric(pct(tr.toAgents, 99), "agent-p99-s")
-	b.ReportMetric(float64(len(tr.toAgents))/float64(max(total, 1))*100, "agent-complete-%")
-	b.ReportMetric(float64(len(tr.toColls))/float64(max(total, 1))*100, "collector-complete-%")
-	b.ReportMetric(float64(total)/float64(n)/window.Seconds(), "reports/node/s")
-	b.ReportMetric(out, "kill-out-s")
 }
 
 func (sc *simCluster) memSent(i int) uint64 { return sc.transports[i].sent.Load() }

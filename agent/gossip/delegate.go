@@ -158,7 +158,7 @@ func (d *delegate) LocalState(join bool) []byte {
 	m.mu.Lock()
 	reports := make([]*report.Report, 0, len(m.reports))
 	for name, h := range m.reports {
-		if !join && name != m.cfg.Name {
+		if !join && name != m.cfg.Name && !m.ablated(ablateFullPushPull) {
 			continue
 		}
 		r := *h.Report

@@ -123,7 +123,10 @@ type Member struct {
 	pending map[string]bool
 	wanted  map[string]time.Time // when this member last asked a node for its epoch
 
-	udpBuffer       int
+	udpBuffer int
+	// ablate switches ideas of the design off, one bit each (see
+	// ablation), for the benchmark that weighs them; zero in use.
+	ablate          atomic.Uint32
 	reportsSent     atomic.Uint64
 	batchesSent     atomic.Uint64
 	reportsReceived atomic.Uint64

@@ -36,6 +36,17 @@ import (
 // that meets an epoch it missed asks the node for its report (msgWant),
 // at most once per wantEvery.
 
+// ablation bits turn one idea of the design off each, so the benchmark
+// (BenchmarkIdeas) can weigh it on a running cluster.
+const (
+	ablateFanOut       = 1 << iota // every report whole to every member, no relay (the design before)
+	ablateWhole                    // relay whole reports only, never compact entries
+	ablateOneColumn                // one column: every agent sends its batch to every agent
+	ablateFullPushPull             // the periodic push/pull carries every report held
+)
+
+func (m *Member) ablated(bit uint32) bool { return m.ablate.Load()&bit != 0 }
+
 // relayRotation is how many reports a node keeps its relays for.
 const relayRotation = 16
 
@@ -86,6 +97,7 @@ type grid struct {
 	relays     []memberlist.Node
 	column     []memberlist.Node
 	agents     int
+	others     []memberlist.Node // every live member but this one (ablateFanOut)
 }
 
 // gridLocked lays out the live members for a report with sequence number
@@ -93,8 +105,12 @@ type grid struct {
 func (m *Member) gridLocked(seq uint64) grid {
 	var g grid
 	var agents []*memberlist.Node
+	fanOut := m.ablated(ablateFanOut)
 	for name := range m.members {
 		n := m.members[name]
+		if fanOut && name != m.cfg.Name {
+			g.others = append(g.others, n)
+		}
 		if m.parseMetaLocked(n.Meta).Collector {
 			if name != m.cfg.Name {
 				g.collectors = append(g.collectors, n)
@@ -105,6 +121,9 @@ func (m *Member) gridLocked(seq uint64) grid {
 	}
 	g.agents = len(agents)
 	c := columns(len(agents))
+	if m.ablated(ablateOneColumn) {
+		c = 1
+	}
 	own := column(m.cfg.Name, c)
 	best := make([]*memberlist.Node, c)
 	score := make([]uint64, c)
@@ -163,7 +182,7 @@ func (m *Member) entryLocked(name string, whole bool, now time.Time, rs []*repor
 	}
 	r := *h.Report
 	r.Age = max(now.Sub(h.Received), 0)
-	if id, unique := m.idLocked(name); unique && !whole {
+	if id, unique := m.idLocked(name); unique && !whole && !m.ablated(ablateWhole) {
 		if c, ok := report.CompactOf(&r, id); ok {
 			return rs, append(cs, c)
 		}
@@ -193,6 +212,9 @@ func (m *Member) sendReport(r *report.Report, now time.Time) {
 	rs, cs := m.entryLocked(r.Node, false, now, nil, nil)
 	m.mu.Unlock()
 	whole := report.AppendReport([]byte{msgReport}, r)
+	if m.ablated(ablateFanOut) {
+		g.collectors, g.relays = g.others, nil
+	}
 	for i := range g.collectors {
 		// A failed send is repaired by the next report.
 		_ = m.ml.SendBestEffort(&g.collectors[i], whole)
@@ -231,7 +253,8 @@ func (m *Member) relayLoop() {
 // relayOnce sends what this member holds for relaying to its column.
 func (m *Member) relayOnce(now time.Time) {
 	m.mu.Lock()
-	if len(m.pending) == 0 {
+	if len(m.pending) == 0 || m.ablated(ablateFanOut) {
+		clear(m.pending)
 		m.mu.Unlock()
 		return
 	}
