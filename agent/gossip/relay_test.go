@@ -5,6 +5,7 @@ import (
 	"io"
 	"log"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"testing"
 	"time"
@@ -17,6 +18,8 @@ import (
 
 // simCluster is a cluster of gossip members on one memNet.
 type simCluster struct {
+	// dilation stretches every timing of the simulation (see dilate).
+	dilation   time.Duration
 	net        *memNet
 	transports []*memTransport
 	members    []*gossip.Member
@@ -27,14 +30,29 @@ type simCluster struct {
 // startSim starts agents (and collectors, named col0...) on a memNet with
 // the LAN profile's memberlist timings (robust on a busy machine) and the
 // given sampling interval, each joined to the first, and waits until every
-// member lists every other.
-func startSim(t testing.TB, agents, collectors int, interval time.Duration, applied func(observer int, r *report.Report, sent time.Time)) *simCluster {
+// member lists every other. Every timing, the network's latency included,
+// is stretched by dilation (1: none): a simulation that runs slower than
+// real time on a busy machine keeps its members' timeouts honest, and its
+// results are read back at real speed (latency ÷ dilation, bytes per
+// second × dilation).
+func startSim(t testing.TB, agents, collectors int, interval time.Duration, dilation int, applied func(observer int, r *report.Report, sent time.Time)) *simCluster {
 	t.Helper()
-	sc := &simCluster{net: newMemNet(), seq: make([]uint64, agents)}
+	k := time.Duration(max(dilation, 1))
+	sc := &simCluster{dilation: k, net: newMemNet(), seq: make([]uint64, agents)}
+	lat := sc.net.latency
+	sc.net.latency = func() time.Duration { return k * lat() }
 	base := agent.DefaultConfig()
+	ml := base.Memberlist
+	for _, d := range []*time.Duration{&ml.ProbeInterval, &ml.ProbeTimeout, &ml.GossipInterval, &ml.PushPullInterval,
+		&ml.TCPTimeout, &ml.GossipToTheDeadTime} {
+		*d *= k
+	}
 	key := make([]byte, 32)
 	key[0] = 9
 	for i := range agents + collectors {
+		if i%100 == 99 {
+			fmt.Fprintf(os.Stderr, "sim: %d members joined\n", i)
+		}
 		name := fmt.Sprintf("node%04d", i)
 		if i >= agents {
 			name = fmt.Sprintf("col%d", i-agents)
@@ -51,7 +69,7 @@ func startSim(t testing.TB, agents, collectors int, interval time.Duration, appl
 			Keys:       [][]byte{key},
 			Label:      "peerload-lab",
 			Memberlist: &mlc,
-			Interval:   interval,
+			Interval:   interval * k,
 		}
 		if applied != nil {
 			cfg.Applied = func(r *report.Report, sent time.Time) { applied(i, r, sent) }
@@ -77,7 +95,7 @@ func startSim(t testing.TB, agents, collectors int, interval time.Duration, appl
 	// push/pull (minutes at this size) would repair it. A member that
 	// lists too few does one push/pull with a random member now instead.
 	n := len(sc.members)
-	agenttest.WaitFor(t, 3*time.Minute, fmt.Sprintf("all %d members to list each other", n), func() (bool, string) {
+	agenttest.WaitFor(t, 5*time.Minute, fmt.Sprintf("all %d members to list each other", n), func() (bool, string) {
 		short, state := 0, ""
 		for _, m := range sc.members {
 			if got := m.NumMembers(); got != n {
@@ -141,7 +159,7 @@ func holds(m *gossip.Member, node string, seq uint64) (bool, string) {
 func TestRelayReachesEveryMember(t *testing.T) {
 	var mu sync.Mutex
 	compact := 0
-	sc := startSim(t, 40, 2, 250*time.Millisecond, func(_ int, r *report.Report, _ time.Time) {
+	sc := startSim(t, 40, 2, 250*time.Millisecond, 1, func(_ int, r *report.Report, _ time.Time) {
 		if r.Base != r.Seq {
 			mu.Lock()
 			compact++
@@ -182,7 +200,7 @@ func TestRelayReachesEveryMember(t *testing.T) {
 // TestMissedEpochIsAskedFor: a member that holds another epoch of a node
 // asks the node for its report and then applies its compact entries.
 func TestMissedEpochIsAskedFor(t *testing.T) {
-	sc := startSim(t, 3, 0, 250*time.Millisecond, nil)
+	sc := startSim(t, 3, 0, 250*time.Millisecond, 1, nil)
 	r := sc.publish(0, 1)
 	for _, m := range sc.members[1:] {
 		agenttest.WaitFor(t, 5*time.Second, "the first report everywhere", func() (bool, string) { return holds(m, r.Node, r.Seq) })
