@@ -98,9 +98,13 @@ func benchLabScale(b *testing.B, n int) {
 		}
 		agents[i], index[a.Name] = a, i
 	}
+	col := l.AddAgent("col", lab.AgentOptions{Collector: true, NoStart: true})
+	client := l.AddHost("client")
+	l.PinNeighbors(l.Hosts())
 	for _, a := range agents {
 		a.Process.Start()
 	}
+	col.Process.Start()
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	defer func() { close(stop); wg.Wait() }()
@@ -121,12 +125,11 @@ func benchLabScale(b *testing.B, n int) {
 			}
 		}
 	}()
-	col := l.AddAgent("col", lab.AgentOptions{Collector: true})
 	all := lab.Names(agents...)
 	lab.WaitView(b, 3*time.Minute, col, lab.SeesCandidates(all...))
 	dnsAll := l.AddCoreDNS("dns", lab.CoreDNSOptions{Top: 3})
 	dnsGPU := l.AddCoreDNS("dnsgpu", lab.CoreDNSOptions{Top: 3, Extra: []string{"pool gpu"}})
-	client := l.AddHost("client")
+	l.PinNeighbors([]*lab.Host{dnsAll.Host, dnsGPU.Host})
 	for _, a := range agents {
 		lab.WaitView(b, 3*time.Minute, a, lab.SeesCandidates(all...))
 	}

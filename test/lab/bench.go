@@ -151,3 +151,41 @@ func CPUSeconds(pid int) (float64, error) {
 	}
 	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
 }
+
+// PinNeighbors gives every host of the lab a permanent neighbour (ARP)
+// entry for each host in hosts, and each of hosts one for every host of
+// the lab. The kernel's neighbour table is shared by all namespaces and
+// holds 1,024 dynamic entries (gc_thresh3): a hundred hosts that all talk
+// to each other need ten thousand, and without pinned entries packets
+// start failing with "no route to host". Permanent entries do not count
+// against that limit.
+func (l *Lab) PinNeighbors(hosts []*Host) {
+	l.t.Helper()
+	all := l.Hosts()
+	mac := map[*Host]string{}
+	for _, h := range all {
+		res := l.ipCommand("-n", h.NS, "-j", "link", "show", "eth0")
+		var links []struct {
+			Address string `json:"address"`
+		}
+		if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &links) != nil || len(links) != 1 {
+			l.t.Fatalf("lab: %s: ip link: %s", h.Name, res)
+		}
+		mac[h] = links[0].Address
+	}
+	pinned := map[*Host]bool{}
+	for _, h := range hosts {
+		pinned[h] = true
+	}
+	for _, h := range all {
+		var cmds []string
+		for _, o := range all {
+			if o != h && (pinned[h] || pinned[o]) {
+				cmds = append(cmds, fmt.Sprintf("neigh replace %s lladdr %s dev eth0 nud permanent", o.Addr, mac[o]))
+			}
+		}
+		if len(cmds) > 0 {
+			l.ipBatch(h.NS, cmds...)
+		}
+	}
+}
