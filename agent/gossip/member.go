@@ -203,6 +203,7 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 			return nil, err
 		}
 	}
+	m.cfg.Meta.Relays = true
 	mlc, err := m.memberlistConfig()
 	if err != nil {
 		return nil, err

@@ -90,8 +90,9 @@ func rendezvous(origin, member string, rotation uint64) uint64 {
 	return bits.RotateLeft64(h.Sum64(), 17) * 0x9E3779B97F4A7C15
 }
 
-// grid is what a member needs to send one report: the collectors, its
-// relays (one per other column) and, for the relay period, its column.
+// grid is what a member needs to send one report: the collectors (and
+// members of earlier releases), its relays (one per other column) and, for
+// the relay period, its column.
 type grid struct {
 	collectors []memberlist.Node
 	relays     []memberlist.Node
@@ -111,7 +112,9 @@ func (m *Member) gridLocked(seq uint64) grid {
 		if fanOut && name != m.cfg.Name {
 			g.others = append(g.others, n)
 		}
-		if m.parseMetaLocked(n.Meta).Collector {
+		// Members of earlier releases, outside the grid, get reports as
+		// collectors do.
+		if meta := m.parseMetaLocked(n.Meta); meta.Collector || !meta.Relays {
 			if name != m.cfg.Name {
 				g.collectors = append(g.collectors, n)
 			}
@@ -236,7 +239,7 @@ func (m *Member) relayLoop() {
 		m.mu.Lock()
 		n := 0
 		for name := range m.members {
-			if !m.parseMetaLocked(m.members[name].Meta).Collector {
+			if meta := m.parseMetaLocked(m.members[name].Meta); !meta.Collector && meta.Relays {
 				n++
 			}
 		}

@@ -124,3 +124,18 @@ func FuzzDecodeBatch(f *testing.F) {
 		}
 	})
 }
+
+// TestMetaRelaysFlag: the relay flag survives a round trip, and the meta
+// of an earlier release (no flag) reads as a member outside the grid.
+func TestMetaRelaysFlag(t *testing.T) {
+	b, err := AppendMeta(Meta{Relays: true, Collector: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := DecodeMeta(b); err != nil || !m.Relays || !m.Collector {
+		t.Errorf("round trip: %+v %v", m, err)
+	}
+	if m, err := DecodeMeta([]byte{metaVersion, 0, 0, 0, 0, 0}); err != nil || m.Relays {
+		t.Errorf("earlier release's meta: %+v %v", m, err)
+	}
+}
