@@ -119,6 +119,8 @@ func New(cfg *Config) (*Agent, error) {
 		Label:      c.Label,
 		Allow:      c.Allow,
 		Memberlist: c.Memberlist,
+		Interval:   c.Interval,
+		Applied:    a.metrics.applied,
 		Logger:     a.log,
 		OnChange:   a.kick,
 	}, a.metrics.received)

@@ -80,10 +80,11 @@ type Config struct {
 	// updater (used to elect one active updater per name).
 	Roles []string
 
-	// ProbeTop is how many of the best candidates this member pings itself
-	// every memberlist probe interval. A candidate that misses two pings in
-	// a row is treated as suspect at once, so a dead node leaves the answers
-	// within about a second instead of after memberlist's suspicion timeout
+	// ProbeTop is how many of the best candidates, of the whole ranking and
+	// of each pool, this member pings itself every memberlist probe
+	// interval. A candidate that misses two pings in a row is treated as
+	// suspect at once, so a dead node leaves the answers within 1.5–2.5 s
+	// on LAN timings instead of after memberlist's suspicion timeout
 	// (which grows with the cluster). 0 picks the default: 10 for a
 	// collector (DNS servers and updaters hand out the top few), none for a
 	// candidate; a negative value leaves failure detection to memberlist.

@@ -1,6 +1,8 @@
 package agent
 
 import (
+	"time"
+
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/peerload/peerload/agent/rank"
@@ -27,6 +29,7 @@ type agentMetrics struct {
 	candidates    prometheus.Gauge
 	poolCands     *prometheus.GaugeVec
 	receivedTotal *prometheus.CounterVec
+	delay         prometheus.Histogram
 }
 
 func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
@@ -39,9 +42,12 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 	m.load = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "node_load", Help: "This node's load average."}, []string{"period"})
 	m.checkOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "check_ok", Help: "1 when this node's health check passes."}, []string{"check"})
 	m.members = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "members", Help: "Known cluster members by state."}, []string{"state"})
-	m.receivedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_received_total", Help: "Load reports received, by result (applied, old, invalid)."}, []string{"result"})
+	m.receivedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_received_total", Help: "Load reports received, by result (applied, old, invalid, no_epoch: a compact entry of an epoch this member missed)."}, []string{"result"})
 	m.poolCands = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "pool_candidates", Help: "Live candidates in each pool (for the too-few-candidates alert)."}, []string{"pool"})
-	m.collectors = append(m.collectors, m.load, m.checkOK, m.members, m.receivedTotal, m.poolCands)
+	m.delay = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "peerload", Name: "report_delay_seconds",
+		Help:    "How long other nodes' reports took to arrive here, from their node's sample (relay waits included).",
+		Buckets: []float64{0.01, 0.05, 0.1, 0.3, 1, 2, 5, 10, 30}})
+	m.collectors = append(m.collectors, m.load, m.checkOK, m.members, m.receivedTotal, m.poolCands, m.delay)
 	m.cpus = gauge("node_cpus", "CPUs of this node.")
 	m.cpuUtil = gauge("node_cpu_utilization_ratio", "Busy fraction of this node's CPUs over the last interval.")
 	m.memTotal = gauge("node_memory_total_bytes", "Memory of this node.")
@@ -55,7 +61,7 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 			func() float64 { return float64(a.member.Stats().Packets) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "gossip_bytes_sent_total", Help: "Bytes gossip sent, packets and streams."},
 			func() float64 { return float64(a.member.Stats().Bytes) }),
-		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_sent_total", Help: "Load reports this node fanned out."},
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_sent_total", Help: "Load reports this node published."},
 			func() float64 { return float64(a.member.Stats().ReportsSent) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "peerload", Name: "gossip_encrypted", Help: "1 when gossip is encrypted with a keyring, 0 when it is clear text."},
 			func() float64 { return float64(btoi(a.member.Encrypted())) }),
@@ -128,6 +134,11 @@ func (m *agentMetrics) observeSnapshot(s *rank.Snapshot) {
 }
 
 func (m *agentMetrics) received(result string) { m.receivedTotal.WithLabelValues(result).Inc() }
+
+// applied observes a report's delay; gossip calls it with its lock held.
+func (m *agentMetrics) applied(_ *report.Report, sent time.Time) {
+	m.delay.Observe(max(time.Since(sent), 0).Seconds())
+}
 
 func btoi(b bool) int {
 	if b {

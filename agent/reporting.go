@@ -48,7 +48,7 @@ func (a *Agent) sampleOnce() {
 	now := time.Now()
 	a.mu.Lock()
 	r := &report.Report{Node: a.cfg.Name, Generation: a.generation, Lifetime: a.cfg.lifetime(), Load: load, Failing: failing}
-	send := a.lastSent == nil || now.Sub(a.sentAt) >= a.cfg.RefreshInterval || a.mattersLocked(r)
+	send := a.lastSent == nil || now.Sub(a.sentAt) >= a.cfg.RefreshInterval || Matters(a.lastSent, r, a.score)
 	if !send {
 		a.mu.Unlock()
 		return
@@ -61,21 +61,22 @@ func (a *Agent) sampleOnce() {
 	a.member.Publish(r, now)
 }
 
-// mattersLocked reports whether r differs enough from the last report sent
+// Matters reports whether r differs enough from o, the last report sent,
 // for anyone's ranking to change: a check started or stopped failing, the
 // CPU or memory term moved by half the tie delta, users or CPUs changed.
-func (a *Agent) mattersLocked(r *report.Report) bool {
-	o := a.lastSent
+// Simulations of the cluster use it to publish as agents do.
+func Matters(o, r *report.Report, score rank.ScoreConfig) bool {
 	if !slices.Equal(r.Failing, o.Failing) || r.Load.CPUs != o.Load.CPUs || r.Load.Users != o.Load.Users {
 		return true
 	}
-	half := a.score.Delta / 2
-	return math.Abs(rank.Score(r.Load, a.score, rank.ByCPU)-rank.Score(o.Load, a.score, rank.ByCPU)) >= half ||
+	half := score.Delta / 2
+	return math.Abs(rank.Score(r.Load, score, rank.ByCPU)-rank.Score(o.Load, score, rank.ByCPU)) >= half ||
 		math.Abs(rank.MemUsed(r.Load)-rank.MemUsed(o.Load)) >= half
 }
 
 // probeLoop pings the best candidates once every interval (see
-// gossip.Member.Probe).
+// gossip.Member.Probe): the top of the whole ranking and the top of every
+// pool, so a node any answer may hand out is among them.
 func (a *Agent) probeLoop(interval time.Duration, top int) {
 	defer a.wg.Done()
 	t := time.NewTicker(interval)
@@ -86,11 +87,29 @@ func (a *Agent) probeLoop(interval time.Duration, top int) {
 			return
 		case <-t.C:
 		}
-		ranked := a.Snapshot().Rank("", "").Nodes
-		names := make([]string, 0, min(top, len(ranked)))
-		for _, n := range ranked[:min(top, len(ranked))] {
-			names = append(names, n.Name)
-		}
-		a.member.Probe(names)
+		a.member.Probe(probeTargets(a.Snapshot(), top))
 	}
+}
+
+// probeTargets are the names of the top best candidates of snap's whole
+// ranking and of each pool.
+func probeTargets(snap *rank.Snapshot, top int) []string {
+	pools := map[string]bool{"": true}
+	for i := range snap.Nodes {
+		for _, p := range snap.Nodes[i].Pools {
+			pools[p] = true
+		}
+	}
+	seen := map[string]bool{}
+	var names []string
+	for pool := range pools {
+		ranked := snap.Rank(pool, "").Nodes
+		for _, n := range ranked[:min(top, len(ranked))] {
+			if !seen[n.Name] {
+				seen[n.Name] = true
+				names = append(names, n.Name)
+			}
+		}
+	}
+	return names
 }

@@ -51,6 +51,15 @@ type Config struct {
 	Memberlist *memberlist.Config
 	// Logger receives the member's and memberlist's log lines.
 	Logger *slog.Logger
+	// Interval is the agent's sampling interval; the relay period grows
+	// from it with the cluster (see relayPeriod). 0 means 2 s.
+	Interval time.Duration
+	// Applied, when set, is called with every report of another node this
+	// member applies (newer than what it held) and when that report was
+	// sent, on this member's clock. It is called from memberlist's
+	// goroutines with the member's lock held: it must not block and must
+	// not call back into the Member.
+	Applied func(r *report.Report, sent time.Time)
 	// OnChange is called whenever reports, membership or probe results
 	// change. It is called from memberlist's goroutines, sometimes with
 	// memberlist's state lock held: it must not block and must not call
@@ -63,15 +72,20 @@ var ErrShutdown = errors.New("gossip: shut down")
 
 // Message types on the wire, the first byte of every user message.
 const (
-	msgReport byte = 1 // one Report, fanned out by its node
+	msgReport byte = 1 // one whole Report, sent by its node
 	msgState  byte = 2 // push/pull state: every report a member holds
 	msgLeave  byte = 3 // a member's goodbye, so others show it as left
 	msgHello  byte = 4 // a member's name and address, sent to members it meets
+	msgRelay  byte = 5 // a batch with its sender's report, to relay to a column
+	msgBatch  byte = 6 // a batch of reports relayed to a column
+	msgWant   byte = 7 // a member's name: it misses the receiver's epoch
 )
 
 // probeMisses is how many probe rounds in a row a member must miss to
-// become suspect here: one lost packet or a busy moment is not a failure.
-const probeMisses = 3
+// become suspect here: one lost packet or a busy moment is not a failure,
+// two in a row is. With LAN timings (a round a second, 500 ms to answer) a
+// killed node is suspect 1.5–2.5 s after it died.
+const probeMisses = 2
 
 // Member is one cluster member. Every method is safe for concurrent use;
 // Leave and Shutdown are safe to call twice.
@@ -97,10 +111,24 @@ type Member struct {
 	// kept by the event delegate; see setMember.
 	members map[string]memberlist.Node
 	own     *report.Report // the last report this member published
+	epoch   *report.Report // the report that began own's epoch
 	metas   map[string]report.Meta
 	pulling map[string]bool // names a hello made this member join
+	// folded maps each live member's lower-cased name to its name.
+	folded map[string]string
+	// ids resolves compact entries' node IDs; nil when membership changed.
+	ids map[uint32]string
+	// pending are the nodes whose latest report goes in the next batch to
+	// this member's column, true when it must go whole.
+	pending map[string]bool
+	wanted  map[string]time.Time // when this member last asked a node for its epoch
 
+	udpBuffer int
+	// ablate switches ideas of the design off, one bit each (see
+	// ablation), for the benchmark that weighs them; zero in use.
+	ablate          atomic.Uint32
 	reportsSent     atomic.Uint64
+	batchesSent     atomic.Uint64
 	reportsReceived atomic.Uint64
 	received        func(result string)
 
@@ -154,6 +182,9 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		members:  make(map[string]memberlist.Node),
 		metas:    make(map[string]report.Meta),
 		pulling:  make(map[string]bool),
+		pending:  make(map[string]bool),
+		folded:   make(map[string]string),
+		wanted:   make(map[string]time.Time),
 		received: received,
 		stop:     make(chan struct{}),
 		created:  make(chan struct{}),
@@ -167,12 +198,16 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 	if m.received == nil {
 		m.received = func(string) {}
 	}
+	if m.cfg.Interval <= 0 {
+		m.cfg.Interval = 2 * time.Second
+	}
 	if cfg.JoinFile != "" {
 		var err error
 		if m.joinFile, err = ReadJoinFile(cfg.JoinFile); err != nil {
 			return nil, err
 		}
 	}
+	m.cfg.Meta.Relays = true
 	mlc, err := m.memberlistConfig()
 	if err != nil {
 		return nil, err
@@ -187,8 +222,13 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		m.transport.Shutdown()
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
+	m.udpBuffer = mlc.UDPBufferSize
 	m.wg.Add(1)
 	go m.joinLoop()
+	if !m.cfg.Meta.Collector {
+		m.wg.Add(1)
+		go m.relayLoop()
+	}
 	return m, nil
 }
 
@@ -243,19 +283,25 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 		mlc.CIDRsAllowed = append(mlc.CIDRsAllowed, net.IPNet{IP: p.Masked().Addr().AsSlice(), Mask: net.CIDRMask(p.Bits(), p.Addr().BitLen())})
 	}
 
-	nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-		BindAddrs: []string{c.BindAddr},
-		BindPort:  c.BindPort,
-		Logger:    mlc.Logger,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listen on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
-	}
-	if c.BindPort == 0 {
-		mlc.BindPort = nt.GetAutoBindPort()
-		if c.Advertise == "" {
-			mlc.AdvertisePort = mlc.BindPort
+	var nt memberlist.NodeAwareTransport
+	if t, ok := c.Memberlist.Transport.(memberlist.NodeAwareTransport); ok && t != nil {
+		nt = t // a simulation's in-memory network
+	} else {
+		t, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
+			BindAddrs: []string{c.BindAddr},
+			BindPort:  c.BindPort,
+			Logger:    mlc.Logger,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("listen on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
 		}
+		if c.BindPort == 0 {
+			mlc.BindPort = t.GetAutoBindPort()
+			if c.Advertise == "" {
+				mlc.AdvertisePort = mlc.BindPort
+			}
+		}
+		nt = t
 	}
 	m.transport = newCountingTransport(nt, net.ParseIP(c.BindAddr), c.Allow, m.log)
 	mlc.Transport = m.transport
@@ -393,31 +439,16 @@ func (m *Member) Reload(join []string, joinFile string, keys [][]byte) error {
 	return nil
 }
 
-// Publish makes r this member's report: it is sent straight to every live
-// member, held for push/pull, and greets members that join later.
+// Publish makes r this member's report: it sets r's epoch (r.Base), sends
+// r straight to every collector and to this member's relays (see
+// relay.go), holds it for this member's column and for push/pull, and
+// greets members that join later with it.
 func (m *Member) Publish(r *report.Report, now time.Time) {
 	m.mu.Lock()
-	m.own = r
-	m.reports[r.Node] = Held{Report: r, Received: now}
+	m.publishLocked(r, now)
 	m.mu.Unlock()
-	m.fanOut(r)
+	m.sendReport(r, now)
 	m.onChange()
-}
-
-// fanOut sends r straight to every live member. One hop reaches everyone
-// at once and costs N−1 small packets per change, an order of magnitude
-// less than relaying through the broadcast queue; push/pull repairs any
-// packet lost on the way.
-func (m *Member) fanOut(r *report.Report) {
-	msg := report.AppendReport([]byte{msgReport}, r)
-	for _, n := range m.memberCopies() {
-		if n.Name == m.cfg.Name {
-			continue
-		}
-		// A failed send is repaired by the next report or push/pull.
-		_ = m.ml.SendBestEffort(&n, msg)
-	}
-	m.reportsSent.Add(1)
 }
 
 // apply stores r if it is newer than what is held for its node.
@@ -431,6 +462,9 @@ func (m *Member) apply(r *report.Report, now time.Time) bool {
 		return false
 	}
 	m.reports[r.Node] = Held{Report: r, Received: now.Add(-r.Age)}
+	if m.cfg.Applied != nil {
+		m.cfg.Applied(r, now.Add(-r.Age))
+	}
 	return true
 }
 
@@ -506,9 +540,13 @@ type Stats struct {
 	// streams, as they leave this member (encryption and labels included).
 	Packets uint64
 	Bytes   uint64
-	// ReportsSent and ReportsReceived count load report messages.
+	// ReportsSent counts reports published, ReportsReceived reports
+	// received straight from their node.
 	ReportsSent     uint64
 	ReportsReceived uint64
+	// BatchesSent counts relay periods in which this member sent its
+	// column a batch.
+	BatchesSent uint64
 	// Refused counts packets and streams dropped by the allow list.
 	Refused uint64
 }
@@ -520,6 +558,7 @@ func (m *Member) Stats() Stats {
 		Bytes:           m.transport.bytes.Load(),
 		ReportsSent:     m.reportsSent.Load(),
 		ReportsReceived: m.reportsReceived.Load(),
+		BatchesSent:     m.batchesSent.Load(),
 		Refused:         m.transport.refused.Load(),
 	}
 }
@@ -577,6 +616,12 @@ func (m *Member) Stopped() <-chan struct{} { return m.stop }
 // when an alive message arrives: reading them later races. m.mu must be
 // held.
 func (m *Member) setMember(n *memberlist.Node) {
+	if _, ok := m.members[n.Name]; !ok {
+		m.ids = nil
+		if _, taken := m.folded[strings.ToLower(n.Name)]; !taken {
+			m.folded[strings.ToLower(n.Name)] = n.Name
+		}
+	}
 	m.members[n.Name] = *n
 }
 

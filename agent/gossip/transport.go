@@ -11,11 +11,13 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// countingTransport wraps memberlist's NetTransport and counts what gossip
-// sends, packets and streams alike, so /metrics and the benchmark can show
-// the real cost per node (encryption and labels included).
+// countingTransport wraps memberlist's NetTransport (or, in simulations,
+// another transport) and counts what gossip sends, packets and streams
+// alike, so /metrics and the benchmark can show the real cost per node
+// (encryption and labels included).
 type countingTransport struct {
-	*memberlist.NetTransport
+	memberlist.NodeAwareTransport
+	net      bool // the wrapped transport is a NetTransport on real sockets
 	packets  atomic.Uint64
 	bytes    atomic.Uint64
 	streams  chan net.Conn
@@ -53,8 +55,9 @@ func (t *countingTransport) refuse(a net.Addr) {
 // packets and streams from other sources: memberlist's CIDRsAllowed only
 // stops others from joining, not from reading this member's state through a
 // push/pull of their own.
-func newCountingTransport(nt *memberlist.NetTransport, bindIP net.IP, allow []netip.Prefix, log *slog.Logger) *countingTransport {
-	t := &countingTransport{NetTransport: nt, streams: make(chan net.Conn), incoming: make(chan *memberlist.Packet),
+func newCountingTransport(nt memberlist.NodeAwareTransport, bindIP net.IP, allow []netip.Prefix, log *slog.Logger) *countingTransport {
+	_, isNet := nt.(*memberlist.NetTransport)
+	t := &countingTransport{NodeAwareTransport: nt, net: isNet, streams: make(chan net.Conn), incoming: make(chan *memberlist.Packet),
 		done: make(chan struct{}), bindIP: bindIP, allow: allow, log: log, refusedFrom: map[netip.Addr]bool{}}
 	go func() {
 		for {
@@ -140,15 +143,15 @@ func (t *countingTransport) Shutdown() error {
 		defer close(drained)
 		for {
 			select {
-			case <-t.NetTransport.PacketCh():
-			case c := <-t.NetTransport.StreamCh():
+			case <-t.NodeAwareTransport.PacketCh():
+			case c := <-t.NodeAwareTransport.StreamCh():
 				c.Close()
 			case <-stopped:
 				return
 			}
 		}
 	}()
-	err := t.NetTransport.Shutdown()
+	err := t.NodeAwareTransport.Shutdown()
 	close(stopped)
 	<-drained
 	return err
@@ -159,19 +162,26 @@ var _ memberlist.NodeAwareTransport = (*countingTransport)(nil)
 func (t *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 	t.packets.Add(1)
 	t.bytes.Add(uint64(len(b)))
-	return t.NetTransport.WriteTo(b, addr)
+	return t.NodeAwareTransport.WriteTo(b, addr)
 }
 
 func (t *countingTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	t.packets.Add(1)
 	t.bytes.Add(uint64(len(b)))
-	return t.NetTransport.WriteToAddress(b, a)
+	return t.NodeAwareTransport.WriteToAddress(b, a)
 }
 
 // DialTimeout opens a stream from the bind address (memberlist's own
 // transport lets the kernel pick the source), so that members' allow lists
 // see the address this member gossips from on multi-homed hosts.
 func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
+	if !t.net {
+		c, err := t.NodeAwareTransport.DialTimeout(addr, timeout)
+		if err != nil {
+			return nil, err
+		}
+		return &countingConn{Conn: c, t: t}, nil
+	}
 	d := net.Dialer{Timeout: timeout}
 	if t.bindIP != nil && !t.bindIP.IsUnspecified() {
 		d.LocalAddr = &net.TCPAddr{IP: t.bindIP}

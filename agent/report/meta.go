@@ -12,10 +12,14 @@ import (
 // travels with every membership message, so load never goes here).
 type Meta struct {
 	Collector bool
-	Addr4     netip.Addr
-	Addr6     netip.Addr
-	Pools     []string
-	Roles     []string
+	// Relays says the member takes part in the relay grid (gossip's
+	// msgRelay and msgBatch). Members of earlier releases do not: they get
+	// every report whole and straight, like collectors.
+	Relays bool
+	Addr4  netip.Addr
+	Addr6  netip.Addr
+	Pools  []string
+	Roles  []string
 	// HostKeys are the machine's ssh host public keys (agent/hostkeys's
 	// encoding), so `peerload known-hosts` can vouch for every machine a
 	// virtual name lands on.
@@ -24,16 +28,19 @@ type Meta struct {
 
 const metaVersion = 1
 
-// AppendMeta encodes m as: version, flags, addr4 (len+bytes), addr6
-// (len+bytes), pools and roles (count, then len+bytes each), then the
-// host keys (uvarint length + bytes) when there are any. Fields are only
-// ever added at the end: a decoder ignores what follows the fields it
-// knows, so older members read newer meta. It fails when the result does
-// not fit memberlist's node meta.
+// AppendMeta encodes m as: version, flags (1 collector, 2 relays), addr4
+// (len+bytes), addr6 (len+bytes), pools and roles (count, then len+bytes
+// each), then the host keys (uvarint length + bytes) when there are any.
+// Fields are only ever added at the end: a decoder ignores what follows
+// the fields it knows, so older members read newer meta. It fails when the
+// result does not fit memberlist's node meta.
 func AppendMeta(c Meta) ([]byte, error) {
 	b := []byte{metaVersion, 0}
 	if c.Collector {
 		b[1] |= 1
+	}
+	if c.Relays {
+		b[1] |= 2
 	}
 	addr := func(ip netip.Addr) {
 		if !ip.IsValid() {
@@ -76,7 +83,8 @@ func DecodeMeta(b []byte) (Meta, error) {
 	if v := d.byte(); d.err == nil && v != metaVersion {
 		return m, fmt.Errorf("meta version %d not supported", v)
 	}
-	m.Collector = d.byte()&1 != 0
+	flags := d.byte()
+	m.Collector, m.Relays = flags&1 != 0, flags&2 != 0
 	addr := func() netip.Addr {
 		n := int(d.byte())
 		if d.err != nil || n == 0 {

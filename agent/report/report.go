@@ -58,8 +58,15 @@ type Report struct {
 	// true without sharing the sender's timing settings. 0 means unknown
 	// (a version 1 sender).
 	Lifetime time.Duration
-	Load     Load
-	Failing  []CheckResult
+	// Base is the Seq of the report that began this one's epoch: the
+	// report whose slow fields (everything but the hot ones, see Compact)
+	// this one shares. A compact entry names its epoch, so a receiver that
+	// holds any report of the epoch can rebuild the whole report from a few
+	// bytes. Base == Seq starts a new epoch; reports before version 3 are
+	// each their own epoch.
+	Base    uint64
+	Load    Load
+	Failing []CheckResult
 }
 
 // Newer reports whether r supersedes o (a nil o is superseded by anything).
@@ -74,20 +81,22 @@ func (r *Report) Newer(o *Report) bool {
 }
 
 const (
-	// reportVersion 2 added Lifetime; version 1 reports still decode.
-	reportVersion = 2
+	// reportVersion 2 added Lifetime, 3 added Base (as Seq − Base, after
+	// the failing checks); version 1 and 2 reports still decode.
+	reportVersion = 3
 	maxFailing    = 8
 	// MaxReasonBytes bounds a failing check's reason on the wire.
 	MaxReasonBytes = 120
 	// MaxNameBytes bounds a node name on the wire.
 	MaxNameBytes = 128
 	// maxReportBytes bounds one encoded report.
-	maxReportBytes = 1 + 1 + MaxNameBytes + 4*10 + 3*4 + 10 + 4 + 3*10 + 4 + 10 + 10 + 1 + maxFailing*(1+32+1+MaxReasonBytes)
+	maxReportBytes = 1 + 1 + MaxNameBytes + 4*10 + 3*4 + 10 + 4 + 3*10 + 4 + 10 + 10 + 1 + maxFailing*(1+32+1+MaxReasonBytes) + 10
 )
 
 var errTruncated = errors.New("report truncated")
 
-// AppendReport encodes r compactly (about 60 bytes for a healthy node).
+// AppendReport encodes r whole (about 60 bytes for a healthy node); see
+// AppendCompact for the few bytes that change between samples.
 func AppendReport(b []byte, r *Report) []byte {
 	b = append(b, reportVersion)
 	b = appendString(b, r.Node, MaxNameBytes)
@@ -113,7 +122,7 @@ func AppendReport(b []byte, r *Report) []byte {
 		b = appendString(b, c.Name, 32)
 		b = appendString(b, c.Reason, MaxReasonBytes)
 	}
-	return b
+	return binary.AppendUvarint(b, r.Seq-min(r.Base, r.Seq))
 }
 
 // DecodeReport decodes one report from the front of b and returns the rest.
@@ -151,6 +160,10 @@ func DecodeReport(b []byte) (*Report, []byte, error) {
 		c := CheckResult{Name: d.string(32)}
 		c.Reason = d.string(MaxReasonBytes)
 		r.Failing = append(r.Failing, c)
+	}
+	r.Base = r.Seq
+	if v >= 3 {
+		r.Base = r.Seq - d.uvarintMax(int64(min(r.Seq, math.MaxInt64)))
 	}
 	if d.err != nil {
 		return nil, nil, fmt.Errorf("decode report: %w", d.err)

@@ -11,7 +11,7 @@ import (
 
 func sampleReport() *Report {
 	return &Report{
-		Node: "lab03", Generation: 7, Seq: 12345, Age: 1500 * time.Millisecond, Lifetime: 17 * time.Second,
+		Node: "lab03", Generation: 7, Seq: 12345, Base: 12300, Age: 1500 * time.Millisecond, Lifetime: 17 * time.Second,
 		Load: Load{Load1: 0.5, Load5: 0.25, Load15: 2, CPUs: 8, CPUUtil: 0.125,
 			MemTotal: 16 << 30, MemAvailable: 9 << 30, SwapUsed: 1 << 20, CPUPressure: 1.5,
 			Users: 3, Uptime: 36 * time.Hour},
@@ -81,18 +81,27 @@ func TestReportOrdering(t *testing.T) {
 	}
 }
 
-// TestDecodeVersion1: a report of the previous release (no Lifetime)
-// still decodes, so a rolling upgrade keeps every member's load.
-func TestDecodeVersion1(t *testing.T) {
+// TestDecodeOlderVersions: reports of the previous releases (version 1
+// without Lifetime, version 2 without Base) still decode, each its own
+// epoch, so a rolling upgrade keeps every member's load.
+func TestDecodeOlderVersions(t *testing.T) {
 	r := sampleReport()
-	r.Lifetime = 0
 	b := AppendReport(nil, r)
+	b = b[:len(b)-len(binary.AppendUvarint(nil, r.Seq-r.Base))] // version 3 without Base
+	r.Base = r.Seq
+	v2 := append([]byte{2}, b[1:]...)
+	got, rest, err := DecodeReport(v2)
+	if err != nil || len(rest) != 0 || !reflect.DeepEqual(got, r) {
+		t.Fatalf("v2 report: %+v %d %v, want %+v", got, len(rest), err, r)
+	}
+	r.Lifetime = 0
 	v1 := appendString([]byte{1}, r.Node, MaxNameBytes)
 	v1 = binary.AppendUvarint(v1, r.Generation)
 	v1 = binary.AppendUvarint(v1, r.Seq)
 	v1 = binary.AppendUvarint(v1, uint64(r.Age/time.Millisecond))
-	v1 = append(v1, b[len(v1)+1:]...) // the same fields without Lifetime
-	got, rest, err := DecodeReport(v1)
+	lifetime := len(binary.AppendUvarint(nil, uint64(17*time.Second/time.Millisecond)))
+	v1 = append(v1, b[len(v1)+lifetime:]...) // the same fields without Lifetime
+	got, rest, err = DecodeReport(v1)
 	if err != nil || len(rest) != 0 || !reflect.DeepEqual(got, r) {
 		t.Fatalf("v1 report: %+v %d %v, want %+v", got, len(rest), err, r)
 	}

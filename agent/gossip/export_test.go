@@ -1,0 +1,18 @@
+package gossip
+
+// Exported for the tests of package gossip_test.
+var (
+	Columns     = columns
+	RelayPeriod = relayPeriod
+)
+
+// Ablation bits (see ablateFanOut...).
+const (
+	AblateFanOut       = ablateFanOut
+	AblateWhole        = ablateWhole
+	AblateOneColumn    = ablateOneColumn
+	AblateFullPushPull = ablateFullPushPull
+)
+
+// SetAblation switches ideas of the design off on a running member.
+func SetAblation(m *Member, bits uint32) { m.ablate.Store(bits) }

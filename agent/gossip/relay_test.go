@@ -1,0 +1,244 @@
+package gossip_test
+
+import (
+	"fmt"
+	"io"
+	"log"
+	"math/rand/v2"
+	"os"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/agenttest"
+	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/report"
+)
+
+// simCluster is a cluster of gossip members on one memNet.
+type simCluster struct {
+	// dilation stretches every timing of the simulation (see dilate).
+	dilation   time.Duration
+	net        *memNet
+	transports []*memTransport
+	members    []*gossip.Member
+	names      []string
+	seq        []uint64
+}
+
+// startSim starts agents (and collectors, named col0...) on a memNet with
+// the LAN profile's memberlist timings (robust on a busy machine) and the
+// given sampling interval, each joined to the first, and waits until every
+// member lists every other. Every timing, the network's latency included,
+// is stretched by dilation (1: none): a simulation that runs slower than
+// real time on a busy machine keeps its members' timeouts honest, and its
+// results are read back at real speed (latency ÷ dilation, bytes per
+// second × dilation).
+func startSim(t testing.TB, agents, collectors int, interval time.Duration, dilation int, applied func(observer int, r *report.Report, sent time.Time)) *simCluster {
+	t.Helper()
+	k := time.Duration(max(dilation, 1))
+	sc := &simCluster{dilation: k, net: newMemNet(), seq: make([]uint64, agents)}
+	lat := sc.net.latency
+	sc.net.latency = func() time.Duration { return k * lat() }
+	base := agent.DefaultConfig()
+	ml := base.Memberlist
+	for _, d := range []*time.Duration{&ml.ProbeInterval, &ml.ProbeTimeout, &ml.GossipInterval, &ml.PushPullInterval,
+		&ml.TCPTimeout, &ml.GossipToTheDeadTime} {
+		*d *= k
+	}
+	key := make([]byte, 32)
+	key[0] = 9
+	for i := range agents + collectors {
+		if i%100 == 99 {
+			fmt.Fprintf(os.Stderr, "sim: %d members joined\n", i)
+		}
+		name := fmt.Sprintf("node%04d", i)
+		if i >= agents {
+			name = fmt.Sprintf("col%d", i-agents)
+		}
+		mlc := *base.Memberlist
+		tr := sc.net.NewTransport()
+		sc.transports = append(sc.transports, tr)
+		mlc.Transport = tr
+		mlc.LogOutput = io.Discard
+		mlc.Logger = log.New(io.Discard, "", 0)
+		cfg := &gossip.Config{
+			Name:       name,
+			Meta:       report.Meta{Collector: i >= agents},
+			Keys:       [][]byte{key},
+			Label:      "peerload-lab",
+			Memberlist: &mlc,
+			Interval:   interval * k,
+		}
+		if applied != nil {
+			cfg.Applied = func(r *report.Report, sent time.Time) { applied(i, r, sent) }
+		}
+		m, err := gossip.New(cfg, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { m.Shutdown() })
+		if i > 0 {
+			// Join in small steps, as machines boot, so no member's
+			// handoff queue overflows with a thousand greetings at once.
+			agenttest.WaitFor(t, time.Minute, name+" to join", func() (bool, string) {
+				_, err := m.Join([]string{sc.members[0].GossipAddr()})
+				return err == nil, fmt.Sprint(err)
+			})
+		}
+		sc.members = append(sc.members, m)
+		sc.names = append(sc.names, name)
+	}
+	// Joining hundreds of members within a minute overflows memberlist's
+	// broadcast queues, as a lab that boots at once does; its periodic
+	// push/pull (minutes at this size) would repair it. A member that
+	// lists too few does one push/pull with a random member now instead.
+	n := len(sc.members)
+	agenttest.WaitFor(t, 5*time.Minute, fmt.Sprintf("all %d members to list each other", n), func() (bool, string) {
+		short, state := 0, ""
+		for _, m := range sc.members {
+			if got := m.NumMembers(); got != n {
+				short++
+				state = fmt.Sprintf("%d members list fewer than %d (one lists %d)", short, n, got)
+				_, _ = m.Join([]string{sc.members[rand.N(n)].GossipAddr()})
+			}
+		}
+		return short == 0, state
+	})
+	return sc
+}
+
+// publish makes agent i publish load1.
+func (sc *simCluster) publish(i int, load1 float64) *report.Report {
+	sc.seq[i]++
+	r := &report.Report{Node: sc.names[i], Generation: 1, Seq: sc.seq[i], Lifetime: 17 * time.Second,
+		Load: report.Load{Load1: load1, Load5: 1, Load15: 1, CPUs: 4, MemTotal: 16 << 30, MemAvailable: 8 << 30, CPUPressure: -1}}
+	sc.members[i].Publish(r, time.Now())
+	return r
+}
+
+// refresh republishes every agent's load load1 + i/100 every period until
+// the returned function is called.
+func (sc *simCluster) refresh(period time.Duration, load1 float64) (stop func()) {
+	done := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-done:
+				return
+			case <-t.C:
+			}
+			for i := range sc.seq {
+				sc.publish(i, load1+float64(i)/100)
+			}
+		}
+	}()
+	return func() { close(done); wg.Wait() }
+}
+
+// holds reports whether member m holds node's report seq or newer.
+func holds(m *gossip.Member, node string, seq uint64) (bool, string) {
+	v := m.View(time.Now(), time.Hour, func(gossip.Held) bool { return false })
+	h, ok := v.Reports[node]
+	if !ok {
+		return false, v.Self + " holds nothing of " + node
+	}
+	return h.Report.Seq >= seq, fmt.Sprintf("%s holds %s seq %d, want %d", v.Self, node, h.Report.Seq, seq)
+}
+
+// TestRelayReachesEveryMember: in a cluster of 40 agents (four columns) and
+// two collectors, reports reach every member: whole at the collectors
+// straight away, through the relays (whole at an epoch's start, compact
+// after) at the agents, with the hot fields intact.
+func TestRelayReachesEveryMember(t *testing.T) {
+	var mu sync.Mutex
+	compact := 0
+	sc := startSim(t, 40, 2, 250*time.Millisecond, 1, func(_ int, r *report.Report, _ time.Time) {
+		if r.Base != r.Seq {
+			mu.Lock()
+			compact++
+			mu.Unlock()
+		}
+	})
+	for round := range 3 {
+		var last []*report.Report
+		for i := range 40 {
+			last = append(last, sc.publish(i, float64(round)+float64(i)/100))
+		}
+		// As agents do, every node publishes again after a refresh
+		// interval (here 2 s), which repairs a batch a member missed.
+		stop := sc.refresh(2*time.Second, float64(round))
+		for _, m := range sc.members {
+			for _, r := range last {
+				agenttest.WaitFor(t, 30*time.Second, "a report to reach every member", func() (bool, string) {
+					if v := m.View(time.Now(), time.Hour, func(gossip.Held) bool { return false }); v.Self == r.Node {
+						return true, ""
+					}
+					return holds(m, r.Node, r.Seq)
+				})
+			}
+		}
+		stop()
+	}
+	v := sc.members[17].View(time.Now(), time.Hour, func(gossip.Held) bool { return false })
+	if h := v.Reports["node0023"].Report; h.Load.Load1 != 2.23 || h.Load.MemAvailable>>20 != 8<<10 || h.Load.CPUs != 4 {
+		t.Errorf("node0017 rebuilt node0023's report as %+v", h)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if compact == 0 {
+		t.Error("no report travelled compact")
+	}
+}
+
+// TestMissedEpochIsAskedFor: a member that holds another epoch of a node
+// asks the node for its report and then applies its compact entries.
+func TestMissedEpochIsAskedFor(t *testing.T) {
+	sc := startSim(t, 3, 0, 250*time.Millisecond, 1, nil)
+	r := sc.publish(0, 1)
+	for _, m := range sc.members[1:] {
+		agenttest.WaitFor(t, 5*time.Second, "the first report everywhere", func() (bool, string) { return holds(m, r.Node, r.Seq) })
+	}
+	// Node 0 restarts (generation 2) while its packets are lost, long
+	// enough for the batch with the new epoch's whole report to go; its
+	// next report travels compact.
+	from := sc.members[0].GossipAddr()
+	sc.net.setDrop(func(src string) bool { return src == from })
+	before := sc.members[0].Stats().BatchesSent
+	sc.members[0].Publish(&report.Report{Node: sc.names[0], Generation: 2, Seq: 1, Lifetime: time.Second,
+		Load: report.Load{Load1: 1, CPUs: 4, CPUPressure: -1}}, time.Now())
+	agenttest.WaitFor(t, 5*time.Second, "node 0 to send its batch", func() (bool, string) {
+		return sc.members[0].Stats().BatchesSent > before, ""
+	})
+	sc.net.setDrop(nil)
+	sc.members[0].Publish(&report.Report{Node: sc.names[0], Generation: 2, Seq: 2, Lifetime: time.Second,
+		Load: report.Load{Load1: 3, CPUs: 4, CPUPressure: -1}}, time.Now())
+	for _, m := range sc.members[1:] {
+		agenttest.WaitFor(t, 5*time.Second, "generation 2 everywhere", func() (bool, string) {
+			v := m.View(time.Now(), time.Hour, func(gossip.Held) bool { return false })
+			h := v.Reports[r.Node].Report
+			return h.Generation == 2 && h.Seq == 2 && h.Load.Load1 == 3, fmt.Sprintf("%+v", h)
+		})
+	}
+}
+
+// TestColumnsAndPeriod pins the grid's shape: one column below 16 agents,
+// 4 at 16, 8 at 100, 16 at 1,000, and a relay period that grows with log2 N.
+func TestColumnsAndPeriod(t *testing.T) {
+	for n, want := range map[int]int{1: 1, 15: 1, 16: 4, 100: 8, 1000: 16} {
+		if got := gossip.Columns(n); got != want {
+			t.Errorf("columns(%d) = %d, want %d", n, got, want)
+		}
+	}
+	for n, want := range map[int]time.Duration{4: 2 * time.Second, 10: 2215 * time.Millisecond, 100: 4429 * time.Millisecond, 1000: 6644 * time.Millisecond, 100000: 7 * time.Second} {
+		if got := gossip.RelayPeriod(2*time.Second, n).Round(time.Millisecond); got != want {
+			t.Errorf("relayPeriod(2s, %d) = %s, want %s", n, got, want)
+		}
+	}
+}

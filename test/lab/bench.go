@@ -1,0 +1,191 @@
+package lab
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// What the scale benchmark (test/bench_scale_test.go) adds to the lab:
+// a sample clock every agent's samples carry, a load writer that leaves it
+// alone, and the hosts' interface counters.
+
+// StartSampleClock writes a file, rewritten every 10 ms until the test
+// ends, in the shape of /proc/uptime whose "seconds" are the milliseconds
+// since start. An agent whose uptime is this file (UseSampleClock) stamps
+// every sample with when it was taken, and the stamp travels in its
+// reports (whole ones keep it exact).
+func (l *Lab) StartSampleClock() (path string, start time.Time) {
+	l.t.Helper()
+	path = filepath.Join(l.Dir, "sample-clock")
+	start = time.Now()
+	write := func() error {
+		ms := time.Since(start).Milliseconds()
+		tmp := path + ".tmp"
+		if err := os.WriteFile(tmp, fmt.Appendf(nil, "%d.00 %d.00\n", ms, ms), 0o644); err != nil {
+			return err
+		}
+		return os.Rename(tmp, path)
+	}
+	if err := write(); err != nil {
+		l.t.Fatalf("lab: sample clock: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(10 * time.Millisecond)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				_ = write()
+			}
+		}
+	}()
+	l.t.Cleanup(func() { cancel(); <-done })
+	return path, start
+}
+
+// UseSampleClock makes the agent's proc root read its uptime from the
+// clock file. Use WriteLoad, not SetLoad, afterwards: SetLoad rewrites
+// uptime.
+func (a *Agent) UseSampleClock(clock string) {
+	a.lab.t.Helper()
+	up := filepath.Join(a.Proc.Dir, "uptime")
+	_ = os.Remove(up)
+	if err := os.Symlink(clock, up); err != nil {
+		a.lab.t.Fatalf("lab: %s: %v", a.Name, err)
+	}
+}
+
+// WriteLoad sets the load averages, rewriting only loadavg and stat (the
+// CPU use follows load1), so a sample clock stays in place.
+func (p *FakeProc) WriteLoad(load1, load5, load15 float64) error {
+	p.mu.Lock()
+	p.load = [3]float64{load1, load5, load15}
+	p.ticks += 100
+	busy := uint64(float64(p.ticks) * min(load1/float64(p.CPUs), 1))
+	idle := p.ticks - busy
+	var st strings.Builder
+	fmt.Fprintf(&st, "cpu  %d 0 0 %d 0 0 0 0 0 0\n", busy*uint64(p.CPUs), idle*uint64(p.CPUs))
+	for i := range p.CPUs {
+		fmt.Fprintf(&st, "cpu%d %d 0 0 %d 0 0 0 0 0 0\n", i, busy, idle)
+	}
+	st.WriteString("intr 305379 0 0 0\nctxt 490240\nbtime 1795480259\nprocesses 6889\nprocs_running 3\nprocs_blocked 0\n")
+	p.mu.Unlock()
+	files := map[string]string{
+		"loadavg": fmt.Sprintf("%.2f %.2f %.2f 1/97 6838\n", load1, load5, load15),
+		"stat":    st.String(),
+	}
+	for name, body := range files {
+		path := filepath.Join(p.Dir, name)
+		if err := os.WriteFile(path+".tmp", []byte(body), 0o644); err != nil {
+			return err
+		}
+		if err := os.Rename(path+".tmp", path); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Counters are a host's link counters as the kernel keeps them.
+type Counters struct {
+	TxBytes, TxPackets, RxBytes, RxPackets uint64
+}
+
+// IPBytes is what the host sent counted at the IP layer: every packet
+// once, IP and UDP/TCP headers included, the 14-byte Ethernet header not.
+func (c Counters) IPBytes() uint64 { return c.TxBytes - 14*c.TxPackets }
+
+// Counters reads the host's eth0 counters.
+func (h *Host) Counters() (Counters, error) {
+	res := h.lab.ipCommand("-n", h.NS, "-s", "-j", "link", "show", "eth0")
+	if res.Code != 0 {
+		return Counters{}, fmt.Errorf("%s: ip link: %s", h.Name, res)
+	}
+	var links []struct {
+		Stats struct {
+			Rx struct{ Bytes, Packets uint64 }
+			Tx struct{ Bytes, Packets uint64 }
+		} `json:"stats64"`
+	}
+	if err := json.Unmarshal([]byte(res.Stdout), &links); err != nil || len(links) != 1 {
+		return Counters{}, fmt.Errorf("%s: ip link: %q: %v", h.Name, res.Stdout, err)
+	}
+	s := links[0].Stats
+	return Counters{TxBytes: s.Tx.Bytes, TxPackets: s.Tx.Packets, RxBytes: s.Rx.Bytes, RxPackets: s.Rx.Packets}, nil
+}
+
+func (l *Lab) ipCommand(args ...string) Result {
+	return runCommand(context.Background(), l.ip, args...)
+}
+
+// CPUSeconds is a process's user plus system time so far.
+func CPUSeconds(pid int) (float64, error) {
+	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, err
+	}
+	s := string(raw)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return 0, fmt.Errorf("/proc/%d/stat: no command field", pid)
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 13 {
+		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
+	}
+	ut, err1 := strconv.ParseFloat(f[11], 64)
+	st, err2 := strconv.ParseFloat(f[12], 64)
+	if err1 != nil || err2 != nil {
+		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
+	}
+	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+}
+
+// PinNeighbors gives every host of the lab a permanent neighbour (ARP)
+// entry for each host in hosts, and each of hosts one for every host of
+// the lab. The kernel's neighbour table is shared by all namespaces and
+// holds 1,024 dynamic entries (gc_thresh3): a hundred hosts that all talk
+// to each other need ten thousand, and without pinned entries packets
+// start failing with "no route to host". Permanent entries do not count
+// against that limit.
+func (l *Lab) PinNeighbors(hosts []*Host) {
+	l.t.Helper()
+	all := l.Hosts()
+	mac := map[*Host]string{}
+	for _, h := range all {
+		res := l.ipCommand("-n", h.NS, "-j", "link", "show", "eth0")
+		var links []struct {
+			Address string `json:"address"`
+		}
+		if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &links) != nil || len(links) != 1 {
+			l.t.Fatalf("lab: %s: ip link: %s", h.Name, res)
+		}
+		mac[h] = links[0].Address
+	}
+	pinned := map[*Host]bool{}
+	for _, h := range hosts {
+		pinned[h] = true
+	}
+	for _, h := range all {
+		var cmds []string
+		for _, o := range all {
+			if o != h && (pinned[h] || pinned[o]) {
+				cmds = append(cmds, fmt.Sprintf("neigh replace %s lladdr %s dev eth0 nud permanent", o.Addr, mac[o]))
+			}
+		}
+		if len(cmds) > 0 {
+			l.ipBatch(h.NS, cmds...)
+		}
+	}
+}
