@@ -96,8 +96,8 @@ func (m *Member) hello(name, addr string) {
 			delete(m.pulling, name)
 			m.mu.Unlock()
 		}()
-		if !m.stopped() {
-			_, _ = m.ml.Join([]string{addr})
+		if ml := m.memberlist(); ml != nil && !m.stopped() {
+			_, _ = ml.Join([]string{addr})
 		}
 	}()
 }
@@ -167,8 +167,11 @@ func (e *eventDelegate) NotifyJoin(n *memberlist.Node) {
 			msgs = append(msgs, report.AppendReport([]byte{msgReport}, own))
 		}
 		go func() {
+			ml := m.memberlist()
 			for _, msg := range msgs {
-				_ = m.ml.SendBestEffort(&to, msg)
+				if ml != nil {
+					_ = ml.SendBestEffort(&to, msg)
+				}
 			}
 		}()
 	}

@@ -76,9 +76,13 @@ const probeMisses = 3
 // Member is one cluster member. Every method is safe for concurrent use;
 // Leave and Shutdown are safe to call twice.
 type Member struct {
-	cfg       Config
-	log       *slog.Logger
-	ml        *memberlist.Memberlist
+	cfg Config
+	log *slog.Logger
+	ml  *memberlist.Memberlist
+	// created is closed once New has set ml (nil when memberlist failed
+	// to start): memberlist calls the delegates from inside Create, and
+	// what they start must wait for it (see Member.memberlist).
+	created   chan struct{}
 	transport *countingTransport
 	keyring   *memberlist.Keyring
 	meta      []byte
@@ -153,7 +157,9 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		pulling:  make(map[string]bool),
 		received: received,
 		stop:     make(chan struct{}),
+		created:  make(chan struct{}),
 	}
+	defer close(m.created)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -184,6 +190,15 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 	m.wg.Add(1)
 	go m.joinLoop()
 	return m, nil
+}
+
+// memberlist is m.ml for goroutines the delegates start: memberlist calls
+// them from inside Create (a member joins while this one starts), before
+// New has set m.ml. It waits until New is done and is nil when memberlist
+// did not start.
+func (m *Member) memberlist() *memberlist.Memberlist {
+	<-m.created
+	return m.ml
 }
 
 // memberlistConfig builds memberlist's config and this member's transport.
