@@ -90,9 +90,13 @@ const probeMisses = 2
 // Member is one cluster member. Every method is safe for concurrent use;
 // Leave and Shutdown are safe to call twice.
 type Member struct {
-	cfg       Config
-	log       *slog.Logger
-	ml        *memberlist.Memberlist
+	cfg Config
+	log *slog.Logger
+	ml  *memberlist.Memberlist
+	// created is closed once New is done and ml is set (nil when
+	// memberlist failed to start): memberlist calls the delegates from
+	// inside Create, and what they start must wait for it (see list).
+	created   chan struct{}
 	transport *countingTransport
 	keyring   *memberlist.Keyring
 	meta      []byte
@@ -132,10 +136,7 @@ type Member struct {
 	reportsReceived atomic.Uint64
 	received        func(result string)
 
-	stop chan struct{}
-	// created is closed once memberlist.Create returned (m.ml is set, or
-	// nil when it failed); see list.
-	created  chan struct{}
+	stop     chan struct{}
 	wg       sync.WaitGroup
 	leave    sync.Once
 	shutdown sync.Once
@@ -189,6 +190,7 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		stop:     make(chan struct{}),
 		created:  make(chan struct{}),
 	}
+	defer close(m.created)
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -217,7 +219,6 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		return nil, err
 	}
 	m.ml, err = memberlist.Create(mlc)
-	close(m.created)
 	if err != nil {
 		m.transport.Shutdown()
 		return nil, fmt.Errorf("start gossip: %w", err)
