@@ -57,12 +57,13 @@ output is not a terminal it prints one table after another instead.`)
 	if err != nil {
 		return err
 	}
-	isTerm, width := c.terminalWidth()
-	if *wide {
-		width = 0
-	}
+	isTerm, _ := c.terminalWidth()
 	client := api.NewClient(*apiAddr)
 	render := func() ([]byte, error) {
+		_, width := c.terminalWidth() // again each time: the window may change
+		if *wide {
+			width = 0
+		}
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
 		resp, err := client.Nodes(ctx, rf.pool, by)
