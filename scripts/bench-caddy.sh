@@ -239,10 +239,12 @@ peerload / random throughput: **$ratio** (goal ≥ 0.95); p99 latency: **$p99rat
 
 The selection itself, \`go test -bench '^BenchmarkSelect\$' ./plugin/caddy/\` (median of 5 runs of
 200,000 picks, wall time on the same shared CPUs; no allocation), five equal machines among the
-upstreams:
+upstreams. A static pool (upstreams in the configuration) has its hosts looked up once per change
+of the cluster; a pool in a new order on every request (dynamic upstreams) has them looked up
+every time:
 
-| upstreams | \`lb_policy peerload\` | \`lb_policy random\` |
-|---:|---:|---:|
-| 5 | $(ns peerload/upstreams=5) ns | $(ns random/upstreams=5) ns |
-| 50 | $(ns peerload/upstreams=50) ns | $(ns random/upstreams=50) ns |
+| upstreams | \`lb_policy peerload\`, static pool | peerload, new order per request | \`lb_policy random\` |
+|---:|---:|---:|---:|
+| 5 | $(ns peerload/upstreams=5) ns | $(ns peerload-lookup/upstreams=5) ns | $(ns random/upstreams=5) ns |
+| 50 | $(ns peerload/upstreams=50) ns | $(ns peerload-lookup/upstreams=50) ns | $(ns random/upstreams=50) ns |
 EOF
