@@ -163,8 +163,17 @@ until [ "$(metric "caddy_reverse_proxy_peerload_candidates{member=\"127.0.0.1:$M
 	fi
 	sleep 0.2
 done
+# ... and until both sites answer through the proxy (the backends' Caddy
+# starts beside it).
+deadline=$((SECONDS + 30))
 for port in $PL $RND; do
-	[ "$(curl -s "http://127.0.0.1:$port/")" = ok ] || die "the site on port $port does not answer through the proxy"
+	until [ "$(curl -s "http://127.0.0.1:$port/")" = ok ]; do
+		if [ $SECONDS -ge $deadline ]; then
+			tail -n 5 "$TMP"/logs/*.log >&2
+			die "the site on port $port does not answer through the proxy within 30 s"
+		fi
+		sleep 0.2
+	done
 done
 
 # run KIND: one wrk run; prints "requests/s p99_ms".
