@@ -11,9 +11,9 @@
 # 127.0.1.195..199); another is the proxy with two sites over those five
 # upstreams, one per policy. Throughput and latency: $ROUNDS alternating
 # rounds of $SECS s per policy (wrk, $CONNS connections, one thread),
-# medians reported. With 2 or more CPUs the proxy runs on one CPU and wrk
+# medians reported; any failed or timed-out request (10 s) aborts the run. With 2 or more CPUs the proxy runs on one CPU and wrk
 # with the backends on another (taskset; PIN=0 turns this off).
-# Takes about a minute.
+# Takes about a minute and a half.
 #
 # Usage: scripts/bench-caddy.sh   (after `make build`; needs wrk)
 # Binaries come from $PEERLOAD_BIN (default bin/), as in the tests.
@@ -24,7 +24,7 @@ ROOT=$PWD
 BIN=${PEERLOAD_BIN:-$ROOT/bin}
 PEERLOAD=$BIN/peerload
 CADDY=$BIN/caddy
-ROUNDS=${ROUNDS:-3}
+ROUNDS=${ROUNDS:-5}
 SECS=${SECS:-6}
 CONNS=${CONNS:-16}
 PIN=${PIN:-1}
@@ -163,15 +163,24 @@ until [ "$(metric "caddy_reverse_proxy_peerload_candidates{member=\"127.0.0.1:$M
 	fi
 	sleep 0.2
 done
+# ... and until both sites answer through the proxy (the backends' Caddy
+# starts beside it).
+deadline=$((SECONDS + 30))
 for port in $PL $RND; do
-	[ "$(curl -s "http://127.0.0.1:$port/")" = ok ] || die "the site on port $port does not answer through the proxy"
+	until [ "$(curl -s "http://127.0.0.1:$port/")" = ok ]; do
+		if [ $SECONDS -ge $deadline ]; then
+			tail -n 5 "$TMP"/logs/*.log >&2
+			die "the site on port $port does not answer through the proxy within 30 s"
+		fi
+		sleep 0.2
+	done
 done
 
 # run KIND: one wrk run; prints "requests/s p99_ms".
 run() {
 	local port=$RND
 	[ "$1" = peerload ] && port=$PL
-	"${CLIENT_PIN[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" --latency "http://127.0.0.1:$port/" 2>&1 |
+	"${CLIENT_PIN[@]}" wrk -t1 -c"$CONNS" -d"${SECS}s" --timeout 10s --latency "http://127.0.0.1:$port/" 2>&1 |
 		tee -a "$TMP/logs/wrk.log" | awk '
 		function ms(v) { if (v ~ /us$/) return v / 1000; if (v ~ /ms$/) return v + 0; if (v ~ /s$/) return v * 1000; return v }
 		$1 == "99%" { p99 = ms($2) } $1 == "Requests/sec:" { rps = $2 }
@@ -182,18 +191,23 @@ run() {
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 
 echo "bench-caddy: $ROUNDS rounds of ${SECS}s per policy..." >&2
+load_before=$(cut -d' ' -f1 /proc/loadavg)
 pl_rps=() rnd_rps=() pl_p99=() rnd_p99=()
 for r in $(seq 1 "$ROUNDS"); do
 	kinds="peerload random"
 	[ $((r % 2)) = 0 ] && kinds="random peerload"
 	for k in $kinds; do
 		out=$(run "$k")
-		[ "$out" = errors ] && die "wrk saw failed requests ($k); see the proxy log"
+		if [ "$out" = errors ]; then
+			tail -n 15 "$TMP/logs/wrk.log" "$TMP/logs/proxy.log" >&2
+			die "wrk saw failed requests ($k)"
+		fi
 		read -r rps p99 <<<"$out"
 		if [ "$k" = peerload ]; then pl_rps+=("$rps") pl_p99+=("$p99"); else rnd_rps+=("$rps") rnd_p99+=("$p99"); fi
 		echo "bench-caddy: round $r: $k $rps requests/s, p99 $p99 ms" >&2
 	done
 done
+load_after=$(cut -d' ' -f1 /proc/loadavg)
 best=$(metric 'caddy_reverse_proxy_peerload_selections_total{outcome="best"}')
 random=$(metric 'caddy_reverse_proxy_peerload_selections_total{outcome="random"}')
 m_pl_rps=$(printf '%s\n' "${pl_rps[@]}" | median)
@@ -211,7 +225,7 @@ ns() { awk -v n="BenchmarkSelect/$1-" 'index($1, n) == 1 { print $3 }' "$TMP/sel
 
 ncpu=$(getconf _NPROCESSORS_ONLN 2>/dev/null || echo 1)
 cpu=$(awk -F': ' '/model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || echo unknown)
-wver=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }')
+wver=$(wrk -v 2>&1 | awk 'NR == 1 { print $2 }' || true) # wrk -v exits 1
 
 cat <<EOF
 ### Caddy: lb_policy peerload vs. random (scripts/bench-caddy.sh)
@@ -222,7 +236,8 @@ agents with equal fake loads (LAN timings) make five equally good machines, so b
 spread the requests over all five. wrk $wver, $CONNS keep-alive connections, one thread; $ncpu
 CPUs ($cpu); pinned: $pinned. $ROUNDS alternating rounds of ${SECS}s per policy, medians reported;
 during the runs the policy picked a live candidate $best times and fell back to random
-$random times.
+$random times. The machine's load average was $load_before before and $load_after after the runs
+(on a shared machine, other processes' too: every figure below includes their contention).
 
 | policy | requests/s (median of $ROUNDS × ${SECS}s) | runs | p99 latency (median) | runs |
 |---|---:|---|---:|---|
@@ -232,10 +247,13 @@ $random times.
 peerload / random throughput: **$ratio** (goal ≥ 0.95); p99 latency: **$p99ratio**.
 
 The selection itself, \`go test -bench '^BenchmarkSelect\$' ./plugin/caddy/\` (median of 5 runs of
-200,000 picks; no allocation), five equal machines among the upstreams:
+200,000 picks, wall time on the same shared CPUs; no allocation), five equal machines among the
+upstreams. A static pool (upstreams in the configuration) has its hosts looked up once per change
+of the cluster; a pool in a new order on every request (dynamic upstreams) has them looked up
+every time:
 
-| upstreams | \`lb_policy peerload\` | \`lb_policy random\` |
-|---:|---:|---:|
-| 5 | $(ns peerload/upstreams=5) ns | $(ns random/upstreams=5) ns |
-| 50 | $(ns peerload/upstreams=50) ns | $(ns random/upstreams=50) ns |
+| upstreams | \`lb_policy peerload\`, static pool | peerload, new order per request | \`lb_policy random\` |
+|---:|---:|---:|---:|
+| 5 | $(ns peerload/upstreams=5) ns | $(ns peerload-lookup/upstreams=5) ns | $(ns random/upstreams=5) ns |
+| 50 | $(ns peerload/upstreams=50) ns | $(ns peerload-lookup/upstreams=50) ns | $(ns random/upstreams=50) ns |
 EOF

@@ -13,6 +13,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -703,5 +704,31 @@ func TestCaddyfileExample(t *testing.T) {
 	}
 	if got := tally(t, webClient(true), fmt.Sprintf("http://127.0.0.1:%d/", ports[2]), 5); got["lab03"] != 5 {
 		t.Fatalf("a session on the sticky front: %v, want lab03", got)
+	}
+}
+
+// bin/caddy is Caddy with the standard modules and peerload's, and says
+// which peerload build it is.
+func TestCaddyModules(t *testing.T) {
+	caddy := binPath(t, "caddy")
+	res := runCmd(t, nil, caddy, "list-modules")
+	if res.Code != 0 {
+		t.Fatalf("caddy list-modules: %s", res)
+	}
+	mods := strings.Fields(res.Stdout)
+	for _, want := range []string{
+		"http.reverse_proxy.upstreams.peerload",
+		"http.reverse_proxy.selection_policies.peerload",
+		"peerload",
+		"http.handlers.reverse_proxy",
+		"http.reverse_proxy.selection_policies.cookie",
+		"tls", // a standard module outside the reverse proxy
+	} {
+		if !slices.Contains(mods, want) {
+			t.Errorf("caddy list-modules does not list %s", want)
+		}
+	}
+	if res := runCmd(t, nil, caddy, "version"); res.Code != 0 || !strings.HasPrefix(res.Stdout, "peerload-") {
+		t.Errorf("caddy version: %s, want it to start with the peerload version", res)
 	}
 }

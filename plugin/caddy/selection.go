@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync/atomic"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/modules/caddyhttp/reverseproxy"
@@ -43,6 +44,7 @@ type Selection struct {
 	Cluster
 
 	chooser
+	hosts atomic.Pointer[poolHosts]
 }
 
 // CaddyModule returns the Caddy module information.
@@ -79,7 +81,7 @@ func (s *Selection) Cleanup() error {
 // Select implements reverseproxy.Selector.
 func (s *Selection) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	c := s.cur.Load()
-	u, chosen := c.pick(pool, s.policy.Top, (*reverseproxy.Upstream).Available)
+	u, chosen := c.pick(pool, s.policy.Top, (*reverseproxy.Upstream).Available, s.poolHosts(c, pool))
 	switch {
 	case u == nil:
 		selectedNone.Inc()
@@ -93,6 +95,50 @@ func (s *Selection) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ ht
 	return u
 }
 
+// poolHosts says which machine each upstream of one pool is on under one
+// choice: the index in choice.nodes, notChosen, or unknown.
+type poolHosts struct {
+	c     *choice
+	dials []string
+	where []int32
+}
+
+// where values for upstreams on no chosen machine.
+const (
+	notChosen int32 = -1 // a machine the cluster knows
+	unknown   int32 = -2 // no machine the cluster knows
+)
+
+// poolHosts is where pool's upstreams are under c, or nil when pick must
+// look them up. The proxy hands a static pool (upstreams listed in the
+// configuration) to every request, so its hosts are looked up once per
+// choice rather than once per request: the cache is rebuilt when the
+// choice changed and the pool did not. A pool that differs (dynamic
+// upstreams in a new order) is looked up per request, allocating nothing.
+func (s *Selection) poolHosts(c *choice, pool reverseproxy.UpstreamPool) []int32 {
+	h := s.hosts.Load()
+	same := h != nil && len(h.dials) == len(pool)
+	for i := 0; same && i < len(pool); i++ {
+		same = h.dials[i] == pool[i].Dial
+	}
+	switch {
+	case same && h.c == c:
+		return h.where
+	case h != nil && !same:
+		return nil
+	}
+	h = &poolHosts{c: c, dials: make([]string, len(pool)), where: make([]int32, len(pool))}
+	for i, u := range pool {
+		h.dials[i] = u.Dial
+		h.where[i] = unknown
+		if k, known := c.lookup(dialHost(u.Dial)); known {
+			h.where[i] = k
+		}
+	}
+	s.hosts.Store(h)
+	return h.where
+}
+
 // ranked is an available upstream on a chosen machine.
 type ranked struct {
 	i int32 // index in choice.nodes
@@ -102,15 +148,23 @@ type ranked struct {
 // pick is the selection's rule (see Selection): an available upstream on
 // a chosen machine (chosen true), else a random available one on a
 // machine the cluster does not know, else nil. available is the proxy's
-// verdict on an upstream (Upstream.Available; tests decide it). It
-// allocates nothing for pools of up to 64 upstreams.
-func (c *choice) pick(pool reverseproxy.UpstreamPool, top int, available func(*reverseproxy.Upstream) bool) (u *reverseproxy.Upstream, chosen bool) {
+// verdict on an upstream (Upstream.Available; tests decide it); where,
+// when not nil, is where each upstream is (see poolHosts). It allocates
+// nothing for pools of up to 64 upstreams.
+func (c *choice) pick(pool reverseproxy.UpstreamPool, top int, available func(*reverseproxy.Upstream) bool, where []int32) (u *reverseproxy.Upstream, chosen bool) {
 	var buf [64]ranked
 	cands := buf[:0]
-	var unknown *reverseproxy.Upstream
-	nUnknown := 0
-	for _, u := range pool {
-		i, known := c.lookup(dialHost(u.Dial))
+	var other *reverseproxy.Upstream
+	nOther := 0
+	for k, u := range pool {
+		var i int32
+		var known bool
+		if where != nil {
+			i = where[k]
+			known = i != unknown
+		} else {
+			i, known = c.lookup(dialHost(u.Dial))
+		}
 		switch {
 		case known && i < 0:
 		case !available(u):
@@ -118,13 +172,13 @@ func (c *choice) pick(pool reverseproxy.UpstreamPool, top int, available func(*r
 			cands = append(cands, ranked{i, u})
 		default:
 			// Reservoir sampling, as Caddy's random policy.
-			if nUnknown++; rand.IntN(nUnknown) == 0 {
-				unknown = u
+			if nOther++; rand.IntN(nOther) == 0 {
+				other = u
 			}
 		}
 	}
 	if len(cands) == 0 {
-		return unknown, false
+		return other, false
 	}
 	if top <= 1 {
 		// The best group's upstreams, by reservoir sampling.

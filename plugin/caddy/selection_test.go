@@ -82,7 +82,7 @@ var allAvailable = availableExcept()
 func counts(c *choice, pool reverseproxy.UpstreamPool, top, n int, avail func(*reverseproxy.Upstream) bool) map[string]int {
 	got := map[string]int{}
 	for range n {
-		u, _ := c.pick(pool, top, avail)
+		u, _ := c.pick(pool, top, avail, nil)
 		if u == nil {
 			got[""]++
 			continue
@@ -109,7 +109,7 @@ func TestPickBest(t *testing.T) {
 	if got := counts(c, pool, 1, 100, availableExcept("10.0.0.2:8888")); got["10.0.0.3:8888"] != 100 {
 		t.Fatalf("picks with lab02 unavailable %v, want every one on lab03", got)
 	}
-	if u, chosen := c.pick(pool, 1, allAvailable); !chosen || u == nil {
+	if u, chosen := c.pick(pool, 1, allAvailable, nil); !chosen || u == nil {
 		t.Fatalf("pick = %v, chosen %v; want a chosen machine", u, chosen)
 	}
 }
@@ -177,7 +177,7 @@ func TestPickNeverHandsOutMachinesLeftOut(t *testing.T) {
 	}
 	// The only candidate unavailable: nothing, rather than a drained or
 	// dead machine.
-	if u, _ := c.pick(pool, 1, availableExcept("10.0.0.2:80")); u != nil {
+	if u, _ := c.pick(pool, 1, availableExcept("10.0.0.2:80"), nil); u != nil {
 		t.Fatalf("picked %s with only left-out machines available, want none", u.Dial)
 	}
 }
@@ -189,10 +189,10 @@ func TestPickUnknownUpstreams(t *testing.T) {
 	if got["10.9.0.1:80"] < 800 || got["10.9.0.2:80"] < 800 {
 		t.Fatalf("picks without data %v, want both about 1000", got)
 	}
-	if u, chosen := emptyChoice.pick(pool, 1, allAvailable); u == nil || chosen {
+	if u, chosen := emptyChoice.pick(pool, 1, allAvailable, nil); u == nil || chosen {
 		t.Fatalf("pick without data = %v, chosen %v; want a random one, not chosen", u, chosen)
 	}
-	if u, _ := emptyChoice.pick(pool, 1, availableExcept("10.9.0.1:80", "10.9.0.2:80")); u != nil {
+	if u, _ := emptyChoice.pick(pool, 1, availableExcept("10.9.0.1:80", "10.9.0.2:80"), nil); u != nil {
 		t.Fatalf("picked %s with nothing available", u.Dial)
 	}
 
@@ -272,7 +272,7 @@ func TestPickFallback(t *testing.T) {
 	// none: nothing, not even at random (every upstream is known).
 	none := rank.Policy{Top: 1, Fallback: rank.FallbackNone}
 	c = buildChoice(none, allDown, buildChoice(none, live, emptyChoice, ""), "")
-	if u, _ := c.pick(pool, 1, allAvailable); u != nil {
+	if u, _ := c.pick(pool, 1, allAvailable, nil); u != nil {
 		t.Fatalf("fallback none picked %s", u.Dial)
 	}
 
@@ -386,6 +386,17 @@ func BenchmarkSelect(b *testing.B) {
 				}
 			}
 		})
+		// A pool in a new order on every request (dynamic upstreams):
+		// every host looked up.
+		b.Run(fmt.Sprintf("peerload-lookup/upstreams=%d", n), func(b *testing.B) {
+			b.ReportAllocs()
+			c := s.cur.Load()
+			for b.Loop() {
+				if u, _ := c.pick(pool, 1, (*reverseproxy.Upstream).Available, nil); u == nil {
+					b.Fatal("nothing selected")
+				}
+			}
+		})
 		b.Run(fmt.Sprintf("random/upstreams=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			r := reverseproxy.RandomSelection{}
@@ -395,5 +406,46 @@ func BenchmarkSelect(b *testing.B) {
 				}
 			}
 		})
+	}
+}
+
+// Select looks a static pool's hosts up once per choice: the cached
+// answer follows a new choice, and another pool (dynamic upstreams, in a
+// new order) is looked up afresh.
+func TestSelectCachesPoolHosts(t *testing.T) {
+	s := &Selection{}
+	s.policy = rank.Policy{Top: 1}
+	first := snapshotOfNodes(machine("lab01", "10.0.0.1", 0.5), machine("lab02", "10.0.0.2", 2.0))
+	s.cur.Store(buildChoice(s.policy, first, emptyChoice, ""))
+	static := upstreams("10.0.0.1:80", "10.0.0.2:80", "backup:80")
+	for _, u := range static {
+		u.Host = new(reverseproxy.Host)
+	}
+	for range 3 {
+		if u := s.Select(static, nil, nil); u != static[0] {
+			t.Fatalf("Select = %v, want lab01", u)
+		}
+	}
+	if h := s.hosts.Load(); h == nil || h.c != s.cur.Load() || !slices.Equal(h.where, []int32{0, 1, unknown}) {
+		t.Fatalf("cached hosts %+v, want lab01, lab02, unknown under the current choice", h)
+	}
+
+	// lab02 becomes the best: the next request follows.
+	second := snapshotOfNodes(machine("lab01", "10.0.0.1", 3.0), machine("lab02", "10.0.0.2", 0.5))
+	s.cur.Store(buildChoice(s.policy, second, s.cur.Load(), ""))
+	if u := s.Select(static, nil, nil); u != static[1] {
+		t.Fatalf("Select after the load change = %v, want lab02", u)
+	}
+
+	// The same upstreams in another order, as a new list: looked up.
+	other := upstreams("10.0.0.2:80", "10.0.0.1:80")
+	for _, u := range other {
+		u.Host = new(reverseproxy.Host)
+	}
+	if s.poolHosts(s.cur.Load(), other) != nil {
+		t.Fatal("a different pool was answered from the cache")
+	}
+	if u := s.Select(other, nil, nil); u != other[0] {
+		t.Fatalf("Select on the reordered pool = %v, want lab02", u)
 	}
 }
