@@ -16,11 +16,19 @@ import (
 
 // rebuildLoop publishes a new snapshot when reports, membership or probe
 // results change (they kick it), and every half interval so that stale
-// reports leave the candidates promptly.
+// reports leave the candidates promptly. An agent (not a collector)
+// rebuilds at most every quarter interval: its table feeds top, ssh and
+// hostfile, which a few hundred milliseconds do not hurt, while batches
+// arrive several times a second in a large cluster. Collectors answer
+// users and rebuild on every change.
 func (a *Agent) rebuildLoop() {
 	defer a.wg.Done()
 	t := time.NewTicker(a.cfg.Interval / 2)
 	defer t.Stop()
+	var gap time.Duration
+	if !a.cfg.Collector {
+		gap = a.cfg.Interval / 4
+	}
 	for {
 		select {
 		case <-a.stop:
@@ -29,6 +37,13 @@ func (a *Agent) rebuildLoop() {
 		case <-a.rebuild:
 		}
 		a.publish(time.Now())
+		if gap > 0 {
+			select {
+			case <-a.stop:
+				return
+			case <-time.After(gap):
+			}
+		}
 	}
 }
 

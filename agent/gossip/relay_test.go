@@ -236,7 +236,7 @@ func TestColumnsAndPeriod(t *testing.T) {
 			t.Errorf("columns(%d) = %d, want %d", n, got, want)
 		}
 	}
-	for n, want := range map[int]time.Duration{4: 2 * time.Second, 10: 2215 * time.Millisecond, 100: 4429 * time.Millisecond, 1000: 6644 * time.Millisecond, 100000: 7 * time.Second} {
+	for n, want := range map[int]time.Duration{4: 2 * time.Second, 10: 2 * time.Second, 100: 3543 * time.Millisecond, 1000: 5315 * time.Millisecond, 100000: 6 * time.Second} {
 		if got := gossip.RelayPeriod(2*time.Second, n).Round(time.Millisecond); got != want {
 			t.Errorf("relayPeriod(2s, %d) = %s, want %s", n, got, want)
 		}

@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"sync"
 	"syscall"
@@ -73,6 +74,14 @@ func newRegistry() *prometheus.Registry {
 // anything), starts the member and serves until INT or TERM, which leave
 // the cluster gracefully; HUP reloads.
 func (m *member) run() error {
+	// A member waits on the network almost all the time: with one P the
+	// Go scheduler does not spin other threads up for every packet, a
+	// fifth less CPU (BENCHMARKS.md). GOMAXPROCS in the environment wins;
+	// tests, which pass their own signals, share their process and keep
+	// theirs.
+	if m.signals == nil && os.Getenv("GOMAXPROCS") == "" {
+		runtime.GOMAXPROCS(1)
+	}
 	ln, err := net.Listen("tcp", m.apiAddr)
 	if err != nil {
 		return fmt.Errorf("--api %s: %w", m.apiAddr, unwrapOpError(err))
