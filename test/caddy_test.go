@@ -475,7 +475,7 @@ http://127.0.0.1:%d {
 
 	// Drain node1: once the member sees it, node1 gets nothing new.
 	start := time.Now()
-	if res := runPeerload(t, "drain", "--reason", "test", "--api", l.agents[0].API()); res.Code != 0 {
+	if res := runPeerload(t, "drain", "--reason", "test", "--control", l.agents[0].Control()); res.Code != 0 {
 		t.Fatalf("drain: %s", res)
 	}
 	c.waitCandidates(t, bind, 2, 10*time.Second)

@@ -295,9 +295,9 @@ func TestDemoExitPaths(t *testing.T) {
 					}
 				})
 				path.end(term, marker)
-				left, took := waitDemoGone(t, marker, tmp, 2*time.Second)
+				left, took := waitDemoGone(t, marker, tmp, 5*time.Second)
 				if len(left) > 0 {
-					t.Fatalf("2 s after the end, still there: %q\nscreen:\n%s", left, term.screen())
+					t.Fatalf("5 s after the end, still there: %q\nscreen:\n%s", left, term.screen())
 				}
 				t.Logf("everything gone after %v", took.Round(time.Millisecond))
 				if scr := term.screen(); regexp.MustCompile(`(?i)error|make: \*\*\*|terminated|broken pipe|interrupt`).MatchString(scr) {

@@ -5,13 +5,17 @@ import (
 	"log"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 )
 
 // newMemberlistLogger bridges memberlist's log lines ("[LEVEL] memberlist:
 // text") into l at the matching slog level, so one handler decides what is
-// shown. memberlist's [DEBUG] lines report every stream and probe.
-func newMemberlistLogger(l *slog.Logger) *log.Logger {
-	return log.New(memberlistWriter{l}, "", 0)
+// shown. memberlist's [DEBUG] lines report every stream and probe. Once
+// closing is set (this member leaves or shuts down) its warnings and
+// errors are debug lines: pings to members that are stopping too and
+// sockets closed under a probe are how a cluster ends, not failures.
+func newMemberlistLogger(l *slog.Logger, closing *atomic.Bool) *log.Logger {
+	return log.New(memberlistWriter{l, closing}, "", 0)
 }
 
 var memberlistLevels = []struct {
@@ -19,7 +23,10 @@ var memberlistLevels = []struct {
 	level  slog.Level
 }{{"[DEBUG]", slog.LevelDebug}, {"[INFO]", slog.LevelInfo}, {"[WARN]", slog.LevelWarn}, {"[ERR]", slog.LevelError}}
 
-type memberlistWriter struct{ l *slog.Logger }
+type memberlistWriter struct {
+	l       *slog.Logger
+	closing *atomic.Bool
+}
 
 func (w memberlistWriter) Write(p []byte) (int, error) {
 	line := strings.TrimSpace(string(p))
@@ -31,6 +38,9 @@ func (w memberlistWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
+	if level > slog.LevelInfo && w.closing.Load() {
+		level = slog.LevelDebug
+	}
 	if w.l.Enabled(context.Background(), level) {
 		w.l.Log(context.Background(), level, line, "from", "memberlist")
 	}

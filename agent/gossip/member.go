@@ -93,6 +93,8 @@ type Member struct {
 	cfg Config
 	log *slog.Logger
 	ml  *memberlist.Memberlist
+	// closing is set when this member starts to leave or shut down.
+	closing atomic.Bool
 	// created is closed once New is done and ml is set (nil when
 	// memberlist failed to start): memberlist calls the delegates from
 	// inside Create, and what they start must wait for it (see list).
@@ -256,7 +258,7 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	mlc.Merge = (*aliveDelegate)(m)
 	mlc.Label = c.Label
 	mlc.LogOutput = nil
-	mlc.Logger = newMemberlistLogger(m.log)
+	mlc.Logger = newMemberlistLogger(m.log, &m.closing)
 	if c.Advertise != "" {
 		host, port, err := net.SplitHostPort(c.Advertise)
 		if err != nil {
@@ -567,6 +569,7 @@ func (m *Member) Stats() Stats {
 // Leave tells the cluster this member is leaving and waits up to timeout
 // for the message to spread.
 func (m *Member) Leave(timeout time.Duration) error {
+	m.closing.Store(true)
 	m.leave.Do(func() {
 		if m.stopped() {
 			m.leaveErr = ErrShutdown
@@ -589,6 +592,7 @@ func (m *Member) Leave(timeout time.Duration) error {
 // first, the others see this member fail.
 func (m *Member) Shutdown() error {
 	var err error
+	m.closing.Store(true)
 	m.shutdown.Do(func() {
 		close(m.stop)
 		m.wg.Wait()
