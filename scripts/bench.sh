@@ -106,8 +106,10 @@ EOF
 	sed 's/^### /## /' "$out/scale.md"
 	echo
 	sed 's/^### /## /' "$out/memory.md"
-	# The soak section comes from `make soak` (scripts/soak.sh).
+	# The soak section comes from `make soak` (scripts/soak.sh), the long
+	# fuzzing one from `make fuzz-long`.
 	if [ -f docs/soak.md ]; then echo; cat docs/soak.md; fi
+	if [ -f docs/fuzz.md ]; then echo; cat docs/fuzz.md; fi
 } >BENCHMARKS.md.new
 mv BENCHMARKS.md.new BENCHMARKS.md
 cat BENCHMARKS.md
