@@ -244,6 +244,18 @@ func (m *Member) list() *memberlist.Memberlist {
 	return m.ml
 }
 
+// listNow is memberlist for the delegates themselves, which must not
+// block: nil while Create has not returned (a message that arrives that
+// early is answered by the next report or push/pull).
+func (m *Member) listNow() *memberlist.Memberlist {
+	select {
+	case <-m.created:
+		return m.ml
+	default:
+		return nil
+	}
+}
+
 // memberlistConfig builds memberlist's config and this member's transport.
 func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	c := &m.cfg

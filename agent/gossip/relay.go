@@ -366,10 +366,10 @@ func (m *Member) applyBatch(rs []*report.Report, cs []report.Compact, now time.T
 		m.received("applied")
 	}
 	m.mu.Unlock()
-	if len(want) > 0 {
+	if ml := m.listNow(); len(want) > 0 && ml != nil {
 		msg := report.AppendName([]byte{msgWant}, m.cfg.Name)
 		for i := range want {
-			_ = m.ml.SendBestEffort(&want[i], msg)
+			_ = ml.SendBestEffort(&want[i], msg)
 		}
 	}
 	return applied
@@ -381,8 +381,9 @@ func (m *Member) answerWant(from string) {
 	n, live := m.members[from]
 	own := m.own
 	m.mu.Unlock()
-	if !live || own == nil || from == m.cfg.Name {
+	ml := m.listNow()
+	if !live || own == nil || from == m.cfg.Name || ml == nil {
 		return
 	}
-	_ = m.ml.SendBestEffort(&n, report.AppendReport([]byte{msgReport}, own))
+	_ = ml.SendBestEffort(&n, report.AppendReport([]byte{msgReport}, own))
 }
