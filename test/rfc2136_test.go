@@ -215,8 +215,10 @@ func TestRFC2136BindFollowsLoad(t *testing.T) {
 	named.Stop()
 	named.WriteZone(1, "127.0.1.1")
 	named.Start()
-	if got := named.Records(); !slices.Equal(got, []string{"127.0.1.1"}) {
-		t.Fatalf("old zone file not loaded: %v", got)
+	// The updater's 2 s resync may already have repaired it by now: either
+	// the old file's record or the repaired set, never anything else.
+	if got := named.Records(); !slices.Equal(got, []string{"127.0.1.1"}) && !slices.Equal(got, []string{"127.0.1.2", "127.0.1.3"}) {
+		t.Fatalf("after a restart from the old zone file named holds %v", got)
 	}
 	waitRecords(t, named, 40*time.Second, "127.0.1.2", "127.0.1.3")
 	if v := upd.Metric(mDrift, ""); v < 1 {
