@@ -87,9 +87,9 @@ func TestLabPartition(t *testing.T) {
 	dnsA := l.AddCoreDNS("dnsa", lab.CoreDNSOptions{})
 	dnsB := l.AddCoreDNS("dnsb", lab.CoreDNSOptions{Join: []string{sideB[0].Gossip()}})
 	all := lab.Names(agents...)
-	waitMembers(t, 60*time.Second, members(agents), all)
+	waitMembers(t, lab.StartupTimeout, members(agents), all)
 	for _, c := range []*lab.CoreDNS{dnsA, dnsB} {
-		agenttest.WaitFor(t, 30*time.Second, "CoreDNS to list every machine", func() (bool, string) {
+		agenttest.WaitFor(t, lab.StartupTimeout, "CoreDNS to list every machine", func() (bool, string) {
 			got, err := txtNodes(agents[0].Host, c)
 			return slices.Equal(got, all), fmt.Sprintf("TXT at %s: %v %v", c.Name, got, err)
 		})
@@ -308,7 +308,7 @@ func TestLabLoss(t *testing.T) {
 	col := l.AddAgent("col", lab.AgentOptions{Collector: true})
 	live := lab.Names(agents...)
 	everyone := append(members(agents), col)
-	waitMembers(t, 60*time.Second, everyone, live)
+	waitMembers(t, lab.StartupTimeout, everyone, live)
 
 	base := sampleCandidates(col, live, 20*time.Second)
 	t.Logf("loss 0%%: %s", base)
@@ -354,7 +354,10 @@ func TestLabLoss(t *testing.T) {
 // TestLabKillUnderLoad kills agents of CoreDNS's answer set with SIGKILL
 // while a client sends 500 queries a second for 20 s: no query times out
 // or fails, no answer is empty, and each dead machine is out of every
-// answer sent 3 s after its death (LAB_STRICT=1).
+// answer sent 3 s after its death (LAB_STRICT=1). The client tries a query
+// twice, 2 s apart, like a stub resolver: on an overloaded machine the
+// kernel may drop a datagram between namespaces (seen once in 10,000 at a
+// load average of 30 on 2 cores); the log counts the retries.
 //
 // Today CoreDNS's member suspects a node after it missed three probe
 // rounds, 1 s apart with a 0.5 s ping timeout, so a dead node leaves the
@@ -371,7 +374,7 @@ func TestLabKillUnderLoad(t *testing.T) {
 	dns1 := l.AddCoreDNS("dns", lab.CoreDNSOptions{Top: 3})
 	client := l.AddHost("client")
 	want := []string{agents[0].Addr.String(), agents[1].Addr.String(), agents[2].Addr.String()}
-	agenttest.WaitFor(t, 60*time.Second, "CoreDNS to answer h1, h2 and h3", func() (bool, string) {
+	agenttest.WaitFor(t, lab.StartupTimeout, "CoreDNS to answer h1, h2 and h3", func() (bool, string) {
 		m, err := client.Lookup(dns1.Server(), lab.VName, dns.TypeA)
 		if err != nil {
 			return false, err.Error()
@@ -386,7 +389,7 @@ func TestLabKillUnderLoad(t *testing.T) {
 		at    time.Time
 	}
 	kills := []*kill{{agent: agents[0], after: 4 * time.Second}, {agent: agents[1], after: 11 * time.Second}}
-	load := lab.DNSLoad{Server: dns1.Server(), Qname: lab.VName, Qtype: dns.TypeA, Rate: 500, Count: 500 * 20}
+	load := lab.DNSLoad{Server: dns1.Server(), Qname: lab.VName, Qtype: dns.TypeA, Rate: 500, Count: 500 * 20, Tries: 2}
 	start := time.Now()
 	done := make(chan struct{})
 	go func() {
@@ -463,7 +466,7 @@ func TestLabBindDownAndBack(t *testing.T) {
 	}
 	oldSet := []string{agents[0].Addr.String(), agents[1].Addr.String()}
 	newSet := []string{agents[2].Addr.String(), agents[3].Addr.String()}
-	agenttest.WaitFor(t, 60*time.Second, "named to hold the best two", records(oldSet...))
+	agenttest.WaitFor(t, lab.StartupTimeout, "named to hold the best two", records(oldSet...))
 
 	named.Stop()
 	// While named is down the best two become h3 and h4; the updater
@@ -533,7 +536,7 @@ func TestLabStrangers(t *testing.T) {
 	l := lab.New(t, lab.Options{Allow: []string{lab.AutoPrefix.String()}})
 	agents := startLabAgents(l, 3)
 	all := lab.Names(agents...)
-	waitMembers(t, 60*time.Second, members(agents), all)
+	waitMembers(t, lab.StartupTimeout, members(agents), all)
 
 	otherKey := l.Dir + "/other.keyring"
 	if res := lab.RunCommand(context.Background(), nil, lab.BinPath(t, "peerload"), "keygen", "--out", otherKey); res.Code != 0 {
@@ -552,11 +555,11 @@ func TestLabStrangers(t *testing.T) {
 	// The positive control: two agents of a cluster without key or label.
 	open1 := l.AddAgent("open1", lab.AgentOptions{Keyring: "-", Label: "-", Join: []string{}})
 	open2 := l.AddAgent("open2", lab.AgentOptions{Keyring: "-", Label: "-", Join: []string{open1.Gossip()}})
-	waitMembers(t, 60*time.Second, []lab.Member{open1, open2}, []string{"open1", "open2"})
+	waitMembers(t, lab.StartupTimeout, []lab.Member{open1, open2}, []string{"open1", "open2"})
 
 	// Precondition: every stranger has tried to join (it sent gossip).
 	for _, s := range strangers {
-		agenttest.WaitFor(t, 30*time.Second, "stranger "+s.Name+" to try to join", func() (bool, string) {
+		agenttest.WaitFor(t, lab.StartupTimeout, "stranger "+s.Name+" to try to join", func() (bool, string) {
 			m, err := s.Metrics(lab.AgentAPI)
 			if err != nil {
 				return false, err.Error()

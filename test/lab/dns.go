@@ -98,12 +98,12 @@ func (l *Lab) AddCoreDNS(name string, opts CoreDNSOptions) *CoreDNS {
 	return c
 }
 
-// Start starts CoreDNS (again) and waits up to 60 s for /ready.
+// Start starts CoreDNS (again) and waits for /ready (StartupTimeout).
 func (c *CoreDNS) Start() {
 	t := c.lab.t
 	t.Helper()
 	c.Process.Start()
-	agenttest.WaitFor(t, 60*time.Second, "coredns on "+c.Name+" to be ready", func() (bool, string) {
+	agenttest.WaitFor(t, StartupTimeout, "coredns on "+c.Name+" to be ready", func() (bool, string) {
 		if !c.Process.Running() {
 			t.Fatalf("lab: coredns on %s exited at start:\n%s\nCorefile:\n%s", c.Name, c.Process.LogTail(30), c.Corefile)
 		}
@@ -201,12 +201,13 @@ func (l *Lab) AddNamed(name string, initial ...string) *Named {
 	return n
 }
 
-// Start starts named (again) and waits up to 30 s until it answers SOA.
+// Start starts named (again) and waits until it answers SOA
+// (StartupTimeout).
 func (n *Named) Start() {
 	t := n.lab.t
 	t.Helper()
 	n.Process.Start()
-	agenttest.WaitFor(t, 30*time.Second, "named on "+n.Name+" to answer", func() (bool, string) {
+	agenttest.WaitFor(t, StartupTimeout, "named on "+n.Name+" to answer", func() (bool, string) {
 		if !n.Process.Running() {
 			t.Fatalf("lab: named on %s exited at start:\n%s", n.Name, n.Process.LogTail(30))
 		}

@@ -62,6 +62,13 @@ var (
 	AutoPrefix = netip.MustParsePrefix("10.77.0.0/17")
 )
 
+// StartupTimeout bounds waiting for a lab to come up (members joined,
+// servers answering): a precondition, not behaviour under test. It is
+// generous because on an overloaded machine the kernel drops packets
+// between namespaces (the per-CPU backlog overflows while softirq work
+// waits for a CPU), and memberlist's join retries back off to 30 s.
+const StartupTimeout = 2 * time.Minute
+
 // netnsDir is where `ip netns add` mounts named namespaces.
 const netnsDir = "/run/netns"
 

@@ -18,8 +18,12 @@ type DNSLoad struct {
 	Qtype  uint16
 	// Rate is queries per second; Count bounds the total.
 	Rate, Count int
-	// Timeout is how long one query waits for its answer (default 2 s).
+	// Timeout is how long one try waits for its answer (default 2 s).
 	Timeout time.Duration
+	// Tries is how often a query is sent before it counts as timed out
+	// (default 1). A stub resolver tries twice (resolv.conf attempts:2),
+	// so a datagram the kernel dropped is not a failed lookup.
+	Tries int
 	// Sockets is how many UDP sockets (one query in flight each) carry
 	// the load (default 16).
 	Sockets int
@@ -34,6 +38,8 @@ type Answer struct {
 	Rcode int
 	Addrs []string
 	Err   error
+	// Tries is how many tries it took (more than 1: a datagram was lost).
+	Tries int
 }
 
 // LoadResult is every answer of a load, in the order the queries were sent.
@@ -59,12 +65,13 @@ func (r LoadResult) String() string {
 	timeouts := r.Count(func(a Answer) bool { return a.Rcode < 0 })
 	servfail := r.Count(func(a Answer) bool { return a.Rcode == dns.RcodeServerFailure })
 	empty := r.Count(func(a Answer) bool { return a.Rcode == dns.RcodeSuccess && len(a.Addrs) == 0 })
+	retried := r.Count(func(a Answer) bool { return a.Tries > 1 })
 	var maxRTT time.Duration
 	for _, a := range r.Answers {
 		maxRTT = max(maxRTT, a.RTT)
 	}
-	return fmt.Sprintf("%d queries: %d timeouts or errors, %d SERVFAIL, %d empty, max RTT %s, %d sent late",
-		len(r.Answers), timeouts, servfail, empty, maxRTT.Round(time.Millisecond), r.Late)
+	return fmt.Sprintf("%d queries: %d timeouts or errors, %d SERVFAIL, %d empty, %d answered on a retry, max RTT %s, %d sent late",
+		len(r.Answers), timeouts, servfail, empty, retried, maxRTT.Round(time.Millisecond), r.Late)
 }
 
 // RunDNSLoad sends the load from inside the host, paced at Rate until
@@ -76,6 +83,7 @@ func (h *Host) RunDNSLoad(ctx context.Context, ld DNSLoad) (LoadResult, error) {
 	if ld.Sockets == 0 {
 		ld.Sockets = 16
 	}
+	ld.Tries = max(ld.Tries, 1)
 	if ld.Rate <= 0 || ld.Count <= 0 {
 		return LoadResult{}, fmt.Errorf("dns load: rate %d and count %d must be positive", ld.Rate, ld.Count)
 	}
@@ -138,30 +146,34 @@ func (h *Host) RunDNSLoad(ctx context.Context, ld DNSLoad) (LoadResult, error) {
 	return res, ctx.Err()
 }
 
-// query sends one query on c and waits for the answer with its id.
+// query sends one query on c and waits for the answer with its id, up to
+// ld.Tries times; RTT runs from the first try.
 func query(c *dns.Conn, ld DNSLoad, sent time.Time) Answer {
-	m := new(dns.Msg)
-	m.SetQuestion(dns.Fqdn(ld.Qname), ld.Qtype)
 	a := Answer{Sent: sent, Rcode: -1}
-	if err := c.WriteMsg(m); err != nil {
-		a.Err = err
-		return a
-	}
-	deadline := sent.Add(ld.Timeout)
-	for {
-		_ = c.SetReadDeadline(deadline)
-		r, err := c.ReadMsg()
-		if err != nil {
+	for a.Tries < ld.Tries {
+		a.Tries++
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(ld.Qname), ld.Qtype)
+		if err := c.WriteMsg(m); err != nil {
 			a.Err = err
+			continue
+		}
+		deadline := time.Now().Add(ld.Timeout)
+		for {
+			_ = c.SetReadDeadline(deadline)
+			r, err := c.ReadMsg()
+			if err != nil {
+				a.Err = err
+				a.RTT = time.Since(sent)
+				break
+			}
+			if r.Id != m.Id {
+				continue // a late answer to an earlier, timed-out try
+			}
 			a.RTT = time.Since(sent)
+			a.Rcode, a.Addrs, a.Err = r.Rcode, AnswerAddrs(r), nil
 			return a
 		}
-		if r.Id != m.Id {
-			continue // a late answer to an earlier, timed-out query
-		}
-		a.RTT = time.Since(sent)
-		a.Rcode = r.Rcode
-		a.Addrs = AnswerAddrs(r)
-		return a
 	}
+	return a
 }
