@@ -29,7 +29,7 @@ cp "$out/soak.md" docs/soak.md
 # heading or the end), or append it.
 awk -v f=docs/soak.md '
 	/^## Soak/ { while ((getline l < f) > 0) print l; skip = 1; done = 1; next }
-	skip && /^## / { skip = 0 }
+	skip && /^## / { skip = 0; print "" }
 	!skip { print }
 	END { if (!done) { print ""; while ((getline l < f) > 0) print l } }
 ' BENCHMARKS.md >BENCHMARKS.md.new
