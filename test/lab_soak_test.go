@@ -94,7 +94,7 @@ func TestLabSoak(t *testing.T) {
 	t.Logf("soak: %s (warm-up %s), seed %d (LAB_SOAK_SEED to replay)", cfg.Duration, cfg.Warmup, cfg.Seed)
 	rng := rand.New(rand.NewPCG(cfg.Seed, cfg.Seed^0x9e3779b97f4a7c15))
 
-	l := lab.New(t, lab.Options{})
+	l := lab.New(t, lab.Options{PinNeighbors: true})
 	agents := startLabAgents(l, 8) // h1..h4 stay up; h5..h8 churn
 	for i := 9; i <= 10; i++ {     // h9, h10 join during the soak
 		agents = append(agents, l.AddAgent(fmt.Sprintf("h%d", i), lab.AgentOptions{NoStart: true}))

@@ -81,7 +81,7 @@ func members(agents []*lab.Agent) []lab.Member {
 // agent's `peerload top`), and after the heal every member sees everyone
 // again within 10 s.
 func TestLabPartition(t *testing.T) {
-	l := lab.New(t, lab.Options{})
+	l := lab.New(t, lab.Options{PinNeighbors: true})
 	agents := startLabAgents(l, 8)
 	sideA, sideB := agents[:4], agents[4:]
 	dnsA := l.AddCoreDNS("dnsa", lab.CoreDNSOptions{})
@@ -303,7 +303,7 @@ func sampleCandidates(col *lab.Agent, live []string, d time.Duration) lossStats 
 // asserts what holds today: every node is a candidate in at least half of
 // the samples.
 func TestLabLoss(t *testing.T) {
-	l := lab.New(t, lab.Options{})
+	l := lab.New(t, lab.Options{PinNeighbors: true})
 	agents := startLabAgents(l, 10)
 	col := l.AddAgent("col", lab.AgentOptions{Collector: true})
 	live := lab.Names(agents...)
@@ -365,7 +365,7 @@ func TestLabLoss(t *testing.T) {
 // died (measured 2.6 to 3.2 s). Without LAB_STRICT the test asserts the
 // bound that rule gives, 3.5 s, plus 1.5 s for a busy machine: 5 s.
 func TestLabKillUnderLoad(t *testing.T) {
-	l := lab.New(t, lab.Options{})
+	l := lab.New(t, lab.Options{PinNeighbors: true})
 	agents := startLabAgents(l, 6)
 	// h1..h3 are the best; each kill moves the next one in.
 	for i, a := range agents {
@@ -451,7 +451,7 @@ func updMetric(u *lab.Nsupdate, name string) float64 {
 // comes back with the records it had (never blank), and the updater's
 // first resync after the restart catches up with one update.
 func TestLabBindDownAndBack(t *testing.T) {
-	l := lab.New(t, lab.Options{})
+	l := lab.New(t, lab.Options{PinNeighbors: true})
 	agents := startLabAgents(l, 4)
 	for i, load := range []float64{0.1, 0.5, 1.5, 2.0} {
 		agents[i].SetLoad(load)
@@ -533,7 +533,7 @@ func withLabel(label string, pkt []byte) []byte {
 // changes nothing, while the same packet does take over a node of a
 // cluster that runs without a key (proving the forgery is well-formed).
 func TestLabStrangers(t *testing.T) {
-	l := lab.New(t, lab.Options{Allow: []string{lab.AutoPrefix.String()}})
+	l := lab.New(t, lab.Options{Allow: []string{lab.AutoPrefix.String()}, PinNeighbors: true})
 	agents := startLabAgents(l, 3)
 	all := lab.Names(agents...)
 	waitMembers(t, lab.StartupTimeout, members(agents), all)

@@ -136,7 +136,9 @@ func (l *Lab) agentArgs(a *Agent, root string) []string {
 		"--ssh-port", "0",
 	}
 	if !opts.Collector {
-		args = append(args, "--proc", a.Proc.Dir)
+		// Each agent its own control socket: the default path is one
+		// for the whole machine, and may be a real agent's.
+		args = append(args, "--proc", a.Proc.Dir, "--control", h.ControlSocket())
 	}
 	if len(join) > 0 {
 		args = append(args, "--join", strings.Join(join, ","))

@@ -162,17 +162,6 @@ func CPUSeconds(pid int) (float64, error) {
 func (l *Lab) PinNeighbors(hosts []*Host) {
 	l.t.Helper()
 	all := l.Hosts()
-	mac := map[*Host]string{}
-	for _, h := range all {
-		res := l.ipCommand("-n", h.NS, "-j", "link", "show", "eth0")
-		var links []struct {
-			Address string `json:"address"`
-		}
-		if res.Code != 0 || json.Unmarshal([]byte(res.Stdout), &links) != nil || len(links) != 1 {
-			l.t.Fatalf("lab: %s: ip link: %s", h.Name, res)
-		}
-		mac[h] = links[0].Address
-	}
 	pinned := map[*Host]bool{}
 	for _, h := range hosts {
 		pinned[h] = true
@@ -181,7 +170,7 @@ func (l *Lab) PinNeighbors(hosts []*Host) {
 		var cmds []string
 		for _, o := range all {
 			if o != h && (pinned[h] || pinned[o]) {
-				cmds = append(cmds, fmt.Sprintf("neigh replace %s lladdr %s dev eth0 nud permanent", o.Addr, mac[o]))
+				cmds = append(cmds, neighCmd(o))
 			}
 		}
 		if len(cmds) > 0 {

@@ -82,6 +82,14 @@ type Options struct {
 	Label string
 	// NoKeyring runs gossip in clear text.
 	NoKeyring bool
+	// PinNeighbors gives every pair of hosts permanent neighbour (ARP)
+	// entries as hosts are added, so no packet waits on ARP. The kernel's
+	// neighbour table is shared by all namespaces and holds 1,024 dynamic
+	// entries: another lab or benchmark running at the same time can fill
+	// it, and then this lab's hosts fail with "no route to host". It costs
+	// one `ip` run per host already there, so it suits labs of tens of
+	// hosts; a large lab calls Lab.PinNeighbors once instead.
+	PinNeighbors bool
 }
 
 // Lab is one run's set of namespaces, processes and files.
@@ -99,6 +107,7 @@ type Lab struct {
 	Allow []string
 
 	t        testing.TB
+	pin      bool
 	ip, nft  string
 	peerload string
 	switchNS string
@@ -130,6 +139,7 @@ type Host struct {
 
 	lab      *Lab
 	port     string // the host's interface name on the switch side
+	mac      string // the MAC address of its eth0, derived from Addr
 	httpOnce sync.Once
 	http     *http.Client
 }
@@ -152,6 +162,7 @@ func New(t testing.TB, opts Options) *Lab {
 		next:     AutoPrefix.Addr(),
 		Label:    opts.Label,
 		Allow:    slices.Clone(opts.Allow),
+		pin:      opts.PinNeighbors,
 	}
 	if l.Label == "" {
 		l.Label = "peerload-lab"
@@ -251,6 +262,7 @@ func (l *Lab) AddHostAt(name string, addr netip.Addr) *Host {
 		Dir:  filepath.Join(l.Dir, name),
 		lab:  l,
 		port: "v" + strconv.Itoa(len(l.hosts)),
+		mac:  macOf(addr),
 	}
 	l.used[addr] = true
 	l.hosts = append(l.hosts, h)
@@ -264,7 +276,7 @@ func (l *Lab) AddHostAt(name string, addr netip.Addr) *Host {
 	// moved straight into the host's: it never exists in the host's own
 	// namespace, not even for a moment.
 	l.ipBatch(l.switchNS,
-		fmt.Sprintf("link add %s type veth peer name eth0 netns %s", h.port, h.NS),
+		fmt.Sprintf("link add %s type veth peer name eth0 address %s netns %s", h.port, h.mac, h.NS),
 		fmt.Sprintf("link set %s master br0 up", h.port),
 	)
 	l.ipBatch(h.NS,
@@ -272,7 +284,40 @@ func (l *Lab) AddHostAt(name string, addr netip.Addr) *Host {
 		fmt.Sprintf("addr add %s/%d dev eth0", addr, Subnet.Bits()),
 		"link set eth0 up",
 	)
+	if l.pin {
+		l.pinHost(h)
+	}
 	return h
+}
+
+// macOf is a locally administered MAC address made of a lab address:
+// 02:4c:<the four bytes of addr>. Knowing every MAC up front lets the lab
+// pin neighbour entries without asking each host.
+func macOf(addr netip.Addr) string {
+	b := addr.As4()
+	return fmt.Sprintf("02:4c:%02x:%02x:%02x:%02x", b[0], b[1], b[2], b[3])
+}
+
+// pinHost gives h permanent neighbour entries for every other host and
+// every other host one for h.
+func (l *Lab) pinHost(h *Host) {
+	l.t.Helper()
+	var own []string
+	for _, o := range l.Hosts() {
+		if o == h {
+			continue
+		}
+		own = append(own, neighCmd(o))
+		l.ipBatch(o.NS, neighCmd(h))
+	}
+	if len(own) > 0 {
+		l.ipBatch(h.NS, own...)
+	}
+}
+
+// neighCmd is the ip command that pins h's address to its MAC on eth0.
+func neighCmd(h *Host) string {
+	return fmt.Sprintf("neigh replace %s lladdr %s dev eth0 nud permanent", h.Addr, h.mac)
 }
 
 // Hosts returns every host in the order they were added.
@@ -366,10 +411,16 @@ func (h *Host) Run(ctx context.Context, name string, args ...string) Result {
 }
 
 // Peerload runs bin/peerload with args inside the host's namespace, e.g.
-// ("status", "--json"): the host's own agent answers on 127.0.0.1:1981.
+// ("status", "--json") or ("drain", "--reason", "test"): the host's own
+// agent answers on 127.0.0.1:1981 and its control socket.
 func (h *Host) Peerload(args ...string) Result {
-	return h.Run(context.Background(), h.lab.peerload, args...)
+	return RunCommand(context.Background(), []string{"PEERLOAD_API=", "PEERLOAD_CONTROL=" + h.ControlSocket()},
+		h.lab.ip, append([]string{"netns", "exec", h.NS, h.lab.peerload}, args...)...)
 }
+
+// ControlSocket is the control socket of the host's agent (drain and
+// undrain), in the host's directory.
+func (h *Host) ControlSocket() string { return filepath.Join(h.Dir, "control.sock") }
 
 // run runs a setup command and fails the test when it fails.
 func (l *Lab) run(name string, args ...string) {

@@ -75,9 +75,14 @@ func echoes(t *testing.T, h *Host, to netip.AddrPort, n int) int {
 // cut exactly what they say, and nothing of the lab is on the host's own
 // namespace.
 func TestLabNetwork(t *testing.T) {
-	l := New(t, Options{NoKeyring: true})
+	l := New(t, Options{NoKeyring: true, PinNeighbors: true})
 	a, b, c := l.AddHost("a"), l.AddHost("b"), l.AddHost("c")
 	echoB, echoC := udpEcho(t, b), udpEcho(t, c)
+	// Pinned neighbours: a knows b's MAC for good, without asking.
+	neigh := runCommand(context.Background(), l.ip, "-n", a.NS, "neigh", "show", b.Addr.String())
+	if !strings.Contains(neigh.Stdout, b.mac) || !strings.Contains(neigh.Stdout, "PERMANENT") {
+		t.Fatalf("a's neighbour entry for b: %s, want %s PERMANENT", neigh, b.mac)
+	}
 	// ARP and the bridge need a moment on a busy machine; a first answer
 	// is the precondition, not the behaviour under test.
 	agenttest.WaitFor(t, 10*time.Second, "the first echoes", func() (bool, string) {
