@@ -296,10 +296,11 @@ func sampleCandidates(col *lab.Agent, live []string, d time.Duration) lossStats 
 // everyone again.
 //
 // The goal at 10 % is that no live node is ever left out; LAB_STRICT=1
-// asserts it. Today the collectors' own probe rule (three missed 1 s ping
+// asserts it. Today the collectors' own probe rule (two missed 1 s ping
 // rounds make a node suspect; at 10 % loss a round trip fails 19 % of the
-// time) leaves live nodes out now and then: measured 4-5 % of the samples
-// over 30 s, each time for about a second. Without LAB_STRICT the test
+// time) leaves live nodes out now and then: measured 28 % of the samples
+// over 30 s missing some node, each time for up to 2.5 s (with the earlier
+// three-round rule: 0 to 10 %, up to 3 s). Without LAB_STRICT the test
 // asserts what holds today: every node is a candidate in at least half of
 // the samples.
 func TestLabLoss(t *testing.T) {
@@ -359,11 +360,12 @@ func TestLabLoss(t *testing.T) {
 // kernel may drop a datagram between namespaces (seen once in 10,000 at a
 // load average of 30 on 2 cores); the log counts the retries.
 //
-// Today CoreDNS's member suspects a node after it missed three probe
+// Today CoreDNS's member suspects a node after it missed two probe
 // rounds, 1 s apart with a 0.5 s ping timeout, so a dead node leaves the
-// answers 2.5 to 3.5 s after its death depending on where in the round it
-// died (measured 2.6 to 3.2 s). Without LAB_STRICT the test asserts the
-// bound that rule gives, 3.5 s, plus 1.5 s for a busy machine: 5 s.
+// answers 1.5 to 2.5 s after its death depending on where in the round it
+// died (measured 1.3 to 2.4 s; the earlier three-round rule measured 2.6
+// to 3.5 s). Without LAB_STRICT the test asserts the bound that rule gives,
+// 2.5 s, plus 1.5 s for a busy machine: 4 s.
 func TestLabKillUnderLoad(t *testing.T) {
 	l := lab.New(t, lab.Options{PinNeighbors: true})
 	agents := startLabAgents(l, 6)
@@ -421,7 +423,7 @@ func TestLabKillUnderLoad(t *testing.T) {
 		}
 		out := last.Sub(k.at)
 		t.Logf("%s: last in an answer sent %.2fs after its kill", k.agent.Name, out.Seconds())
-		limit := 5 * time.Second
+		limit := 4 * time.Second
 		if strict() {
 			limit = 3 * time.Second
 		}
