@@ -141,7 +141,7 @@ func benchCluster(b *testing.B, n int, window time.Duration) {
 	// Each observer records when it first saw each sample number of each
 	// node.
 	var mu sync.Mutex
-	firstSeen := make([]map[string][]seen, n) // observer -> node -> increasing seq
+	firstSeen := make([]map[string][]seen, n)  // observer -> node -> increasing seq
 	sampleOf := map[string]map[uint64]uint64{} // node -> seq -> sample number
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
