@@ -76,7 +76,7 @@ cat <<EOF
 
 The load model is a class starting: every machine's load1 random-walks with σ = 0.1 per core per
 second (4 cores: 0.57 per 2 s sample; load5 and load15 follow as the kernel's averages), so
-about $(f '%.2f' "$(m "$s1000" reports/node/s)") reports per node per second matter. Bytes are counted as the wire carries
+about $(f '%.2f' "$(m "$s100" reports/node/s)") reports per node per second matter. Bytes are counted as the wire carries
 them: every packet once, IP and UDP/TCP headers included (not Ethernet's), AES-GCM and the
 cluster label included. **N = 100** is real processes: 100 \`peerload agent\` (LAN defaults, a
 keyring and a label), each in its own network namespace with its own proc root, plus a collector
@@ -123,5 +123,5 @@ for v in design:"the design (all on)" fanout:"every report whole to every member
 	fullpp:"periodic push/pull carries every report" everysample:"every sample sent (not only those that can move a rank)"; do
 	k=${v%%:*}
 	printf '| %s | %s kB/s | %s s | %s s |\n' "${v#*:}" "$(kb "$(m "$ideas" "$k-B/s/agent")")" \
-		"$(f '%.2f' "$(m "$ideas" "$k-collector-p99-s")")" "$(f '%.1f' "$(m "$ideas" "$k-agent-p99-s")")"
+		"$(f '%.3f' "$(m "$ideas" "$k-collector-p99-s")")" "$(f '%.1f' "$(m "$ideas" "$k-agent-p99-s")")"
 done
