@@ -47,6 +47,7 @@ fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime 20s ./plugin/coredns/
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNSWire$$' -fuzztime 20s ./plugin/coredns/
 	$(GO) test -run '^$$' -fuzz '^FuzzDecodeReport$$' -fuzztime 10s ./agent/report/
+	$(GO) test -run '^$$' -fuzz '^FuzzDecodeBatch$$' -fuzztime 10s ./agent/report/
 
 # fuzz-long runs every fuzz target of outside input for FUZZTIME each
 # (default 10 minutes; about 100 minutes in all), one worker each so the
@@ -54,7 +55,7 @@ fuzz:
 # which is committed with the fix.
 FUZZTIME ?= 10m
 FUZZ_TARGETS := \
-	FuzzDecodeReport:./agent/report FuzzDecodeMeta:./agent/report FuzzDecodeState:./agent/report \
+	FuzzDecodeReport:./agent/report FuzzDecodeMeta:./agent/report FuzzDecodeState:./agent/report FuzzDecodeBatch:./agent/report \
 	FuzzParseKeyring:./agent/gossip FuzzReadJoinFile:./agent/gossip FuzzAPIRequest:./agent/api \
 	FuzzParseKeys:./plugin/rfc2136 FuzzSetup:./plugin/coredns FuzzServeDNS:./plugin/coredns \
 	FuzzServeDNSWire:./plugin/coredns

@@ -12,6 +12,10 @@
 #   3. BenchmarkIdeas: each idea of the design turned off in turn on one
 #      simulated cluster of 100;
 #   4. PeerMon's cost from its constants, in the same accounting.
+#
+# PEERLOAD_SCALE_SIM=FILE takes the simulated clusters' results from FILE
+# (the output of an earlier BenchmarkScale run) instead of running them
+# again; the section then says so.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PEERLOAD_BIN=${PEERLOAD_BIN:-$PWD/bin}
@@ -22,25 +26,35 @@ say() { echo "bench-scale: $*" >&2; }
 say "100 real agents in the namespace lab (about 6 minutes)"
 go test -count=1 -timeout 20m -run '^$' -bench '^BenchmarkLabScale$' -benchtime 1x ./test/ >"$out/lab.txt" 2>&1 ||
 	{ cat "$out/lab.txt" >&2; exit 1; }
-say "simulated clusters of 100 and 1,000 (about 6 minutes)"
-PEERLOAD_SCALE_N=100,1000 go test -count=1 -timeout 30m -run '^$' -bench '^BenchmarkScale$' -benchtime 1x ./agent/gossip/ >"$out/sim.txt" 2>&1 ||
-	{ cat "$out/sim.txt" >&2; exit 1; }
+simNote=""
+if [ -n "${PEERLOAD_SCALE_SIM:-}" ]; then
+	cp "$PEERLOAD_SCALE_SIM" "$out/sim.txt"
+	simNote=" The simulated figures come from an earlier run of the same benchmark ($(sed -n 's/^# run: //p' "$out/sim.txt"), not from this run."
+else
+	sizes=${PEERLOAD_SCALE_SIZES:-100,1000}
+	say "simulated clusters of $sizes (1,000: about 25 minutes)"
+	PEERLOAD_SCALE_N=$sizes go test -count=1 -timeout 60m -run '^$' -bench '^BenchmarkScale$' -benchtime 1x ./agent/gossip/ >"$out/sim.txt" 2>&1 ||
+		{ cat "$out/sim.txt" >&2; exit 1; }
+fi
 say "each idea turned off in turn (about 5 minutes)"
 go test -count=1 -timeout 20m -run '^$' -bench '^BenchmarkIdeas$' -benchtime 1x ./agent/gossip/ >"$out/ideas.txt" 2>&1 ||
 	{ cat "$out/ideas.txt" >&2; exit 1; }
 
 lab=$(grep '^BenchmarkLabScale' "$out/lab.txt")
 s100=$(grep '^BenchmarkScale/N=100-' "$out/sim.txt")
-s1000=$(grep '^BenchmarkScale/N=1000-' "$out/sim.txt")
+s1000=$(grep '^BenchmarkScale/N=1000-' "$out/sim.txt" || true)
 ideas=$(grep '^BenchmarkIdeas' "$out/ideas.txt")
-# m LINE UNIT: the value before UNIT.
-m() { awk -v u="$2" '{ for (i = 2; i <= NF; i++) if ($i == u) print $(i-1) }' <<<"$1"; }
+# m LINE UNIT: the value before UNIT ("nan" when the run is missing).
+m() {
+	[ -n "$1" ] || { echo nan; return; }
+	awk -v u="$2" '{ for (i = 2; i <= NF; i++) if ($i == u) print $(i-1) }' <<<"$1"
+}
 # f FORMAT VALUE [SCALE]: VALUE × SCALE printed with FORMAT.
-f() { awk -v v="$2" -v s="${3:-1}" -v fmt="$1" 'BEGIN { printf fmt, v * s }'; }
+f() { awk -v v="$2" -v s="${3:-1}" -v fmt="$1" 'BEGIN { if (v == "nan" || v == "") printf "—"; else printf fmt, v * s }'; }
 kb() { f '%.2f' "$1" 0.001; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
-# verdict VALUE GOAL: "met" or "missed by N %".
-verdict() { awk -v v="$1" -v g="$2" 'BEGIN { if (v <= g) print "met"; else printf "missed by %.0f %%\n", (v / g - 1) * 100 }'; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || a == "") printf "—"; else printf "%.2f", a / b }'; }
+# verdict VALUE GOAL: "met", "missed by N %" or "not measured".
+verdict() { awk -v v="$1" -v g="$2" 'BEGIN { if (v == "nan") print "not measured"; else if (v + 0 <= g) print "met"; else printf "missed by %.0f %%\n", (v / g - 1) * 100 }'; }
 
 # PeerMon: every 5 s a node sends its whole table (28 B per node) to 3
 # peers in one UDP datagram: 8 B of UDP header, IP fragments of at most
@@ -62,7 +76,7 @@ cat <<EOF
 
 The load model is a class starting: every machine's load1 random-walks with σ = 0.1 per core per
 second (4 cores: 0.57 per 2 s sample; load5 and load15 follow as the kernel's averages), so
-about $(f '%.2f' "$(m "$s1000" reports/node/s)") reports per node per second matter. Bytes are counted as the wire carries
+about $(f '%.2f' "$(m "$s100" reports/node/s)") reports per node per second matter. Bytes are counted as the wire carries
 them: every packet once, IP and UDP/TCP headers included (not Ethernet's), AES-GCM and the
 cluster label included. **N = 100** is real processes: 100 \`peerload agent\` (LAN defaults, a
 keyring and a label), each in its own network namespace with its own proc root, plus a collector
@@ -75,7 +89,7 @@ collector's table polled every 100 ms, every agent's table once a second (agent 
 relay) for 1,000 agents and two collectors in one process over an in-memory network with
 0.1–0.5 ms of latency a packet (TCP acks not counted); latency is exact there. The machine is 2
 shared cores: one process runs all 1,000 members, and timers fire late when it is busy, so the
-simulated latencies are upper bounds. Medians over agents unless marked p99; latencies are the
+simulated latencies are upper bounds.$simNote Medians over agents unless marked p99; latencies are the
 time until the *last* collector (agent) held a sample or a newer one, p99 over all samples.
 
 | figure | goal N = 100 | **measured, 100 processes** | goal N = 1,000 | **measured, 1,000 simulated** | PeerMon N = 100 | PeerMon N = 1,000 |
@@ -109,5 +123,5 @@ for v in design:"the design (all on)" fanout:"every report whole to every member
 	fullpp:"periodic push/pull carries every report" everysample:"every sample sent (not only those that can move a rank)"; do
 	k=${v%%:*}
 	printf '| %s | %s kB/s | %s s | %s s |\n' "${v#*:}" "$(kb "$(m "$ideas" "$k-B/s/agent")")" \
-		"$(f '%.2f' "$(m "$ideas" "$k-collector-p99-s")")" "$(f '%.1f' "$(m "$ideas" "$k-agent-p99-s")")"
+		"$(f '%.3f' "$(m "$ideas" "$k-collector-p99-s")")" "$(f '%.1f' "$(m "$ideas" "$k-agent-p99-s")")"
 done

@@ -84,6 +84,8 @@ func memberlistPushPullScale(interval time.Duration, n int) time.Duration {
 	return time.Duration(mult) * interval
 }
 
+// seen is when an observer first held a node's report k (its Seq; the
+// sample it came from is in sampleOf).
 type seen struct {
 	k  uint64
 	at time.Time
@@ -139,7 +141,8 @@ func benchCluster(b *testing.B, n int, window time.Duration) {
 	// Each observer records when it first saw each sample number of each
 	// node.
 	var mu sync.Mutex
-	firstSeen := make([]map[string][]seen, n) // observer -> node -> increasing k
+	firstSeen := make([]map[string][]seen, n)  // observer -> node -> increasing seq
+	sampleOf := map[string]map[uint64]uint64{} // node -> seq -> sample number
 	stop := make(chan struct{})
 	var wg sync.WaitGroup
 	for i, a := range agents {
@@ -159,10 +162,20 @@ func benchCluster(b *testing.B, n int, window time.Duration) {
 				s := a.Snapshot()
 				mu.Lock()
 				for _, ns := range s.Nodes {
-					if ns.Report == nil || ns.Name == a.Name() {
+					if ns.Report == nil {
 						continue
 					}
-					k := uint64(ns.Report.Load.Uptime / time.Second)
+					if ns.Name == a.Name() {
+						// A node's own report is whole: its uptime is
+						// the sample number (others may hold it rebuilt
+						// from a compact entry, uptime approximate).
+						if sampleOf[ns.Name] == nil {
+							sampleOf[ns.Name] = map[uint64]uint64{}
+						}
+						sampleOf[ns.Name][ns.Report.Seq] = uint64(ns.Report.Load.Uptime / time.Second)
+						continue
+					}
+					k := ns.Report.Seq
 					l := firstSeen[i][ns.Name]
 					if len(l) == 0 || l[len(l)-1].k < k {
 						firstSeen[i][ns.Name] = append(l, seen{k, now})
@@ -195,7 +208,11 @@ func benchCluster(b *testing.B, n int, window time.Duration) {
 			}
 		}
 		for k := range ks {
-			taken := samplers[src].takenAt(k)
+			sample, ok := sampleOf[name][k]
+			if !ok {
+				continue
+			}
+			taken := samplers[src].takenAt(sample)
 			if taken.Before(start) || taken.After(start.Add(window)) {
 				continue
 			}

@@ -152,14 +152,14 @@ func holds(m *gossip.Member, node string, seq uint64) (bool, string) {
 	return h.Report.Seq >= seq, fmt.Sprintf("%s holds %s seq %d, want %d", v.Self, node, h.Report.Seq, seq)
 }
 
-// TestRelayReachesEveryMember: in a cluster of 40 agents (four columns) and
+// TestRelayReachesEveryMember: in a cluster of 20 agents (four columns) and
 // two collectors, reports reach every member: whole at the collectors
 // straight away, through the relays (whole at an epoch's start, compact
 // after) at the agents, with the hot fields intact.
 func TestRelayReachesEveryMember(t *testing.T) {
 	var mu sync.Mutex
 	compact := 0
-	sc := startSim(t, 40, 2, 250*time.Millisecond, 1, func(_ int, r *report.Report, _ time.Time) {
+	sc := startSim(t, 20, 2, 250*time.Millisecond, 1, func(_ int, r *report.Report, _ time.Time) {
 		if r.Base != r.Seq {
 			mu.Lock()
 			compact++
@@ -168,7 +168,7 @@ func TestRelayReachesEveryMember(t *testing.T) {
 	})
 	for round := range 3 {
 		var last []*report.Report
-		for i := range 40 {
+		for i := range 20 {
 			last = append(last, sc.publish(i, float64(round)+float64(i)/100))
 		}
 		// As agents do, every node publishes again after a refresh
@@ -176,7 +176,9 @@ func TestRelayReachesEveryMember(t *testing.T) {
 		stop := sc.refresh(2*time.Second, float64(round))
 		for _, m := range sc.members {
 			for _, r := range last {
-				agenttest.WaitFor(t, 30*time.Second, "a report to reach every member", func() (bool, string) {
+				// A member a starved machine made look dead comes back
+				// at the latest with memberlist's push/pull (30 s).
+				agenttest.WaitFor(t, 90*time.Second, "a report to reach every member", func() (bool, string) {
 					if v := m.View(time.Now(), time.Hour, func(gossip.Held) bool { return false }); v.Self == r.Node {
 						return true, ""
 					}
@@ -187,8 +189,8 @@ func TestRelayReachesEveryMember(t *testing.T) {
 		stop()
 	}
 	v := sc.members[17].View(time.Now(), time.Hour, func(gossip.Held) bool { return false })
-	if h := v.Reports["node0023"].Report; h.Load.Load1 != 2.23 || h.Load.MemAvailable>>20 != 8<<10 || h.Load.CPUs != 4 {
-		t.Errorf("node0017 rebuilt node0023's report as %+v", h)
+	if h := v.Reports["node0013"].Report; h.Load.Load1 != 2.13 || h.Load.MemAvailable>>20 != 8<<10 || h.Load.CPUs != 4 {
+		t.Errorf("node0017 rebuilt node0013's report as %+v", h)
 	}
 	mu.Lock()
 	defer mu.Unlock()
