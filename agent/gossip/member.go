@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -82,9 +83,10 @@ const (
 )
 
 // probeMisses is how many probe rounds in a row a member must miss to
-// become suspect here: one lost packet or a busy moment is not a failure,
-// two in a row is. With LAN timings (a round a second, 500 ms to answer) a
-// killed node is suspect 1.5–2.5 s after it died.
+// become suspect here: a busy moment is not a failure, two in a row is (a
+// round is missed only when pingAttempts pings went unanswered, and a miss
+// is probed again at once). With LAN timings (a round a second, 500 ms to
+// answer) a killed node is suspect 1.3–2.3 s after it died.
 const probeMisses = 2
 
 // Member is one cluster member. Every method is safe for concurrent use;
@@ -111,8 +113,11 @@ type Member struct {
 	joinFile []string
 	reports  map[string]Held
 	gone     map[string]Gone
-	leaving  map[string]bool // members that said goodbye before leaving
-	missed   map[string]int  // probe rounds in a row a member did not answer
+	// failed are the members that failed (did not leave), by name, with
+	// their gossip address and when they failed; see reconnectLoop.
+	failed  map[string]Gone
+	leaving map[string]bool // members that said goodbye before leaving
+	missed  map[string]int  // probe rounds in a row a member did not answer
 	// members are copies of the live (alive or suspect) memberlist nodes,
 	// kept by the event delegate; see setMember.
 	members map[string]memberlist.Node
@@ -180,6 +185,7 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		join:     slices.Clone(cfg.Join),
 		reports:  make(map[string]Held),
 		gone:     make(map[string]Gone),
+		failed:   make(map[string]Gone),
 		leaving:  make(map[string]bool),
 		missed:   make(map[string]int),
 		members:  make(map[string]memberlist.Node),
@@ -226,8 +232,9 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
 	m.udpBuffer = mlc.UDPBufferSize
-	m.wg.Add(1)
+	m.wg.Add(2)
 	go m.joinLoop()
+	go m.reconnectLoop()
 	if !m.cfg.Meta.Collector {
 		m.wg.Add(1)
 		go m.relayLoop()
@@ -387,6 +394,57 @@ func (m *Member) joinLoop() {
 		}
 		wait = min(max(wait*2, time.Second), 30*time.Second)
 	}
+}
+
+// reconnectTimeout is how long a member that failed is still tried (see
+// reconnectLoop), as Serf's reconnect_timeout.
+const reconnectTimeout = 24 * time.Hour
+
+// reconnectLoop heals partitions. memberlist declares the members it cannot
+// reach dead, gossips to the dead only for a while and pushes and pulls
+// state only with live members, so after a cut longer than failure
+// detection the two sides would never speak again. As Serf does, every two
+// probe intervals this member joins one failed member, with a chance of
+// failed to live members, so that the cluster as a whole tries each failed
+// member about once an interval (and after a cut through the middle,
+// every member tries every time). The first exchange across a healed cut
+// tells each side that the other holds it dead; both refute that with a
+// new incarnation, and the next exchange merges them.
+func (m *Member) reconnectLoop() {
+	defer m.wg.Done()
+	t := time.NewTicker(2 * m.cfg.Memberlist.ProbeInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-m.stop:
+			return
+		case <-t.C:
+		}
+		if addr := m.reconnectTarget(time.Now()); addr != "" {
+			// A failure is the normal case (the member is still down)
+			// and memberlist logs it as a debug line.
+			_, _ = m.ml.Join([]string{addr})
+		}
+	}
+}
+
+// reconnectTarget picks the address of a failed member for reconnectLoop
+// to try now, or "" (none failed, or not this member's turn).
+func (m *Member) reconnectTarget(now time.Time) string {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var addrs []string
+	for name, g := range m.failed {
+		if now.Sub(g.At) > reconnectTimeout {
+			delete(m.failed, name)
+			continue
+		}
+		addrs = append(addrs, g.Node.Gossip)
+	}
+	if len(addrs) == 0 || rand.Float64()*float64(max(len(m.members), 1)) >= float64(len(addrs)) {
+		return ""
+	}
+	return addrs[rand.IntN(len(addrs))]
 }
 
 // joinAddrs is what joinLoop tries: the join list and join file, less this
