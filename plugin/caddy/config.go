@@ -22,6 +22,7 @@ import (
 const (
 	// defaultBind keeps clear of an agent (7946) and of the CoreDNS
 	// plugin's member (7947) on the same machine.
+	defaultPort = 7948
 	defaultBind = "0.0.0.0:7948"
 	maxTop      = 64
 )
@@ -86,16 +87,7 @@ type Cluster struct {
 
 // memberSpec is what makes up one cluster member: every module with the
 // same Bind in one configuration gives the same spec.
-type memberSpec struct {
-	Name    string
-	Bind    string
-	Join    []string
-	Keyring string
-	Label   string
-	Allow   []netip.Prefix
-	Stale   time.Duration
-	Profile string
-}
+type memberSpec = agent.CollectorSpec
 
 // memberProperties names the property behind each agent.Config field a
 // module sets, so the agent library's rules are reported by property.
@@ -225,7 +217,7 @@ func checkJoin(s string) error {
 // stale age, timing profile, and whether gossip is encrypted at all). A
 // reload that changes only the join list or the keyring's keys keeps the
 // member and applies them in place.
-func (s memberSpec) restartKey() string {
+func restartKey(s memberSpec) string {
 	allow := make([]string, len(s.Allow))
 	for i, p := range s.Allow {
 		allow[i] = p.String()

@@ -4,11 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"slices"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -71,7 +67,7 @@ const leaveTimeout = 2 * time.Second
 // acquireMember returns the member for spec, made (not started) when no
 // module holds one with its restart key. Release it with release.
 func acquireMember(spec memberSpec) (*member, error) {
-	key := spec.restartKey()
+	key := restartKey(spec)
 	v, _, err := members.LoadOrNew(key, func() (caddy.Destructor, error) {
 		registry.Lock()
 		defer registry.Unlock()
@@ -230,58 +226,15 @@ func bumpEpoch() {
 }
 
 // agentConfig turns a member spec into an agent configuration: a collector
-// (never a candidate itself) with the spec's timing profile. Errors name
-// the property at fault.
+// (never a candidate itself) with the spec's timing profile, logging to
+// Caddy's log. Errors name the property at fault.
 func agentConfig(spec memberSpec) (*agent.Config, error) {
-	host, portStr, err := net.SplitHostPort(spec.Bind)
+	cfg, err := agent.CollectorConfig(spec, "caddy", defaultPort)
 	if err != nil {
-		return nil, fmt.Errorf("bind: '%s' is not IP:port", spec.Bind)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("bind: '%s': bad port '%s'", spec.Bind, portStr)
-	}
-	cfg := agent.DefaultConfig()
-	if spec.Profile != "" {
-		if err := cfg.SetProfile(spec.Profile); err != nil {
-			return nil, fmt.Errorf("profile: %w", err)
-		}
-	}
-	cfg.Name = spec.Name
-	if cfg.Name == "" {
-		cfg.Name = defaultMemberName(port)
-	}
-	cfg.BindAddr = host
-	cfg.BindPort = port
-	cfg.Collector = true
-	cfg.StateDir = ""
-	cfg.Checks.SSHPort = 0
-	cfg.Join = slices.Clone(spec.Join)
-	cfg.KeyringFile = spec.Keyring
-	cfg.Label = spec.Label
-	cfg.Allow = slices.Clone(spec.Allow)
-	if spec.Stale > 0 {
-		cfg.StaleAfter = spec.Stale
+		return nil, err
 	}
 	cfg.Logger = slog.New(zapslog.NewHandler(logger().Core(), zapslog.WithName("peerload.member"))).With("bind", spec.Bind)
 	return cfg, nil
-}
-
-// defaultMemberName is "caddy-<hostname>", with the port appended when it
-// is not the default one so that several members of one host differ.
-func defaultMemberName(port int) string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	if i := strings.IndexByte(host, '.'); i > 0 {
-		host = host[:i]
-	}
-	name := "caddy-" + host
-	if _, p, _ := net.SplitHostPort(defaultBind); p != strconv.Itoa(port) {
-		name += "-" + strconv.Itoa(port)
-	}
-	return name
 }
 
 // logger is Caddy's default logger, named for this package: members

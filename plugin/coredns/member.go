@@ -5,10 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
-	"os"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 
@@ -308,38 +305,12 @@ func (m *member) adopt(spec memberSpec) error {
 }
 
 // agentConfig turns a member spec into an agent configuration: a collector
-// (never a candidate itself) with the spec's timing profile.
+// (never a candidate itself) with the spec's timing profile, logging to
+// CoreDNS's log.
 func agentConfig(spec memberSpec) (*agent.Config, error) {
-	host, portStr, err := net.SplitHostPort(spec.Bind)
+	cfg, err := agent.CollectorConfig(spec, "coredns", defaultPort)
 	if err != nil {
-		return nil, fmt.Errorf("bind %q: %w", spec.Bind, err)
-	}
-	port, err := strconv.Atoi(portStr)
-	if err != nil {
-		return nil, fmt.Errorf("bind %q: bad port", spec.Bind)
-	}
-	cfg := agent.DefaultConfig()
-	if spec.Profile != "" {
-		if err := cfg.SetProfile(spec.Profile); err != nil {
-			return nil, err
-		}
-	}
-	cfg.Name = spec.Name
-	if cfg.Name == "" {
-		cfg.Name = defaultMemberName(port)
-	}
-	cfg.BindAddr = host
-	cfg.BindPort = port
-	cfg.Collector = true
-	cfg.StateDir = ""
-	cfg.Checks.SSHPort = 0
-	cfg.Join = slices.Clone(spec.Join)
-	cfg.KeyringFile = spec.Keyring
-	cfg.Label = spec.Label
-	cfg.Allow = slices.Clone(spec.Allow)
-	cfg.Roles = slices.Clone(spec.Roles)
-	if spec.Stale > 0 {
-		cfg.StaleAfter = spec.Stale
+		return nil, err
 	}
 	cfg.Logger = slog.New(clogHandler{})
 	// The member's own gossip metrics appear on CoreDNS's /metrics too,
@@ -347,23 +318,6 @@ func agentConfig(spec memberSpec) (*agent.Config, error) {
 	// shutdown, so a restarted member can register again).
 	cfg.Registerer = prometheus.WrapRegistererWith(prometheus.Labels{"member": spec.Bind}, prometheus.DefaultRegisterer)
 	return cfg, nil
-}
-
-// defaultMemberName is "coredns-<hostname>", with the port appended when it
-// is not the default one so that several members of one host differ.
-func defaultMemberName(port int) string {
-	host, err := os.Hostname()
-	if err != nil || host == "" {
-		host = "localhost"
-	}
-	if i := strings.IndexByte(host, '.'); i > 0 {
-		host = host[:i]
-	}
-	name := "coredns-" + host
-	if _, p, _ := net.SplitHostPort(defaultBind); p != strconv.Itoa(port) {
-		name += "-" + strconv.Itoa(port)
-	}
-	return name
 }
 
 // clogHandler sends the agent's and memberlist's log records to CoreDNS's

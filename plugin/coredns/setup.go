@@ -36,6 +36,7 @@ func init() { plugin.Register(pluginName, setup) }
 const (
 	defaultTop   = 3
 	defaultTTL   = 30
+	defaultPort  = 7947
 	defaultBind  = "0.0.0.0:7947"
 	maxTop       = 64
 	maxTTL       = 86400
@@ -64,19 +65,7 @@ func (c *config) policy() rank.Policy {
 // memberSpec is what makes up the gossip member a peerload block runs. All
 // blocks with the same bind address share one member, so these settings are
 // given once (or identically) per bind address.
-type memberSpec struct {
-	Name    string
-	Bind    string
-	Join    []string
-	Keyring string
-	Label   string
-	Allow   []netip.Prefix
-	Stale   time.Duration
-	Profile string
-	// Roles are the updater roles of the blocks' `update` sub-blocks
-	// (node meta, so several CoreDNS servers elect one writer per name).
-	Roles []string
-}
+type memberSpec = agent.CollectorSpec
 
 // memberProperties names the property behind each agent.Config field a
 // peerload block sets.

@@ -314,8 +314,8 @@ func TestAgentConfig(t *testing.T) {
 	if cfg.Name != "ns1" || cfg.Interval != agent.DefaultConfig().Interval || cfg.BindAddr != "0.0.0.0" || cfg.BindPort != 7947 {
 		t.Errorf("LAN member config %+v", cfg)
 	}
-	if n := defaultMemberName(7947); strings.HasSuffix(n, "-7947") {
-		t.Errorf("default name on the default port %q carries the port", n)
+	if cfg, err := agentConfig(memberSpec{Bind: defaultBind}); err != nil || strings.HasSuffix(cfg.Name, "-7947") {
+		t.Errorf("default name on the default port %q (%v) carries the port", cfg.Name, err)
 	}
 }
 
