@@ -319,6 +319,10 @@ func benchScale(b *testing.B, n, dilation int, window time.Duration) {
 	b.ReportMetric(time.Since(killed).Seconds()/float64(sc.dilation), "kill-out-s")
 	b.ReportMetric(float64(sc.dilation), "dilation")
 	b.ReportMetric(float64(flaps), "members-lost")
+	// Packets a member too busy to read them lost (the simulation runs
+	// every member on two cores; a real machine's socket buffer would
+	// rarely overflow).
+	b.ReportMetric(float64(sc.net.overflow.Load()), "overflow-packets")
 }
 
 // BenchmarkIdeas weighs each idea of the design on one simulated cluster

@@ -26,6 +26,8 @@ type memNet struct {
 	drop    atomic.Pointer[func(from string) bool]
 	// Wire is every byte sent, headers included.
 	wire atomic.Uint64
+	// overflow counts packets lost because the receiver's buffer was full.
+	overflow atomic.Uint64
 }
 
 // ipUDPHeaders and ipTCPHeaders are the header bytes of one IPv4 packet.
@@ -100,9 +102,14 @@ func (t *memTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 	p := &memberlist.Packet{Buf: append([]byte(nil), b...), From: &net.UDPAddr{IP: t.ip, Port: t.port}}
 	time.AfterFunc(t.net.latency(), func() {
 		p.Timestamp = time.Now()
+		// A member that cannot keep up loses what its socket buffer
+		// cannot hold, as a UDP socket does (and the simulation's memory
+		// stays bounded).
 		select {
 		case dest.packets <- p:
 		case <-dest.done:
+		default:
+			t.net.overflow.Add(1)
 		}
 	})
 	return now, nil
