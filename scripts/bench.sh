@@ -102,6 +102,9 @@ EOF
 	echo "<!-- BEGIN bench-caddy -->"
 	sed 's/^### /## /' "$out/caddy.md"
 	echo "<!-- END bench-caddy -->"
+	# The placement section comes from `peerload simulate` (deterministic
+	# for a seed; docs/placement.md says how it was made).
+	if [ -f docs/placement.md ]; then echo; cat docs/placement.md; fi
 	echo
 	sed 's/^### /## /' "$out/scale.md"
 	echo
