@@ -298,7 +298,9 @@ func benchScale(b *testing.B, n, dilation int, window time.Duration) {
 		}
 	}()
 	time.Sleep(base.RefreshInterval)
+	susp0, ref0 := sc.rumours.suspicions.Load(), sc.rumours.refutations.Load()
 	st := run.measure(window, 10*time.Second)
+	susp, ref := sc.rumours.suspicions.Load()-susp0, sc.rumours.refutations.Load()-ref0
 	// Members the starved simulation wrongly declared dead would void
 	// its figures: count them.
 	flaps := len(col.View(time.Now(), time.Hour, func(gossip.Held) bool { return false }).Gone)
@@ -323,6 +325,10 @@ func benchScale(b *testing.B, n, dilation int, window time.Duration) {
 	// every member on two cores; a real machine's socket buffer would
 	// rarely overflow).
 	b.ReportMetric(float64(sc.net.overflow.Load()), "overflow-packets")
+	// Failure-detection rumours in the measured window: each costs every
+	// member a dozen retransmissions.
+	b.ReportMetric(float64(susp), "window-suspicions")
+	b.ReportMetric(float64(ref), "window-refutations")
 }
 
 // BenchmarkIdeas weighs each idea of the design on one simulated cluster

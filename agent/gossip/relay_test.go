@@ -1,12 +1,14 @@
 package gossip_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"log"
 	"math/rand/v2"
 	"os"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -25,6 +27,24 @@ type simCluster struct {
 	members    []*gossip.Member
 	names      []string
 	seq        []uint64
+	// rumours counts memberlist's failure-detection rumours.
+	rumours rumourCounter
+}
+
+// rumourCounter counts memberlist's log lines about suspicions (a member
+// suspected another) and refutations (a suspected member said it is
+// alive): each starts a rumour every member retransmits, and a starved
+// simulation makes many.
+type rumourCounter struct{ suspicions, refutations atomic.Uint64 }
+
+func (c *rumourCounter) Write(p []byte) (int, error) {
+	switch {
+	case bytes.Contains(p, []byte("] memberlist: Suspect ")):
+		c.suspicions.Add(1)
+	case bytes.Contains(p, []byte("] memberlist: Refuting a suspect")):
+		c.refutations.Add(1)
+	}
+	return len(p), nil
 }
 
 // startSim starts agents (and collectors, named col0...) on a memNet with
@@ -62,7 +82,7 @@ func startSim(t testing.TB, agents, collectors int, interval time.Duration, dila
 		sc.transports = append(sc.transports, tr)
 		mlc.Transport = tr
 		mlc.LogOutput = io.Discard
-		mlc.Logger = log.New(io.Discard, "", 0)
+		mlc.Logger = log.New(&sc.rumours, "", 0)
 		cfg := &gossip.Config{
 			Name:       name,
 			Meta:       report.Meta{Collector: i >= agents},
