@@ -110,7 +110,10 @@ $(verdict "$(awk -v a="$(m "$lab" kill-top-s)" -v b="$(m "$lab" kill-pool-s)" 'B
 is 5 s old per hop, log₄ N hops). The same cluster of 100 simulated in one process (a cross-check
 of the accounting): $(kb "$(m "$s100" B/s/agent)") kB/s per agent, collectors p99 $(f '%.2f' "$(m "$s100" collector-p99-s)") s,
 agents p99 $(f '%.1f' "$(m "$s100" agent-p99-s)") s. A collector sends $(kb "$(m "$lab" B/s/collector)") kB/s (its probes of the top
-candidates), a CoreDNS $(kb "$(m "$lab" B/s/coredns)") kB/s.
+candidates), a CoreDNS $(kb "$(m "$lab" B/s/coredns)") kB/s. In the measured window of the 1,000-member
+simulation memberlist raised $(f '%.0f' "$(m "$s1000" window-suspicions)") suspicions and $(f '%.0f' "$(m "$s1000" window-refutations)") refutations (each a rumour every
+member retransmits about a dozen times; a starved simulation raises them, a quiet LAN rarely),
+$(f '%.0f' "$(m "$s1000" overflow-packets)") packets overflowed a busy member's receive buffer, and $(f '%.0f' "$(m "$s1000" members-lost)") members were wrongly declared dead.
 
 Each idea weighed on one simulated cluster of 100 (BenchmarkIdeas: the idea turned off for a
 30 s window, everything else as designed):
