@@ -201,8 +201,11 @@ func (c *Checker) checkSSHD() report.CheckResult {
 	return fail(checkSSHD, "nothing listens on TCP port %d", c.cc.SSHPort)
 }
 
-// tcpStateListen is TCP_LISTEN in the st column of /proc/net/tcp.
-const tcpStateListen = "0A"
+// TCP states in the st column of /proc/net/tcp.
+const (
+	tcpStateListen  = "0A" // TCP_LISTEN
+	tcpStateSynRecv = "03" // TCP_SYN_RECV: listed with their listener by kernels before 4.4
+)
 
 // tcpListening scans a /proc/net/tcp or tcp6 table for a LISTEN socket on
 // port. Lines look like
@@ -211,6 +214,12 @@ const tcpStateListen = "0A"
 //
 // with the local address and port in hex. It stops at the first match; a
 // malformed line is an error only if no match follows.
+//
+// The kernel lists every listening socket before any other, so the scan
+// also stops at the first socket in another state: on a busy machine the
+// whole table (one line per connection, produced by walking the kernel's
+// connection hash) cost an idle agent more CPU than everything else it
+// does, every sampling interval.
 func tcpListening(r io.Reader, port int) (bool, error) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 4096), 64*1024)
@@ -234,8 +243,12 @@ func tcpListening(r io.Reader, port int) (bool, error) {
 			}
 			continue
 		}
-		if int(p) == port && strings.EqualFold(f[3], tcpStateListen) {
+		listen := strings.EqualFold(f[3], tcpStateListen)
+		if int(p) == port && listen {
 			return true, nil
+		}
+		if !listen && !strings.EqualFold(f[3], tcpStateSynRecv) {
+			break
 		}
 	}
 	if err := sc.Err(); err != nil {

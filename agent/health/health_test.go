@@ -1,6 +1,10 @@
 package health
 
 import (
+	"errors"
+	"io"
+	"testing/iotest"
+
 	"github.com/peerload/peerload/agent/report"
 
 	"context"
@@ -137,6 +141,13 @@ func TestParseTCPListening(t *testing.T) {
 		if got != tc.want || (err != nil) != tc.wantErr {
 			t.Errorf("tcpListening(%.40q, %d) = %v, %v; want %v, error %v", tc.table, tc.port, got, err, tc.want, tc.wantErr)
 		}
+	}
+
+	// The listeners come first: the scan reads no further than the first
+	// other socket, however many connections follow.
+	rest := iotest.ErrReader(errors.New("read past the listening sockets"))
+	if got, err := tcpListening(io.MultiReader(strings.NewReader(table), rest), 2222); got || err != nil {
+		t.Errorf("no listener on 2222: %v, %v; want false, no error and nothing read after the established socket", got, err)
 	}
 }
 
