@@ -2,6 +2,7 @@ package gossip_test
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"os"
 	"runtime/debug"
@@ -13,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/gossip"
@@ -297,7 +299,11 @@ func benchScale(b *testing.B, n, dilation int, window time.Duration) {
 			col.Probe(probed)
 		}
 	}()
-	time.Sleep(base.RefreshInterval)
+	// Steady state: past the refresh interval, and past the time every
+	// member needs to retransmit the "alive" rumours of the joins.
+	drain := rumourDrain(base.Memberlist, n+2) * sc.dilation
+	b.Logf("N=%d: waiting %s for the joins' rumours to drain", n, max(drain, base.RefreshInterval).Round(time.Second))
+	time.Sleep(max(drain, base.RefreshInterval))
 	susp0, ref0 := sc.rumours.suspicions.Load(), sc.rumours.refutations.Load()
 	st := run.measure(window, 10*time.Second)
 	susp, ref := sc.rumours.suspicions.Load()-susp0, sc.rumours.refutations.Load()-ref0
@@ -378,6 +384,20 @@ func (sc *simCluster) config() *agent.Config {
 }
 
 func (sc *simCluster) memSent(i int) uint64 { return sc.transports[i].sent.Load() }
+
+// rumourDrain is how long a member of a cluster of n that all joined
+// moments ago keeps sending the joins' "alive" rumours: memberlist queues
+// each of the n rumours for RetransmitMult·⌈log10(n+1)⌉ transmissions and
+// sends at most GossipNodes packets of UDPBufferSize per GossipInterval
+// (about 90 bytes a rumour with this project's node meta). A boot of a
+// thousand machines thus costs each one minutes of rumours, and a window
+// that overlaps them measures the boot, not the steady state.
+func rumourDrain(ml *memberlist.Config, n int) time.Duration {
+	const rumourBytes = 90
+	transmits := ml.RetransmitMult * int(math.Ceil(math.Log10(float64(n+1))))
+	perInterval := ml.GossipNodes * ml.UDPBufferSize
+	return time.Duration(n*transmits*rumourBytes/perInterval+1) * ml.GossipInterval
+}
 
 func median(sorted []float64) float64 { return pct(sorted, 50) }
 
