@@ -134,6 +134,18 @@ func Median(points []Point, f func(Point) float64) float64 {
 	return (v[len(v)/2-1] + v[len(v)/2]) / 2
 }
 
+// Min is the least of f over points (0 when there are none).
+func Min(points []Point, f func(Point) float64) float64 {
+	if len(points) == 0 {
+		return 0
+	}
+	m := f(points[0])
+	for _, p := range points[1:] {
+		m = min(m, f(p))
+	}
+	return m
+}
+
 // PlotSeries draws one line per series of f over time (minutes) into a
 // PNG at path, with a vertical marker at warmup.
 func PlotSeries(path, title, ylabel string, series []*Series, f func(Point) float64, warmup time.Duration) error {
