@@ -168,7 +168,16 @@ func TestLabSoak(t *testing.T) {
 	}
 	var restarts []pending
 	drained := map[*lab.Agent]bool{}
-	running := func(a *lab.Agent) bool { return a.Process.Running() }
+	// running: the process runs and its agent is up. A restarted agent
+	// answers its API once its control socket listens (it opens that
+	// first), so drain and undrain never race its start.
+	running := func(a *lab.Agent) bool {
+		if !a.Process.Running() {
+			return false
+		}
+		_, err := a.View()
+		return err == nil
+	}
 	for step := 0; ctx.Err() == nil; step++ {
 		select {
 		case <-ctx.Done():
