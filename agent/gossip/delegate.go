@@ -211,11 +211,10 @@ func (e *eventDelegate) NotifyJoin(n *memberlist.Node) {
 	m.setMember(n)
 	delete(m.leaving, n.Name)
 	delete(m.missed, n.Name)
-	delete(m.gone, n.Name)
-	if _, back := m.failed[n.Name]; back {
-		delete(m.failed, n.Name)
+	if g, back := m.gone[n.Name]; back && g.State == StateDead {
 		m.log.Debug("a member that had failed is back", "member", n.Name)
 	}
+	delete(m.gone, n.Name)
 	own := m.own
 	m.mu.Unlock()
 	if n.Name != m.cfg.Name {
@@ -267,11 +266,6 @@ func (e *eventDelegate) NotifyLeave(n *memberlist.Node) {
 	}
 	m.ids = nil
 	m.gone[n.Name] = Gone{Node: m.nodeLocked(n), State: state, At: time.Now()}
-	if state == StateDead {
-		m.failed[n.Name] = m.gone[n.Name]
-	} else {
-		delete(m.failed, n.Name)
-	}
 	m.mu.Unlock()
 	m.onChange()
 }

@@ -1,5 +1,7 @@
 package gossip
 
+import "time"
+
 // Exported for the tests of package gossip_test.
 var (
 	Columns     = columns
@@ -16,3 +18,6 @@ const (
 
 // SetAblation switches ideas of the design off on a running member.
 func SetAblation(m *Member, bits uint32) { m.ablate.Store(bits) }
+
+// ReconnectTarget is the address reconnectLoop would join now, or "".
+func ReconnectTarget(m *Member) string { return m.reconnectTarget(time.Now()) }

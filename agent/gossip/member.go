@@ -112,10 +112,10 @@ type Member struct {
 	join     []string
 	joinFile []string
 	reports  map[string]Held
-	gone     map[string]Gone
-	// failed are the members that failed (did not leave), by name, with
-	// their gossip address and when they failed; see reconnectLoop.
-	failed  map[string]Gone
+	// gone are the members that left or failed, newest state per name:
+	// shown by View for forgetGone, and those that failed kept for
+	// reconnectTimeout (see reconnectLoop).
+	gone    map[string]Gone
 	leaving map[string]bool // members that said goodbye before leaving
 	missed  map[string]int  // probe rounds in a row a member did not answer
 	// members are copies of the live (alive or suspect) memberlist nodes,
@@ -185,7 +185,6 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		join:     slices.Clone(cfg.Join),
 		reports:  make(map[string]Held),
 		gone:     make(map[string]Gone),
-		failed:   make(map[string]Gone),
 		leaving:  make(map[string]bool),
 		missed:   make(map[string]int),
 		members:  make(map[string]memberlist.Node),
@@ -397,7 +396,7 @@ func (m *Member) joinLoop() {
 }
 
 // reconnectTimeout is how long a member that failed is still tried (see
-// reconnectLoop), as Serf's reconnect_timeout.
+// reconnectLoop), as Serf's reconnect_timeout; View forgets it then.
 const reconnectTimeout = 24 * time.Hour
 
 // reconnectLoop heals partitions. memberlist declares the members it cannot
@@ -434,12 +433,10 @@ func (m *Member) reconnectTarget(now time.Time) string {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	var addrs []string
-	for name, g := range m.failed {
-		if now.Sub(g.At) > reconnectTimeout {
-			delete(m.failed, name)
-			continue
+	for _, g := range m.gone {
+		if g.State == StateDead && now.Sub(g.At) <= reconnectTimeout {
+			addrs = append(addrs, g.Node.Gossip)
 		}
-		addrs = append(addrs, g.Node.Gossip)
 	}
 	if len(addrs) == 0 || rand.Float64()*float64(max(len(m.members), 1)) >= float64(len(addrs)) {
 		return ""
@@ -550,8 +547,10 @@ type View struct {
 }
 
 // View copies what this member knows. forget says when to drop what is
-// no longer needed: a gone member after forgetGone, and a report of a node
-// that is not a live member once forgetReport(held) says so.
+// no longer needed: a gone member after forgetGone (one that failed is
+// only hidden then, and kept for reconnectLoop until reconnectTimeout),
+// and a report of a node that is neither a live member nor shown as gone
+// once forgetReport(held) says so.
 func (m *Member) View(now time.Time, forgetGone time.Duration, forgetReport func(Held) bool) View {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -559,16 +558,20 @@ func (m *Member) View(now time.Time, forgetGone time.Duration, forgetReport func
 	for _, n := range m.members {
 		v.Members = append(v.Members, m.nodeLocked(&n))
 	}
+	shown := make(map[string]bool, len(m.gone))
 	for name, g := range m.gone {
-		if _, live := m.members[name]; live || now.Sub(g.At) > forgetGone {
+		_, live := m.members[name]
+		switch age := now.Sub(g.At); {
+		case live || age > reconnectTimeout || age > forgetGone && g.State != StateDead:
 			delete(m.gone, name)
-			continue
+		case age <= forgetGone:
+			shown[name] = true
+			v.Gone = append(v.Gone, g)
 		}
-		v.Gone = append(v.Gone, g)
 	}
 	for name, h := range m.reports {
 		_, live := m.members[name]
-		_, gone := m.gone[name]
+		gone := shown[name]
 		// A report can arrive before gossip tells this member that its
 		// node joined: keep it until it expires, then forget it.
 		if !live && !gone && name != m.cfg.Name && forgetReport(h) {

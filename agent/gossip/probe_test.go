@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/gossip"
 )
 
@@ -62,4 +63,37 @@ func TestProbeToleratesLossAndCatchesTheDead(t *testing.T) {
 		t.Fatalf("after one Probe call with %s dead, suspect: %v", sc.names[3], s)
 	}
 	t.Logf("dead node suspect after one Probe call of %.2fs", time.Since(start).Seconds())
+}
+
+// TestReconnectTriesFailedMembersOnly: a member that failed is what
+// reconnectLoop joins, one that left never is.
+func TestReconnectTriesFailedMembersOnly(t *testing.T) {
+	sc := startSim(t, 3, 0, 2*time.Second, 1, nil)
+	m := sc.members[0]
+	goneAs := func(name, state string) func() (bool, string) {
+		return func() (bool, string) {
+			for _, g := range m.View(time.Now(), time.Hour, func(gossip.Held) bool { return false }).Gone {
+				if g.Node.Name == name {
+					return g.State == state, g.State
+				}
+			}
+			return false, "not gone"
+		}
+	}
+	dead, left := sc.members[2], sc.members[1]
+	if err := dead.Shutdown(); err != nil {
+		t.Fatal(err)
+	}
+	agenttest.WaitFor(t, time.Minute, sc.names[2]+" to be dead at "+sc.names[0], goneAs(sc.names[2], gossip.StateDead))
+	if err := left.Leave(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	agenttest.WaitFor(t, 30*time.Second, sc.names[1]+" to have left at "+sc.names[0], goneAs(sc.names[1], gossip.StateLeft))
+	// One failed member and one live (this one): every call picks it.
+	for range 20 {
+		if got := gossip.ReconnectTarget(m); got != dead.GossipAddr() {
+			t.Fatalf("reconnect target %q, want the failed %s (%s) and never the one that left (%s)",
+				got, sc.names[2], dead.GossipAddr(), left.GossipAddr())
+		}
+	}
 }
