@@ -81,7 +81,7 @@ them: every packet once, IP and UDP/TCP headers included (not Ethernet's), AES-G
 cluster label included. **N = 100** is real processes: 100 \`peerload agent\` (LAN defaults, a
 keyring and a label), each in its own network namespace with its own proc root, plus a collector
 agent and two CoreDNS (one for the lab, one for the \`gpu\` pool of 10 machines): bytes from each
-namespace's interface counters over 60 s, CPU (utime+stime) and RSS from /proc, a sample's time
+namespace's interface counters over 60 s, CPU (the threads' run time, /proc/PID/task/*/schedstat) and RSS from /proc, a sample's time
 from a clock file every agent reads as its uptime (so each report carries when it was taken), the
 collector's table polled every 100 ms, every agent's table once a second (agent latency to
 ±0.5 s), and kill -9 of the first machine of each CoreDNS answer under 20 queries/s each.

@@ -18,6 +18,7 @@ import (
 
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/report"
+	"github.com/peerload/peerload/test/lab"
 )
 
 // walkSampler is a node whose load1 random-walks. Every sample carries its
@@ -286,14 +287,14 @@ func BenchmarkAgentIdle(b *testing.B) {
 		time.Sleep(5 * time.Second) // settle: start-up allocations, first push/pulls
 		cpu0 := make([]float64, len(agents))
 		for i, a := range agents {
-			cpu0[i] = procCPUSeconds(b, agentPid(a))
+			cpu0[i] = cpuSeconds(b, agentPid(a))
 		}
 		start := time.Now()
 		time.Sleep(20 * time.Second)
 		elapsed := time.Since(start).Seconds()
 		var rss, cpu []float64
 		for i, a := range agents {
-			cpu = append(cpu, (procCPUSeconds(b, agentPid(a))-cpu0[i])/elapsed*100)
+			cpu = append(cpu, (cpuSeconds(b, agentPid(a))-cpu0[i])/elapsed*100)
 			rss = append(rss, procRSSMB(b, agentPid(a)))
 		}
 		slices.Sort(rss)
@@ -302,18 +303,6 @@ func BenchmarkAgentIdle(b *testing.B) {
 		b.ReportMetric(percentile(cpu, 50), "CPU-%")
 		b.ReportMetric(rss[len(rss)-1], "max-RSS-MB")
 	}
-}
-
-// procCPUSeconds is utime+stime of pid.
-func procCPUSeconds(b testing.TB, pid int) float64 {
-	raw, err := os.ReadFile(filepath.Join("/proc", strconv.Itoa(pid), "stat"))
-	if err != nil {
-		b.Fatal(err)
-	}
-	f := strings.Fields(string(raw[strings.LastIndexByte(string(raw), ')')+2:]))
-	ut, _ := strconv.ParseFloat(f[11], 64)
-	st, _ := strconv.ParseFloat(f[12], 64)
-	return (ut + st) / 100 // USER_HZ is 100 on Linux
 }
 
 // procRSSMB is VmRSS of pid in MB.
@@ -330,6 +319,14 @@ func procRSSMB(b testing.TB, pid int) float64 {
 	}
 	b.Fatal("no VmRSS")
 	return 0
+}
+
+func cpuSeconds(b testing.TB, pid int) float64 {
+	s, err := lab.CPUSeconds(pid)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
 }
 
 func agentPid(a *agentProc) int {

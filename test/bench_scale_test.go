@@ -27,7 +27,7 @@ import (
 //
 // After a 30 s settle it measures over 60 s: bytes each host sent (its
 // interface counters: every packet once, IP and UDP/TCP headers included,
-// Ethernet's not), agent CPU (utime+stime) and RSS, and how long after a
+// Ethernet's not), agent CPU (the scheduler's run time) and RSS, and how long after a
 // sample the collector held it (every sample is stamped: the agents'
 // uptime is a clock file). Over the next 45 s it polls every agent's table
 // once a second to time when the last agent held each sample (or a newer

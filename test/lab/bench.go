@@ -129,27 +129,34 @@ func (l *Lab) ipCommand(args ...string) Result {
 	return runCommand(context.Background(), l.ip, args...)
 }
 
-// CPUSeconds is a process's user plus system time so far.
+// CPUSeconds is the time a process's threads have run so far, from the
+// scheduler's nanosecond accounting (/proc/PID/task/*/schedstat), not
+// utime+stime: those count 10 ms ticks, so an idle agent's 0.25 % over
+// 20 s is five ticks and one more or less moves it by a fifth. A thread
+// that exited takes its time with it; Go parks its threads rather than
+// ending them.
 func CPUSeconds(pid int) (float64, error) {
-	raw, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
-	if err != nil {
-		return 0, err
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
+	if err != nil || len(tasks) == 0 {
+		return 0, fmt.Errorf("process %d: no threads in /proc", pid)
 	}
-	s := string(raw)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return 0, fmt.Errorf("/proc/%d/stat: no command field", pid)
+	var ns float64
+	for _, t := range tasks {
+		raw, err := os.ReadFile(t)
+		if err != nil {
+			continue // the thread ended
+		}
+		f := strings.Fields(string(raw))
+		if len(f) < 1 {
+			return 0, fmt.Errorf("%s: %q", t, raw)
+		}
+		v, err := strconv.ParseFloat(f[0], 64)
+		if err != nil {
+			return 0, fmt.Errorf("%s: %q", t, raw)
+		}
+		ns += v
 	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 13 {
-		return 0, fmt.Errorf("/proc/%d/stat: %d fields", pid, len(f))
-	}
-	ut, err1 := strconv.ParseFloat(f[11], 64)
-	st, err2 := strconv.ParseFloat(f[12], 64)
-	if err1 != nil || err2 != nil {
-		return 0, fmt.Errorf("/proc/%d/stat: bad times", pid)
-	}
-	return (ut + st) / 100, nil // USER_HZ is 100 on Linux
+	return ns / 1e9, nil
 }
 
 // PinNeighbors gives every host of the lab a permanent neighbour (ARP)
