@@ -16,6 +16,7 @@ all: build
 build:
 	@mkdir -p $(BIN)
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/peerload ./cmd/peerload
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/peerload-plot ./cmd/peerload-plot
 	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS)' -o $(BIN)/coredns ./cmd/coredns
 	CGO_ENABLED=0 $(GO) build -ldflags '-X github.com/caddyserver/caddy/v2.CustomVersion=peerload-$(VERSION)' -o $(BIN)/caddy ./cmd/caddy
 
@@ -84,11 +85,11 @@ clean:
 	rm -rf $(BIN)
 
 # deb builds bin/peerload_VERSION_ARCH.deb (and the symlink bin/peerload.deb)
-# from packaging/ with nfpm: stripped builds of cmd/peerload, cmd/coredns and
-# cmd/caddy when it exists, in bin/deb. See docs/deploying.md.
+# from packaging/ with nfpm: stripped builds of cmd/peerload, cmd/peerload-plot,
+# cmd/coredns and cmd/caddy when it exists, in bin/deb. See docs/deploying.md.
 deb:
 	@mkdir -p $(BIN)/deb
-	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS) -s -w' -o $(BIN)/deb/ ./cmd/peerload ./cmd/coredns $(wildcard ./cmd/caddy)
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS) -s -w' -o $(BIN)/deb/ ./cmd/peerload ./cmd/peerload-plot ./cmd/coredns $(wildcard ./cmd/caddy)
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run ./packaging/mkdeb --version '$(VERSION)' --bin-dir $(BIN)/deb --out-dir $(BIN)
 
 # test-deb checks the package: contents, lintian, the units' security

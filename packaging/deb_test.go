@@ -92,6 +92,7 @@ func TestDebContents(t *testing.T) {
 	const exe, data = "-rwxr-xr-x", "-rw-r--r--"
 	want := map[string]string{
 		"/usr/bin/peerload":                           exe,
+		"/usr/bin/peerload-plot":                      exe,
 		"/usr/lib/peerload/coredns":                   exe,
 		"/usr/lib/sysusers.d/peerload.conf":           data,
 		"/etc/peerload":                               "drwxr-xr-x",
@@ -105,6 +106,7 @@ func TestDebContents(t *testing.T) {
 		"/usr/share/doc/peerload/deploying.md.gz":     data,
 		"/usr/share/doc/peerload/examples/Corefile":   data,
 		"/usr/share/man/man1/peerload.1.gz":           data,
+		"/usr/share/man/man1/peerload-plot.1.gz":      data,
 		"/usr/share/lintian/overrides/peerload":       data,
 		"/usr/share/doc/peerload/plugin-README.md.gz": data,
 	}
@@ -256,6 +258,7 @@ func TestInstallAndRun(t *testing.T) {
 		m.must(t, "getent", "group", "peerload-admin")
 		for path, want := range map[string]string{
 			"/usr/bin/peerload":                         "root:root 755",
+			"/usr/bin/peerload-plot":                    "root:root 755",
 			"/usr/lib/peerload/coredns":                 "root:root 755",
 			"/etc/peerload":                             "root:root 755",
 			"/etc/peerload/agent.env":                   "root:root 644",
@@ -278,6 +281,17 @@ func TestInstallAndRun(t *testing.T) {
 			if got := strings.TrimSpace(m.run("systemctl", "is-enabled", u)); got != want {
 				t.Errorf("%s is %s, want %s", u, got, want)
 			}
+		}
+	})
+
+	t.Run("simulate plots", func(t *testing.T) {
+		// peerload runs peerload-plot, beside it in /usr/bin, for --plot.
+		out := m.must(t, "peerload", "simulate", "--machines", "10", "--burst", "6", "--duration", "20m", "--plot", "/tmp/plots")
+		for _, f := range []string{"/tmp/plots/sim-slowdown.png", "/tmp/plots/sim-sessions.png"} {
+			if !strings.Contains(out, "wrote "+f) {
+				t.Errorf("simulate --plot does not say it wrote %s:\n%s", f, out)
+			}
+			m.must(t, "test", "-s", f)
 		}
 	})
 

@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # bench-memory.sh: where an idle agent's memory goes, printed as a markdown
-# section for BENCHMARKS.md. Needs bin/ built. Takes about 2 minutes.
+# section for BENCHMARKS.md. Needs bin/ built. Takes about a minute.
 #
 # Five `peerload agent` processes on loopback (LAN defaults, an idle load)
 # run for 40 s; the fifth one's memory is read from /proc/PID/smaps (the
 # binary's mappings, anonymous memory) and from its /metrics (the Go
 # runtime's own accounting). The binary is broken down with `go tool nm
-# -size` and `go version -m`. The same cluster then runs a build without
-# `peerload simulate` (the plotting libraries) to measure what they cost.
+# -size` and `go version -m`. The plotting libraries of `peerload simulate
+# --plot` are not in it: they are in bin/peerload-plot, which only --plot
+# runs (TestNoPlottingInPeerload keeps them out).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${PEERLOAD_BIN:-$PWD/bin}/peerload
@@ -63,18 +64,7 @@ stack=$(metric go_memstats_stack_inuse_bytes) gcsys=$(metric go_memstats_gc_sys_
 othersys=$(metric go_memstats_other_sys_bytes) mspan=$(metric go_memstats_mspan_inuse_bytes)
 stop
 
-# The same agent without `peerload simulate`: a stub replaces the command.
-variant=$out/src
-mkdir -p "$variant"
-git ls-files -z | xargs -0 cp --parents -t "$variant"
-printf 'package main\n\nimport "errors"\n\nfunc (c *cli) runSimulate([]string) error { return errors.New("not in this build") }\n' >"$variant/cmd/peerload/simulate.go"
-rm -f "$variant/cmd/peerload/simulate_test.go"
-(cd "$variant" && CGO_ENABLED=0 go build -o "$out/peerload-nosim" ./cmd/peerload)
-cluster "$out/peerload-nosim" nosim
-rss2=$(status "$pid" VmRSS) anon2=$(status "$pid" RssAnon) file2=$(status "$pid" RssFile)
-stop
-
-size=$(stat -c %s "$bin") size2=$(stat -c %s "$out/peerload-nosim")
+size=$(stat -c %s "$bin")
 deps=$(go version -m "$bin" | grep -c $'^\tdep')
 # group PATTERN: KiB of symbols whose name starts with PATTERN.
 go tool nm -size "$bin" >"$out/nm.txt"
@@ -92,18 +82,16 @@ read after 40 s from /proc/PID/smaps and its own /metrics; the binary from \`go 
 | **VmRSS** | **$(mb "$rss") MB** |
 | the binary's pages (file-backed, shared and reclaimable): code | $(mb "$text") MB |
 | · read-only data (pclntab, type data, strings) | $(mb "$rodata") MB |
-| · initialised data (embedded fonts live here) | $(mb "$data") MB |
+| · initialised data | $(mb "$data") MB |
 | anonymous (the process's own) | $(mb "$anon") MB |
 | · Go heap in use (live: $(mb "$heapAlloc") MB) | $(mb "$heapInuse") MB |
 | · goroutine stacks | $(mb "$stack") MB |
 | · GC metadata, spans, runtime | $(mb "$((gcsys + othersys + mspan))") MB (reserved; partly resident) |
 
-The binary is $(mb "$((size / 1024))") MB. What it holds, by symbols: plotting for \`peerload simulate\`
-(gonum/plot $(group gonum.org/v1/plot) KiB, its 12 Liberation fonts $(group codeberg.org/go-fonts) KiB, PDF/image/latex
-$(( $(group codeberg.org/go-pdf) + $(group golang.org/x/image) + $(group codeberg.org/go-latex) )) KiB), Prometheus client_golang $(group github.com/prometheus/client_golang) KiB with protobuf
+The binary is $(mb "$((size / 1024))") MB. What it holds, by symbols: Prometheus client_golang $(group github.com/prometheus/client_golang) KiB with protobuf
 $(group google.golang.org/protobuf) KiB and prometheus/common $(group github.com/prometheus/common) KiB, net/http $(group net/http) KiB, miekg/dns $(group github.com/miekg/dns) KiB,
 procfs $(group github.com/prometheus/procfs) KiB, memberlist $(group github.com/hashicorp/memberlist) KiB with msgpack $(group github.com/hashicorp/go-msgpack) KiB, peerload itself
-$(group github.com/peerload/peerload) KiB. Every package's init runs at start and touches its pages: gonum/plot's
-parses the fonts (about 190 kB of heap, 12 ms). **The same agent built without \`peerload
-simulate\`** ($(mb "$((size2 / 1024))") MB): VmRSS **$(mb "$rss2") MB** (anonymous $(mb "$anon2") MB, binary $(mb "$file2") MB).
+$(group github.com/peerload/peerload) KiB. Every package's init runs at start and touches its pages. The plotting
+libraries of \`peerload simulate --plot\` (gonum/plot, whose init parses 12 embedded fonts: 4.2 MB of an
+idle agent's VmRSS when they were linked) are in \`bin/peerload-plot\`, which only \`--plot\` runs.
 EOF

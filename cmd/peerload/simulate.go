@@ -1,10 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -56,7 +58,7 @@ top and TTL:
 	sweepTop := f.String("sweep-top", "", "compare these tops, `N,N,...` (with --sweep-ttl: every combination)")
 	sweepTTL := f.String("sweep-ttl", "", "compare these TTLs, `D,D,...` (e.g. 0s,10s,30s)")
 	asJSON := f.Bool("json", false, "print a JSON array, one object per policy (per top and TTL with --sweep-*)")
-	plotDir := f.String("plot", "", "write PNG plots into `DIR`")
+	plotDir := f.String("plot", "", "write PNG plots into `DIR` (drawn by the peerload-plot program)")
 	rest, err := f.parse(args)
 	if err != nil {
 		return err
@@ -71,8 +73,14 @@ top and TTL:
 	if cfg.Util, err = parseFraction(*util); err != nil {
 		return &flagError{Flag: "util", Value: *util, Err: err}
 	}
+	var plotter string
+	if *plotDir != "" {
+		if plotter, err = findPlotter(); err != nil {
+			return err
+		}
+	}
 	if *sweepTop != "" || *sweepTTL != "" {
-		return c.simulateSweep(f, cfg, *sweepTop, *sweepTTL, *seeds, *asJSON, *plotDir)
+		return c.simulateSweep(f, cfg, *sweepTop, *sweepTTL, *seeds, *asJSON, plotter, *plotDir)
 	}
 	if *plotDir != "" {
 		cfg.TraceEvery = 10 * time.Second
@@ -98,20 +106,15 @@ top and TTL:
 		}
 	}
 	if *plotDir != "" {
-		files, err := sim.WritePlots(*plotDir, cfg, rs)
-		if err != nil {
-			return err
-		}
-		for _, file := range files {
-			fmt.Fprintln(c.stderr, "wrote", file)
-		}
+		return c.plot(plotter, *plotDir, sim.NewPlotInput(cfg, *seeds, rs))
 	}
 	return nil
 }
 
 // simulateSweep runs every combination of --sweep-top and --sweep-ttl (the
-// one --top or --ttl where only the other is given).
-func (c *cli) simulateSweep(f *flagSet, cfg sim.Config, topList, ttlList string, seeds int, asJSON bool, plotDir string) error {
+// one --top or --ttl where only the other is given); plotter draws the
+// plot when plotDir is set.
+func (c *cli) simulateSweep(f *flagSet, cfg sim.Config, topList, ttlList string, seeds int, asJSON bool, plotter, plotDir string) error {
 	tops := []int{cfg.Top}
 	if topList != "" {
 		tops = nil
@@ -155,16 +158,54 @@ func (c *cli) simulateSweep(f *flagSet, cfg sim.Config, topList, ttlList string,
 		}
 	}
 	if plotDir != "" {
-		if err := os.MkdirAll(plotDir, 0o755); err != nil {
-			return err
-		}
-		path := filepath.Join(plotDir, sim.SweepPlot)
-		if err := sim.WriteSweepPlot(path, cfg, ps, seeds); err != nil {
-			return err
-		}
-		fmt.Fprintln(c.stderr, "wrote", path)
+		return c.plot(plotter, plotDir, sim.PlotInput{Config: cfg, Seeds: seeds, Sweep: ps})
 	}
 	return nil
+}
+
+// plotProgram draws the plots of --plot. It is a program of its own so
+// that peerload does not link gonum/plot: its package init parses twelve
+// embedded fonts, about 4 MB resident in every process of peerload, the
+// idle agent's included.
+const plotProgram = "peerload-plot"
+
+// findPlotter finds plotProgram beside this executable (bin/ after make
+// build, /usr/bin from the package), else on PATH.
+func findPlotter() (string, error) {
+	if exe, err := os.Executable(); err == nil {
+		p := filepath.Join(filepath.Dir(exe), plotProgram)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() && fi.Mode()&0o111 != 0 {
+			return p, nil
+		}
+	}
+	if p, err := exec.LookPath(plotProgram); err == nil {
+		return p, nil
+	}
+	return "", &flagError{Flag: "plot", Err: errors.New("needs the peerload-plot program beside peerload or on PATH (make build writes bin/peerload-plot)")}
+}
+
+// plot runs plotter DIR with in as JSON on its standard input. What it
+// says on standard error ("wrote PATH" for each file) is passed on; when
+// it fails, its one line is the error.
+func (c *cli) plot(plotter, dir string, in sim.PlotInput) error {
+	data, err := json.Marshal(in)
+	if err != nil {
+		return fmt.Errorf("plot: %w", err)
+	}
+	cmd := exec.Command(plotter, dir)
+	cmd.Stdin = bytes.NewReader(data)
+	var errOut bytes.Buffer
+	cmd.Stderr = &errOut
+	if err := cmd.Run(); err != nil {
+		msg := strings.TrimSpace(errOut.String())
+		if msg != "" && !strings.Contains(msg, "\n") {
+			return fmt.Errorf("%s: %s", plotter, strings.TrimPrefix(msg, plotProgram+": "))
+		}
+		c.stderr.Write(errOut.Bytes())
+		return fmt.Errorf("%s: %w", plotter, err)
+	}
+	_, err = c.stderr.Write(errOut.Bytes())
+	return err
 }
 
 // simError names the flag behind an invalid simulator setting.

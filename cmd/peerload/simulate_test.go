@@ -4,13 +4,62 @@ import (
 	"encoding/json"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
 // small keeps CLI tests quick: ten machines for twenty minutes.
 var small = []string{"simulate", "--machines", "10", "--burst", "6", "--duration", "20m"}
+
+// testBin holds programs the tests build; TestMain removes it.
+var testBin string
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if testBin != "" {
+		os.RemoveAll(testBin)
+	}
+	os.Exit(code)
+}
+
+var plotterBuild struct {
+	once sync.Once
+	err  error
+}
+
+// withPlotter puts peerload-plot, built once, first on PATH for the test:
+// --plot runs it.
+func withPlotter(t *testing.T) {
+	t.Helper()
+	plotterBuild.once.Do(func() {
+		if testBin, plotterBuild.err = os.MkdirTemp("", "peerload-test-bin-"); plotterBuild.err != nil {
+			return
+		}
+		out, err := exec.Command("go", "build", "-o", testBin, "github.com/peerload/peerload/cmd/peerload-plot").CombinedOutput()
+		if err != nil {
+			plotterBuild.err = fmt.Errorf("go build ./cmd/peerload-plot: %v\n%s", err, out)
+		}
+	})
+	if plotterBuild.err != nil {
+		t.Fatal(plotterBuild.err)
+	}
+	t.Setenv("PATH", testBin+string(os.PathListSeparator)+os.Getenv("PATH"))
+}
+
+// isPNG fails the test unless path is a PNG file.
+func isPNG(t *testing.T, path string) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(b), "\x89PNG") {
+		t.Errorf("%s is not a PNG", path)
+	}
+}
 
 func TestSimulateHelp(t *testing.T) {
 	out, _, code := run("simulate", "--help")
@@ -57,6 +106,7 @@ func TestSimulateJSON(t *testing.T) {
 }
 
 func TestSimulateTableAndPlots(t *testing.T) {
+	withPlotter(t)
 	dir := filepath.Join(t.TempDir(), "plots")
 	out, errOut, code := run(append(small, "--plot", dir, "--util", "60%", "--ttl", "10s", "--top", "5")...)
 	if code != 0 {
@@ -67,17 +117,72 @@ func TestSimulateTableAndPlots(t *testing.T) {
 			t.Errorf("output lacks %q:\n%s", want, out)
 		}
 	}
+	var want strings.Builder
 	for _, f := range []string{"sim-slowdown.png", "sim-sessions.png"} {
-		b, err := os.ReadFile(filepath.Join(dir, f))
-		if err != nil {
-			t.Fatal(err)
+		isPNG(t, filepath.Join(dir, f))
+		want.WriteString("wrote " + filepath.Join(dir, f) + "\n")
+	}
+	if errOut != want.String() {
+		t.Errorf("stderr %q, want %q", errOut, want.String())
+	}
+}
+
+// TestSimulatePlotWithoutPlotter: without peerload-plot, --plot fails
+// before simulating, in one line naming the flag, and writes nothing.
+func TestSimulatePlotWithoutPlotter(t *testing.T) {
+	exe, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(filepath.Dir(exe), "peerload-plot")); err == nil {
+		t.Skip("peerload-plot is beside the test binary")
+	}
+	t.Setenv("PATH", t.TempDir())
+	for _, args := range [][]string{small, append(small, "--sweep-top", "1,3")} {
+		dir := filepath.Join(t.TempDir(), "plots")
+		out, errOut, code := run(append(args, "--plot", dir)...)
+		want := "peerload simulate: --plot: needs the peerload-plot program beside peerload or on PATH (make build writes bin/peerload-plot)\n"
+		if code != 2 || out != "" || errOut != want {
+			t.Errorf("%v: exit %d stdout %q stderr %q; want 2, nothing and %q", args, code, out, errOut, want)
 		}
-		if !strings.HasPrefix(string(b), "\x89PNG") {
-			t.Errorf("%s is not a PNG", f)
+		if _, err := os.Stat(dir); err == nil {
+			t.Errorf("%v: created %s", args, dir)
 		}
-		if !strings.Contains(errOut, f) {
-			t.Errorf("stderr does not name %s: %s", f, errOut)
+	}
+}
+
+// TestSimulatePlotterFails: peerload-plot's error is one line.
+func TestSimulatePlotterFails(t *testing.T) {
+	withPlotter(t)
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, errOut, code := run(append(small, "--plot", filepath.Join(file, "plots"))...)
+	want := "peerload simulate: " + filepath.Join(testBin, "peerload-plot") + ": plot: mkdir " + file + ": not a directory\n"
+	if code != 1 || errOut != want {
+		t.Errorf("exit %d stderr %q, want 1 and %q", code, errOut, want)
+	}
+}
+
+// TestNoPlottingInPeerload: peerload must not link the plotting libraries.
+// gonum/plot's package init parses twelve embedded fonts, 4.2 MB of the
+// idle agent's 22.5 MB resident; peerload-plot draws --plot's PNGs instead.
+func TestNoPlottingInPeerload(t *testing.T) {
+	out, err := exec.Command("go", "list", "-deps", ".").Output()
+	if err != nil {
+		t.Fatalf("go list -deps: %v", err)
+	}
+	var linked []string
+	for pkg := range strings.Lines(string(out)) {
+		for _, bad := range []string{"gonum.org/", "codeberg.org/go-fonts", "codeberg.org/go-latex", "codeberg.org/go-pdf", "golang.org/x/image"} {
+			if strings.HasPrefix(pkg, bad) {
+				linked = append(linked, strings.TrimSpace(pkg))
+			}
 		}
+	}
+	if len(linked) > 0 {
+		t.Errorf("peerload links %s: plotting belongs in cmd/peerload-plot (internal/sim/simplot), not in every agent's memory (gonum/plot's init costs an idle agent about 4 MB resident)", strings.Join(linked, ", "))
 	}
 }
 
@@ -109,6 +214,7 @@ func TestSimulateBadFlags(t *testing.T) {
 }
 
 func TestSimulateSweep(t *testing.T) {
+	withPlotter(t)
 	dir := t.TempDir()
 	out, errOut, code := run(append(small, "--sweep-top", "1,3", "--sweep-ttl", "0s,30s", "--seeds", "2", "--json", "--plot", dir)...)
 	if code != 0 {
@@ -129,8 +235,9 @@ func TestSimulateSweep(t *testing.T) {
 	if want := "1/0s/4 1/30s/4 3/0s/4 3/30s/4"; strings.Join(got, " ") != want {
 		t.Errorf("sweep points %v, want %s", got, want)
 	}
-	if _, err := os.Stat(filepath.Join(dir, "sim-top-ttl.png")); err != nil {
-		t.Error(err)
+	isPNG(t, filepath.Join(dir, "sim-top-ttl.png"))
+	if want := "wrote " + filepath.Join(dir, "sim-top-ttl.png") + "\n"; errOut != want {
+		t.Errorf("stderr %q, want %q", errOut, want)
 	}
 	for _, bad := range [][]string{{"--sweep-top", "0"}, {"--sweep-ttl", "soon"}, {"--seeds", "0"}} {
 		_, errOut, code := run(append([]string{"simulate"}, bad...)...)

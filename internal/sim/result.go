@@ -129,6 +129,9 @@ func (c *Config) Describe() string {
 	return c.describe(fmt.Sprintf(", TTL %s, top %d", fmtDuration(c.TTL), c.Top))
 }
 
+// DescribeSweep is Describe without TTL and top, which a sweep varies.
+func (c *Config) DescribeSweep() string { return c.describe("") }
+
 func (c *Config) describe(answers string) string {
 	burst := "no bursts"
 	if c.Burst > 0 {

@@ -111,7 +111,12 @@ Flags:
 	if err := gen.docsAndChangelog(info.Name, debVersion, info.Maintainer); err != nil {
 		return err
 	}
-	if err := gen.manPage(filepath.Join(*binDir, "peerload")); err != nil {
+	if err := gen.manPage(filepath.Join(*binDir, "peerload"), "send lab users to the least-loaded machine that is up",
+		".I command\n[\\fIflags\\fR] [\\fIargs\\fR]\n", ".PP\nEvery command has \\fB--help\\fR.\n"+manFiles); err != nil {
+		return err
+	}
+	if err := gen.manPage(filepath.Join(*binDir, "peerload-plot"), "draw the plots of peerload simulate \\-\\-plot",
+		".I DIR\n", ".SH SEE ALSO\n.BR peerload (1)\n"); err != nil {
 		return err
 	}
 	info.Contents = append(info.Contents, gen.out...)
@@ -237,17 +242,20 @@ func (g *generated) docsAndChangelog(pkg, version, maintainer string) error {
 	return g.add(doc+"changelog.gz", []byte(changelog))
 }
 
-// manPage makes peerload(1) from `peerload --help`, so the page lists the
-// commands of the binary it ships with, and names the packaged files.
-func (g *generated) manPage(binary string) error {
+// manPage makes NAME(1) of a packaged binary from `NAME --help`, so the
+// page says what the binary it ships with does: summary is the line of
+// NAME, synopsis what follows the name (roff), tail the sections after
+// DESCRIPTION.
+func (g *generated) manPage(binary, summary, synopsis, tail string) error {
 	help, err := exec.Command(binary, "--help").Output()
 	if err != nil {
 		return fmt.Errorf("%s --help: %w", binary, err)
 	}
+	name := filepath.Base(binary)
 	var b strings.Builder
-	fmt.Fprintf(&b, ".TH PEERLOAD 1 %q peerload \"peerload manual\"\n", g.mtime.Format("2006-01-02"))
-	b.WriteString(".SH NAME\npeerload \\- send lab users to the least-loaded machine that is up\n")
-	b.WriteString(".SH SYNOPSIS\n.B peerload\n.I command\n[\\fIflags\\fR] [\\fIargs\\fR]\n")
+	fmt.Fprintf(&b, ".TH %s 1 %q peerload \"peerload manual\"\n", strings.ToUpper(name), g.mtime.Format("2006-01-02"))
+	fmt.Fprintf(&b, ".SH NAME\n%s \\- %s\n", name, summary)
+	fmt.Fprintf(&b, ".SH SYNOPSIS\n.B %s\n%s", name, synopsis)
 	b.WriteString(".SH DESCRIPTION\n.nf\n")
 	for line := range strings.Lines(string(help)) {
 		line = strings.ReplaceAll(line, `\`, `\e`)
@@ -256,9 +264,9 @@ func (g *generated) manPage(binary string) error {
 		}
 		b.WriteString(line)
 	}
-	b.WriteString(".fi\n.PP\nEvery command has \\fB--help\\fR.\n")
-	b.WriteString(manFiles)
-	return g.add("/usr/share/man/man1/peerload.1.gz", []byte(b.String()))
+	b.WriteString(".fi\n")
+	b.WriteString(tail)
+	return g.add("/usr/share/man/man1/"+name+".1.gz", []byte(b.String()))
 }
 
 // manFiles is the FILES and SEE ALSO part of peerload(1).

@@ -1,4 +1,4 @@
-package sim
+package simplot
 
 import (
 	"fmt"
@@ -14,6 +14,8 @@ import (
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 	"gonum.org/v1/plot/vg/vgimg"
+
+	"github.com/peerload/peerload/internal/sim"
 )
 
 // Plot file names written by WritePlots.
@@ -22,11 +24,11 @@ const (
 	SessionsPlot = "sim-sessions.png"
 )
 
-// WritePlots draws the results of Run into dir: the slowdown of every
+// WritePlots draws the results of sim.Run into dir: the slowdown of every
 // policy as bars, and the sessions of every machine over half an hour
 // with bursts as heat maps (Run must have had cfg.TraceEvery set). It
 // returns the files written.
-func WritePlots(dir string, cfg Config, rs []Result) ([]string, error) {
+func WritePlots(dir string, cfg sim.Config, rs []sim.Result) ([]string, error) {
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("plot: %w", err)
 	}
@@ -41,7 +43,7 @@ func WritePlots(dir string, cfg Config, rs []Result) ([]string, error) {
 	return []string{slow, sess}, nil
 }
 
-func slowdownPlot(cfg Config, rs []Result, path string) error {
+func slowdownPlot(cfg sim.Config, rs []sim.Result, path string) error {
 	p := plot.New()
 	p.Title.Text = "Slowdown of logins (runtime under contention ÷ runtime alone)"
 	p.Y.Label.Text = "slowdown"
@@ -90,7 +92,7 @@ func (g grid) Y(r int) float64 { return float64(r + 1) }
 
 // plotWindow is the half hour shown: from two minutes before the first
 // measured burst.
-func plotWindow(cfg Config) (from, to time.Duration) {
+func plotWindow(cfg sim.Config) (from, to time.Duration) {
 	from = cfg.Warmup
 	if cfg.Burst > 0 {
 		b := cfg.BurstEvery
@@ -102,13 +104,16 @@ func plotWindow(cfg Config) (from, to time.Duration) {
 	return from, from + 30*time.Minute
 }
 
-func sessionsPlot(cfg Config, rs []Result, path string) error {
+func sessionsPlot(cfg sim.Config, rs []sim.Result, path string) error {
 	if cfg.TraceEvery <= 0 || len(rs) == 0 || len(rs[0].Trace) == 0 {
 		return fmt.Errorf("no trace (Config.TraceEvery not set)")
 	}
 	from, to := plotWindow(cfg)
 	i0 := int(from / cfg.TraceEvery)
 	i1 := min(int(to/cfg.TraceEvery), len(rs[0].Trace))
+	if i0 >= i1 {
+		return fmt.Errorf("the trace (%d samples) ends before the plotted window", len(rs[0].Trace))
+	}
 	// Colours run to twice the cores (a login then runs at half speed or
 	// worse); anything above takes the top colour.
 	hi := 2 * cfg.Cores
