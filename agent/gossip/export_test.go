@@ -21,3 +21,6 @@ func SetAblation(m *Member, bits uint32) { m.ablate.Store(bits) }
 
 // ReconnectTarget is the address reconnectLoop would join now, or "".
 func ReconnectTarget(m *Member) string { return m.reconnectTarget(time.Now()) }
+
+// Hello is m receiving a greeting from the member name at addr.
+func Hello(m *Member, name, addr string) { m.hello(name, addr) }

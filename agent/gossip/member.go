@@ -124,7 +124,11 @@ type Member struct {
 	own     *report.Report // the last report this member published
 	epoch   *report.Report // the report that began own's epoch
 	metas   map[string]report.Meta
-	pulling map[string]bool // names a hello made this member join
+	// strangers are the members that greeted this one before memberlist
+	// told of them (name to address); greeting is true while
+	// greetStrangers runs.
+	strangers map[string]string
+	greeting  bool
 	// folded maps each live member's lower-cased name to its name.
 	folded map[string]string
 	// ids resolves compact entries' node IDs; nil when membership changed.
@@ -179,23 +183,23 @@ type Node struct {
 // reports by result (applied, old, invalid).
 func New(cfg *Config, received func(result string)) (*Member, error) {
 	m := &Member{
-		cfg:      *cfg,
-		log:      cfg.Logger,
-		onChange: cfg.OnChange,
-		join:     slices.Clone(cfg.Join),
-		reports:  make(map[string]Held),
-		gone:     make(map[string]Gone),
-		leaving:  make(map[string]bool),
-		missed:   make(map[string]int),
-		members:  make(map[string]memberlist.Node),
-		metas:    make(map[string]report.Meta),
-		pulling:  make(map[string]bool),
-		pending:  make(map[string]bool),
-		folded:   make(map[string]string),
-		wanted:   make(map[string]time.Time),
-		received: received,
-		stop:     make(chan struct{}),
-		created:  make(chan struct{}),
+		cfg:       *cfg,
+		log:       cfg.Logger,
+		onChange:  cfg.OnChange,
+		join:      slices.Clone(cfg.Join),
+		reports:   make(map[string]Held),
+		gone:      make(map[string]Gone),
+		leaving:   make(map[string]bool),
+		missed:    make(map[string]int),
+		members:   make(map[string]memberlist.Node),
+		metas:     make(map[string]report.Meta),
+		strangers: make(map[string]string),
+		pending:   make(map[string]bool),
+		folded:    make(map[string]string),
+		wanted:    make(map[string]time.Time),
+		received:  received,
+		stop:      make(chan struct{}),
+		created:   make(chan struct{}),
 	}
 	defer close(m.created)
 	if m.log == nil {

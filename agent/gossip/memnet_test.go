@@ -79,6 +79,8 @@ type memTransport struct {
 	once    sync.Once
 	// sent is what this member put on the wire, headers included.
 	sent atomic.Uint64
+	// dials counts the streams (push/pulls) this member opened.
+	dials atomic.Uint64
 }
 
 var _ memberlist.NodeAwareTransport = (*memTransport)(nil)
@@ -123,6 +125,7 @@ func (t *memTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn
 }
 
 func (t *memTransport) DialAddressTimeout(a memberlist.Address, timeout time.Duration) (net.Conn, error) {
+	t.dials.Add(1)
 	t.net.mu.RLock()
 	dest := t.net.nodes[a.Addr]
 	t.net.mu.RUnlock()

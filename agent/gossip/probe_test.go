@@ -1,6 +1,7 @@
 package gossip_test
 
 import (
+	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -95,5 +96,25 @@ func TestReconnectTriesFailedMembersOnly(t *testing.T) {
 			t.Fatalf("reconnect target %q, want the failed %s (%s) and never the one that left (%s)",
 				got, sc.names[2], dead.GossipAddr(), left.GossipAddr())
 		}
+	}
+}
+
+// TestStrangersCostOnePushPull: a member greeted by twenty members that
+// memberlist has not told it of (as when a lab boots faster than the
+// "alive" rumours spread) learns them all with one push/pull, not one
+// each: a push/pull carries the whole membership.
+func TestStrangersCostOnePushPull(t *testing.T) {
+	sc := startSim(t, 20, 0, 2*time.Second, 1, nil)
+	a, tr := sc.newMember(t, "stranger", false, nil)
+	for i, m := range sc.members {
+		gossip.Hello(a, sc.names[i], m.GossipAddr())
+	}
+	agenttest.WaitFor(t, 20*time.Second, "the stranger to list all 21 members", func() (bool, string) {
+		return a.NumMembers() == 21, fmt.Sprintf("lists %d", a.NumMembers())
+	})
+	// Its own periodic push/pull is 30 s away: every stream it opened
+	// answered a greeting.
+	if d := tr.dials.Load(); d != 1 {
+		t.Errorf("the stranger opened %d push/pulls for 20 greetings, want 1", d)
 	}
 }

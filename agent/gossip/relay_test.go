@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hashicorp/memberlist"
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/gossip"
@@ -29,6 +30,10 @@ type simCluster struct {
 	seq        []uint64
 	// rumours counts memberlist's failure-detection rumours.
 	rumours rumourCounter
+	// ml and interval are every member's memberlist timings and
+	// sampling interval, dilated.
+	ml       *memberlist.Config
+	interval time.Duration
 }
 
 // rumourCounter counts memberlist's log lines about suspicions (a member
@@ -61,14 +66,12 @@ func startSim(t testing.TB, agents, collectors int, interval time.Duration, dila
 	sc := &simCluster{dilation: k, net: newMemNet(), seq: make([]uint64, agents)}
 	lat := sc.net.latency
 	sc.net.latency = func() time.Duration { return k * lat() }
-	base := agent.DefaultConfig()
-	ml := base.Memberlist
-	for _, d := range []*time.Duration{&ml.ProbeInterval, &ml.ProbeTimeout, &ml.GossipInterval, &ml.PushPullInterval,
-		&ml.TCPTimeout, &ml.GossipToTheDeadTime} {
+	sc.ml = agent.DefaultConfig().Memberlist
+	for _, d := range []*time.Duration{&sc.ml.ProbeInterval, &sc.ml.ProbeTimeout, &sc.ml.GossipInterval, &sc.ml.PushPullInterval,
+		&sc.ml.TCPTimeout, &sc.ml.GossipToTheDeadTime} {
 		*d *= k
 	}
-	key := make([]byte, 32)
-	key[0] = 9
+	sc.interval = interval * k
 	for i := range agents + collectors {
 		if i%100 == 99 {
 			fmt.Fprintf(os.Stderr, "sim: %d members joined\n", i)
@@ -77,28 +80,12 @@ func startSim(t testing.TB, agents, collectors int, interval time.Duration, dila
 		if i >= agents {
 			name = fmt.Sprintf("col%d", i-agents)
 		}
-		mlc := *base.Memberlist
-		tr := sc.net.NewTransport()
-		sc.transports = append(sc.transports, tr)
-		mlc.Transport = tr
-		mlc.LogOutput = io.Discard
-		mlc.Logger = log.New(&sc.rumours, "", 0)
-		cfg := &gossip.Config{
-			Name:       name,
-			Meta:       report.Meta{Collector: i >= agents},
-			Keys:       [][]byte{key},
-			Label:      "peerload-lab",
-			Memberlist: &mlc,
-			Interval:   interval * k,
-		}
+		var onApplied func(*report.Report, time.Time)
 		if applied != nil {
-			cfg.Applied = func(r *report.Report, sent time.Time) { applied(i, r, sent) }
+			onApplied = func(r *report.Report, sent time.Time) { applied(i, r, sent) }
 		}
-		m, err := gossip.New(cfg, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { m.Shutdown() })
+		m, tr := sc.newMember(t, name, i >= agents, onApplied)
+		sc.transports = append(sc.transports, tr)
 		if i > 0 {
 			// Join in small steps, as machines boot, so no member's
 			// handoff queue overflows with a thousand greetings at once.
@@ -127,6 +114,33 @@ func startSim(t testing.TB, agents, collectors int, interval time.Duration, dila
 		return short == 0, state
 	})
 	return sc
+}
+
+// newMember starts a member of the simulation on its network, joined to
+// no one, with the cluster's key, label and timings.
+func (sc *simCluster) newMember(t testing.TB, name string, collector bool, applied func(*report.Report, time.Time)) (*gossip.Member, *memTransport) {
+	t.Helper()
+	mlc := *sc.ml
+	tr := sc.net.NewTransport()
+	mlc.Transport = tr
+	mlc.LogOutput = io.Discard
+	mlc.Logger = log.New(&sc.rumours, "", 0)
+	key := make([]byte, 32)
+	key[0] = 9
+	m, err := gossip.New(&gossip.Config{
+		Name:       name,
+		Meta:       report.Meta{Collector: collector},
+		Keys:       [][]byte{key},
+		Label:      "peerload-lab",
+		Memberlist: &mlc,
+		Interval:   sc.interval,
+		Applied:    applied,
+	}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { m.Shutdown() })
+	return m, tr
 }
 
 // publish makes agent i publish load1.
