@@ -312,23 +312,19 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	if t, ok := c.Memberlist.Transport.(memberlist.NodeAwareTransport); ok && t != nil {
 		nt = t // a simulation's in-memory network
 	} else {
-		t, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-			BindAddrs: []string{c.BindAddr},
-			BindPort:  c.BindPort,
-			Logger:    mlc.Logger,
-		})
+		t, err := listen(net.ParseIP(c.BindAddr), c.BindPort, m.log)
 		if err != nil {
-			return nil, fmt.Errorf("listen on %s: %w", net.JoinHostPort(c.BindAddr, strconv.Itoa(c.BindPort)), err)
+			return nil, err
 		}
 		if c.BindPort == 0 {
-			mlc.BindPort = t.GetAutoBindPort()
+			mlc.BindPort = t.Port()
 			if c.Advertise == "" {
 				mlc.AdvertisePort = mlc.BindPort
 			}
 		}
 		nt = t
 	}
-	m.transport = newCountingTransport(nt, net.ParseIP(c.BindAddr), c.Allow, m.log)
+	m.transport = newCountingTransport(nt, c.Allow, m.log)
 	mlc.Transport = m.transport
 
 	ip, port, err := nt.FinalAdvertiseAddr(mlc.AdvertiseAddr, mlc.AdvertisePort)

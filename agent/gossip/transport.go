@@ -11,19 +11,17 @@ import (
 	"github.com/hashicorp/memberlist"
 )
 
-// countingTransport wraps memberlist's NetTransport (or, in simulations,
-// another transport) and counts what gossip sends, packets and streams
+// countingTransport wraps the sockets transport (or, in simulations, an
+// in-memory one) and counts what gossip sends, packets and streams
 // alike, so /metrics and the benchmark can show the real cost per node
 // (encryption and labels included).
 type countingTransport struct {
 	memberlist.NodeAwareTransport
-	net      bool // the wrapped transport is a NetTransport on real sockets
 	packets  atomic.Uint64
 	bytes    atomic.Uint64
 	streams  chan net.Conn
 	incoming chan *memberlist.Packet
 	done     chan struct{}
-	bindIP   net.IP
 	allow    []netip.Prefix
 	refused  atomic.Uint64
 	log      *slog.Logger
@@ -55,10 +53,9 @@ func (t *countingTransport) refuse(a net.Addr) {
 // packets and streams from other sources: memberlist's CIDRsAllowed only
 // stops others from joining, not from reading this member's state through a
 // push/pull of their own.
-func newCountingTransport(nt memberlist.NodeAwareTransport, bindIP net.IP, allow []netip.Prefix, log *slog.Logger) *countingTransport {
-	_, isNet := nt.(*memberlist.NetTransport)
-	t := &countingTransport{NodeAwareTransport: nt, net: isNet, streams: make(chan net.Conn), incoming: make(chan *memberlist.Packet),
-		done: make(chan struct{}), bindIP: bindIP, allow: allow, log: log, refusedFrom: map[netip.Addr]bool{}}
+func newCountingTransport(nt memberlist.NodeAwareTransport, allow []netip.Prefix, log *slog.Logger) *countingTransport {
+	t := &countingTransport{NodeAwareTransport: nt, streams: make(chan net.Conn), incoming: make(chan *memberlist.Packet),
+		done: make(chan struct{}), allow: allow, log: log, refusedFrom: map[netip.Addr]bool{}}
 	go func() {
 		for {
 			select {
@@ -134,7 +131,7 @@ func (t *countingTransport) StreamCh() <-chan net.Conn { return t.streams }
 // Shutdown stops the proxies and the wrapped transport. Until the wrapped
 // transport has stopped, what its listeners still hand over is dropped:
 // a listener blocked handing over a packet or stream would never see the
-// shutdown, and NetTransport.Shutdown waits for it forever.
+// shutdown, and the wrapped Shutdown waits for it forever.
 func (t *countingTransport) Shutdown() error {
 	close(t.done)
 	stopped := make(chan struct{})
@@ -171,22 +168,8 @@ func (t *countingTransport) WriteToAddress(b []byte, a memberlist.Address) (time
 	return t.NodeAwareTransport.WriteToAddress(b, a)
 }
 
-// DialTimeout opens a stream from the bind address (memberlist's own
-// transport lets the kernel pick the source), so that members' allow lists
-// see the address this member gossips from on multi-homed hosts.
 func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
-	if !t.net {
-		c, err := t.NodeAwareTransport.DialTimeout(addr, timeout)
-		if err != nil {
-			return nil, err
-		}
-		return &countingConn{Conn: c, t: t}, nil
-	}
-	d := net.Dialer{Timeout: timeout}
-	if t.bindIP != nil && !t.bindIP.IsUnspecified() {
-		d.LocalAddr = &net.TCPAddr{IP: t.bindIP}
-	}
-	c, err := d.Dial("tcp", addr)
+	c, err := t.NodeAwareTransport.DialTimeout(addr, timeout)
 	if err != nil {
 		return nil, err
 	}

@@ -1,14 +1,10 @@
 package gossip
 
 import (
-	"io"
-	"log"
 	"log/slog"
 	"net"
 	"testing"
 	"time"
-
-	"github.com/hashicorp/memberlist"
 )
 
 // TestTransportShutdownUnderTraffic: packets keep arriving while the
@@ -17,15 +13,12 @@ import (
 // stopped would never see the shutdown.
 func TestTransportShutdownUnderTraffic(t *testing.T) {
 	for range 5 {
-		nt, err := memberlist.NewNetTransport(&memberlist.NetTransportConfig{
-			BindAddrs: []string{"127.0.0.1"},
-			Logger:    log.New(io.Discard, "", 0),
-		})
+		nt, err := listen(net.IPv4(127, 0, 0, 1), 0, slog.New(slog.DiscardHandler))
 		if err != nil {
 			t.Fatal(err)
 		}
-		ct := newCountingTransport(nt, net.ParseIP("127.0.0.1"), nil, slog.New(slog.DiscardHandler))
-		addr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: nt.GetAutoBindPort()}
+		ct := newCountingTransport(nt, nil, slog.New(slog.DiscardHandler))
+		addr := &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1), Port: nt.Port()}
 
 		// Nobody reads ct.PacketCh (as before memberlist starts, or after
 		// it stopped reading): the first packet ties up the proxy.

@@ -656,6 +656,16 @@ func TestAgentCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(errOut, "--api "+busy.Addr().String()+": bind: address already in use") {
 		t.Errorf("agent on a taken API port: exit %d %q", code, errOut)
 	}
+	// So does a gossip port taken for UDP only.
+	udp, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer udp.Close()
+	_, errOut, code = run("agent", "--bind", udp.LocalAddr().String(), "--api", "127.0.0.1:0", "--state-dir", "", "--ssh-port", "0")
+	if want := "--bind " + udp.LocalAddr().String() + ": the gossip port is in use"; code != 1 || !strings.Contains(errOut, want) {
+		t.Errorf("agent on a taken gossip port: exit %d %q, want %q", code, errOut, want)
+	}
 
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
