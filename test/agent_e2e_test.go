@@ -3,6 +3,7 @@ package test
 import (
 	"encoding/json"
 	"fmt"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -61,6 +62,18 @@ func TestAgentEndToEnd(t *testing.T) {
 		slices.Sort(ips)
 		if res.Code != 0 || strings.Join(ips, ",") != "127.0.1.1,127.0.1.2,127.0.1.3" {
 			t.Errorf("top --ip = %s", res)
+		}
+	})
+
+	t.Run("one P and GOGC 50 unless the environment says", func(t *testing.T) {
+		if os.Getenv("GOGC") != "" || os.Getenv("GOMAXPROCS") != "" {
+			t.Skip("this environment sets GOGC or GOMAXPROCS, which the agents inherit")
+		}
+		code, body := httpGet(n1.API(), "/metrics")
+		for _, want := range []string{"\ngo_gc_gogc_percent 50\n", "\ngo_sched_gomaxprocs_threads 1\n"} {
+			if code != 200 || !strings.Contains(body, want) {
+				t.Errorf("/metrics (%d) lacks %q", code, strings.TrimSpace(want))
+			}
 		}
 	})
 

@@ -145,6 +145,10 @@ may use; the agent logs who drained or undrained and why.
 Signals: HUP re-reads --join-file, --keyring and --check-cmd; INT and TERM
 leave the cluster gracefully and exit within about a second.
 
+Environment: the agent runs Go code on one CPU at a time (GOMAXPROCS=1)
+and lets its heap grow by half before collecting (GOGC=50), to stay small
+on every machine; GOMAXPROCS and GOGC in the environment override these.
+
 Example (one machine of a lab; the same on every machine):
 
     peerload agent --join lab01:7946,lab02:7946 --keyring /etc/peerload/keyring`)

@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"runtime/debug"
 	"strconv"
 	"sync"
 	"syscall"
@@ -81,6 +82,16 @@ func (m *member) run() error {
 	// theirs.
 	if m.signals == nil && os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
+	}
+	// A member's live heap is about 1 MB and it allocates little (a copy
+	// of each packet it reads), so what decides its memory is the heap
+	// Go lets it reach before collecting: 4 MB at the default GOGC=100,
+	// 2 MB at 50. That is 1.9 MB less resident on every machine, and an
+	// idle agent still collects less often (3 collections in 90 s) than
+	// it did at 100 before gossip stopped allocating 64 KB per packet
+	// (5). GOGC in the environment wins, as above.
+	if m.signals == nil && os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(50)
 	}
 	ln, err := net.Listen("tcp", m.apiAddr)
 	if err != nil {

@@ -206,6 +206,8 @@ The server must allow the key to update the names, e.g. in named.conf:
 Signals: HUP re-reads --join-file, --keyring and --tsig-key; INT and TERM leave the
 cluster gracefully and exit (the records stay as they are).
 
+Environment: GOMAXPROCS=1 and GOGC=50 unless set, as for peerload agent.
+
 Example:
 
     tsig-keygen -a hmac-sha256 peerload-update > /etc/peerload/update.key
