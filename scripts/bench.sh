@@ -70,8 +70,8 @@ Whole clusters in one process on 127.0.0.1 with the LAN defaults (2 s sampling, 
 memberlist's LAN timings, AES-GCM encryption). Every node's load1 random-walks (σ = 0.05 per
 sample on 4 CPUs). Latency runs from the moment a sample is taken to the moment the *last* other
 member's snapshot holds that report (or a newer one); bytes are everything gossip sends (probes,
-reports, push/pull), counted at the transport over one whole push/pull period (30 s at N = 10,
-90 s at N = 100), since every member's full-state exchange costs more than a minute of reports. All members share the same 2 cores, so N = 100
+reports, push/pull), counted at the transport over 90 s: whole push/pull periods (three at N = 10,
+one at N = 100), since every member's full-state exchange costs more than a minute of reports. All members share the same 2 cores, so N = 100
 runs 100 agents on 2 cores.
 
 | cluster | p50 | p99 | sent per node | reports per node per min | reports that reached everyone |
