@@ -215,9 +215,9 @@ func newHostGroups(r *rank.Ranking, top int, addr func(*rank.NodeStatus) net.IP)
 
 // pick returns the indexes into h.ips of one answer: the top best, each
 // group of equal scores shuffled afresh so equally good nodes share the
-// load. buf is reused when it is large enough.
-func (h *hostGroups) pick(top int, buf []int) []int {
-	order := buf[:0]
+// load. The slice is new, on the heap (see nameRRs for why).
+func (h *hostGroups) pick(top int) []int {
+	order := make([]int, 0, min(len(h.ips), top+8))
 	for g := 0; g+1 < len(h.groups) && len(order) < top; g++ {
 		base := len(order)
 		for i := h.groups[g]; i < h.groups[g+1]; i++ {

@@ -223,7 +223,7 @@ func nameRRs(na *nameAnswer, owner string, qtype uint16) []dns.RR {
 	// Every query allocates its records (a plugin further out may change
 	// the reply), but in one block per type rather than one per record:
 	// this path runs for every query, and fewer objects mean less GC.
-	// The order of the picked addresses goes on the heap too: as arrays
+	// The order pick returns is on the heap too: as arrays
 	// for the largest top (576 B each) in this frame, they made the
 	// query's goroutine outgrow its first stack on most queries, and
 	// growing and copying stacks took 28 % of CoreDNS's time (a quarter
@@ -231,7 +231,7 @@ func nameRRs(na *nameAnswer, owner string, qtype uint16) []dns.RR {
 	var out []dns.RR
 	switch qtype {
 	case dns.TypeA:
-		order := na.v4.pick(na.top, make([]int, 0, na.top+8))
+		order := na.v4.pick(na.top)
 		rrs := make([]dns.A, len(order))
 		out = make([]dns.RR, len(order))
 		for k, i := range order {
@@ -239,7 +239,7 @@ func nameRRs(na *nameAnswer, owner string, qtype uint16) []dns.RR {
 			out[k] = &rrs[k]
 		}
 	case dns.TypeAAAA:
-		order := na.v6.pick(na.top, make([]int, 0, na.top+8))
+		order := na.v6.pick(na.top)
 		rrs := make([]dns.AAAA, len(order))
 		out = make([]dns.RR, len(order))
 		for k, i := range order {
