@@ -123,8 +123,12 @@ func (v *view) writeLive(b *bytes.Buffer) {
 <h2>Events</h2>
 <ol id="events">`)
 	for _, e := range v.Events {
+		class := markup("good")
+		if e.Bad() {
+			class = "bad"
+		}
 		p.f("\n"+`<li class="%s" data-kind="%s"><time datetime="%s" title="%s">%s</time> <span class="kind">%s</span> %s %s</li>`,
-			when(e.Bad(), "bad")+when(!e.Bad(), "good"), e.Kind, stamp(e.Time), full(e.Time), clock(e.Time), e.Kind,
+			class, e.Kind, stamp(e.Time), full(e.Time), clock(e.Time), e.Kind,
 			when(e.Node != "", markup("<b>"+html.EscapeString(e.Node)+"</b>")), e.Text)
 	}
 	if len(v.Events) == 0 {
@@ -194,13 +198,12 @@ func (c *chart) write(p page, span string) {
 
 // write writes one machine's row of the table.
 func (r *row) write(p page) {
-	state := markup("collector")
+	state := r.State
 	switch {
 	case r.Collector:
+		state = "collector"
 	case r.Candidate:
 		state = "candidate"
-	default:
-		state = markup(html.EscapeString(r.State))
 	}
 	t := &r.Text
 	p.f(`
