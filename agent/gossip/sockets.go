@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -107,12 +108,18 @@ func (s *sockets) FinalAdvertiseAddr(ip string, port int) (net.IP, int, error) {
 	return a, s.Port(), nil
 }
 
+// WriteTo sends one packet. memberlist addresses members as IP:port, which
+// parses without the resolver; anything else (a host name) is resolved.
 func (s *sockets) WriteTo(b []byte, addr string) (time.Time, error) {
-	a, err := net.ResolveUDPAddr("udp", addr)
+	ap, err := netip.ParseAddrPort(addr)
 	if err != nil {
-		return time.Time{}, err
+		a, err := net.ResolveUDPAddr("udp", addr)
+		if err != nil {
+			return time.Time{}, err
+		}
+		ap = a.AddrPort()
 	}
-	_, err = s.udp.WriteTo(b, a)
+	_, err = s.udp.WriteToUDPAddrPort(b, ap)
 	return time.Now(), err
 }
 
