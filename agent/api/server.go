@@ -14,8 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/peerload/peerload/agent"
-	"github.com/peerload/peerload/agent/hostkeys"
 	"github.com/peerload/peerload/agent/herd"
+	"github.com/peerload/peerload/agent/hostkeys"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/agent/report"
 )
