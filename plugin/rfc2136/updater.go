@@ -63,11 +63,11 @@ type Config struct {
 	// best alive members ignoring checks).
 	Fallback rank.Fallback
 	// NoHerd ranks on the reports alone. By default the updater counts
-	// what it publishes as handed out once per TTL (resolvers fetch the
-	// set again as their copies expire, and the logins behind them load
-	// its machines before their reports can show it), so in a burst the
-	// set moves on to the next machines instead of staying on the ones
-	// that looked best (see rank.Policy.Herd).
+	// what it publishes as handed out each TTL it is held (resolvers
+	// fetch the set again as their copies expire, and the logins behind
+	// them load its machines before their reports can show it), so in a
+	// burst the set moves on to the next machines instead of staying on
+	// the ones that looked best (see rank.Policy.Herd).
 	NoHerd bool
 
 	// Key signs every message. It is required unless Insecure is set.
@@ -432,20 +432,27 @@ func (u *Updater) stepName(ctx context.Context, snap *rank.Snapshot, self string
 	u.m.lastSuccess.WithLabelValues(n.name).SetToCurrentTime()
 	u.cfg.Logger.Info(fmt.Sprintf("%s: %s -> %s", n.name, fmtAddrs(n.held), fmtAddrs(desired)))
 	n.held, n.intended, n.lastWrite = desired, desired, now
-	n.handedAt = time.Time{} // a new set: its machines are handed out now
+	n.handedAt = now // a new set: resolvers fetch it over the next TTL
 	u.recovered(n)
 	return u.handOut(snap, n, now)
 }
 
-// handOut counts the set the server holds for n as handed out once per
-// TTL, and returns when it is due again (zero with herd off or nothing
-// held).
+// handOut counts the set the server holds for n as handed out each time it
+// has been held for a TTL: the resolvers fetched it as their copies
+// expired and handed it to the logins of that TTL, whose load its
+// machines' reports show only later. It returns when it is due again
+// (zero with herd off or nothing held). So with a herd a name moves on at
+// most once a TTL, and only when what was handed out outweighs the
+// margin.
 func (u *Updater) handOut(snap *rank.Snapshot, n *nameState, now time.Time) time.Time {
 	if u.herd == nil || snap == nil || len(n.held) == 0 {
 		return time.Time{}
 	}
 	ttl := time.Duration(u.cfg.TTL) * time.Second
-	if n.handedAt.IsZero() || now.Sub(n.handedAt) >= ttl {
+	if n.handedAt.IsZero() {
+		n.handedAt = now // held since before this updater knew: from now
+	}
+	if now.Sub(n.handedAt) >= ttl {
 		names := heldNames(snap, n.held)
 		u.herd.Handed(names, now)
 		u.m.handed.WithLabelValues(n.name).Add(float64(len(names)))
