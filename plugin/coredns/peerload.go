@@ -47,8 +47,10 @@ type PeerLoad struct {
 	// readiness is the watched source when it can tell it joined.
 	readiness atomic.Pointer[readinessSource]
 	// herd counts what the answers hand out (nil with `herd off`); the
-	// watcher ranks again when it changes.
+	// watcher ranks again when it changes. turn rotates the answers' order
+	// (see hostGroups).
 	herd *herd.Herd
+	turn atomic.Uint32
 }
 
 // snapshotSource is what the handler reads the cluster from; *agent.Agent
@@ -242,7 +244,7 @@ func (p *PeerLoad) nameRRs(na *nameAnswer, owner string, qtype uint16, server st
 	var out []dns.RR
 	switch qtype {
 	case dns.TypeA:
-		order := na.v4.pick(na.top)
+		order := na.v4.pick(na.top, p.turn.Add(1))
 		na.v4.handedOut(order, server, p.herd)
 		rrs := make([]dns.A, len(order))
 		out = make([]dns.RR, len(order))
@@ -251,7 +253,7 @@ func (p *PeerLoad) nameRRs(na *nameAnswer, owner string, qtype uint16, server st
 			out[k] = &rrs[k]
 		}
 	case dns.TypeAAAA:
-		order := na.v6.pick(na.top)
+		order := na.v6.pick(na.top, p.turn.Add(1))
 		if len(na.v4.ips) == 0 {
 			na.v6.handedOut(order, server, p.herd)
 		}
