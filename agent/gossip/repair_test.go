@@ -23,11 +23,13 @@ func noPushPull(c *memberlist.Config) { c.PushPullInterval = 0 }
 // TestCollectorRepairsALostRefresh: a node under a steady load sends only
 // its refresh; the refresh and the answer to the collector's first
 // request for it are lost on their way to the collector. The collector
-// asks again and holds the refresh within its first report's lifetime, an
-// eighth of a lifetime for the lost answer and the probe-interval ticks of
-// the two requests, and the network: before the node's next refresh and long before the
-// report would turn stale. Timers decide all of it, so it runs on
-// synctest's clock, with LAN timings.
+// asks again and holds the refresh within its first report's lifetime,
+// an eighth of a lifetime for the lost answer, the probe-interval ticks
+// of the two requests and the network: before the node's next refresh
+// and long before the report would turn stale. The answer carries the
+// report's age, so the collector dates it from when the node published
+// it. Timers decide all of it, so it runs on synctest's clock, with LAN
+// timings.
 func TestCollectorRepairsALostRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		sc := startSimTuned(t, 2, 1, 2*time.Second, 1, nil, noPushPull)
@@ -64,6 +66,12 @@ func TestCollectorRepairsALostRefresh(t *testing.T) {
 			return holds(col, r2.Node, r2.Seq)
 		})
 		t.Logf("refresh recovered %s after the report before it (lifetime %s)", time.Since(sent), life)
+		// The answer carries the report's age: the collector dates it
+		// from when the node published it, not from the answer.
+		v := col.View(time.Now(), time.Hour, func(gossip.Held) bool { return false })
+		if got, want := v.Reports[r2.Node].Received.Sub(sent), next.Add(-refresh).Sub(sent); got < want-time.Second || got > want+time.Second {
+			t.Errorf("the repaired report counts as sent %s after the one before it, want %s", got, want)
+		}
 	})
 }
 
