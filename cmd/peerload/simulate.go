@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -57,6 +58,7 @@ top and TTL:
 	seeds := f.Int("seeds", 1, "average over this many `DAYS`: seeds --seed, --seed+1, ...")
 	sweepTop := f.String("sweep-top", "", "compare these tops, `N,N,...` (with --sweep-ttl: every combination)")
 	sweepTTL := f.String("sweep-ttl", "", "compare these TTLs, `D,D,...` (e.g. 0s,10s,30s)")
+	policies := f.String("policies", "", "run only these `POLICIES,...`: names above or experimental variants (internal/sim ParseVariant, e.g. herd/w=rate/top=5/ttl=10s), one line each")
 	asJSON := f.Bool("json", false, "print a JSON array, one object per policy (per top and TTL with --sweep-*)")
 	plotDir := f.String("plot", "", "write PNG plots into `DIR` (drawn by the peerload-plot program)")
 	rest, err := f.parse(args)
@@ -72,6 +74,9 @@ top and TTL:
 	cfg.Seed, cfg.Resolvers = *seed, *resolvers
 	if cfg.Util, err = parseFraction(*util); err != nil {
 		return &flagError{Flag: "util", Value: *util, Err: err}
+	}
+	if *policies != "" {
+		cfg.Policies = strings.Split(*policies, ",")
 	}
 	var plotter string
 	if *plotDir != "" {
@@ -101,7 +106,13 @@ top and TTL:
 			fmt.Fprintf(c.stdout, "averaged over %d seeds\n", *seeds)
 		}
 		fmt.Fprintln(c.stdout)
-		if err := sim.WriteTable(c.stdout, rs); err != nil {
+		write := sim.WriteTable
+		if len(cfg.Policies) > 0 {
+			write = func(w io.Writer, rs []sim.Result) error {
+				return sim.WriteLongTable(w, cfg, []sim.SweepPoint{{Top: cfg.Top, TTL: cfg.TTL.Seconds(), Results: rs}})
+			}
+		}
+		if err := write(c.stdout, rs); err != nil {
 			return err
 		}
 	}
@@ -153,7 +164,11 @@ func (c *cli) simulateSweep(f *flagSet, cfg sim.Config, topList, ttlList string,
 			fmt.Fprintf(c.stdout, "averaged over %d seeds\n", seeds)
 		}
 		fmt.Fprintln(c.stdout)
-		if err := sim.WriteSweepTable(c.stdout, ps); err != nil {
+		write := sim.WriteSweepTable
+		if len(cfg.Policies) > 0 {
+			write = func(w io.Writer, ps []sim.SweepPoint) error { return sim.WriteLongTable(w, cfg, ps) }
+		}
+		if err := write(c.stdout, ps); err != nil {
 			return err
 		}
 	}

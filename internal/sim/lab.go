@@ -240,8 +240,13 @@ func (l *lab) login(lg *login) {
 func (l *lab) lookup(r int, now time.Duration) []int {
 	c := &l.resolvers[r]
 	if !c.valid || now >= c.expires {
-		c.set = l.pol.answer(now)
-		c.expires = now + l.cfg.TTL
+		ttl := l.cfg.TTL
+		if p, ok := l.pol.(resolverPolicy); ok {
+			c.set, ttl = p.answerResolver(r, now)
+		} else {
+			c.set = l.pol.answer(now)
+		}
+		c.expires = now + ttl
 		c.valid = true
 		l.res.Queries++
 	}
