@@ -218,5 +218,5 @@ func (c *decayingCount) add(x float64, now, tau time.Duration) {
 }
 
 func (c *decayingCount) value(now, tau time.Duration) float64 {
-	return c.v * math.Exp(-(now - c.at).Seconds()/tau.Seconds())
+	return c.v * math.Exp(-(now-c.at).Seconds()/tau.Seconds())
 }

@@ -2,8 +2,8 @@ package sim
 
 import (
 	"fmt"
-	"math"
 	"io"
+	"math"
 	"text/tabwriter"
 	"time"
 )
