@@ -112,9 +112,10 @@ func (h *decayingHerd) settle(n *decayingNode, r, now time.Duration) {
 
 // seenHerd lets the reports say which hand-outs were used. A hand-out is
 // a promise of logins over its TTL (resolvers hand the cached answer out
-// until it expires): the part of it after the machine's latest report is
-// still to come or not yet reported, weight·(h+TTL−max(h,r))/TTL, all of
-// it while r ≤ h, nothing once r ≥ h+TTL. What did arrive shows in the
+// until it expires): the part of it after the machine's latest report r
+// and after now − seenWithin is still to come or not yet reported,
+// weight·(h+TTL−max(h, r, now−seenWithin))/TTL; nothing once that is past
+// h+TTL. What did arrive shows in the
 // reports as new users at once, and in load1 only with its one-minute lag:
 // lag is the arrivals the latest report's load1 misses, Σ a·e^(−(r−t)/decay)
 // over arrivals a reported at t. A hand-out nobody used (a client that
@@ -139,22 +140,31 @@ func newSeenHerd(machines int, decay time.Duration, limit float64, departures bo
 	return &seenHerd{decay: decay.Seconds(), limit: limit, departures: departures, nodes: make([]seenNode, machines)}
 }
 
-// expected is the part of hand-out p a report received at r cannot show.
-func (p handout) expected(r time.Duration) float64 {
+// seenWithin is how soon a login shows in a report: the agent reports
+// within one sampling interval of a change in users (2 s), plus gossip,
+// with room to spare. A login expected longer ago than that which no
+// report shows did not happen.
+const seenWithin = 5 * time.Second
+
+// expected is the part of hand-out p that the latest report, received at
+// r, cannot show at now: the logins still to come from resolvers' copies,
+// and those of the last seenWithin.
+func (p handout) expected(r, now time.Duration) float64 {
+	from := max(p.at, r, now-seenWithin)
 	if p.ttl <= 0 {
-		if p.at > r {
+		if p.at >= from && p.at > r {
 			return p.weight
 		}
 		return 0
 	}
-	left := p.at + p.ttl - max(p.at, r)
+	left := p.at + p.ttl - from
 	return p.weight * min(1, max(0, left.Seconds()/p.ttl.Seconds()))
 }
 
 func (h *seenHerd) prune(n *seenNode, r, now time.Duration) {
 	k := 0
 	for _, p := range n.pending {
-		if p.at+p.ttl >= r && p.at >= now-herdForget {
+		if p.at+p.ttl >= max(r, now-seenWithin) && p.at >= now-herdForget {
 			n.pending[k] = p
 			k++
 		}
@@ -162,10 +172,10 @@ func (h *seenHerd) prune(n *seenNode, r, now time.Duration) {
 	n.pending = n.pending[:k]
 }
 
-func (h *seenHerd) pendingLoad(n *seenNode, r time.Duration) float64 {
+func (h *seenHerd) pendingLoad(n *seenNode, r, now time.Duration) float64 {
 	e := 0.0
 	for _, p := range n.pending {
-		e += p.expected(r)
+		e += p.expected(r, now)
 	}
 	return e
 }
@@ -173,13 +183,13 @@ func (h *seenHerd) pendingLoad(n *seenNode, r time.Duration) float64 {
 func (h *seenHerd) extra(i int, r, now time.Duration) float64 {
 	n := &h.nodes[i]
 	h.prune(n, r, now)
-	return h.pendingLoad(n, r) + n.lag
+	return h.pendingLoad(n, r, now) + n.lag
 }
 
 func (h *seenHerd) handed(i int, w float64, ttl, now time.Duration) {
 	n := &h.nodes[i]
 	if h.limit > 0 {
-		w = min(w, max(0, h.limit-h.pendingLoad(n, n.lagAt)))
+		w = min(w, max(0, h.limit-h.pendingLoad(n, n.lagAt, now)))
 		if w == 0 {
 			return
 		}

@@ -32,6 +32,8 @@ type variantPolicy struct {
 	// lastQuery is when each resolver last asked (adaptive TTL).
 	lastQuery []time.Duration
 	asked     []bool
+	// written is the zone's set (Write).
+	written []int
 }
 
 func newVariantPolicy(v Variant, l *lab) *variantPolicy {
@@ -48,6 +50,15 @@ func newVariantPolicy(v Variant, l *lab) *variantPolicy {
 		p.age = newAgeReader(n, time.Minute)
 	}
 	l.col.observers = append(l.col.observers, p.observe)
+	if v.Write > 0 {
+		var write func()
+		write = func() {
+			p.written, _ = p.choose(p.l.eng.Now())
+			p.l.eng.After(v.Write, write)
+		}
+		// The first write once every agent has reported, as PeerMon's.
+		l.eng.At(l.cfg.Interval+time.Second, write)
+	}
 	return p
 }
 
@@ -71,8 +82,16 @@ func (p *variantPolicy) answer(now time.Duration) []int {
 }
 
 func (p *variantPolicy) answerResolver(resolver int, now time.Duration) ([]int, time.Duration) {
-	p.answers.add(1, now, rateWindow)
 	p.lastQuery[resolver], p.asked[resolver] = now, true
+	if p.v.Write > 0 {
+		return p.written, p.v.ttl(p.l.cfg)
+	}
+	p.answers.add(1, now, rateWindow)
+	return p.choose(now)
+}
+
+// choose is one answer (or one write) and its TTL; it tells the herd.
+func (p *variantPolicy) choose(now time.Duration) ([]int, time.Duration) {
 	snap := p.adjust(p.l.col.snapshot(now), now)
 	top := p.v.top(p.l.cfg)
 	pol := rank.Policy{Top: top, Fallback: p.l.cfg.Fallback}
@@ -87,9 +106,15 @@ func (p *variantPolicy) answerResolver(resolver int, now time.Duration) ([]int, 
 	set := p.l.col.indexes(picked)
 	ttl := p.ttl(picked, now)
 	if p.herd != nil && len(set) > 0 {
-		w := p.weight(ttl, now) / float64(len(set))
+		w, life := p.weight(ttl, now), ttl
+		if p.v.Write > 0 {
+			life = p.v.Write + ttl
+			if p.v.RateWeight {
+				w = min(MaxWeight, p.loginRate(now)*p.v.Write.Seconds())
+			}
+		}
 		for _, i := range set {
-			p.herd.handed(i, w, ttl, now)
+			p.herd.handed(i, w/float64(len(set)), life, now)
 		}
 	}
 	return set, ttl

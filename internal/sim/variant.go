@@ -18,6 +18,7 @@ import (
 //	plain/age                   no herd; load1 extrapolated by each report's age
 //	herd/b2=6                   each address the better of two among the best 6
 //	herd/attl=5s-30s            TTL per answer from the answer's headroom
+//	seen/write=10s/ttl=10s      the RFC 2136 updater: a set written every 10 s
 //	herd/top=5/ttl=10s          top and TTL other than the lab's
 type Variant struct {
 	// Spec is the name the variant was parsed from.
@@ -53,6 +54,13 @@ type Variant struct {
 	// headroom (free cores over its machines, herd included) ÷ the login
 	// rate of one resolver, within MinTTL..MaxTTL (Colajanni & Yu).
 	MinTTL, MaxTTL time.Duration
+	// Write, when > 0, models the RFC 2136 updater: the set is chosen
+	// and written into the zone every Write, the server answers every
+	// query with it, and the herd counts one hand-out per write that lives
+	// Write + TTL (until the last resolver's copy expires), of weight
+	// Weight, or with RateWeight the logins the reports showed in the
+	// last Write.
+	Write time.Duration
 	// Top and TTL override the lab's when Top > 0, TTL >= 0.
 	Top int
 	TTL time.Duration
@@ -77,7 +85,7 @@ func IsVariant(name string) bool {
 
 // ParseVariant reads a variant spec: a herd model (plain, herd, seen)
 // followed by /-separated options: w=N|rate, wttl=N (weight per TTL second),
-// decay=D, cap=N, dep, age, b2=K, attl=D-D, top=N, ttl=D.
+// decay=D, cap=N, dep, age, b2=K, attl=D-D, write=D, top=N, ttl=D.
 func ParseVariant(spec string) (Variant, error) {
 	parts := strings.Split(spec, "/")
 	v := Variant{Spec: spec, Herd: parts[0], Weight: 2, Decay: time.Minute, TTL: -1}
@@ -115,6 +123,8 @@ func ParseVariant(spec string) (Variant, error) {
 			if v.MinTTL, err = time.ParseDuration(lo); err == nil {
 				v.MaxTTL, err = time.ParseDuration(hi)
 			}
+		case "write":
+			v.Write, err = time.ParseDuration(val)
 		case "top":
 			v.Top, err = strconv.Atoi(val)
 		case "ttl":
@@ -129,6 +139,8 @@ func ParseVariant(spec string) (Variant, error) {
 	switch {
 	case v.Weight <= 0 || v.Decay <= 0 || v.Cap < 0 || v.WeightPerTTL < 0:
 		return v, fmt.Errorf("variant %q: weight and decay must be positive, cap not negative", spec)
+	case v.Write < 0 || (v.Write > 0 && v.MaxTTL > 0):
+		return v, fmt.Errorf("variant %q: write must be positive and fixes the TTL (no attl)", spec)
 	case v.BestOfTwo < 0 || v.MinTTL < 0 || v.MaxTTL < v.MinTTL:
 		return v, fmt.Errorf("variant %q: b2 must not be negative, attl MIN-MAX ascending", spec)
 	case v.Herd == "plain" && (v.RateWeight || v.Cap > 0 || v.Departures):
