@@ -13,7 +13,9 @@ func TestParseVariant(t *testing.T) {
 		ok   bool
 		want func(Variant) bool
 	}{
-		{"herd", true, func(v Variant) bool { return v.Herd == "herd" && v.Weight == 2 && v.Decay == time.Minute && v.TTL == -1 }},
+		{"herd", true, func(v Variant) bool {
+			return v.Herd == "herd" && v.Weight == 2 && v.Decay == time.Minute && v.TTL == -1
+		}},
 		{"seen/w=rate/cap=3", true, func(v Variant) bool { return v.RateWeight && v.Cap == 3 }},
 		{"plain/age/b2=6/top=5/ttl=10s", true, func(v Variant) bool {
 			return v.Age && v.BestOfTwo == 6 && v.Top == 5 && v.TTL == 10*time.Second
