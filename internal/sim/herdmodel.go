@@ -71,6 +71,10 @@ func (h *decayingHerd) handed(i int, w float64, ttl, now time.Duration) {
 			return
 		}
 	}
+	if h.limit > 0 && mergeable(n.pending, ttl, now) {
+		n.pending[len(n.pending)-1].weight += w
+		return
+	}
 	k := len(n.pending)
 	for k > 0 && n.pending[k-1].at > now {
 		k--
@@ -194,7 +198,25 @@ func (h *seenHerd) handed(i int, w float64, ttl, now time.Duration) {
 			return
 		}
 	}
+	if h.limit > 0 && mergeable(n.pending, ttl, now) {
+		n.pending[len(n.pending)-1].weight += w
+		return
+	}
 	n.pending = append(n.pending, handout{at: now, weight: w, ttl: ttl})
+}
+
+// mergeWithin is how close a hand-out must follow the last one to be
+// merged into it. A bounded herd tops a machine up by slivers as its load
+// decays; under a flood those would pile up by the thousand (agent/herd
+// merges beyond 16 instead).
+const mergeWithin = 100 * time.Millisecond
+
+func mergeable(pending []handout, ttl, now time.Duration) bool {
+	if len(pending) == 0 {
+		return false
+	}
+	last := pending[len(pending)-1]
+	return last.ttl == ttl && now >= last.at && now-last.at <= mergeWithin
 }
 
 func (h *seenHerd) observe(i int, users int, r time.Duration) {
