@@ -87,7 +87,8 @@ type Config struct {
 	// Herd tunes peerload-herd.
 	Herd herd.Config
 
-	// Policies to run (nil: all), reported in the order of Policies.
+	// Policies to run (nil: all), reported in the order of Policies,
+	// then the variants (ParseVariant) in the order given.
 	Policies []string
 	// Trace, when set, records sessions per machine every TraceEvery for
 	// plots.
@@ -175,6 +176,12 @@ func (c *Config) Validate() error {
 		return bad("timing", "refresh must be positive, gossip delay and warmup not negative")
 	}
 	for _, p := range c.Policies {
+		if IsVariant(p) {
+			if _, err := ParseVariant(p); err != nil {
+				return &ConfigError{Field: "policy", Err: err}
+			}
+			continue
+		}
 		if !slices.Contains(Policies, p) {
 			return bad("policy", "unknown policy %q", p)
 		}

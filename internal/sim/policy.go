@@ -37,6 +37,9 @@ func newPolicy(name string, l *lab) policy {
 	case PolicyOracle:
 		return &oracle{l: l}
 	}
+	if v, err := ParseVariant(name); err == nil {
+		return newVariantPolicy(v, l)
+	}
 	panic("sim: unknown policy " + name) // Validate rejects it first
 }
 
