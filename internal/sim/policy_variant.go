@@ -96,7 +96,7 @@ func (p *variantPolicy) choose(now time.Duration) ([]int, time.Duration) {
 	top := p.v.top(p.l.cfg)
 	pol := rank.Policy{Top: top, Fallback: p.l.cfg.Fallback}
 	var choice rank.Choice
-	choice, p.kept = pol.Choose(snap, p.kept)
+	choice, p.kept = pol.Choose(snap, p.kept, epoch.Add(now))
 	var picked []rank.NodeStatus
 	if p.v.BestOfTwo > 0 {
 		picked = p.bestOfTwo(choice.Ranking, top)
@@ -120,7 +120,7 @@ func (p *variantPolicy) choose(now time.Duration) ([]int, time.Duration) {
 	return set, ttl
 }
 
-// adjust is herd.Adjust with the variant's load reading: every reported
+// adjust is the product herd's adjustment with the variant's load reading: every reported
 // load1 read by its age (Age) plus the herd's extra load.
 func (p *variantPolicy) adjust(s *rank.Snapshot, now time.Duration) *rank.Snapshot {
 	if p.herd == nil && p.age == nil {
