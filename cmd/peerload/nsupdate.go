@@ -53,7 +53,7 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 	f.StringVar(&nf.pool, "pool", "", "only machines of `POOL`")
 	f.StringVar(&nf.by, "by", "", "`RANKING`: cpu, mem (most free memory first) or combined (default: the cluster's)")
 	f.StringVar(&nf.fallback, "fallback", "keep", "what to publish, `FALLBACK`, when no machine is a candidate: keep (leave the records), all (every alive machine) or none (delete them)")
-	f.StringVar(&nf.herd, "herd", "on", "`HERD`: on or off; on counts the published set as handed out once per TTL, so a burst of logins moves it on to the next machines before their load shows")
+	f.StringVar(&nf.herd, "herd", "on", "`HERD`: on or off; on counts the published set as handed out after each TTL in which its machines gained users, so a burst of logins moves it on before their load shows")
 	f.StringVar(&nf.key, "tsig-key", "", "BIND key `FILE` as written by tsig-keygen (required unless --insecure-no-tsig)")
 	f.StringVar(&nf.keyName, "tsig-key-name", "", "which key, `NAME`, of --tsig-key to use when the file holds several")
 	f.DurationVar(&nf.resync, "resync", 5*time.Minute, "read the records back and repair drift every `INTERVAL`")

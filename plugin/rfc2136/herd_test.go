@@ -17,10 +17,11 @@ func loaded(i int, load1 float64) rank.NodeStatus {
 	return n
 }
 
-// TestUpdaterHerd: with a TTL of one second and reports that never show
-// the logins, the herd counts the published machine as handed out every
-// TTL and the name moves on to the next best within a few TTLs; with herd
-// off it stays on the least-loaded machine and nothing is counted.
+// TestUpdaterHerd: with a TTL of one second and reports whose load never
+// shows the logins (only their users do), the herd counts the published
+// machine as handed out and the name moves on to the next best within a
+// few TTLs; with herd off it stays on the least-loaded machine and nothing
+// is counted. Without logins the herd counts nothing either.
 func TestUpdaterHerd(t *testing.T) {
 	for _, noHerd := range []bool{false, true} {
 		z := startZoneServer(t, "example.edu", testKey)
@@ -36,6 +37,19 @@ func TestUpdaterHerd(t *testing.T) {
 		waitUntil(t, 5*time.Second, "lab01 in the zone", func() bool {
 			return slices.Equal(z.Records(testName), addrs("127.0.1.1"))
 		})
+		// Two and a half TTLs without logins: nothing counted, nothing
+		// moves (an absence, so it is watched for a while, not polled).
+		time.Sleep(2500 * time.Millisecond)
+		if got := value(u.m.handed.WithLabelValues(testName)); got != 0 {
+			t.Fatalf("handed_out_total = %v without logins, want 0", got)
+		}
+		if got := z.Records(testName); !slices.Equal(got, addrs("127.0.1.1")) {
+			t.Fatalf("without logins the zone holds %v, want lab01 still", got)
+		}
+		// A student logs in on lab01: its users rise, its load not yet.
+		busy := loaded(1, 0.4)
+		busy.Report.Load.Users = 1
+		src.publish(t, u.Roles(), busy, loaded(2, 0.8), loaded(3, 1.2))
 		if !noHerd {
 			// After a TTL lab01 counts as handed out: 2 (all of one
 			// answer) on its load is past lab02's 0.8 beyond the margin.
