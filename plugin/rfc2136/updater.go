@@ -228,7 +228,7 @@ type nameState struct {
 	hasIntended bool
 	kept        rank.Kept // what fallback keep remembers
 	lastWrite   time.Time
-	handedAt    time.Time // when the herd last looked at held
+	handedAt    time.Time      // when the herd last looked at held
 	users       map[string]int // the held machines' users then
 	retryAt     time.Time
 	bo          backoff
