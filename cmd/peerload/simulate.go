@@ -26,8 +26,10 @@ same day of logins:
   random         every user picks a machine blindly (no DNS)
   peermon        a cron writes PeerMon's best 5 into DNS every minute
   lbnamed        DNS answers the best one, plus a load increment per answer
-  peerload       the plugin's answer: the best --top, shuffled among equals
-  peerload-herd  the same, counting what it handed out (agent/herd)
+  peerload-noherd  the plugin with herd off: the best --top by the reports
+  peerload       the plugin as shipped: the same, counting what it handed
+                 out (herd on); its row is the shipped defaults
+  peerload-herd  the same as peerload (herd-awareness was an option once)
   oracle         the machine with the fewest processes at that instant:
                  the bound no real policy reaches
 
@@ -39,7 +41,7 @@ its runtime under contention ÷ its runtime alone; busiest/mean is the
 busiest machine's sessions ÷ the mean per machine during bursts. The same
 flags and --seed give the same numbers; --seeds N averages N days.
 
-With --sweep-top and/or --sweep-ttl it runs peerload and peerload-herd
+With --sweep-top and/or --sweep-ttl it runs peerload and peerload-noherd
 (against round-robin and peermon) for every combination instead, to choose
 top and TTL:
 

@@ -16,7 +16,12 @@ const (
 	PolicyRandom       = "random"
 	PolicyPeerMon      = "peermon"
 	PolicyLbnamed      = "lbnamed"
-	PolicyPeerload     = "peerload"
+	// PolicyPeerload is the shipped plugin: its defaults, herd-aware.
+	PolicyPeerload = "peerload"
+	// PolicyPeerloadNoHerd is the same with `herd off`: the ranking alone.
+	PolicyPeerloadNoHerd = "peerload-noherd"
+	// PolicyPeerloadHerd is PolicyPeerload by another name: herd-awareness
+	// was an option before it was the default, and scripts read its row.
 	PolicyPeerloadHerd = "peerload-herd"
 	// PolicyOracle is no real policy but the bound: every login goes to the
 	// machine with the fewest processes at that instant.
@@ -24,7 +29,7 @@ const (
 )
 
 // Policies lists every policy the simulator knows.
-var Policies = []string{PolicyRoundRobin, PolicyRandom, PolicyPeerMon, PolicyLbnamed, PolicyPeerload, PolicyPeerloadHerd, PolicyOracle}
+var Policies = []string{PolicyRoundRobin, PolicyRandom, PolicyPeerMon, PolicyLbnamed, PolicyPeerloadNoHerd, PolicyPeerload, PolicyPeerloadHerd, PolicyOracle}
 
 // Config describes one lab and how it is run. Fields named like a flag of
 // `peerload simulate` are set by it; the others keep DefaultConfig's model.
@@ -96,7 +101,8 @@ type Config struct {
 }
 
 // DefaultConfig is the lab of issue 12: 50 machines with 4 cores at 70 %,
-// a class of 30 logging in every 10 minutes, TTL 30 s and top 3.
+// a class of 30 logging in every 10 minutes, and the plugin's defaults
+// (top 8, TTL 5 s).
 func DefaultConfig() Config {
 	return Config{
 		Machines:         50,
@@ -105,8 +111,8 @@ func DefaultConfig() Config {
 		Burst:            30,
 		BurstEvery:       10 * time.Minute,
 		BurstSpread:      time.Minute,
-		TTL:              30 * time.Second,
-		Top:              3,
+		TTL:              5 * time.Second, // the plugin's defaults
+		Top:              8,
 		Interval:         2 * time.Second,
 		Refresh:          15 * time.Second,
 		GossipDelay:      115 * time.Millisecond, // BENCHMARKS.md: p50 at N = 100

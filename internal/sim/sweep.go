@@ -74,7 +74,7 @@ type SweepPoint struct {
 
 // sweepPolicies are the policies a sweep compares: top and TTL matter to
 // peerload; round-robin and PeerMon are the yardsticks.
-var sweepPolicies = []string{PolicyRoundRobin, PolicyPeerMon, PolicyPeerload, PolicyPeerloadHerd}
+var sweepPolicies = []string{PolicyRoundRobin, PolicyPeerMon, PolicyPeerloadNoHerd, PolicyPeerload}
 
 // Sweep runs every combination of tops and ttls (each averaged over seeds
 // as RunSeeds does) for the policies top and TTL matter to.
@@ -97,13 +97,14 @@ func Sweep(cfg Config, tops []int, ttls []time.Duration, seeds int) ([]SweepPoin
 	return out, nil
 }
 
-// WriteSweepTable prints one line per top and TTL: peerload and
-// peerload-herd, and herd's mean slowdown against round-robin and PeerMon.
+// WriteSweepTable prints one line per top and TTL: peerload without and
+// with its herd, and the herd-aware mean slowdown against round-robin and
+// PeerMon.
 func WriteSweepTable(w io.Writer, ps []SweepPoint) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "top\tTTL\tpeerload mean\tp95\tbusiest/mean\therd mean\tp95\tbusiest/mean\therd vs round-robin\tvs peermon\t")
+	fmt.Fprintln(tw, "top\tTTL\tno herd mean\tp95\tbusiest/mean\tpeerload mean\tp95\tbusiest/mean\tpeerload vs round-robin\tvs peermon\t")
 	for _, p := range ps {
-		pl, h := Find(p.Results, PolicyPeerload), Find(p.Results, PolicyPeerloadHerd)
+		pl, h := Find(p.Results, PolicyPeerloadNoHerd), Find(p.Results, PolicyPeerload)
 		rr, pm := Find(p.Results, PolicyRoundRobin), Find(p.Results, PolicyPeerMon)
 		if pl == nil || h == nil || rr == nil || pm == nil {
 			return fmt.Errorf("sweep table needs %v", sweepPolicies)

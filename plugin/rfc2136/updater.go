@@ -50,9 +50,10 @@ type Config struct {
 	// Names are the names kept pointing at the best nodes; each must be in
 	// Zone.
 	Names []string
-	// Top is how many nodes each name holds (default 1).
+	// Top is how many nodes each name holds (default 8, as the CoreDNS
+	// plugin's answers).
 	Top int
-	// TTL of the records written (default 30 s). Keep it short: resolvers
+	// TTL of the records written (default 5 s, as the plugin's). Keep it short: resolvers
 	// cache the old set for this long after a change.
 	TTL uint32
 	// Pool restricts candidates to one pool; By selects the ranking.
@@ -149,10 +150,10 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("rfc2136: top %d must be positive", cfg.Top)
 	}
 	if cfg.Top == 0 {
-		cfg.Top = 1
+		cfg.Top = 8
 	}
 	if cfg.TTL == 0 {
-		cfg.TTL = 30
+		cfg.TTL = 5
 	}
 	if cfg.Settle == 0 {
 		cfg.Settle = 2 * time.Second
