@@ -12,10 +12,10 @@ import (
 
 // Policy names, in the order results are reported.
 const (
-	PolicyRoundRobin   = "round-robin"
-	PolicyRandom       = "random"
-	PolicyPeerMon      = "peermon"
-	PolicyLbnamed      = "lbnamed"
+	PolicyRoundRobin = "round-robin"
+	PolicyRandom     = "random"
+	PolicyPeerMon    = "peermon"
+	PolicyLbnamed    = "lbnamed"
 	// PolicyPeerload is the shipped plugin: its defaults, herd-aware.
 	PolicyPeerload = "peerload"
 	// PolicyPeerloadNoHerd is the same with `herd off`: the ranking alone.
