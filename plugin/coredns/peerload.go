@@ -371,22 +371,6 @@ func (p *PeerLoad) observeAge(now time.Time) {
 
 func (p *PeerLoad) setServers(s []string) { p.servers.Store(&s) }
 
-// sleep waits d (nothing when d <= 0) and reports false when done closed
-// first.
-func sleep(done <-chan struct{}, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // Timings of the watcher.
 const (
 	// clockRefresh is how often the watcher rebuilds without being told
@@ -400,16 +384,13 @@ const (
 	soaRetry   = 10 * time.Second
 	// soaTimeout bounds one SOA lookup through the chain.
 	soaTimeout = 2 * time.Second
-	// herdRebuild is the least time between two rebuilds for hand-outs
-	// (the herd's changes): a burst of logins is ranked again between any
-	// two of its queries, a flood costs ten rankings a second.
-	herdRebuild = 100 * time.Millisecond
 )
 
 // watch keeps the published answers current: it rebuilds them whenever src
 // announces a change (a coalesced notification still ends in a read of
 // the latest snapshot), after hand-outs the herd counted (at most every
-// herdRebuild), and every clockRefresh for what only the clock changes. A second goroutine keeps what the zones hold (the negative
+// herd.ChangeInterval), and every clockRefresh for what only the clock
+// changes. A second goroutine keeps what the zones hold (the negative
 // answers' SOA, whether the next plugin serves a zone) current, so a slow
 // plugin further down never delays a rebuild. stop ends both and
 // waits.
@@ -428,12 +409,11 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 		tick := time.NewTicker(clockRefresh)
 		defer tick.Stop()
 		var last *rank.Snapshot
-		var built time.Time
 		rerank := false
 		for {
 			if snap := src.Snapshot(); snap != nil && (snap != last || rerank) {
 				p.publish(snap)
-				last, built, rerank = snap, time.Now(), false
+				last, rerank = snap, false
 			} else {
 				p.observeAge(time.Now())
 			}
@@ -447,9 +427,6 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 			case <-tick.C:
 			case <-handed:
 				rerank = true
-				if !sleep(done, herdRebuild-time.Since(built)) {
-					return
-				}
 			}
 		}
 	})
