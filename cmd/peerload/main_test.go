@@ -219,6 +219,11 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"top", "-n", "0"}, 2, `peerload top: -n "0": must be at least 1`},
 		{[]string{"top", "--by", "load"}, 2, `--by "load"`},
 		{[]string{"top", "lab01"}, 2, "unexpected argument"},
+		{[]string{"top", "--api", "garbage"}, 2, `peerload top: --api "garbage": missing port in address`},
+		{[]string{"--api", "garbage", "status"}, 2, `peerload status: --api "garbage": missing port in address`},
+		{[]string{"ssh", "--api", "127.0.0.1"}, 2, `peerload ssh: --api "127.0.0.1": missing port in address`},
+		{[]string{"hostfile", "--api", "lab01:x", "-"}, 2, `peerload hostfile: --api "lab01:x": port "x" is not a number`},
+		{[]string{"known-hosts", "--api", "ftp://lab01"}, 2, `peerload known-hosts: --api "ftp://lab01": scheme "ftp": want http or https`},
 		{[]string{"hostfile"}, 2, "exactly one FILE"},
 		{[]string{"hostfile", "-s", "0", "-"}, 2, `-s "0": must be at least 1`},
 		{[]string{"hostfile", "-s", "2", "--cpus", "-"}, 2, "exclude each other"},
@@ -356,6 +361,11 @@ func TestTop(t *testing.T) {
 	tc.env = map[string]string{"PEERLOAD_API": fake.addr()}
 	if out, _, code := tc.run("top"); code != 0 || out != "lab02\n" {
 		t.Errorf("top with PEERLOAD_API: exit %d %q", code, out)
+	}
+	// A bad $PEERLOAD_API is named as the variable, not as --api.
+	bad := &testCLI{env: map[string]string{"PEERLOAD_API": "garbage"}}
+	if out, errOut, code := bad.run("top"); code != 2 || out != "" || errOut != "peerload top: $PEERLOAD_API \"garbage\": missing port in address\n" {
+		t.Errorf("top with PEERLOAD_API=garbage: exit %d %q %q", code, out, errOut)
 	}
 
 	// No candidate: exit 1 with one line.
