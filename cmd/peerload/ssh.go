@@ -89,12 +89,13 @@ considered and why the pick won, on standard error, before ssh starts.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := api.NewClient(*apiAddr).Top(ctx, *n, rf.pool, by, herd)
+	client := api.NewClient(*apiAddr)
+	resp, err := client.Top(ctx, *n, rf.pool, by, herd)
 	if err != nil {
 		return err
 	}
 	if len(resp.Nodes) == 0 {
-		return errNoCandidate(rf.pool)
+		return noCandidate(ctx, client, rf.pool)
 	}
 	pick := &resp.Nodes[rand.IntN(len(resp.Nodes))]
 	host, err := hostOf(pick, *ip)
