@@ -521,8 +521,9 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
 	for i, re := range []string{
-		`^NAME\s+STATE\s+RANK\s+SCORE\s+LOAD1\s+CPUS\s+MEM\s+POOLS\s+NOTES$`,
-		`^lab02\s+alive\s+1\s+0\.120\s+0\.40\s+4\s+80%\s+-\s+-$`,
+		// MEM%: 80 % available is 20 % in use, as the status page says.
+		`^NAME\s+STATE\s+RANK\s+SCORE\s+LOAD1\s+CPUS\s+MEM%\s+POOLS\s+NOTES$`,
+		`^lab02\s+alive\s+1\s+0\.120\s+0\.40\s+4\s+20%\s+-\s+-$`,
 		`^lab03\s+alive\s+2\s`,
 		`^lab01\s+alive\s+3\s`,
 		`^lab04\s+alive\s+-\s+0\.100\s.*\s-\s+drained: kernel update$`,

@@ -367,7 +367,7 @@ func TestStatusFits80Columns(t *testing.T) {
 		t.Errorf("status on a 200-column terminal cut the notes:\n%s", out)
 	}
 	out, _, code = run("status", "--wide", "--api", fake.addr())
-	for _, want := range []string{"ADDRESS", "LOAD5", "LOAD15", "CPU%", "MEM FREE", "USERS", "AGE", "127.0.1.2", "42s",
+	for _, want := range []string{"ADDRESS", "LOAD5", "LOAD15", "CPU%", "MEM%", "MEM AVAIL", "USERS", "AGE", "127.0.1.2", "42s",
 		"ask Sam before undraining it; tmp: /tmp is 97% full"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("status --wide lacks %q:\n%s", want, out)
