@@ -6,6 +6,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
@@ -33,6 +34,9 @@ type cli struct {
 	// terminal reports whether stdout is a terminal and its width in
 	// columns (0 when unknown); nil means not a terminal.
 	terminal func() (bool, int)
+	// lookupHost resolves a host name (net.DefaultResolver.LookupHost when
+	// nil); `peerload ssh` checks the name it hands to ssh with it.
+	lookupHost func(ctx context.Context, host string) ([]string, error)
 
 	// describe makes the next flagSet.parse record its flag set in
 	// described and stop the command (errDescribe): how completion and

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -35,6 +36,9 @@ type testCLI struct {
 	sig    chan os.Signal
 	// terminal, when set, pretends stdout is a terminal of that width.
 	terminal func() (bool, int)
+	// lookupHost, when set, replaces name resolution; unset, every name
+	// resolves (tests stay off the network).
+	lookupHost func(ctx context.Context, host string) ([]string, error)
 }
 
 func (tc *testCLI) run(args ...string) (stdout, stderr string, code int) {
@@ -45,6 +49,12 @@ func (tc *testCLI) run(args ...string) (stdout, stderr string, code int) {
 		getenv:   func(k string) string { return tc.env[k] },
 		signals:  tc.sig,
 		terminal: tc.terminal,
+		lookupHost: func(ctx context.Context, host string) ([]string, error) {
+			if tc.lookupHost != nil {
+				return tc.lookupHost(ctx, host)
+			}
+			return []string{"192.0.2.1"}, nil
+		},
 		exec: func(argv0 string, argv []string, envv []string) error {
 			tc.execed = append([]string{argv0}, argv...)
 			return nil
@@ -407,6 +417,21 @@ func TestSSH(t *testing.T) {
 		strings.Join(tc.execed[1:], " ") != "echo -A -l alice -p2222 127.0.1.2 uptime -a" {
 		t.Errorf("ssh with args: exit %d %q exec %q", code, errOut, tc.execed)
 	}
+	// A name that does not resolve here (the demo's lab02): ssh still
+	// runs, after a hint at --ip.
+	tc.env = nil
+	tc.lookupHost = func(_ context.Context, host string) ([]string, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	_, errOut, code = tc.run("ssh", "--api", fake.addr())
+	if code != 0 || strings.Join(tc.execed[1:], " ") != "ssh lab02" ||
+		errOut != "peerload ssh: warning: lab02 does not resolve on this machine; --ip connects to its address, 127.0.1.2\n" {
+		t.Errorf("ssh to an unresolvable name: exit %d %q exec %q", code, errOut, tc.execed)
+	}
+	if _, errOut, _ = tc.run("ssh", "--ip", "--api", fake.addr()); errOut != "" {
+		t.Errorf("ssh --ip checks the name: %q", errOut)
+	}
+	tc.lookupHost = nil
 	tc.env = map[string]string{"PEERLOAD_SSH": "/no/such/ssh"}
 	if _, errOut, code := tc.run("ssh", "--api", fake.addr()); code != 1 || !strings.Contains(errOut, "/no/such/ssh") {
 		t.Errorf("missing ssh: exit %d %q", code, errOut)
