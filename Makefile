@@ -85,11 +85,12 @@ clean:
 	rm -rf $(BIN)
 
 # deb builds bin/peerload_VERSION_ARCH.deb (and the symlink bin/peerload.deb)
-# from packaging/ with nfpm: stripped builds of cmd/peerload, cmd/peerload-plot,
-# cmd/coredns and cmd/caddy when it exists, in bin/deb. See docs/deploying.md.
+# from packaging/ with nfpm: stripped builds of cmd/peerload, cmd/peerload-plot
+# and cmd/coredns, in bin/deb. See docs/deploying.md.
 deb:
 	@mkdir -p $(BIN)/deb
-	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS) -s -w' -o $(BIN)/deb/ ./cmd/peerload ./cmd/peerload-plot ./cmd/coredns $(wildcard ./cmd/caddy)
+	@rm -f $(BIN)/deb/caddy
+	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS) -s -w' -o $(BIN)/deb/ ./cmd/peerload ./cmd/peerload-plot ./cmd/coredns
 	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run ./packaging/mkdeb --version '$(VERSION)' --bin-dir $(BIN)/deb --out-dir $(BIN)
 
 # test-deb checks the package: contents, lintian, the units' security

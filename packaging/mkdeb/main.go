@@ -2,9 +2,8 @@
 // with nfpm, the Go library made for this: `make deb` runs it from the
 // repository root after building stripped binaries into bin/deb. It adds
 // what a static YAML file cannot say: the Debian version derived from `git
-// describe`, the architecture of the Go build, caddy when the build made
-// one, the documentation (gzip-compressed, as Debian policy asks) and a
-// changelog.
+// describe`, the architecture of the Go build, the documentation
+// (gzip-compressed, as Debian policy asks) and a changelog.
 package main
 
 import (
@@ -35,12 +34,6 @@ var docs = map[string]string{
 	"docs/rfc2136.md":          "rfc2136.md.gz",
 	"plugin/coredns/README.md": "plugin-README.md.gz",
 	"zones/named.conf.example": "examples/named.conf.example.gz",
-}
-
-// optionalBinaries, in --bin-dir, are packaged when the build produced
-// them: cmd/caddy is newer than the rest.
-var optionalBinaries = map[string]string{
-	"caddy": "/usr/lib/peerload/caddy",
 }
 
 func main() {
@@ -120,14 +113,6 @@ Flags:
 		return err
 	}
 	info.Contents = append(info.Contents, gen.out...)
-	for name, dst := range optionalBinaries {
-		src := filepath.Join(*binDir, name)
-		if _, err := os.Stat(src); err == nil {
-			info.Contents = append(info.Contents, &files.Content{Source: src, Destination: dst, FileInfo: &files.ContentFileInfo{Mode: 0o755}})
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
 	if err := nfpm.Validate(info); err != nil {
 		return fmt.Errorf("%s: %w", *config, err)
 	}
