@@ -91,24 +91,25 @@ func TestDebContents(t *testing.T) {
 	}
 	const exe, data = "-rwxr-xr-x", "-rw-r--r--"
 	want := map[string]string{
-		"/usr/bin/peerload":                           exe,
-		"/usr/bin/peerload-plot":                      exe,
-		"/usr/lib/peerload/coredns":                   exe,
-		"/usr/lib/sysusers.d/peerload.conf":           data,
-		"/etc/peerload":                               "drwxr-xr-x",
-		"/etc/peerload/agent.env":                     data,
-		"/etc/peerload/nsupdate.env":                  data,
-		"/etc/peerload/coredns.env":                   data,
-		"/etc/peerload/machines.txt":                  data,
-		"/usr/share/doc/peerload/copyright":           data,
-		"/usr/share/doc/peerload/changelog.gz":        data,
-		"/usr/share/doc/peerload/README.md.gz":        data,
-		"/usr/share/doc/peerload/deploying.md.gz":     data,
-		"/usr/share/doc/peerload/examples/Corefile":   data,
-		"/usr/share/man/man1/peerload.1.gz":           data,
-		"/usr/share/man/man1/peerload-plot.1.gz":      data,
-		"/usr/share/lintian/overrides/peerload":       data,
-		"/usr/share/doc/peerload/plugin-README.md.gz": data,
+		"/usr/bin/peerload":                               exe,
+		"/usr/bin/peerload-plot":                          exe,
+		"/usr/lib/peerload/coredns":                       exe,
+		"/usr/lib/sysusers.d/peerload.conf":               data,
+		"/etc/peerload":                                   "drwxr-xr-x",
+		"/etc/peerload/agent.env":                         data,
+		"/etc/peerload/nsupdate.env":                      data,
+		"/etc/peerload/coredns.env":                       data,
+		"/etc/peerload/machines.txt":                      data,
+		"/usr/share/doc/peerload/copyright":               data,
+		"/usr/share/doc/peerload/changelog.gz":            data,
+		"/usr/share/doc/peerload/README.md.gz":            data,
+		"/usr/share/doc/peerload/deploying.md.gz":         data,
+		"/usr/share/doc/peerload/examples/Corefile":       data,
+		"/usr/share/man/man1/peerload.1.gz":               data,
+		"/usr/share/man/man1/peerload-plot.1.gz":          data,
+		"/usr/share/lintian/overrides/peerload":           data,
+		"/usr/share/doc/peerload/plugin-README.md.gz":     data,
+		"/usr/share/doc/peerload/third-party-licenses.gz": data,
 	}
 	for _, u := range units {
 		want["/usr/lib/systemd/system/"+u] = data
@@ -457,5 +458,34 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, s
 			t.Fatalf("after %v: not %s:\n%s", d, what, why)
 		}
 		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+// TestDebLicences: the package says peerload is Apache-2.0 and carries the
+// licence texts and notices of what its programs link: CoreDNS (Apache-2.0,
+// with its NOTICE rules) and MPL-2.0 memberlist with the address of its
+// source, among every other module.
+func TestDebLicences(t *testing.T) {
+	need(t, "dpkg-deb")
+	deb := debPath(t)
+	root := t.TempDir()
+	output(t, "dpkg-deb", "--extract", deb, root)
+	copyright, err := os.ReadFile(filepath.Join(root, "usr/share/doc/peerload/copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(copyright), "Files: *\nCopyright: 2026 The peerload authors\nLicense: Apache-2.0\n") {
+		t.Errorf("copyright does not license peerload under Apache-2.0:\n%s", copyright)
+	}
+	notices := output(t, "zcat", filepath.Join(root, "usr/share/doc/peerload/third-party-licenses.gz"))
+	for _, re := range []string{
+		`(?m)^The Go standard library go1\.`,
+		`(?m)^github\.com/coredns/coredns v\S+ \(in /usr/lib/peerload/coredns\)\nSource: https://proxy\.golang\.org/github\.com/coredns/coredns/@v/`,
+		`(?m)^github\.com/hashicorp/memberlist v\S+ \(in /usr/bin/peerload, /usr/bin/peerload-plot, /usr/lib/peerload/coredns\)\nSource: `,
+		`Mozilla Public License`,
+	} {
+		if !regexp.MustCompile(re).MatchString(notices) {
+			t.Errorf("third-party-licenses.gz does not match %s", re)
+		}
 	}
 }

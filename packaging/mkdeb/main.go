@@ -3,7 +3,8 @@
 // repository root after building stripped binaries into bin/deb. It adds
 // what a static YAML file cannot say: the Debian version derived from `git
 // describe`, the architecture of the Go build, the documentation
-// (gzip-compressed, as Debian policy asks) and a changelog.
+// (gzip-compressed, as Debian policy asks), a changelog and the licences
+// and notices of the third-party code in the binaries (thirdparty.go).
 package main
 
 import (
@@ -110,6 +111,25 @@ Flags:
 	}
 	if err := gen.manPage(filepath.Join(*binDir, "peerload-plot"), "draw the plots of peerload simulate \\-\\-plot",
 		".I DIR\n", ".SH SEE ALSO\n.BR peerload (1)\n"); err != nil {
+		return err
+	}
+	goroot, err := goEnv("GOROOT")
+	if err != nil {
+		return err
+	}
+	modCache, err := goEnv("GOMODCACHE")
+	if err != nil {
+		return err
+	}
+	notices, err := thirdPartyNotices(map[string]string{
+		filepath.Join(*binDir, "peerload"):      "/usr/bin/peerload",
+		filepath.Join(*binDir, "peerload-plot"): "/usr/bin/peerload-plot",
+		filepath.Join(*binDir, "coredns"):       "/usr/lib/peerload/coredns",
+	}, goroot, modCache)
+	if err != nil {
+		return err
+	}
+	if err := gen.add("/usr/share/doc/"+info.Name+"/third-party-licenses.gz", notices); err != nil {
 		return err
 	}
 	info.Contents = append(info.Contents, gen.out...)
