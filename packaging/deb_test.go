@@ -303,7 +303,14 @@ func TestInstallAndRun(t *testing.T) {
 		if got := m.prop(t, "peerload-agent", "ActiveState", "ConditionResult"); got != "inactive no" {
 			t.Errorf("after install the agent is %q, want inactive, condition failed", got)
 		}
-		m.must(t, "sh", "-c", "peerload keygen --out /etc/peerload/keyring && chgrp peerload /etc/peerload/keyring && chmod 0640 /etc/peerload/keyring")
+		// The key as the README's Deploying section makes and installs it:
+		// the agent runs as peerload and must be able to read it.
+		keygen := readmeCommand(t, "peerload keygen ")
+		install := readmeCommand(t, "install ")
+		m.must(t, "sh", "-c", "cd /root && "+keygen+" && "+install+" && rm keyring")
+		if got := strings.TrimSpace(m.must(t, "stat", "-c", "%U:%G %a", "/etc/peerload/keyring")); got != "root:peerload 640" {
+			t.Errorf("/etc/peerload/keyring after the README's steps: %s, want root:peerload 640", got)
+		}
 		m.must(t, "systemctl", "start", "peerload-agent")
 		// machines.txt lists nobody yet: skipped by ExecCondition, not failed.
 		if got := m.prop(t, "peerload-agent", "ActiveState", "Result"); got != "inactive exec-condition" {
@@ -357,6 +364,29 @@ EOF`)
 		m.waitFailing(t, "lab01", "")
 		if log := m.run("journalctl", "-u", "peerload-agent", "--no-pager"); !strings.Contains(log, `reason="package test" by="root (uid 0`) {
 			t.Errorf("the agent's journal does not say who drained:\n%s", log)
+		}
+	})
+
+	t.Run("known hosts", func(t *testing.T) {
+		// The README's command: with the machine's host keys gossiped it
+		// writes them under every name; without any it fails and leaves
+		// the file alone.
+		cmd := readmeCommand(t, "peerload known-hosts ")
+		const file = "/etc/ssh/ssh_known_hosts"
+		m.must(t, "sh", "-c", "mkdir -p /etc/ssh && echo '# before' > "+file)
+		if m.check("sh", "-c", "ls /etc/ssh/ssh_host_*_key.pub") {
+			eventually(t, 30*time.Second, "known-hosts writes lab01's keys", func() (bool, string) {
+				out, err := m.exec("sh", "-c", cmd)
+				known := m.run("cat", file)
+				return err == nil && strings.Contains(known, "cslab.example.edu,lab01,127.0.0.1 "), out + known
+			})
+		} else {
+			if out, err := m.exec("sh", "-c", cmd); err == nil || !strings.Contains(out, "no host keys known") {
+				t.Errorf("known-hosts without host keys: %v %q, want a failure", err, out)
+			}
+			if got := m.run("cat", file); got != "# before\n" {
+				t.Errorf("%s after a failed known-hosts: %q", file, got)
+			}
 		}
 	})
 
@@ -488,4 +518,33 @@ func TestDebLicences(t *testing.T) {
 			t.Errorf("third-party-licenses.gz does not match %s", re)
 		}
 	}
+}
+
+// readmeCommand is the command of the README's Deploying section that
+// starts with prefix, without its sudo, so the machine test runs what an
+// admin following the README types.
+func readmeCommand(t *testing.T, prefix string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	start := strings.Index(text, "\n## Deploying\n")
+	if start < 0 {
+		t.Fatal("README.md has no Deploying section")
+	}
+	section := text[start+1:]
+	if end := strings.Index(section[1:], "\n## "); end >= 0 {
+		section = section[:end+1]
+	}
+	re := regexp.MustCompile("(?m)`(?:sudo )?([^`\n]+)`|^ *(?:sudo )?(peerload [^\n]+)$")
+	for _, m := range re.FindAllStringSubmatch(section, -1) {
+		cmd := m[1] + m[2]
+		if strings.HasPrefix(cmd, prefix) {
+			return cmd
+		}
+	}
+	t.Fatalf("the README's Deploying section has no command starting %q", prefix)
+	return ""
 }
