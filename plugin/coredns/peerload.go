@@ -100,6 +100,11 @@ func (p *PeerLoad) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(p.Name(), p.Next, ctx, w, r)
 	}
 	name, sub, ok := p.match(state.Name())
+	if !ok && r.Opcode == dns.OpcodeQuery {
+		if zone, zsub, ok := p.unservedApex(state.Name()); ok {
+			return p.serveZoneApex(ctx, w, r, state, zone, zsub)
+		}
+	}
 	if !ok || (r.Opcode != dns.OpcodeQuery && r.Opcode != dns.OpcodeNotify) {
 		return plugin.NextOrFailure(p.Name(), p.Next, ctx, w, r)
 	}
