@@ -9,6 +9,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/peerload/peerload/internal/atomicfile"
 )
 
 // File names inside the state dir.
@@ -93,7 +95,7 @@ func (s *stateStore) NextGeneration() (uint64, error) {
 		return 0, fmt.Errorf("state file %s: generation cannot grow further", path)
 	}
 	g++
-	if err := writeFileAtomic(path, []byte(strconv.FormatUint(g, 10)+"\n"), 0o644); err != nil {
+	if err := atomicfile.Write(path, []byte(strconv.FormatUint(g, 10)+"\n"), 0o644); err != nil {
 		return 0, fmt.Errorf("agent: write generation: %w", err)
 	}
 	return g, nil
@@ -120,7 +122,7 @@ func (s *stateStore) SetDrain(on bool, reason string) error {
 	if s.dir != "" {
 		path := filepath.Join(s.dir, drainFile)
 		if on {
-			if err := writeFileAtomic(path, []byte(reason+"\n"), 0o644); err != nil {
+			if err := atomicfile.Write(path, []byte(reason+"\n"), 0o644); err != nil {
 				return fmt.Errorf("agent: set drain flag: %w", err)
 			}
 		} else if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
@@ -128,33 +130,5 @@ func (s *stateStore) SetDrain(on bool, reason string) error {
 		}
 	}
 	s.drained, s.reason = on, reason
-	return nil
-}
-
-// writeFileAtomic replaces path with data: a reader (or a crash) sees the
-// old content or the new, never a mix.
-func writeFileAtomic(path string, data []byte, perm os.FileMode) error {
-	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return err
-	}
-	tmp := f.Name()
-	_, err = f.Write(data)
-	if err == nil {
-		err = f.Sync()
-	}
-	if cerr := f.Close(); err == nil {
-		err = cerr
-	}
-	if err == nil {
-		err = os.Chmod(tmp, perm)
-	}
-	if err == nil {
-		err = os.Rename(tmp, path)
-	}
-	if err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("write %s: %w", path, err)
-	}
 	return nil
 }

@@ -1,3 +1,7 @@
+// Package api is how people and scripts on a machine talk to its agent: a
+// read-only HTTP API (the CLI's top, ssh, hostfile and status, /metrics,
+// /healthz) and a control socket for drain and undrain that checks who is
+// asking. It reads snapshots; it never changes the cluster.
 package api
 
 import (

@@ -1,3 +1,7 @@
+// Package health runs a machine's health checks (the drain flag,
+// /etc/nologin, sshd listening, /tmp writable, an admin's command) so
+// that a machine that cannot take a login is never handed out, however
+// idle it looks.
 package health
 
 import (

@@ -1,3 +1,8 @@
+// Package rank turns the cluster's reports into the one choice every
+// integration makes: a score per machine, an immutable snapshot, a ranking
+// with groups of equal scores, and Policy (pool, top-N, fallback, herd),
+// so that DNS, Caddy, the RFC 2136 updater and the CLI hand out the same
+// machines.
 package rank
 
 import (

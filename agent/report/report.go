@@ -1,3 +1,7 @@
+// Package report is the wire format members exchange: a machine's load
+// report, the compact entries and batches the relay carries, and the node
+// meta that rides every membership message. Decoders are strict about
+// what they read and never trust a length they were sent.
 package report
 
 import (

@@ -1,3 +1,7 @@
+// Package sample reads a machine's load from /proc (prometheus/procfs):
+// load averages, CPUs and utilisation, memory, swap, CPU pressure, uptime
+// and logged-in users. Reading is split from parsing, and the proc root is
+// a parameter, so tests and the lab give every simulated node its own.
 package sample
 
 import (

@@ -6,12 +6,11 @@ import (
 	"errors"
 	"flag"
 	"fmt"
-	"os"
-	"path/filepath"
 	"sort"
 	"strings"
 
 	"github.com/peerload/peerload/agent/api"
+	"github.com/peerload/peerload/internal/atomicfile"
 )
 
 // allNodes asks the agent for every candidate (the API's limit).
@@ -113,7 +112,7 @@ Formats:
 		_, err := c.stdout.Write(buf.Bytes())
 		return err
 	}
-	if err := writeFileAtomic(file, buf.Bytes()); err != nil {
+	if err := atomicfile.Write(file, buf.Bytes(), 0o644); err != nil {
 		return err
 	}
 	total := 0
@@ -170,29 +169,4 @@ func (p hostfilePlan) hosts(nodes []api.NodeJSON) ([]hostSlots, string, error) {
 		warning = fmt.Sprintf("only %d candidate machines, asked for %d", len(out), p.N)
 	}
 	return out, warning, nil
-}
-
-// writeFileAtomic replaces path with data so a reader (mpirun started
-// concurrently) never sees half a file.
-func writeFileAtomic(path string, data []byte) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Chmod(0o644); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return nil
 }

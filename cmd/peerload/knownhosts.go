@@ -6,12 +6,12 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"path/filepath"
 	"slices"
 	"strings"
 
 	"github.com/peerload/peerload/agent/api"
 	"github.com/peerload/peerload/agent/hostkeys"
+	"github.com/peerload/peerload/internal/atomicfile"
 )
 
 func (c *cli) runKnownHosts(args []string) error {
@@ -110,32 +110,5 @@ peerload even starts.
 		_, err := c.stdout.Write(buf.Bytes())
 		return err
 	}
-	return replaceFile(*out, buf.Bytes(), 0o644)
-}
-
-// replaceFile writes data to path through a temporary file in the same
-// directory and a rename, so readers see the old file or the new one,
-// never an empty or half-written one.
-func replaceFile(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
-	if err != nil {
-		return err
-	}
-	defer os.Remove(tmp.Name()) // fails harmlessly after the rename
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Chmod(mode); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return err
-	}
-	if err := tmp.Close(); err != nil {
-		return err
-	}
-	return os.Rename(tmp.Name(), path)
+	return atomicfile.Write(*out, buf.Bytes(), 0o644)
 }
