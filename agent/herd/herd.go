@@ -17,12 +17,14 @@
 // Contract for whatever hands machines out (rank.Policy with a Herd: the
 // CoreDNS plugin, the RFC 2136 updater, the Caddy modules, the agent's
 // API): before ranking, raise each node's load1 by Extra; after choosing,
-// record what was given out with Handed (by name) or HandedOut (by Tally,
-// for answer paths that must not look names up). Every method is safe for
-// concurrent use; Extra, Handed and HandedOut do not allocate once a name
-// has been seen, and hold one mutex for a few arithmetic operations per
-// name. Changed tells a watcher that hand-outs happened, so it can rank
-// again.
+// record what was given out with Handed (by name), HandedOut (by Tally,
+// for request paths that must not look names up) or Answered (for a
+// caller that sums its answers per machine and records them now and
+// then, as the CoreDNS plugin does). Every method is safe for concurrent
+// use; Extra and the recording methods do not allocate once a name has
+// been seen, and hold one mutex for a few arithmetic operations per name.
+// Changed tells a watcher that Handed or HandedOut recorded something, so
+// it can rank again.
 package herd
 
 import (
@@ -163,6 +165,16 @@ func (h *Herd) Handed(names []string, now time.Time) {
 		h.add(h.tally(name), w, now)
 	}
 	h.notify()
+}
+
+// Answered records that name was handed out at now in answers worth share
+// of one (an answer of n machines is worth 1/n to each): Handed for a
+// caller that counts its answers itself and ranks again on its own time,
+// so it does not notify Changed.
+func (h *Herd) Answered(name string, share float64, now time.Time) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.add(h.tally(name), share*h.cfg.Weight, now)
 }
 
 // HandedOut records that one answer holding ts[i] for every i in order was

@@ -10,8 +10,6 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/prometheus/client_golang/prometheus"
-
 	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
 )
@@ -71,9 +69,7 @@ type nameAnswer struct {
 // hostGroups are the addresses of one family of ranked nodes, up to the
 // end of the group of equal score that holds the top-th one; groups are
 // the start index of each group followed by len(ips). What an answer hands
-// out is recorded through the handles beside each address: tallies (the
-// herd's, nil with herd off) and handed (the handed_out_total counter of
-// each node, by server label).
+// out is counted in counts (by server label), beside each address.
 //
 // With a herd each answer starts one place further into its machines
 // (BIND's cyclic order): the herd counts each machine of an answer as
@@ -82,10 +78,10 @@ type nameAnswer struct {
 // order of IPv4 answers), and the herd, not the order, keeps a burst off
 // the best machine.
 type hostGroups struct {
-	ips     []net.IP
-	groups  []int
-	tallies []*herd.Tally
-	handed  map[string][]prometheus.Counter
+	ips    []net.IP
+	groups []int
+	counts map[string][]*handCount
+	rotate bool // with a herd
 }
 
 // nodeAnswer is the answer for <node>.<name>.
@@ -105,8 +101,10 @@ type answerInputs struct {
 	// expects at now.
 	herd *herd.Herd
 	now  time.Time
-	// servers are the `server` label values of the block's queries.
+	// servers are the `server` label values of the block's queries, and
+	// counts where their answers count what they hand out.
 	servers []string
+	counts  handCounts
 }
 
 // buildAnswers precomputes the answers of cfg from snap. prev is the set
@@ -243,9 +241,10 @@ func newHostGroups(r *rank.Ranking, top int, addr func(*rank.NodeStatus) net.IP)
 	return h
 }
 
-// handles sets h's tallies and counters for the nodes of r whose address
-// addr returns, in the order newHostGroups took them.
+// handles sets h's counts for the nodes of r whose address addr returns,
+// in the order newHostGroups took them.
 func (h *hostGroups) handles(r *rank.Ranking, addr func(*rank.NodeStatus) net.IP, in answerInputs) {
+	h.rotate = in.herd != nil
 	if len(h.ips) == 0 {
 		return
 	}
@@ -258,33 +257,25 @@ func (h *hostGroups) handles(r *rank.Ranking, addr func(*rank.NodeStatus) net.IP
 			names = append(names, r.Nodes[i].Name)
 		}
 	}
-	if in.herd != nil {
-		h.tallies = make([]*herd.Tally, len(names))
-		for i, n := range names {
-			h.tallies[i] = in.herd.Tally(n)
-		}
-	}
-	h.handed = make(map[string][]prometheus.Counter, len(in.servers))
+	h.counts = make(map[string][]*handCount, len(in.servers))
 	for _, s := range in.servers {
-		cs := make([]prometheus.Counter, len(names))
+		cs := make([]*handCount, len(names))
 		for i, n := range names {
-			cs[i] = handedTotal.WithLabelValues(s, n)
+			cs[i] = in.counts.get(s, n)
 		}
-		h.handed[s] = cs
+		h.counts[s] = cs
 	}
 }
 
-// handedOut records that an answer for server holds h.ips[i] for every i
-// in order.
-func (h *hostGroups) handedOut(order []int, server string, hd *herd.Herd) {
-	if hd != nil && h.tallies != nil {
-		hd.HandedOut(h.tallies, order, time.Now())
+// handedOut counts that an answer for server holds h.ips[i] for every i in
+// order, and reports whether it did (false for an unknown server label).
+func (h *hostGroups) handedOut(order []int, server string) bool {
+	cs := h.counts[server]
+	if cs == nil || len(order) == 0 {
+		return false
 	}
-	if cs := h.handed[server]; cs != nil {
-		for _, i := range order {
-			cs[i].Inc()
-		}
-	}
+	add(cs, order)
+	return true
 }
 
 // pick returns the indexes into h.ips of one answer: the top best, each
@@ -307,7 +298,7 @@ func (h *hostGroups) pick(top int, turn uint32) []int {
 		}
 		order = order[:base+want]
 	}
-	if h.tallies != nil && len(order) > 1 {
+	if h.rotate && len(order) > 1 {
 		k := int(turn % uint32(len(order)))
 		slices.Reverse(order[:k])
 		slices.Reverse(order[k:])

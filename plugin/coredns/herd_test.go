@@ -74,7 +74,8 @@ func TestHerdSpreadsUncachedQueries(t *testing.T) {
 	}
 }
 
-// TestHandedOutTotal counts every machine of every address answer.
+// TestHandedOutTotal counts every machine of every address answer, once
+// the watcher moved the answers' counts into the metric.
 func TestHandedOutTotal(t *testing.T) {
 	cfg := testConfig()
 	p := newTestPeerLoad(cfg, nil)
@@ -85,6 +86,12 @@ func TestHandedOutTotal(t *testing.T) {
 		query(t, p, "cslab.example.edu.", dns.TypeA)
 		query(t, p, "cslab.example.edu.", dns.TypeTXT)
 	}
+	select {
+	case <-p.kick: // the watcher is told once
+	default:
+		t.Error("answers handed out machines without telling the watcher")
+	}
+	p.flush(time.Now())
 	if got := metricValue(t, c) - before; got != 3 {
 		t.Errorf("handed_out_total{node=lab02} rose by %v for 3 A answers and 3 TXT answers, want 3", got)
 	}

@@ -46,11 +46,15 @@ type PeerLoad struct {
 	servers atomic.Pointer[[]string] // `server` label values for gauges
 	// readiness is the watched source when it can tell it joined.
 	readiness atomic.Pointer[readinessSource]
-	// herd counts what the answers hand out (nil with `herd off`); the
-	// watcher ranks again when it changes. turn rotates the answers' order
-	// (see hostGroups).
-	herd *herd.Herd
-	turn atomic.Uint32
+	// herd counts what the answers hand out (nil with `herd off`). turn
+	// rotates the answers' order (see hostGroups). counts are the
+	// watcher's (see handCount); handed is set by the first answer after
+	// the watcher last flushed them, which kick tells it.
+	herd   *herd.Herd
+	turn   atomic.Uint32
+	counts handCounts
+	handed atomic.Bool
+	kick   chan struct{}
 }
 
 // snapshotSource is what the handler reads the cluster from; *agent.Agent
@@ -61,7 +65,7 @@ type snapshotSource interface {
 }
 
 func newPeerLoad(cfg *config) *PeerLoad {
-	p := &PeerLoad{cfg: cfg, zone: map[string]string{}}
+	p := &PeerLoad{cfg: cfg, zone: map[string]string{}, counts: handCounts{}, kick: make(chan struct{}, 1)}
 	if cfg.herd {
 		p.herd = herd.New(herd.Config{})
 	}
@@ -250,7 +254,7 @@ func (p *PeerLoad) nameRRs(na *nameAnswer, owner string, qtype uint16, server st
 	switch qtype {
 	case dns.TypeA:
 		order := na.v4.pick(na.top, p.turn.Add(1))
-		na.v4.handedOut(order, server, p.herd)
+		p.handedOut(na.v4.handedOut(order, server))
 		rrs := make([]dns.A, len(order))
 		out = make([]dns.RR, len(order))
 		for k, i := range order {
@@ -260,7 +264,7 @@ func (p *PeerLoad) nameRRs(na *nameAnswer, owner string, qtype uint16, server st
 	case dns.TypeAAAA:
 		order := na.v6.pick(na.top, p.turn.Add(1))
 		if len(na.v4.ips) == 0 {
-			na.v6.handedOut(order, server, p.herd)
+			p.handedOut(na.v6.handedOut(order, server))
 		}
 		rrs := make([]dns.AAAA, len(order))
 		out = make([]dns.RR, len(order))
@@ -345,7 +349,7 @@ func qtypeLabel(t uint16) string {
 // publish builds the answers from snap and makes them the ones ServeDNS
 // reads. Only the watcher goroutine (or a test) calls it.
 func (p *PeerLoad) publish(snap *rank.Snapshot) {
-	set := buildAnswers(p.cfg, snap, p.state.Load(), answerInputs{herd: p.herd, now: time.Now(), servers: *p.servers.Load()})
+	set := buildAnswers(p.cfg, snap, p.state.Load(), answerInputs{herd: p.herd, now: time.Now(), servers: *p.servers.Load(), counts: p.counts})
 	p.state.Store(set)
 	for _, s := range *p.servers.Load() {
 		for _, n := range p.cfg.names {
@@ -376,6 +380,40 @@ func (p *PeerLoad) observeAge(now time.Time) {
 
 func (p *PeerLoad) setServers(s []string) { p.servers.Store(&s) }
 
+// handedOut tells the watcher, once per flush, that answers counted what
+// they handed out.
+func (p *PeerLoad) handedOut(counted bool) {
+	if counted && !p.handed.Load() && !p.handed.Swap(true) {
+		select {
+		case p.kick <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// flush moves what the answers counted into handed_out_total and the herd.
+// Only the watcher (or a test) calls it.
+func (p *PeerLoad) flush(now time.Time) {
+	p.handed.Store(false)
+	p.counts.flush(p.herd, now)
+}
+
+// sleep waits d (nothing when d <= 0) and reports false when done closed
+// first.
+func sleep(done <-chan struct{}, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // Timings of the watcher.
 const (
 	// clockRefresh is how often the watcher rebuilds without being told
@@ -393,9 +431,9 @@ const (
 
 // watch keeps the published answers current: it rebuilds them whenever src
 // announces a change (a coalesced notification still ends in a read of
-// the latest snapshot), after hand-outs the herd counted (at most every
-// herd.ChangeInterval), and every clockRefresh for what only the clock
-// changes. A second goroutine keeps what the zones hold (the negative
+// the latest snapshot), after answers handed machines out (at most every
+// herd.ChangeInterval, when it also moves their counts into the metric
+// and the herd), and every clockRefresh for what only the clock changes. A second goroutine keeps what the zones hold (the negative
 // answers' SOA, whether the next plugin serves a zone) current, so a slow
 // plugin further down never delays a rebuild. stop ends both and
 // waits.
@@ -406,14 +444,11 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 	ch, cancel := src.Subscribe()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
-	var handed <-chan struct{}
-	if p.herd != nil {
-		handed = p.herd.Changed()
-	}
 	wg.Go(func() {
 		tick := time.NewTicker(clockRefresh)
 		defer tick.Stop()
 		var last *rank.Snapshot
+		var flushed time.Time
 		rerank := false
 		for {
 			if snap := src.Snapshot(); snap != nil && (snap != last || rerank) {
@@ -422,16 +457,29 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 			} else {
 				p.observeAge(time.Now())
 			}
-			select {
-			case <-done:
-				return
-			case _, ok := <-ch:
-				if !ok {
-					ch = nil
+			// Wait for what may change the answers: a notification,
+			// the clock, or (with a herd) answers that handed machines
+			// out. Their counts go to the metric and the herd at most
+			// every ChangeInterval, with or without a herd.
+			for ready := false; !ready; {
+				ready = true
+				select {
+				case <-done:
+					return
+				case _, ok := <-ch:
+					if !ok {
+						ch = nil
+					}
+				case <-tick.C:
+				case <-p.kick:
+					if !sleep(done, herd.ChangeInterval-time.Since(flushed)) {
+						return
+					}
+					flushed = time.Now()
+					p.flush(flushed)
+					ready = p.herd != nil
+					rerank = ready
 				}
-			case <-tick.C:
-			case <-handed:
-				rerank = true
 			}
 		}
 	})
