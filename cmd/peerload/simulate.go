@@ -51,7 +51,11 @@ top and TTL:
 	ttl := f.Duration("ttl", def.TTL, "DNS `TTL`: how long resolvers cache an answer (0: no caching)")
 	top := f.Int("top", def.Top, "`N` machines per peerload answer")
 	interval := f.Duration("interval", def.Interval, "agents' sampling `INTERVAL`")
-	duration := f.Duration("duration", def.Duration, "simulated `TIME` measured (after a 15m warm-up)")
+	duration := f.Duration("duration", def.Duration, "simulated `TIME` measured (after --warmup)")
+	warmup := f.Duration("warmup", def.Warmup, "simulated `TIME` before logins are measured (bursts start at --burst-every)")
+	tail := f.Duration("tail", def.Tail, "`TIME` logins go on arriving after the measured period, for the last measured ones to finish")
+	sessionWork := f.Duration("session-work", def.SessionWork, "mean CPU `TIME` of a login placed by DNS (one CPU-bound process, exponentially distributed)")
+	bgShare := f.String("background-share", fmt.Sprintf("%g%%", def.BackgroundShare*100), "part of --util from sessions DNS does not place (console users, jobs): a `FRACTION` or percentage")
 	seed := f.Uint64("seed", def.Seed, "random `SEED` of the workload and every choice")
 	resolvers := f.Int("resolvers", def.Resolvers, "`N` caching resolvers the users' queries go through")
 	seeds := f.Int("seeds", 1, "average over this many `DAYS`: seeds --seed, --seed+1, ...")
@@ -70,8 +74,12 @@ top and TTL:
 	cfg.Machines, cfg.Cores, cfg.Burst, cfg.BurstEvery = *machines, *cores, *burst, *burstEvery
 	cfg.TTL, cfg.Top, cfg.Interval, cfg.Duration = *ttl, *top, *interval, *duration
 	cfg.Seed, cfg.Resolvers = *seed, *resolvers
+	cfg.Warmup, cfg.Tail, cfg.SessionWork = *warmup, *tail, *sessionWork
 	if cfg.Util, err = parseFraction(*util); err != nil {
 		return &flagError{Flag: "util", Value: *util, Err: err}
+	}
+	if cfg.BackgroundShare, err = parseShare(*bgShare); err != nil {
+		return &flagError{Flag: "background-share", Value: *bgShare, Err: err}
 	}
 	var plotter string
 	if *plotDir != "" {
@@ -217,6 +225,14 @@ func (f *flagSet) simError(err error) error {
 		}
 	}
 	return err
+}
+
+// parseShare reads a fraction from 0 up to 1 (0, 0.3 or 30%).
+func parseShare(s string) (float64, error) {
+	if v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(s, "%")), 64); err == nil && v == 0 {
+		return 0, nil
+	}
+	return parseFraction(s)
 }
 
 // parseFraction reads 0.7 or 70%.
