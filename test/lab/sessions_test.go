@@ -5,6 +5,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/peerload/peerload/agent/sample"
 	"github.com/peerload/peerload/internal/sim"
 )
 
@@ -128,5 +129,28 @@ func TestModelBurstRatios(t *testing.T) {
 	}
 	if m.Unfinished() != 2 {
 		t.Errorf("unfinished %d, want 2", m.Unfinished())
+	}
+}
+
+// The agent's sampler reads what WriteSessions writes: the loads, the
+// memory and one logged-in user per session.
+func TestWriteSessionsReadByTheAgent(t *testing.T) {
+	p := NewFakeProc(t, 4)
+	for _, users := range []int{3, 1} {
+		if err := p.WriteSessions([3]float64{1.25, 0.5, 0.25}, users, 10<<20); err != nil {
+			t.Fatal(err)
+		}
+		s, err := sample.NewProc(p.Dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		l, err := s.Sample()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if l.Load1 != 1.25 || l.Load5 != 0.5 || l.Load15 != 0.25 || l.Users != users || l.MemAvailable != 10<<30 || l.MemTotal != 16<<30 {
+			t.Errorf("sampled load %v/%v/%v, %d users, %d of %d bytes available; want 1.25/0.5/0.25, %d, %d of %d",
+				l.Load1, l.Load5, l.Load15, l.Users, l.MemAvailable, l.MemTotal, users, 10<<30, 16<<30)
+		}
 	}
 }
