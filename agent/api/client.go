@@ -55,9 +55,13 @@ func (c *Client) Nodes(ctx context.Context, pool string, by rank.By) (*NodesResp
 	return &resp, nil
 }
 
-// Top returns the best n candidates (n <= 0 means 1).
-func (c *Client) Top(ctx context.Context, n int, pool string, by rank.By) (*NodesResponse, error) {
+// Top returns the best n candidates (n <= 0 means 1), counted by the
+// agent's herd unless herd is false.
+func (c *Client) Top(ctx context.Context, n int, pool string, by rank.By, herd bool) (*NodesResponse, error) {
 	q := url.Values{}
+	if !herd {
+		q.Set("herd", "off") // only when asked: an agent before 0.2 knows no herd
+	}
 	if n > 0 {
 		q.Set("n", strconv.Itoa(n))
 	}

@@ -21,7 +21,7 @@ func TestClientAgainstAPI(t *testing.T) {
 	ctx := context.Background()
 	for _, addr := range []string{strings.TrimPrefix(srv.URL, "http://"), srv.URL, srv.URL + "/"} {
 		c := NewClient(addr)
-		top, err := c.Top(ctx, 2, "", rank.ByCPU)
+		top, err := c.Top(ctx, 2, "", rank.ByCPU, false)
 		if err != nil {
 			t.Fatalf("%s: top: %v", addr, err)
 		}
@@ -37,10 +37,10 @@ func TestClientAgainstAPI(t *testing.T) {
 	if got := apiNames(nodes.Nodes); got != "lab3,lab1" || nodes.Pool != "gpu" || nodes.By != rank.ByCombined {
 		t.Errorf("nodes = %s pool %q by %q", got, nodes.Pool, nodes.By)
 	}
-	if top, err := c.Top(ctx, 0, "", ""); err != nil || len(top.Nodes) != 1 {
+	if top, err := c.Top(ctx, 0, "", "", false); err != nil || len(top.Nodes) != 1 {
 		t.Errorf("top with n=0 = %v, %v; want the best one", top, err)
 	}
-	_, err = c.Top(ctx, 1, "", rank.By("bogus"))
+	_, err = c.Top(ctx, 1, "", rank.By("bogus"), false)
 	if err == nil || !strings.Contains(err.Error(), "parameter by") {
 		t.Errorf("top by bogus: %v", err)
 	}
@@ -53,7 +53,7 @@ func TestClientUnreachable(t *testing.T) {
 	}
 	addr := l.Addr().String()
 	l.Close() // nothing listens there now
-	_, err = NewClient(addr).Top(context.Background(), 1, "", "")
+	_, err = NewClient(addr).Top(context.Background(), 1, "", "", false)
 	if err == nil {
 		t.Fatal("top against a closed port succeeded")
 	}
@@ -77,7 +77,7 @@ func TestClientNotAnAgent(t *testing.T) {
 	}))
 	defer srv.Close()
 	c := NewClient(srv.URL)
-	if _, err := c.Top(context.Background(), 1, "", ""); err == nil || !strings.Contains(err.Error(), "bad answer") {
+	if _, err := c.Top(context.Background(), 1, "", "", false); err == nil || !strings.Contains(err.Error(), "bad answer") {
 		t.Errorf("top from a web server: %v", err)
 	}
 	if _, err := c.Nodes(context.Background(), "", ""); err == nil || !strings.Contains(err.Error(), "418") {

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/hostkeys"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/agent/report"
@@ -179,7 +180,13 @@ func newHandler(src apiSource, gatherer prometheus.Gatherer) http.Handler {
 	if src.now == nil {
 		src.now = time.Now
 	}
-	h := &apiHandler{src: src}
+	h := &apiHandler{src: src, herd: herd.New(herd.Config{}), handed: prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "peerload", Subsystem: "api", Name: "handed_out_total",
+		Help: "Machines /v1/top handed out (peerload top, ssh and hostfile), by node.",
+	}, []string{"node"})}
+	if reg, ok := gatherer.(prometheus.Registerer); ok {
+		reg.MustRegister(h.handed)
+	}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/nodes", h.nodes)
 	mux.HandleFunc("/v1/top", h.top)
@@ -198,6 +205,10 @@ func newHandler(src apiSource, gatherer prometheus.Gatherer) http.Handler {
 
 type apiHandler struct {
 	src apiSource
+	// herd counts what /v1/top hands out (peerload top, ssh, hostfile on
+	// this machine), so users who log in one after another spread.
+	herd   *herd.Herd
+	handed *prometheus.CounterVec
 }
 
 // query holds the validated common query parameters.
@@ -205,6 +216,7 @@ type query struct {
 	pool string
 	by   rank.By
 	n    int
+	herd bool
 }
 
 func parseQuery(r *http.Request, allowN bool) (query, error) {
@@ -213,7 +225,7 @@ func parseQuery(r *http.Request, allowN bool) (query, error) {
 	for key := range v {
 		switch key {
 		case "pool", "by":
-		case "n":
+		case "n", "herd":
 			if !allowN {
 				return q, fmt.Errorf("unknown parameter %q", key)
 			}
@@ -238,6 +250,13 @@ func parseQuery(r *http.Request, allowN bool) (query, error) {
 			return q, fmt.Errorf("parameter n: %q is not a number from 1 to %d", s, maxTopN)
 		}
 		q.n = n
+	}
+	if allowN {
+		on, err := rank.ParseHerd(v.Get("herd"))
+		if err != nil {
+			return q, fmt.Errorf("parameter %w", err)
+		}
+		q.herd = on
 	}
 	return q, nil
 }
@@ -310,14 +329,26 @@ func (h *apiHandler) top(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q, snap, by, ranking := rr.q, rr.snap, rr.by, rr.ranking
+	now := h.src.now()
+	if q.herd {
+		// What this machine's users were handed a moment ago weighs on
+		// the machines until their reports show it (rank.Policy.Herd).
+		ch, _ := rank.Policy{Pool: q.pool, By: by, Fallback: rank.FallbackNone, Herd: h.herd}.Choose(snap, nil, now)
+		ranking = ch.Ranking
+	}
 	rankOf := make(map[string]int, ranking.Len())
 	for i := range ranking.Nodes {
 		rankOf[ranking.Nodes[i].Name] = ranking.Rank(i)
 	}
-	now := h.src.now()
 	resp := h.response(snap, q, by)
+	var names []string
 	for _, n := range h.answering(ranking.Pick(0, nil), q.n) {
 		resp.Nodes = append(resp.Nodes, nodeJSON(&n, rankOf[n.Name], now))
+		names = append(names, n.Name)
+		h.handed.WithLabelValues(n.Name).Inc()
+	}
+	if q.herd && r.Method == http.MethodGet {
+		h.herd.Handed(names, now)
 	}
 	writeJSON(w, http.StatusOK, resp)
 }

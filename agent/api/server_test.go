@@ -185,7 +185,12 @@ func TestAPITop(t *testing.T) {
 	}
 	for _, tt := range tests {
 		var resp NodesResponse
-		getJSON(t, srv.URL+"/v1/top"+tt.query, http.StatusOK, &resp)
+		// herd off: the ranking alone, not what earlier rows handed out.
+		sep := "?"
+		if tt.query != "" {
+			sep = "&"
+		}
+		getJSON(t, srv.URL+"/v1/top"+tt.query+sep+"herd=off", http.StatusOK, &resp)
 		if got := apiNames(resp.Nodes); got != tt.want {
 			t.Errorf("top%s = %s, want %s", tt.query, got, tt.want)
 		}
@@ -195,6 +200,32 @@ func TestAPITop(t *testing.T) {
 			}
 		}
 	}
+}
+
+// TestAPITopHerd: users of one machine who ask one after another (ssh,
+// hostfile) spread over the good candidates before any report shows their
+// logins; with herd off every one of them gets the best machine.
+func TestAPITopHerd(t *testing.T) {
+	_, srv := newTestAPI(t)
+	got := map[string]int{}
+	for range 2 {
+		var resp NodesResponse
+		getJSON(t, srv.URL+"/v1/top", http.StatusOK, &resp)
+		got[apiNames(resp.Nodes)]++
+	}
+	// lab2 and lab3 are good, lab1 is busy.
+	if got["lab2"] != 1 || got["lab3"] != 1 {
+		t.Errorf("two requests with the herd handed out %v, want lab2 and lab3 once each", got)
+	}
+	for range 3 {
+		var resp NodesResponse
+		getJSON(t, srv.URL+"/v1/top?herd=off", http.StatusOK, &resp)
+		if n := apiNames(resp.Nodes); n != "lab2" {
+			t.Errorf("herd off: top = %s, want lab2 every time", n)
+		}
+	}
+	var bad map[string]string
+	getJSON(t, srv.URL+"/v1/top?herd=maybe", http.StatusBadRequest, &bad)
 }
 
 func TestAPITopSpreadsEqualScores(t *testing.T) {
@@ -335,7 +366,7 @@ func TestAPIWithAgents(t *testing.T) {
 	ctx := t.Context()
 
 	agenttest.WaitFor(t, 10*time.Second, "both nodes in /v1/top", func() (bool, string) {
-		top, err := c.Top(ctx, 5, "", "")
+		top, err := c.Top(ctx, 5, "", "", false)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -352,7 +383,7 @@ func TestAPIWithAgents(t *testing.T) {
 
 	samplers[0].SetLoad1(50)
 	agenttest.WaitFor(t, 10*time.Second, "loaded node1 to rank last", func() (bool, string) {
-		top, err := c.Top(ctx, 2, "", "")
+		top, err := c.Top(ctx, 2, "", "", false)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -387,7 +418,7 @@ func TestAPIWithAgents(t *testing.T) {
 		t.Fatal(err)
 	}
 	agenttest.WaitFor(t, 10*time.Second, "node1 back in /v1/top", func() (bool, string) {
-		top, err := c.Top(ctx, 5, "", "")
+		top, err := c.Top(ctx, 5, "", "", false)
 		if err != nil {
 			return false, err.Error()
 		}
@@ -423,7 +454,7 @@ func TestAPITopSkipsNodeThatJustDied(t *testing.T) {
 	if got := agenttest.Candidates(agents[2]); len(got) != 3 {
 		t.Fatalf("memberlist already dropped m0 (%v); the test needs it still listed", got)
 	}
-	resp, err := NewClient(srv.Listener.Addr().String()).Top(context.Background(), 3, "", "")
+	resp, err := NewClient(srv.Listener.Addr().String()).Top(context.Background(), 3, "", "", false)
 	if err != nil {
 		t.Fatal(err)
 	}

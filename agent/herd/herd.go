@@ -14,12 +14,15 @@
 // nothing, so a hand-out nobody used is forgotten within a few Decays and
 // one that was used is replaced by the real load.
 //
-// Contract for collectors (CoreDNS plugin, RFC 2136 updater, Caddy
-// selection): before ranking, raise each node's load1 by Extra (Adjust
-// does that on a snapshot); after choosing, tell Handed the names given
-// out. Every method is safe for concurrent use; Extra and Handed do not
-// allocate once a name has been seen, and hold one mutex for a few
-// arithmetic operations per name.
+// Contract for whatever hands machines out (rank.Policy with a Herd: the
+// CoreDNS plugin, the RFC 2136 updater, the Caddy modules, the agent's
+// API): before ranking, raise each node's load1 by Extra; after choosing,
+// record what was given out with Handed (by name) or HandedOut (by Tally,
+// for answer paths that must not look names up). Every method is safe for
+// concurrent use; Extra, Handed and HandedOut do not allocate once a name
+// has been seen, and hold one mutex for a few arithmetic operations per
+// name. Changed tells a watcher that hand-outs happened, so it can rank
+// again.
 package herd
 
 import (
@@ -44,11 +47,20 @@ type Config struct {
 	// Forget drops a hand-out that no report has caught up with after this
 	// long, e.g. because the node stopped reporting (default 5 min).
 	Forget time.Duration
+	// Max bounds the load a node's hand-outs may add: hand-outs past it
+	// are not counted. Logins are few; a flood of queries (a client
+	// without a cache, a monitor, an attack) is not logins, and without a
+	// bound it would pile up load on paper that takes many Decays to
+	// forget, while the machines' real order is lost. At the bound every
+	// machine is raised alike, so answers follow the reports again, and
+	// a report or two after the flood the count is small again
+	// (default 2).
+	Max float64
 }
 
 // DefaultConfig is the documented default.
 func DefaultConfig() Config {
-	return Config{Weight: 2, Decay: time.Minute, Forget: 5 * time.Minute}
+	return Config{Weight: 2, Decay: time.Minute, Forget: 5 * time.Minute, Max: 2}
 }
 
 // maxPending bounds the hand-outs a node keeps that no report has seen;
@@ -66,8 +78,9 @@ type handout struct {
 	decaying float64
 }
 
-// node is what a Herd knows about one name.
-type node struct {
+// Tally is what a Herd knows about one name. Herd.Tally hands out a
+// pointer to it so that an answer path can record hand-outs by index.
+type Tally struct {
 	// settled is the load still missing from a report sampled at seen,
 	// of the hand-outs at or before seen.
 	settled float64
@@ -79,10 +92,11 @@ type node struct {
 
 // Herd counts hand-outs per name. The zero value is not usable; call New.
 type Herd struct {
-	cfg   Config
-	decay float64 // seconds
-	mu    sync.Mutex
-	nodes map[string]*node
+	cfg     Config
+	decay   float64 // seconds
+	changed chan struct{}
+	mu      sync.Mutex
+	nodes   map[string]*Tally
 }
 
 // New returns a Herd with cfg's zero fields set to their defaults.
@@ -97,11 +111,36 @@ func New(cfg Config) *Herd {
 	if cfg.Forget <= 0 {
 		cfg.Forget = d.Forget
 	}
-	return &Herd{cfg: cfg, decay: cfg.Decay.Seconds(), nodes: make(map[string]*node)}
+	if cfg.Max <= 0 {
+		cfg.Max = d.Max
+	}
+	return &Herd{cfg: cfg, decay: cfg.Decay.Seconds(), changed: make(chan struct{}, 1), nodes: make(map[string]*Tally)}
 }
 
 // Config returns the configuration in use (defaults filled in).
 func (h *Herd) Config() Config { return h.cfg }
+
+// Changed receives a value after hand-outs were recorded (coalesced: one
+// value stands for any number of them). A front end that precomputes its
+// answers ranks again when it fires.
+func (h *Herd) Changed() <-chan struct{} { return h.changed }
+
+// Tally returns the record of name, creating it. The pointer stays valid
+// for the Herd's life.
+func (h *Herd) Tally(name string) *Tally {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.tally(name)
+}
+
+func (h *Herd) tally(name string) *Tally {
+	n := h.nodes[name]
+	if n == nil {
+		n = &Tally{}
+		h.nodes[name] = n
+	}
+	return n
+}
 
 // Handed records that one answer holding names was given out at now.
 func (h *Herd) Handed(names []string, now time.Time) {
@@ -110,31 +149,62 @@ func (h *Herd) Handed(names []string, now time.Time) {
 	}
 	w := h.cfg.Weight / float64(len(names))
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	for _, name := range names {
-		n := h.nodes[name]
-		if n == nil {
-			n = &node{}
-			h.nodes[name] = n
-		}
-		if n.n == maxPending {
-			// Merge the two oldest (see maxPending).
-			p0, p1 := n.pending[0], &n.pending[1]
-			p1.weight += p0.weight
-			p1.decaying += p0.decaying * math.Exp(-p1.at.Sub(p0.at).Seconds()/h.decay)
-			copy(n.pending[:], n.pending[1:n.n])
-			n.n--
-		}
-		// Hand-outs arrive in time order from one collector; keep the
-		// queue ordered anyway so settle can stop at the first unseen one.
-		i := n.n
-		for i > 0 && n.pending[i-1].at.After(now) {
-			n.pending[i] = n.pending[i-1]
-			i--
-		}
-		n.pending[i] = handout{at: now, weight: w, decaying: w}
-		n.n++
+		h.add(h.tally(name), w, now)
 	}
+	h.mu.Unlock()
+	h.notify()
+}
+
+// HandedOut records that one answer holding ts[i] for every i in order was
+// given out at now: Handed for a caller that keeps Tallies, not names.
+func (h *Herd) HandedOut(ts []*Tally, order []int, now time.Time) {
+	if len(order) == 0 {
+		return
+	}
+	w := h.cfg.Weight / float64(len(order))
+	h.mu.Lock()
+	for _, i := range order {
+		h.add(ts[i], w, now)
+	}
+	h.mu.Unlock()
+	h.notify()
+}
+
+func (h *Herd) notify() {
+	select {
+	case h.changed <- struct{}{}:
+	default:
+	}
+}
+
+// add records a hand-out of weight w at now, as much of it as Max leaves
+// room for; h.mu is held.
+func (h *Herd) add(n *Tally, w float64, now time.Time) {
+	total := n.settled
+	for _, p := range n.pending[:n.n] {
+		total += p.weight
+	}
+	if w = min(w, h.cfg.Max-total); w <= 0 {
+		return
+	}
+	if n.n == maxPending {
+		// Merge the two oldest (see maxPending).
+		p0, p1 := n.pending[0], &n.pending[1]
+		p1.weight += p0.weight
+		p1.decaying += p0.decaying * math.Exp(-p1.at.Sub(p0.at).Seconds()/h.decay)
+		copy(n.pending[:], n.pending[1:n.n])
+		n.n--
+	}
+	// Hand-outs arrive in time order from one collector; keep the queue
+	// ordered anyway so settle can stop at the first unseen one.
+	i := n.n
+	for i > 0 && n.pending[i-1].at.After(now) {
+		n.pending[i] = n.pending[i-1]
+		i--
+	}
+	n.pending[i] = handout{at: now, weight: w, decaying: w}
+	n.n++
 }
 
 // Extra is the load name's latest report, sampled at reportTime (for a
@@ -157,7 +227,7 @@ func (h *Herd) Extra(name string, reportTime, now time.Time) float64 {
 
 // settle moves the hand-outs a report sampled at r has seen into settled,
 // decaying everything to r, and forgets what is older than Forget.
-func (h *Herd) settle(n *node, r, now time.Time) {
+func (h *Herd) settle(n *Tally, r, now time.Time) {
 	if r.After(n.seen) {
 		if !n.seen.IsZero() {
 			n.settled *= math.Exp(-r.Sub(n.seen).Seconds() / h.decay)

@@ -44,7 +44,7 @@ func TestExtraSplitsAndDecays(t *testing.T) {
 }
 
 func TestExtraMixesSeenAndUnseen(t *testing.T) {
-	h := New(Config{Weight: 1, Decay: time.Minute})
+	h := New(Config{Weight: 1, Decay: time.Minute, Max: 10})
 	h.Handed([]string{"a"}, t0)
 	h.Handed([]string{"a"}, t0.Add(20*time.Second))
 	h.Handed([]string{"a"}, t0.Add(40*time.Second))
@@ -70,11 +70,28 @@ func TestForget(t *testing.T) {
 
 // More unseen hand-outs than a node keeps merge without losing weight.
 func TestManyUnseenHandOutsKeepTheirWeight(t *testing.T) {
-	h := New(Config{Weight: 1})
+	h := New(Config{Weight: 1, Max: 1000})
 	for i := range 100 {
 		h.Handed([]string{"a"}, t0.Add(time.Duration(i)*time.Millisecond))
 	}
 	near(t, "Extra", h.Extra("a", t0.Add(-time.Second), t0.Add(time.Second)), 100)
+}
+
+// A flood of answers counts up to Max and no further, so a report or two
+// later the count is as small as after a few logins.
+func TestMaxBoundsAFlood(t *testing.T) {
+	h := New(Config{Weight: 1, Decay: time.Minute, Max: 2})
+	for i := range 10000 {
+		h.Handed([]string{"a"}, t0.Add(time.Duration(i)*time.Millisecond))
+	}
+	near(t, "Extra during the flood", h.Extra("a", t0.Add(-time.Second), t0.Add(10*time.Second)), 2)
+	// A report 15 s after the flood began has seen the first two
+	// hand-outs only (the rest were not counted).
+	r := t0.Add(15 * time.Second)
+	near(t, "Extra after a report", h.Extra("a", r, r), math.Exp(-15.0/60)+math.Exp(-14.999/60))
+	// Room that decay made is counted again.
+	h.Handed([]string{"a"}, r)
+	near(t, "Extra after one more answer", h.Extra("a", r, r), 2)
 }
 
 func TestHandedOutOfOrderStaysOrdered(t *testing.T) {
@@ -105,7 +122,7 @@ func TestNoAllocationsOnTheAnswerPath(t *testing.T) {
 // query); in a bubble with a fake clock the outcome is exact.
 func TestConcurrentUse(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		h := New(Config{Weight: 1, Decay: time.Minute})
+		h := New(Config{Weight: 1, Decay: time.Minute, Max: 1000})
 		start := time.Now()
 		var wg sync.WaitGroup
 		for range 8 {

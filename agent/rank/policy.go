@@ -3,6 +3,9 @@ package rank
 import (
 	"fmt"
 	"slices"
+	"time"
+
+	"github.com/peerload/peerload/agent/herd"
 )
 
 // Fallback says what an integration hands out when no machine of its pool
@@ -32,6 +35,18 @@ func ParseFallback(s string) (Fallback, error) {
 	return "", fmt.Errorf("unknown fallback %q (want keep, all or none)", s)
 }
 
+// ParseHerd turns a flag or property value (on, off; "" for the default,
+// on) into whether a Policy counts its hand-outs in a Herd.
+func ParseHerd(s string) (bool, error) {
+	switch s {
+	case "on", "":
+		return true, nil
+	case "off":
+		return false, nil
+	}
+	return false, fmt.Errorf("herd: %q is neither on nor off", s)
+}
+
 // Policy is how every integration (the CoreDNS plugin, the RFC 2136
 // updater, the Caddy modules) chooses machines from a snapshot, so that
 // they all hand out the same ones.
@@ -44,6 +59,12 @@ type Policy struct {
 	Top int
 	// Fallback says what to hand out when no machine is a candidate.
 	Fallback Fallback
+	// Herd, when set, is what the policy's user handed out (it records
+	// every answer with Herd.Handed or Herd.HandedOut): Choose adds to each
+	// machine's load what its report cannot show yet of those hand-outs,
+	// so a burst of logins spreads instead of landing on the machines that
+	// looked best a moment ago. nil ranks on the reports alone.
+	Herd *herd.Herd
 }
 
 // Choice is what a Policy chose from one snapshot.
@@ -62,10 +83,13 @@ type Choice struct {
 // one; it is immutable.
 type Kept []NodeStatus
 
-// Choose ranks snap's candidates under p. With none, it applies the
-// fallback, using kept for FallbackKeep. It returns what to keep for the
-// next call.
-func (p Policy) Choose(snap *Snapshot, kept Kept) (Choice, Kept) {
+// Choose ranks snap's candidates under p at now (the time the herd's
+// hand-outs are seen from). With none, it applies the fallback, using kept
+// for FallbackKeep. It returns what to keep for the next call.
+func (p Policy) Choose(snap *Snapshot, kept Kept, now time.Time) (Choice, Kept) {
+	if p.Herd != nil {
+		snap = withHerd(snap, p.Herd, now)
+	}
 	live := snap.Rank(p.Pool, p.By)
 	if live.Len() > 0 {
 		return Choice{Ranking: live}, p.keep(snap, live, kept)
@@ -122,4 +146,27 @@ func (p Policy) keep(snap *Snapshot, live *Ranking, kept Kept) Kept {
 // fails a check.
 func mayReturn(n *NodeStatus) bool {
 	return !n.Collector && n.State != StateLeft && (n.Report == nil || len(n.Report.Failing) == 0)
+}
+
+// withHerd returns a copy of s in which every node with a report carries
+// the load h.Extra says its report misses, added to Load1, so that Rank
+// scores, groups and orders the nodes as if their reports had caught up.
+// Nodes h never handed out share their report with s; s itself is not
+// modified. Ranking by memory ignores the extra load, which is CPU.
+func withHerd(s *Snapshot, h *herd.Herd, now time.Time) *Snapshot {
+	out := *s
+	out.Nodes = slices.Clone(s.Nodes)
+	for i := range out.Nodes {
+		n := &out.Nodes[i]
+		if n.Report == nil {
+			continue
+		}
+		if e := h.Extra(n.Name, n.Received, now); e > 0 {
+			r := *n.Report
+			r.Load.Load1 += e
+			n.Report = &r
+			n.HerdLoad = e
+		}
+	}
+	return &out
 }

@@ -52,14 +52,14 @@ func TestKeepDefinition(t *testing.T) {
 	p := Policy{Top: 4, Fallback: FallbackKeep}
 	live := snap(t0, node("a", "10.0.0.1", 0.1), node("b", "10.0.0.2", 0.2), node("c", "10.0.0.3", 0.3),
 		node("d", "10.0.0.4", 0.4), node("e", "10.0.0.5", 0.5), node("f", "10.0.0.6", 0.6))
-	c, kept := p.Choose(live, nil)
+	c, kept := p.Choose(live, nil, time.Time{})
 	if c.Fallback || !slices.Equal(names(c.Ranking), []string{"a", "b", "c", "d", "e", "f"}) {
 		t.Fatalf("live choice = %v fallback %v", names(c.Ranking), c.Fallback)
 	}
 	// d dies: the live top-4 is now a b c e (kept holds Top machines, the
 	// live ones first).
 	c, kept = p.Choose(snap(t0, node("a", "10.0.0.1", 0.1), node("b", "10.0.0.2", 0.2), node("c", "10.0.0.3", 0.3),
-		node("d", "10.0.0.4", 0.4, out(StateDead)), node("e", "10.0.0.5", 0.5)), kept)
+		node("d", "10.0.0.4", 0.4, out(StateDead)), node("e", "10.0.0.5", 0.5)), kept, time.Time{})
 	if c.Fallback || len(kept) != 4 || kept[3].Name != "e" {
 		t.Fatalf("kept after d died = %v", kept)
 	}
@@ -69,7 +69,7 @@ func TestKeepDefinition(t *testing.T) {
 	later := node("a", "10.0.0.1", 0.9, out(StateDead))
 	c, kept2 := p.Choose(snap(t1, later, node("b", "10.0.0.2", 0.2, out(StateLeft)),
 		node("c", "10.0.0.3", 0.3, out(StateAlive, report.CheckResult{Name: "drain", Reason: "disk"})),
-		node("e", "10.0.0.5", 0.5, out(StateAlive, report.CheckResult{Name: "tmp", Reason: "full"}))), kept)
+		node("e", "10.0.0.5", 0.5, out(StateAlive, report.CheckResult{Name: "tmp", Reason: "full"}))), kept, time.Time{})
 	if !c.Fallback || !slices.Equal(names(c.Ranking), []string{"a"}) {
 		t.Fatalf("keep = %v (fallback %v), want [a]", names(c.Ranking), c.Fallback)
 	}
@@ -81,7 +81,7 @@ func TestKeepDefinition(t *testing.T) {
 	}
 	// The snapshot forgot everyone (a collector cut off from the cluster):
 	// the kept machines that may return are handed out as last seen.
-	c, _ = p.Choose(snap(t1), kept)
+	c, _ = p.Choose(snap(t1), kept, time.Time{})
 	if !c.Fallback || !slices.Equal(names(c.Ranking), []string{"a", "b", "c", "e"}) {
 		t.Errorf("keep with an empty snapshot = %v, want a b c e as last seen", names(c.Ranking))
 	}
@@ -90,10 +90,10 @@ func TestKeepDefinition(t *testing.T) {
 func TestFallbackAllAndNone(t *testing.T) {
 	s := snap(time.Now(), node("a", "10.0.0.1", 0.1, out(StateAlive, report.CheckResult{Name: "tmp"})),
 		node("b", "10.0.0.2", 0.2, out(StateDead)), node("col", "10.0.0.9", 0, func(n *NodeStatus) { n.Collector, n.Candidate = true, false }))
-	if c, _ := (Policy{Top: 2, Fallback: FallbackAll}).Choose(s, nil); !c.Fallback || !slices.Equal(names(c.Ranking), []string{"a"}) {
+	if c, _ := (Policy{Top: 2, Fallback: FallbackAll}).Choose(s, nil, time.Time{}); !c.Fallback || !slices.Equal(names(c.Ranking), []string{"a"}) {
 		t.Errorf("all = %v", names(c.Ranking))
 	}
-	if c, _ := (Policy{Top: 2, Fallback: FallbackNone}).Choose(s, nil); !c.Fallback || c.Ranking.Len() != 0 {
+	if c, _ := (Policy{Top: 2, Fallback: FallbackNone}).Choose(s, nil, time.Time{}); !c.Fallback || c.Ranking.Len() != 0 {
 		t.Errorf("none = %v", names(c.Ranking))
 	}
 }

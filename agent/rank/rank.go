@@ -103,6 +103,9 @@ type NodeStatus struct {
 	Received time.Time
 	// Score is the node's score under the snapshot's ScoreConfig.
 	Score float64
+	// HerdLoad is the load a Policy's Herd added to the report's load1
+	// (what was handed out that the report cannot show yet); 0 without.
+	HerdLoad float64
 	// Candidate is true when the node may be handed out; Reasons says why
 	// not otherwise ("suspect", "stale report", "drain: ...", ...).
 	Candidate bool

@@ -46,6 +46,7 @@ Formats:
 	f.choose("format", "openmpi", "mpich", "slurm")
 	ip := f.Bool("ip", false, "write addresses instead of names")
 	rf := f.rankFlags()
+	hf := f.herdFlag()
 	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
 	if err != nil {
@@ -77,6 +78,10 @@ Formats:
 	if err != nil {
 		return err
 	}
+	herd, err := hf.parse()
+	if err != nil {
+		return err
+	}
 
 	ask := *n
 	if ask == 0 || *countCPUs {
@@ -84,7 +89,7 @@ Formats:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := api.NewClient(*apiAddr).Top(ctx, ask, rf.pool, by)
+	resp, err := api.NewClient(*apiAddr).Top(ctx, ask, rf.pool, by, herd)
 	if err != nil {
 		return err
 	}

@@ -411,7 +411,7 @@ func TestCompletion(t *testing.T) {
 		{"peerload completion ", "bash zsh"},
 		{"peerload help dr", "drain"},
 		{"peerload nsupdate --fallback ", "keep all none"},
-		{"peerload top -", "-n --random -r --by --pool -v --ip --json --api --help"},
+		{"peerload top -", "-n --random -r --by --pool --herd -v --ip --json --api --help"},
 	} {
 		words := strings.Fields(tt.line)
 		if strings.HasSuffix(tt.line, " ") {

@@ -31,6 +31,7 @@ type nsupdateFlags struct {
 	pool     string
 	by       string
 	fallback string
+	herd     string
 	key      string
 	keyName  string
 	resync   time.Duration
@@ -52,6 +53,7 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 	f.StringVar(&nf.pool, "pool", "", "only machines of `POOL`")
 	f.StringVar(&nf.by, "by", "", "`RANKING`: cpu, mem (most free memory first) or combined (default: the cluster's)")
 	f.StringVar(&nf.fallback, "fallback", "keep", "what to publish, `FALLBACK`, when no machine is a candidate: keep (leave the records), all (every alive machine) or none (delete them)")
+	f.StringVar(&nf.herd, "herd", "on", "`HERD`: on or off; on counts the published set as handed out once per TTL, so a burst of logins moves it on to the next machines before their load shows")
 	f.StringVar(&nf.key, "tsig-key", "", "BIND key `FILE` as written by tsig-keygen (required unless --insecure-no-tsig)")
 	f.StringVar(&nf.keyName, "tsig-key-name", "", "which key, `NAME`, of --tsig-key to use when the file holds several")
 	f.DurationVar(&nf.resync, "resync", 5*time.Minute, "read the records back and repair drift every `INTERVAL`")
@@ -61,6 +63,7 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 	f.BoolVar(&nf.insecure, "insecure-no-tsig", false, "send unsigned updates (only for a server that grants updates by address)")
 	f.choose("by", "cpu", "mem", "combined")
 	f.choose("fallback", "keep", "all", "none")
+	f.choose("herd", "on", "off")
 	f.choose("log-level", "debug", "info", "warn", "error")
 	f.BoolVar(&nf.allowMD5, "allow-md5", false, "accept an hmac-md5 key (broken; make a new hmac-sha256 key instead)")
 	f.StringVar(&nf.logLevel, "log-level", "info", "least severe log `LEVEL` shown: debug, info, warn or error")
@@ -125,6 +128,10 @@ func (nf *nsupdateFlags) config() (*agent.Config, rfc2136.Config, error) {
 	if err != nil {
 		return nil, uc, &flagError{Flag: "fallback", Value: nf.fallback, Err: err}
 	}
+	herd, err := rank.ParseHerd(nf.herd)
+	if err != nil {
+		return nil, uc, &flagError{Flag: "herd", Value: nf.herd, Err: errors.New("want on or off")}
+	}
 	if nf.resync <= 0 {
 		return nil, uc, badFlag("resync", nf.resync.String(), "must be positive")
 	}
@@ -152,7 +159,7 @@ func (nf *nsupdateFlags) config() (*agent.Config, rfc2136.Config, error) {
 	}
 	uc = rfc2136.Config{
 		Server: nf.server, Zone: nf.zone, Names: names, Top: nf.top, TTL: uint32(nf.ttl),
-		Pool: nf.pool, By: by, Fallback: fb, Key: key, Insecure: nf.insecure,
+		Pool: nf.pool, By: by, Fallback: fb, NoHerd: !herd, Key: key, Insecure: nf.insecure,
 		Resync: nf.resync, Margin: nf.margin, MinInterval: nf.minIntv, Timeout: nf.timeout,
 	}
 	if nf.margin == 0 {

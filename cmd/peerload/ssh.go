@@ -61,6 +61,7 @@ considered and why the pick won, on standard error, before ssh starts.
 	n := f.Int("n", 1, "pick at random among the best `N` machines")
 	verbose := f.Bool("v", false, "explain the pick on standard error")
 	rf := f.rankFlags()
+	hf := f.herdFlag()
 	ip := f.Bool("ip", false, "connect to the machine's address instead of its name")
 	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
@@ -74,6 +75,10 @@ considered and why the pick won, on standard error, before ssh starts.
 	if err != nil {
 		return err
 	}
+	herd, err := hf.parse()
+	if err != nil {
+		return err
+	}
 	prog := strings.Fields(c.getenv("PEERLOAD_SSH"))
 	if len(prog) == 0 {
 		prog = []string{"ssh"}
@@ -84,7 +89,7 @@ considered and why the pick won, on standard error, before ssh starts.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := api.NewClient(*apiAddr).Top(ctx, *n, rf.pool, by)
+	resp, err := api.NewClient(*apiAddr).Top(ctx, *n, rf.pool, by, herd)
 	if err != nil {
 		return err
 	}

@@ -39,6 +39,26 @@ func (r *rankFlags) parse() (rank.By, error) {
 	return by, nil
 }
 
+// herdFlag is --herd of the commands that hand machines out (top, ssh,
+// hostfile): on, the agent counts what it hands out to this machine's
+// users, so people who log in one after another spread.
+func (f *flagSet) herdFlag() *herdFlag {
+	h := &herdFlag{}
+	f.StringVar(&h.v, "herd", "on", "`HERD`: on or off; on, the agent counts the machines it hands out here and ranks them as if their load already showed it")
+	f.choose("herd", "on", "off")
+	return h
+}
+
+type herdFlag struct{ v string }
+
+func (h *herdFlag) parse() (bool, error) {
+	on, err := rank.ParseHerd(h.v)
+	if err != nil {
+		return false, &flagError{Flag: "herd", Value: h.v, Err: errors.New("want on or off")}
+	}
+	return on, nil
+}
+
 // errNoCandidate is the one line printed when nothing can be handed out.
 func errNoCandidate(pool string) error {
 	if pool != "" {
@@ -71,6 +91,7 @@ reached.`)
 	random := f.Bool("random", false, "pick at random among all candidates, ignoring load")
 	f.alias("r", "random")
 	rf := f.rankFlags()
+	hf := f.herdFlag()
 	verbose := f.Bool("v", false, "print a table with rank, score and load")
 	ip := f.Bool("ip", false, "print the IPv4 address (IPv6 when there is none) instead of the name")
 	asJSON := f.Bool("json", false, "print the agent's JSON answer")
@@ -95,13 +116,17 @@ reached.`)
 	if err != nil {
 		return err
 	}
+	herd, err := hf.parse()
+	if err != nil {
+		return err
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	ask := *n
 	if *random {
 		ask = allNodes
 	}
-	resp, err := api.NewClient(*apiAddr).Top(ctx, ask, rf.pool, by)
+	resp, err := api.NewClient(*apiAddr).Top(ctx, ask, rf.pool, by, herd)
 	if err != nil {
 		return err
 	}

@@ -118,9 +118,9 @@ func (p *lbnamed) answer(now time.Duration) []int {
 
 // peerload is the CoreDNS plugin's answer: rank.Policy.Choose (the one
 // selection every integration uses, with its fallback) and the best Top of
-// the choice, each group of equal scores shuffled. With a herd it first
-// adds the load of earlier hand-outs the reports do not show yet, and
-// records what it hands out.
+// the choice, each group of equal scores shuffled. With a herd the policy
+// adds the load of earlier hand-outs the reports do not show yet, and the
+// answer records what it hands out.
 type peerload struct {
 	l    *lab
 	herd *herd.Herd
@@ -129,12 +129,9 @@ type peerload struct {
 
 func (p *peerload) answer(now time.Duration) []int {
 	snap := p.l.col.snapshot(now)
-	if p.herd != nil {
-		snap = p.herd.Adjust(snap, epoch.Add(now))
-	}
-	pol := rank.Policy{Top: p.l.cfg.Top, Fallback: p.l.cfg.Fallback}
+	pol := rank.Policy{Top: p.l.cfg.Top, Fallback: p.l.cfg.Fallback, Herd: p.herd}
 	var choice rank.Choice
-	choice, p.kept = pol.Choose(snap, p.kept)
+	choice, p.kept = pol.Choose(snap, p.kept, epoch.Add(now))
 	picked := choice.Ranking.Pick(p.l.cfg.Top, p.l.rnd)
 	if p.herd != nil && len(picked) > 0 {
 		names := make([]string, len(picked))

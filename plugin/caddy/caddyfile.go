@@ -125,6 +125,15 @@ func (c *Cluster) unmarshalProperty(d *caddyfile.Dispenser, prop string) error {
 		}
 		c.Fallback = v
 		return err
+	case "herd":
+		v, err := oneArg(d)
+		if err == nil {
+			if _, err = rank.ParseHerd(v); err != nil {
+				return d.Errf("%v", err)
+			}
+		}
+		c.Herd = v
+		return err
 	case "name":
 		v, err := oneArg(d)
 		if err == nil {

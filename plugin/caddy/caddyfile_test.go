@@ -181,6 +181,7 @@ func TestUnmarshalSettings(t *testing.T) {
 		pool web
 		by mem
 		fallback none
+		herd off
 		bind 127.0.0.1:7999
 		join 10.0.0.1:7946
 		join 10.0.0.2:7946

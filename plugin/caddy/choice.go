@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
 )
 
@@ -49,15 +50,20 @@ type chosenNode struct {
 	// (Addr4, else Addr6), "" when it advertises no address or the module
 	// has no port.
 	dial string
+	// tally is the machine's record in the module's herd (nil with herd
+	// off), handed its handed_out_total counter: what handing it out
+	// updates.
+	tally  *herd.Tally
+	handed prometheus.Counter
 }
 
 // emptyChoice is what a module uses before its member has data.
 var emptyChoice = &choice{hosts: map[string]int32{}}
 
-// buildChoice chooses from snap under p and precomputes what requests
-// need; prev is the choice published before (its kept machines carry
-// over). port, when set, makes each node's dial address.
-func buildChoice(p rank.Policy, snap *rank.Snapshot, prev *choice, port string) *choice {
+// buildChoice chooses from snap under p at now and precomputes what
+// requests need; prev is the choice published before (its kept machines
+// carry over). port, when set, makes each node's dial address.
+func buildChoice(p rank.Policy, snap *rank.Snapshot, prev *choice, port string, now time.Time) *choice {
 	c := &choice{hosts: map[string]int32{}, kept: prev.kept, newest: prev.newest}
 	if snap == nil {
 		return c
@@ -80,13 +86,16 @@ func buildChoice(p rank.Policy, snap *rank.Snapshot, prev *choice, port string) 
 			c.hosts[k] = -1
 		}
 	}
-	ch, kept := p.Choose(snap, prev.kept)
+	ch, kept := p.Choose(snap, prev.kept, now)
 	c.kept, c.fallback = kept, ch.Fallback
 	r := ch.Ranking
 	c.nodes = make([]chosenNode, r.Len())
 	for i := range r.Nodes {
 		n := &r.Nodes[i]
-		cn := chosenNode{name: n.Name, group: int32(r.Rank(i))}
+		cn := chosenNode{name: n.Name, group: int32(r.Rank(i)), handed: handedTotal.WithLabelValues(n.Name)}
+		if p.Herd != nil {
+			cn.tally = p.Herd.Tally(n.Name)
+		}
 		addr := n.Addr4
 		if !addr.IsValid() {
 			addr = n.Addr6
@@ -106,6 +115,26 @@ func buildChoice(p rank.Policy, snap *rank.Snapshot, prev *choice, port string) 
 		}
 	}
 	return c
+}
+
+// handedOut records that one request was given the machines nodes[i] for
+// every i in idx.
+func (c *choice) handedOut(h *herd.Herd, idx []int32) {
+	if len(idx) == 0 {
+		return
+	}
+	var buf [maxTop]*herd.Tally
+	var order [maxTop]int
+	ts := buf[:0]
+	for k, i := range idx[:min(len(idx), maxTop)] {
+		n := &c.nodes[i]
+		n.handed.Inc()
+		ts = append(ts, n.tally)
+		order[k] = k
+	}
+	if h != nil {
+		h.HandedOut(ts, order[:len(ts)], time.Now())
+	}
 }
 
 // nodeKeys are the hosts an upstream may name a machine by: its
@@ -208,14 +237,26 @@ func (c *chooser) end() {
 // reports arrive by notification.
 const clockRefresh = 5 * time.Second
 
+// herdRebuild is the least time between two rebuilds for hand-outs (the
+// herd's changes): a burst of new sessions is ranked again between any
+// two of them, a flood of requests costs ten rankings a second.
+const herdRebuild = 100 * time.Millisecond
+
 // watch keeps the published choice current: it rebuilds it whenever the
 // member's agent announces a change (a coalesced notification still ends
-// in a read of the latest snapshot), and reads its member's source again
-// whenever an agent started or stopped (a reload's new member took over).
+// in a read of the latest snapshot), after hand-outs the herd counted (at
+// most every herdRebuild), and reads its member's source again whenever
+// an agent started or stopped (a reload's new member took over).
 func (c *chooser) watch() {
 	tick := time.NewTicker(clockRefresh)
 	defer tick.Stop()
+	var handed <-chan struct{}
+	if c.policy.Herd != nil {
+		handed = c.policy.Herd.Changed()
+	}
 	var last *rank.Snapshot
+	var built time.Time
+	rerank := false
 	for {
 		a, epoch := c.member.source()
 		var notify <-chan struct{}
@@ -224,9 +265,9 @@ func (c *chooser) watch() {
 			notify, cancel = a.Subscribe()
 		}
 		for changed := true; changed; {
-			if snap := snapshotOf(a); snap != last || snap == nil {
+			if snap := snapshotOf(a); snap != last || snap == nil || rerank {
 				c.publish(snap)
-				last = snap
+				last, built, rerank = snap, time.Now(), false
 			}
 			c.observeAge(time.Now())
 			select {
@@ -237,9 +278,31 @@ func (c *chooser) watch() {
 				changed = false
 			case <-notify:
 			case <-tick.C:
+			case <-handed:
+				rerank = true
+				if !sleep(c.done, herdRebuild-time.Since(built)) {
+					cancel()
+					return
+				}
 			}
 		}
 		cancel()
+	}
+}
+
+// sleep waits d (nothing when d <= 0) and reports false when done closed
+// first.
+func sleep(done <-chan struct{}, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -253,7 +316,7 @@ func snapshotOf(a *agent.Agent) *rank.Snapshot {
 // publish builds the choice from snap and makes it the one requests read.
 // Only the watcher (or a test) calls it.
 func (c *chooser) publish(snap *rank.Snapshot) {
-	ch := buildChoice(c.policy, snap, c.cur.Load(), c.port)
+	ch := buildChoice(c.policy, snap, c.cur.Load(), c.port, time.Now())
 	c.cur.Store(ch)
 	if c.member == nil {
 		return

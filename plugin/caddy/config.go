@@ -15,6 +15,7 @@ import (
 
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
 )
 
@@ -53,6 +54,12 @@ type Cluster struct {
 	// suspect or stale, never drained, left or failing a check), "all"
 	// every alive machine, "none" nothing.
 	Fallback string `json:"fallback,omitempty"`
+
+	// Herd is "on" (default) or "off". On, the module counts the machines
+	// it hands out and ranks each as if its load already showed them
+	// (their reports lag a login by up to the kernel's one-minute
+	// average), so a burst of new sessions spreads over many machines.
+	Herd string `json:"herd,omitempty"`
 
 	// Name is the member's name in the cluster. Default: caddy-<host>,
 	// with -<port> appended when Bind is not on port 7948.
@@ -96,14 +103,19 @@ var memberProperties = map[string]string{
 }
 
 // rankPolicy is how the module chooses machines, the one policy every
-// integration uses; top is the module's default for Top.
+// integration uses; top is the module's default for Top. With herd on it
+// counts in a Herd of its own.
 func (c *Cluster) rankPolicy(top int) rank.Policy {
 	if c.Top > 0 {
 		top = c.Top
 	}
 	by, _ := rank.ParseBy(c.By)
 	fb, _ := rank.ParseFallback(c.Fallback)
-	return rank.Policy{Pool: c.Pool, By: by, Top: top, Fallback: fb}
+	p := rank.Policy{Pool: c.Pool, By: by, Top: top, Fallback: fb}
+	if on, _ := rank.ParseHerd(c.Herd); on {
+		p.Herd = herd.New(herd.Config{})
+	}
+	return p
 }
 
 // spec is the member the settings describe, defaults filled in. Call it
@@ -146,6 +158,9 @@ func (c *Cluster) validate() error {
 	}
 	if _, err := rank.ParseFallback(c.Fallback); err != nil {
 		return fmt.Errorf("fallback: %w", err)
+	}
+	if _, err := rank.ParseHerd(c.Herd); err != nil {
+		return err
 	}
 	for _, j := range c.Join {
 		if err := checkJoin(j); err != nil {

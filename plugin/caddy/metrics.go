@@ -40,6 +40,15 @@ var (
 		Name:      "snapshot_age_seconds",
 		Help:      "Age in seconds of the newest load report the choices are built from.",
 	}, []string{"member"})
+	// handedTotal counts the machines handed out (picked by the selection
+	// policy, listed by the upstream source), by node: what the herd
+	// counts, and how a burst spread.
+	handedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "caddy",
+		Subsystem: "reverse_proxy_peerload",
+		Name:      "handed_out_total",
+		Help:      "Machines handed out by the peerload modules, by node.",
+	}, []string{"node"})
 	// membersGauge is the number of alive cluster members seen.
 	membersGauge = prometheus.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: "caddy",
@@ -63,7 +72,7 @@ var (
 // registerMetrics registers the modules' metrics in a configuration's
 // registry; a second module of the same configuration finds them there.
 func registerMetrics(reg prometheus.Registerer) error {
-	for _, c := range []prometheus.Collector{selectionsTotal, upstreamsTotal, candidatesGauge, snapshotAgeGauge, membersGauge} {
+	for _, c := range []prometheus.Collector{selectionsTotal, upstreamsTotal, candidatesGauge, snapshotAgeGauge, membersGauge, handedTotal} {
 		if err := reg.Register(c); err != nil && !errors.As(err, new(prometheus.AlreadyRegisteredError)) {
 			return err
 		}

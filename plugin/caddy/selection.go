@@ -81,7 +81,7 @@ func (s *Selection) Cleanup() error {
 // Select implements reverseproxy.Selector.
 func (s *Selection) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ http.ResponseWriter) *reverseproxy.Upstream {
 	c := s.cur.Load()
-	u, chosen := c.pick(pool, s.policy.Top, (*reverseproxy.Upstream).Available, s.poolHosts(c, pool))
+	u, node, chosen := c.pick(pool, s.policy.Top, (*reverseproxy.Upstream).Available, s.poolHosts(c, pool))
 	switch {
 	case u == nil:
 		selectedNone.Inc()
@@ -91,6 +91,9 @@ func (s *Selection) Select(pool reverseproxy.UpstreamPool, _ *http.Request, _ ht
 		selectedFallback.Inc()
 	default:
 		selectedBest.Inc()
+	}
+	if chosen {
+		c.handedOut(s.policy.Herd, []int32{node})
 	}
 	return u
 }
@@ -146,12 +149,12 @@ type ranked struct {
 }
 
 // pick is the selection's rule (see Selection): an available upstream on
-// a chosen machine (chosen true), else a random available one on a
-// machine the cluster does not know, else nil. available is the proxy's
+// a chosen machine (chosen true; node is its index in c.nodes), else a
+// random available one on a machine the cluster does not know, else nil. available is the proxy's
 // verdict on an upstream (Upstream.Available; tests decide it); where,
 // when not nil, is where each upstream is (see poolHosts). It allocates
 // nothing for pools of up to 64 upstreams.
-func (c *choice) pick(pool reverseproxy.UpstreamPool, top int, available func(*reverseproxy.Upstream) bool, where []int32) (u *reverseproxy.Upstream, chosen bool) {
+func (c *choice) pick(pool reverseproxy.UpstreamPool, top int, available func(*reverseproxy.Upstream) bool, where []int32) (u *reverseproxy.Upstream, node int32, chosen bool) {
 	var buf [64]ranked
 	cands := buf[:0]
 	var other *reverseproxy.Upstream
@@ -178,23 +181,23 @@ func (c *choice) pick(pool reverseproxy.UpstreamPool, top int, available func(*r
 		}
 	}
 	if len(cands) == 0 {
-		return other, false
+		return other, -1, false
 	}
 	if top <= 1 {
 		// The best group's upstreams, by reservoir sampling.
-		var best *reverseproxy.Upstream
+		var best ranked
 		g, n := int32(-1), 0
 		for _, r := range cands {
 			switch grp := c.nodes[r.i].group; {
 			case g < 0 || grp < g:
-				best, g, n = r.u, grp, 1
+				best, g, n = r, grp, 1
 			case grp == g:
 				if n++; rand.IntN(n) == 0 {
-					best = r.u
+					best = r
 				}
 			}
 		}
-		return best, true
+		return best.u, best.i, true
 	}
 	slices.SortFunc(cands, func(a, b ranked) int { return int(a.i - b.i) })
 	// A random one of the best top: those of the groups wholly inside
@@ -208,13 +211,14 @@ func (c *choice) pick(pool reverseproxy.UpstreamPool, top int, available func(*r
 		before++
 	}
 	if k := rand.IntN(n); k < before {
-		return cands[k].u, true
+		return cands[k].u, cands[k].i, true
 	}
 	end := n
 	for end < len(cands) && c.nodes[cands[end].i].group == g {
 		end++
 	}
-	return cands[before+rand.IntN(end-before)].u, true
+	r := cands[before+rand.IntN(end-before)]
+	return r.u, r.i, true
 }
 
 // dialHost is the host of an upstream's dial address ("10.0.0.1:8888",

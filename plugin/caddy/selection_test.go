@@ -82,7 +82,7 @@ var allAvailable = availableExcept()
 func counts(c *choice, pool reverseproxy.UpstreamPool, top, n int, avail func(*reverseproxy.Upstream) bool) map[string]int {
 	got := map[string]int{}
 	for range n {
-		u, _ := c.pick(pool, top, avail, nil)
+		u, _, _ := c.pick(pool, top, avail, nil)
 		if u == nil {
 			got[""]++
 			continue
@@ -100,7 +100,7 @@ func TestPickBest(t *testing.T) {
 		machine("lab02", "10.0.0.2", 0.4),
 		machine("lab03", "10.0.0.3", 2.0),
 	)
-	c := buildChoice(policyTop1, snap, emptyChoice, "")
+	c := buildChoice(policyTop1, snap, emptyChoice, "", time.Now())
 	pool := upstreams("10.0.0.1:8888", "10.0.0.2:8888", "10.0.0.3:8888")
 	if got := counts(c, pool, 1, 100, allAvailable); got["10.0.0.2:8888"] != 100 {
 		t.Fatalf("picks %v, want every one on lab02 (the least loaded)", got)
@@ -109,7 +109,7 @@ func TestPickBest(t *testing.T) {
 	if got := counts(c, pool, 1, 100, availableExcept("10.0.0.2:8888")); got["10.0.0.3:8888"] != 100 {
 		t.Fatalf("picks with lab02 unavailable %v, want every one on lab03", got)
 	}
-	if u, chosen := c.pick(pool, 1, allAvailable, nil); !chosen || u == nil {
+	if u, _, chosen := c.pick(pool, 1, allAvailable, nil); !chosen || u == nil {
 		t.Fatalf("pick = %v, chosen %v; want a chosen machine", u, chosen)
 	}
 }
@@ -123,7 +123,7 @@ func TestPickTiesAtRandom(t *testing.T) {
 		machine("c", "10.0.0.3", 1.01), // within the score delta: equal
 		machine("d", "10.0.0.4", 3.0),
 	)
-	c := buildChoice(policyTop1, snap, emptyChoice, "")
+	c := buildChoice(policyTop1, snap, emptyChoice, "", time.Now())
 	pool := upstreams("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80", "10.0.0.4:80")
 	got := counts(c, pool, 1, 3000, allAvailable)
 	for _, d := range []string{"10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80"} {
@@ -146,7 +146,7 @@ func TestPickTopSpreads(t *testing.T) {
 		machine("c", "10.0.0.3", 1.0),
 		machine("d", "10.0.0.4", 3.0),
 	)
-	c := buildChoice(rank.Policy{Top: 2}, snap, emptyChoice, "")
+	c := buildChoice(rank.Policy{Top: 2}, snap, emptyChoice, "", time.Now())
 	pool := upstreams("10.0.0.4:80", "10.0.0.3:80", "10.0.0.2:80", "10.0.0.1:80")
 	got := counts(c, pool, 2, 4000, allAvailable)
 	want := map[string][2]int{"10.0.0.1:80": {1700, 2300}, "10.0.0.2:80": {750, 1250}, "10.0.0.3:80": {750, 1250}, "10.0.0.4:80": {0, 0}}
@@ -170,14 +170,14 @@ func TestPickNeverHandsOutMachinesLeftOut(t *testing.T) {
 		machine("lab02", "10.0.0.2", 2.0),
 		machine("lab03", "10.0.0.3", 0.1, dead),
 	)
-	c := buildChoice(policyTop1, snap, emptyChoice, "")
+	c := buildChoice(policyTop1, snap, emptyChoice, "", time.Now())
 	pool := upstreams("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80")
 	if got := counts(c, pool, 1, 200, allAvailable); got["10.0.0.2:80"] != 200 {
 		t.Fatalf("picks %v, want only lab02 (lab01 drained, lab03 dead)", got)
 	}
 	// The only candidate unavailable: nothing, rather than a drained or
 	// dead machine.
-	if u, _ := c.pick(pool, 1, availableExcept("10.0.0.2:80"), nil); u != nil {
+	if u, _, _ := c.pick(pool, 1, availableExcept("10.0.0.2:80"), nil); u != nil {
 		t.Fatalf("picked %s with only left-out machines available, want none", u.Dial)
 	}
 }
@@ -189,17 +189,17 @@ func TestPickUnknownUpstreams(t *testing.T) {
 	if got["10.9.0.1:80"] < 800 || got["10.9.0.2:80"] < 800 {
 		t.Fatalf("picks without data %v, want both about 1000", got)
 	}
-	if u, chosen := emptyChoice.pick(pool, 1, allAvailable, nil); u == nil || chosen {
+	if u, _, chosen := emptyChoice.pick(pool, 1, allAvailable, nil); u == nil || chosen {
 		t.Fatalf("pick without data = %v, chosen %v; want a random one, not chosen", u, chosen)
 	}
-	if u, _ := emptyChoice.pick(pool, 1, availableExcept("10.9.0.1:80", "10.9.0.2:80"), nil); u != nil {
+	if u, _, _ := emptyChoice.pick(pool, 1, availableExcept("10.9.0.1:80", "10.9.0.2:80"), nil); u != nil {
 		t.Fatalf("picked %s with nothing available", u.Dial)
 	}
 
 	// A backup server the cluster does not know serves only when no
 	// chosen machine is available.
 	snap := snapshotOfNodes(machine("lab01", "10.0.0.1", 0.5), machine("lab02", "10.0.0.2", 0.5, drained))
-	c := buildChoice(policyTop1, snap, emptyChoice, "")
+	c := buildChoice(policyTop1, snap, emptyChoice, "", time.Now())
 	pool = upstreams("10.0.0.1:80", "10.0.0.2:80", "backup.example.edu:80")
 	if got := counts(c, pool, 1, 100, allAvailable); got["10.0.0.1:80"] != 100 {
 		t.Fatalf("picks %v, want every one on lab01", got)
@@ -218,7 +218,7 @@ func TestPickMatchesHosts(t *testing.T) {
 		machine("lab03.cs", "2001:db8::3", 1.0),
 		machine("lab04", "10.0.0.4", 0.5, drained),
 	)
-	c := buildChoice(policyTop1, snap, emptyChoice, "")
+	c := buildChoice(policyTop1, snap, emptyChoice, "", time.Now())
 	tests := []struct {
 		host   string
 		index  int32 // in c.nodes (best first: lab03.cs, lab02, lab01); -1 known, not chosen
@@ -261,7 +261,7 @@ func TestPickFallback(t *testing.T) {
 	// keep: the last live choice's top machines that may come back (lab01
 	// is dead; lab02, drained, may not).
 	keep := rank.Policy{Top: 2, Fallback: rank.FallbackKeep}
-	c := buildChoice(keep, allDown, buildChoice(keep, live, emptyChoice, ""), "")
+	c := buildChoice(keep, allDown, buildChoice(keep, live, emptyChoice, "", time.Now()), "", time.Now())
 	if !c.fallback {
 		t.Fatal("choice without candidates is not marked fallback")
 	}
@@ -271,14 +271,14 @@ func TestPickFallback(t *testing.T) {
 
 	// none: nothing, not even at random (every upstream is known).
 	none := rank.Policy{Top: 1, Fallback: rank.FallbackNone}
-	c = buildChoice(none, allDown, buildChoice(none, live, emptyChoice, ""), "")
-	if u, _ := c.pick(pool, 1, allAvailable, nil); u != nil {
+	c = buildChoice(none, allDown, buildChoice(none, live, emptyChoice, "", time.Now()), "", time.Now())
+	if u, _, _ := c.pick(pool, 1, allAvailable, nil); u != nil {
 		t.Fatalf("fallback none picked %s", u.Dial)
 	}
 
 	// all: every alive machine, load and checks ignored (lab02).
 	all := rank.Policy{Top: 1, Fallback: rank.FallbackAll}
-	c = buildChoice(all, allDown, emptyChoice, "")
+	c = buildChoice(all, allDown, emptyChoice, "", time.Now())
 	if got := counts(c, pool, 1, 100, allAvailable); got["10.0.0.2:80"] != 100 {
 		t.Fatalf("fallback all picks %v, want every one on lab02 (the only alive one)", got)
 	}
@@ -290,7 +290,7 @@ func TestPickPool(t *testing.T) {
 		machine("gpu2", "10.0.0.2", 3.0, inPool("gpu")),
 		machine("cpu1", "10.0.0.3", 0.1, inPool("cpu")),
 	)
-	c := buildChoice(rank.Policy{Pool: "gpu", Top: 1}, snap, emptyChoice, "")
+	c := buildChoice(rank.Policy{Pool: "gpu", Top: 1}, snap, emptyChoice, "", time.Now())
 	pool := upstreams("10.0.0.1:80", "10.0.0.2:80", "10.0.0.3:80")
 	if got := counts(c, pool, 1, 100, allAvailable); got["10.0.0.1:80"] != 100 {
 		t.Fatalf("pool gpu picks %v, want every one on gpu1", got)
@@ -316,7 +316,7 @@ func TestGetUpstreams(t *testing.T) {
 		machine("e", "", 0.1), // no address: never handed out
 		machine("f", "2001:db8::6", 3.0),
 	)
-	u.cur.Store(buildChoice(u.policy, snap, emptyChoice, "8888"))
+	u.cur.Store(buildChoice(u.policy, snap, emptyChoice, "8888", time.Now()))
 	seen := map[string]int{}
 	orders := map[string]bool{}
 	var prev []*reverseproxy.Upstream
@@ -354,7 +354,7 @@ func TestGetUpstreams(t *testing.T) {
 
 	// IPv6 addresses are bracketed.
 	u.policy.Top = 6
-	u.cur.Store(buildChoice(u.policy, snap, emptyChoice, "8888"))
+	u.cur.Store(buildChoice(u.policy, snap, emptyChoice, "8888", time.Now()))
 	got, _ := u.GetUpstreams(nil)
 	if last := got[len(got)-1].Dial; len(got) != 5 || last != "[2001:db8::6]:8888" {
 		t.Fatalf("top 6 = %v, want the 5 with an address, f last as [2001:db8::6]:8888", got)
@@ -377,7 +377,7 @@ func BenchmarkSelect(b *testing.B) {
 		}
 		s := &Selection{}
 		s.policy = rank.Policy{Top: 1}
-		s.cur.Store(buildChoice(s.policy, snapshotOfNodes(nodes...), emptyChoice, ""))
+		s.cur.Store(buildChoice(s.policy, snapshotOfNodes(nodes...), emptyChoice, "", time.Now()))
 		b.Run(fmt.Sprintf("peerload/upstreams=%d", n), func(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
@@ -392,7 +392,7 @@ func BenchmarkSelect(b *testing.B) {
 			b.ReportAllocs()
 			c := s.cur.Load()
 			for b.Loop() {
-				if u, _ := c.pick(pool, 1, (*reverseproxy.Upstream).Available, nil); u == nil {
+				if u, _, _ := c.pick(pool, 1, (*reverseproxy.Upstream).Available, nil); u == nil {
 					b.Fatal("nothing selected")
 				}
 			}
@@ -416,7 +416,7 @@ func TestSelectCachesPoolHosts(t *testing.T) {
 	s := &Selection{}
 	s.policy = rank.Policy{Top: 1}
 	first := snapshotOfNodes(machine("lab01", "10.0.0.1", 0.5), machine("lab02", "10.0.0.2", 2.0))
-	s.cur.Store(buildChoice(s.policy, first, emptyChoice, ""))
+	s.cur.Store(buildChoice(s.policy, first, emptyChoice, "", time.Now()))
 	static := upstreams("10.0.0.1:80", "10.0.0.2:80", "backup:80")
 	for _, u := range static {
 		u.Host = new(reverseproxy.Host)
@@ -432,7 +432,7 @@ func TestSelectCachesPoolHosts(t *testing.T) {
 
 	// lab02 becomes the best: the next request follows.
 	second := snapshotOfNodes(machine("lab01", "10.0.0.1", 3.0), machine("lab02", "10.0.0.2", 0.5))
-	s.cur.Store(buildChoice(s.policy, second, s.cur.Load(), ""))
+	s.cur.Store(buildChoice(s.policy, second, s.cur.Load(), "", time.Now()))
 	if u := s.Select(static, nil, nil); u != static[1] {
 		t.Fatalf("Select after the load change = %v, want lab02", u)
 	}

@@ -96,6 +96,8 @@ func (u *Upstreams) GetUpstreams(*http.Request) ([]*reverseproxy.Upstream, error
 	top := min(u.policy.Top, len(c.withAddr))
 	out := make([]*reverseproxy.Upstream, 0, top)
 	idx := c.withAddr
+	var handedBuf [maxTop]int32
+	handed := handedBuf[:0]
 	for start := 0; start < len(idx) && len(out) < top; {
 		end := start + 1
 		for end < len(idx) && c.nodes[idx[end]].group == c.nodes[idx[start]].group {
@@ -110,9 +112,11 @@ func (u *Upstreams) GetUpstreams(*http.Request) ([]*reverseproxy.Upstream, error
 			j := k + rand.IntN(len(group)-k)
 			group[k], group[j] = group[j], group[k]
 			out = append(out, &reverseproxy.Upstream{Dial: c.nodes[group[k]].dial})
+			handed = append(handed, group[k])
 		}
 		start = end
 	}
+	c.handedOut(u.policy.Herd, handed)
 	return out, nil
 }
 

@@ -10,6 +10,9 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
 )
 
@@ -67,10 +70,21 @@ type nameAnswer struct {
 
 // hostGroups are the addresses of one family of ranked nodes, up to the
 // end of the group of equal score that holds the top-th one; groups are
-// the start index of each group followed by len(ips).
+// the start index of each group followed by len(ips). What an answer hands
+// out is recorded through the handles beside each address: tallies (the
+// herd's, nil with herd off) and handed (the handed_out_total counter of
+// each node, by server label).
+//
+// With a herd an answer's machines come in a random order: the herd counts
+// each as equally likely to get the login, which holds whether a resolver
+// shuffles the records or the client takes the first (glibc keeps the
+// order of IPv4 answers), and the herd, not the order, keeps a burst off
+// the best machine.
 type hostGroups struct {
-	ips    []net.IP
-	groups []int
+	ips     []net.IP
+	groups  []int
+	tallies []*herd.Tally
+	handed  map[string][]prometheus.Counter
 }
 
 // nodeAnswer is the answer for <node>.<name>.
@@ -84,9 +98,19 @@ func emptyAnswerSet() *answerSet {
 	return &answerSet{names: map[string]*nameAnswer{}, nodes: map[string]*nodeAnswer{}, ents: map[string]bool{}}
 }
 
+// answerInputs is what an answer set is built from besides the snapshot.
+type answerInputs struct {
+	// herd counts the hand-outs (nil: herd off); the ranking adds what it
+	// expects at now.
+	herd *herd.Herd
+	now  time.Time
+	// servers are the `server` label values of the block's queries.
+	servers []string
+}
+
 // buildAnswers precomputes the answers of cfg from snap. prev is the set
 // published before (for fallback keep), never nil.
-func buildAnswers(cfg *config, snap *rank.Snapshot, prev *answerSet) *answerSet {
+func buildAnswers(cfg *config, snap *rank.Snapshot, prev *answerSet, in answerInputs) *answerSet {
 	set := emptyAnswerSet()
 	set.newest = prev.newest
 	if snap == nil {
@@ -111,7 +135,7 @@ func buildAnswers(cfg *config, snap *rank.Snapshot, prev *answerSet) *answerSet 
 		set.newest = newest
 	}
 
-	choice, kept := cfg.policy().Choose(snap, prev.kept)
+	choice, kept := cfg.policy(in.herd).Choose(snap, prev.kept, in.now)
 	set.kept = kept
 	if choice.Ranking.Len() > 0 {
 		outcome, ttl, extra := outcomeCandidates, cfg.ttl, ""
@@ -119,6 +143,8 @@ func buildAnswers(cfg *config, snap *rank.Snapshot, prev *answerSet) *answerSet 
 			outcome, ttl, extra = outcomeFallback, min(cfg.ttl, fallbackTTL), attr("fallback", string(cfg.fallback))
 		}
 		na := newNameAnswer(choice.Ranking, cfg.top, ttl, snap.Built, outcome, extra)
+		na.v4.handles(choice.Ranking, ip4, in)
+		na.v6.handles(choice.Ranking, ip6, in)
 		for _, name := range cfg.names {
 			set.names[name] = na
 		}
@@ -178,6 +204,9 @@ func newNameAnswer(r *rank.Ranking, top int, ttl uint32, now time.Time, outcome,
 			attr("score", strconv.FormatFloat(n.Score, 'f', 2, 64)),
 		}
 		txt = append(txt, loadAttrs(n, now, false)...)
+		if n.HerdLoad > 0 {
+			txt = append(txt, attr("herd", strconv.FormatFloat(n.HerdLoad, 'f', 2, 64)))
+		}
 		if extra != "" {
 			txt = append(txt, extra)
 		}
@@ -213,9 +242,53 @@ func newHostGroups(r *rank.Ranking, top int, addr func(*rank.NodeStatus) net.IP)
 	return h
 }
 
+// handles sets h's tallies and counters for the nodes of r whose address
+// addr returns, in the order newHostGroups took them.
+func (h *hostGroups) handles(r *rank.Ranking, addr func(*rank.NodeStatus) net.IP, in answerInputs) {
+	if len(h.ips) == 0 {
+		return
+	}
+	var names []string
+	for i := range r.Nodes {
+		if len(names) == len(h.ips) {
+			break
+		}
+		if addr(&r.Nodes[i]) != nil {
+			names = append(names, r.Nodes[i].Name)
+		}
+	}
+	if in.herd != nil {
+		h.tallies = make([]*herd.Tally, len(names))
+		for i, n := range names {
+			h.tallies[i] = in.herd.Tally(n)
+		}
+	}
+	h.handed = make(map[string][]prometheus.Counter, len(in.servers))
+	for _, s := range in.servers {
+		cs := make([]prometheus.Counter, len(names))
+		for i, n := range names {
+			cs[i] = handedTotal.WithLabelValues(s, n)
+		}
+		h.handed[s] = cs
+	}
+}
+
+// handedOut records that an answer for server holds h.ips[i] for every i
+// in order.
+func (h *hostGroups) handedOut(order []int, server string, hd *herd.Herd) {
+	if hd != nil && h.tallies != nil {
+		hd.HandedOut(h.tallies, order, time.Now())
+	}
+	if cs := h.handed[server]; cs != nil {
+		for _, i := range order {
+			cs[i].Inc()
+		}
+	}
+}
+
 // pick returns the indexes into h.ips of one answer: the top best, each
 // group of equal scores shuffled afresh so equally good nodes share the
-// load. The slice is new, on the heap (see nameRRs for why).
+// load, and all of them shuffled with a herd (see hostGroups). The slice is new, on the heap (see nameRRs for why).
 func (h *hostGroups) pick(top int) []int {
 	order := make([]int, 0, min(len(h.ips), top+8))
 	for g := 0; g+1 < len(h.groups) && len(order) < top; g++ {
@@ -232,6 +305,9 @@ func (h *hostGroups) pick(top int) []int {
 			grp[i], grp[j] = grp[j], grp[i]
 		}
 		order = order[:base+want]
+	}
+	if h.tallies != nil {
+		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
 	}
 	return order
 }

@@ -38,6 +38,15 @@ var (
 		Name:      "snapshot_age_seconds",
 		Help:      "Age in seconds of the newest load report the answers are built from.",
 	}, []string{"server"})
+	// handedTotal counts the machines handed out in the virtual name's A
+	// and AAAA answers, by node: what the herd counts, and how a burst
+	// spread.
+	handedTotal = promauto.NewCounterVec(prometheus.CounterOpts{
+		Namespace: plugin.Namespace,
+		Subsystem: "peerload",
+		Name:      "handed_out_total",
+		Help:      "Counter of machines handed out in answers for the virtual names, by node.",
+	}, []string{"server", "node"})
 	// membersGauge is the number of alive cluster members seen.
 	membersGauge = promauto.NewGaugeVec(prometheus.GaugeOpts{
 		Namespace: plugin.Namespace,

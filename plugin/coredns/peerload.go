@@ -19,6 +19,7 @@ import (
 	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 
+	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
 )
 
@@ -45,6 +46,9 @@ type PeerLoad struct {
 	servers atomic.Pointer[[]string] // `server` label values for gauges
 	// readiness is the watched source when it can tell it joined.
 	readiness atomic.Pointer[readinessSource]
+	// herd counts what the answers hand out (nil with `herd off`); the
+	// watcher ranks again when it changes.
+	herd *herd.Herd
 }
 
 // snapshotSource is what the handler reads the cluster from; *agent.Agent
@@ -56,6 +60,9 @@ type snapshotSource interface {
 
 func newPeerLoad(cfg *config) *PeerLoad {
 	p := &PeerLoad{cfg: cfg, zone: map[string]string{}}
+	if cfg.herd {
+		p.herd = herd.New(herd.Config{})
+	}
 	p.names = slices.Clone(cfg.names)
 	slices.SortStableFunc(p.names, func(a, b string) int { return len(b) - len(a) })
 	for _, n := range cfg.names {
@@ -133,7 +140,7 @@ func (p *PeerLoad) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		outcome = outcomeRefused
 		m.Rcode, m.Authoritative = dns.RcodeRefused, false
 	case sub == "":
-		outcome = p.answerName(m, set, name, owner, qtype, ap, tcp)
+		outcome = p.answerName(m, set, name, owner, qtype, ap, tcp, server)
 	default:
 		outcome = p.answerNode(m, set, sub, owner, qtype, ap, tcp)
 	}
@@ -184,7 +191,7 @@ func (p *PeerLoad) owns(set *answerSet, sub string, qtype uint16, opcode int) bo
 
 // answerName fills m with the answer for the virtual name itself and
 // returns the outcome.
-func (p *PeerLoad) answerName(m *dns.Msg, set *answerSet, name, owner string, qtype uint16, ap apexKind, tcp bool) string {
+func (p *PeerLoad) answerName(m *dns.Msg, set *answerSet, name, owner string, qtype uint16, ap apexKind, tcp bool, server string) string {
 	synth := ap == apexSynthesized
 	if synth && (qtype == dns.TypeSOA || qtype == dns.TypeNS) {
 		m.Answer = p.apexRRs(name, owner, qtype)
@@ -203,11 +210,11 @@ func (p *PeerLoad) answerName(m *dns.Msg, set *answerSet, name, owner string, qt
 					m.Answer = append(m.Answer, p.apexRRs(name, owner, t)...)
 				}
 			case na != nil:
-				m.Answer = append(m.Answer, nameRRs(na, owner, t)...)
+				m.Answer = append(m.Answer, p.nameRRs(na, owner, t, server)...)
 			}
 		}
 	case na != nil:
-		m.Answer = nameRRs(na, owner, qtype)
+		m.Answer = p.nameRRs(na, owner, qtype, server)
 	}
 	switch {
 	case len(m.Answer) == 0:
@@ -218,8 +225,12 @@ func (p *PeerLoad) answerName(m *dns.Msg, set *answerSet, name, owner string, qt
 	return na.outcome
 }
 
-// nameRRs are the virtual name's records of type qtype (A, AAAA or TXT).
-func nameRRs(na *nameAnswer, owner string, qtype uint16) []dns.RR {
+// nameRRs are the virtual name's records of type qtype (A, AAAA or TXT)
+// for a query to server. The machines of an address answer are handed
+// out: the herd and handed_out_total count them. A client that asks for
+// both families (getaddrinfo) logs in once, so AAAA answers count only
+// where no machine has an IPv4 address.
+func (p *PeerLoad) nameRRs(na *nameAnswer, owner string, qtype uint16, server string) []dns.RR {
 	// Every query allocates its records (a plugin further out may change
 	// the reply), but in one block per type rather than one per record:
 	// this path runs for every query, and fewer objects mean less GC.
@@ -232,6 +243,7 @@ func nameRRs(na *nameAnswer, owner string, qtype uint16) []dns.RR {
 	switch qtype {
 	case dns.TypeA:
 		order := na.v4.pick(na.top)
+		na.v4.handedOut(order, server, p.herd)
 		rrs := make([]dns.A, len(order))
 		out = make([]dns.RR, len(order))
 		for k, i := range order {
@@ -240,6 +252,9 @@ func nameRRs(na *nameAnswer, owner string, qtype uint16) []dns.RR {
 		}
 	case dns.TypeAAAA:
 		order := na.v6.pick(na.top)
+		if len(na.v4.ips) == 0 {
+			na.v6.handedOut(order, server, p.herd)
+		}
 		rrs := make([]dns.AAAA, len(order))
 		out = make([]dns.RR, len(order))
 		for k, i := range order {
@@ -323,7 +338,7 @@ func qtypeLabel(t uint16) string {
 // publish builds the answers from snap and makes them the ones ServeDNS
 // reads. Only the watcher goroutine (or a test) calls it.
 func (p *PeerLoad) publish(snap *rank.Snapshot) {
-	set := buildAnswers(p.cfg, snap, p.state.Load())
+	set := buildAnswers(p.cfg, snap, p.state.Load(), answerInputs{herd: p.herd, now: time.Now(), servers: *p.servers.Load()})
 	p.state.Store(set)
 	for _, s := range *p.servers.Load() {
 		for _, n := range p.cfg.names {
@@ -354,6 +369,22 @@ func (p *PeerLoad) observeAge(now time.Time) {
 
 func (p *PeerLoad) setServers(s []string) { p.servers.Store(&s) }
 
+// sleep waits d (nothing when d <= 0) and reports false when done closed
+// first.
+func sleep(done <-chan struct{}, d time.Duration) bool {
+	if d <= 0 {
+		return true
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-done:
+		return false
+	case <-t.C:
+		return true
+	}
+}
+
 // Timings of the watcher.
 const (
 	// clockRefresh is how often the watcher rebuilds without being told
@@ -367,12 +398,16 @@ const (
 	soaRetry   = 10 * time.Second
 	// soaTimeout bounds one SOA lookup through the chain.
 	soaTimeout = 2 * time.Second
+	// herdRebuild is the least time between two rebuilds for hand-outs
+	// (the herd's changes): a burst of logins is ranked again between any
+	// two of its queries, a flood costs ten rankings a second.
+	herdRebuild = 100 * time.Millisecond
 )
 
 // watch keeps the published answers current: it rebuilds them whenever src
 // announces a change (a coalesced notification still ends in a read of
-// the latest snapshot), and every clockRefresh for what only the clock
-// changes. A second goroutine keeps what the zones hold (the negative
+// the latest snapshot), after hand-outs the herd counted (at most every
+// herdRebuild), and every clockRefresh for what only the clock changes. A second goroutine keeps what the zones hold (the negative
 // answers' SOA, whether the next plugin serves a zone) current, so a slow
 // plugin further down never delays a rebuild. stop ends both and
 // waits.
@@ -383,14 +418,20 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 	ch, cancel := src.Subscribe()
 	done := make(chan struct{})
 	var wg sync.WaitGroup
+	var handed <-chan struct{}
+	if p.herd != nil {
+		handed = p.herd.Changed()
+	}
 	wg.Go(func() {
 		tick := time.NewTicker(clockRefresh)
 		defer tick.Stop()
 		var last *rank.Snapshot
+		var built time.Time
+		rerank := false
 		for {
-			if snap := src.Snapshot(); snap != nil && snap != last {
+			if snap := src.Snapshot(); snap != nil && (snap != last || rerank) {
 				p.publish(snap)
-				last = snap
+				last, built, rerank = snap, time.Now(), false
 			} else {
 				p.observeAge(time.Now())
 			}
@@ -402,6 +443,11 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 					ch = nil
 				}
 			case <-tick.C:
+			case <-handed:
+				rerank = true
+				if !sleep(done, herdRebuild-time.Since(built)) {
+					return
+				}
 			}
 		}
 	})

@@ -21,6 +21,7 @@ func benchPeerLoad() (*PeerLoad, *rank.Snapshot) {
 	}
 	cfg := testConfig()
 	cfg.top = 5
+	cfg.herd = true // as shipped
 	snap := testSnapshot(nodes...)
 	return newTestPeerLoad(cfg, snap), snap
 }

@@ -22,6 +22,7 @@ import (
 
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/plugin/rfc2136"
 )
@@ -53,13 +54,17 @@ type config struct {
 	pool     string
 	by       rank.By
 	fallback rank.Fallback
-	member   *memberSpec // shared by every block of one Corefile with the same bind
-	update   *updateSpec
+	// herd counts what the block hands out, so a burst of logins spreads
+	// (see rank.Policy.Herd); `herd off` ranks on the reports alone.
+	herd   bool
+	member *memberSpec // shared by every block of one Corefile with the same bind
+	update *updateSpec
 }
 
-// policy is how the block chooses machines, shared with every integration.
-func (c *config) policy() rank.Policy {
-	return rank.Policy{Pool: c.pool, By: c.by, Top: c.top, Fallback: c.fallback}
+// policy is how the block chooses machines, shared with every integration,
+// counting its hand-outs in h (nil: herd off).
+func (c *config) policy(h *herd.Herd) rank.Policy {
+	return rank.Policy{Pool: c.pool, By: c.by, Top: c.top, Fallback: c.fallback, Herd: h}
 }
 
 // memberSpec is what makes up the gossip member a peerload block runs. All
@@ -172,7 +177,7 @@ type memberSpecsKey struct{}
 // updaterConfig is the RFC 2136 configuration of the block's update
 // sub-block, with the block's own answer settings.
 func (cfg *config) updaterConfig() rfc2136.Config {
-	return cfg.update.config(cfg.names, cfg.top, cfg.ttl, cfg.pool, cfg.by, cfg.fallback)
+	return cfg.update.config(cfg.names, cfg.top, cfg.ttl, cfg.pool, cfg.by, cfg.fallback, cfg.herd)
 }
 
 func parse(c *caddy.Controller) (*config, error) {
@@ -181,6 +186,7 @@ func parse(c *caddy.Controller) (*config, error) {
 		ttl:      defaultTTL,
 		by:       rank.ByCombined,
 		fallback: rank.FallbackKeep,
+		herd:     true,
 	}
 	spec := memberSpec{}
 	var root string
@@ -257,6 +263,14 @@ func parse(c *caddy.Controller) (*config, error) {
 					return nil, c.Errf("fallback: %v", err)
 				}
 				cfg.fallback = fb
+			case "herd":
+				v, err := oneArg(c)
+				if err != nil {
+					return nil, err
+				}
+				if cfg.herd, err = rank.ParseHerd(v); err != nil {
+					return nil, c.Errf("%v", err)
+				}
 			case "name":
 				v, err := oneArg(c)
 				if err != nil {

@@ -99,6 +99,9 @@ func TestSetup(t *testing.T) {
 }`, true, "unknown ranking"},
 		{`peerload cslab.example.edu { fallback maybe
 }`, true, "unknown fallback"},
+		{"peerload cslab.example.edu {\n herd maybe\n}", true, "herd: \"maybe\" is neither on nor off"},
+		{"peerload cslab.example.edu {\n herd\n}", true, "Wrong argument count"},
+		{"peerload cslab.example.edu {\n herd off\n}", false, ""},
 		{`peerload cslab.example.edu { pool
 }`, true, "Wrong argument count"},
 		{`peerload cslab.example.edu { pool ` + strings.Repeat("p", 64) + `

@@ -169,11 +169,11 @@ func (u *updateSpec) roles(names []string) []string {
 }
 
 // config is the updater configuration for a peerload block's names and
-// answer settings (top, ttl, pool, by, fallback), so BIND receives what the
+// answer settings (top, ttl, pool, by, fallback, herd), so BIND receives what the
 // plugin itself answers.
-func (u *updateSpec) config(names []string, top int, ttl uint32, pool string, by rank.By, fallback rank.Fallback) rfc2136.Config {
+func (u *updateSpec) config(names []string, top int, ttl uint32, pool string, by rank.By, fallback rank.Fallback, herd bool) rfc2136.Config {
 	return rfc2136.Config{
-		Server: u.server, Zone: u.zone, Names: names, Top: top, TTL: ttl, Pool: pool, By: by, Fallback: fallback,
+		Server: u.server, Zone: u.zone, Names: names, Top: top, TTL: ttl, Pool: pool, By: by, Fallback: fallback, NoHerd: !herd,
 		Key: u.key, Insecure: u.insecure, Resync: u.resync, Margin: u.margin, MinInterval: u.minIntv,
 		Timeout: u.timeout, Logger: slog.New(clogHandler{}), Registerer: prometheus.DefaultRegisterer,
 	}

@@ -132,7 +132,7 @@ func TestUpdateStartNeedsRole(t *testing.T) {
 			t.Fatal(err)
 		}
 		u := &updateSpec{server: "127.0.0.1:1", zone: "example.edu", insecure: true, timeout: 100 * time.Millisecond}
-		stop, err := u.start(a, u.config([]string{"cslab.example.edu."}, 1, 30, "", rank.ByCombined, rank.FallbackKeep))
+		stop, err := u.start(a, u.config([]string{"cslab.example.edu."}, 1, 30, "", rank.ByCombined, rank.FallbackKeep, true))
 		if withRole {
 			if err != nil {
 				t.Fatalf("with role: %v", err)

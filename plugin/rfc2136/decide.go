@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/miekg/dns"
 
@@ -21,7 +22,8 @@ type Policy struct {
 	Margin float64
 }
 
-// Decide returns the addresses name should hold given the cluster snapshot,
+// Decide returns the addresses name should hold at now given the cluster
+// snapshot,
 // the addresses it holds now (prev) and what fallback keep remembers
 // (kept), and what to remember next. keep is true when nothing should be
 // written: there is no snapshot yet, or a fallback other than none has
@@ -32,11 +34,11 @@ type Policy struct {
 // Selection is deterministic (best score, then name) so equal scores never
 // flap, and sticky: the nodes behind prev stay while they are candidates
 // and no outsider beats them by more than Margin.
-func Decide(snap *rank.Snapshot, prev []netip.Addr, kept rank.Kept, p Policy) (addrs []netip.Addr, next rank.Kept, keep bool) {
+func Decide(snap *rank.Snapshot, prev []netip.Addr, kept rank.Kept, p Policy, now time.Time) (addrs []netip.Addr, next rank.Kept, keep bool) {
 	if snap == nil {
 		return nil, kept, true
 	}
-	choice, next := p.Choose(snap, kept)
+	choice, next := p.Choose(snap, kept, now)
 	if choice.Fallback && choice.Ranking.Len() == 0 && p.Fallback != rank.FallbackNone {
 		return nil, next, true
 	}
@@ -89,6 +91,19 @@ func Decide(snap *rank.Snapshot, prev []netip.Addr, kept rank.Kept, p Policy) (a
 		addrs = append(addrs, nodeAddrs(n)...)
 	}
 	return sortedAddrs(addrs), next, false
+}
+
+// heldNames are the names of snap's nodes behind addrs: the machines a
+// name hands out.
+func heldNames(snap *rank.Snapshot, addrs []netip.Addr) []string {
+	var out []string
+	for i := range snap.Nodes {
+		n := &snap.Nodes[i]
+		if (n.Addr4.IsValid() && slices.Contains(addrs, n.Addr4.Unmap())) || (n.Addr6.IsValid() && slices.Contains(addrs, n.Addr6)) {
+			out = append(out, n.Name)
+		}
+	}
+	return out
 }
 
 // nodeAddrs is what DNS hands out for n.

@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/agent/report"
@@ -68,7 +69,7 @@ func TestDecideHysteresis(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, _, keep := Decide(tt.snap, tt.prev, nil, p)
+			got, _, keep := Decide(tt.snap, tt.prev, nil, p, time.Time{})
 			if keep != tt.keep || !slices.Equal(got, tt.want) {
 				t.Fatalf("Decide = %v keep=%v, want %v keep=%v", got, keep, tt.want, tt.keep)
 			}
@@ -79,7 +80,7 @@ func TestDecideHysteresis(t *testing.T) {
 func TestDecideDeterministicOnTies(t *testing.T) {
 	s := snapOf(node(1, 0.2), node(2, 0.2), node(3, 0.2), node(4, 0.2))
 	for range 50 {
-		got, _, _ := Decide(s, nil, nil, Policy{Policy: rank.Policy{Top: 2}})
+		got, _, _ := Decide(s, nil, nil, Policy{Policy: rank.Policy{Top: 2}}, time.Time{})
 		if !slices.Equal(got, addrs("127.0.1.1", "127.0.1.2")) {
 			t.Fatalf("tie broken randomly: %v", got)
 		}
@@ -88,7 +89,7 @@ func TestDecideDeterministicOnTies(t *testing.T) {
 
 func TestDecideNoMarginIsExactTop(t *testing.T) {
 	s := snapOf(node(1, 0.19), node(2, 0.2))
-	got, _, _ := Decide(s, addrs("127.0.1.2"), nil, Policy{Policy: rank.Policy{Top: 1}, Margin: 0})
+	got, _, _ := Decide(s, addrs("127.0.1.2"), nil, Policy{Policy: rank.Policy{Top: 1}, Margin: 0}, time.Time{})
 	if !slices.Equal(got, addrs("127.0.1.1")) {
 		t.Fatalf("got %v", got)
 	}
@@ -103,17 +104,17 @@ func TestDecideFallback(t *testing.T) {
 	s := snapOf(down, coll)
 	prev := addrs("127.0.1.3")
 
-	if got, _, keep := Decide(s, prev, nil, Policy{Policy: rank.Policy{Top: 1, Fallback: rank.FallbackKeep}}); !keep || got != nil {
+	if got, _, keep := Decide(s, prev, nil, Policy{Policy: rank.Policy{Top: 1, Fallback: rank.FallbackKeep}}, time.Time{}); !keep || got != nil {
 		t.Errorf("keep: got %v keep=%v", got, keep)
 	}
-	if got, _, keep := Decide(s, prev, nil, Policy{Policy: rank.Policy{Top: 1, Fallback: rank.FallbackNone}}); keep || len(got) != 0 {
+	if got, _, keep := Decide(s, prev, nil, Policy{Policy: rank.Policy{Top: 1, Fallback: rank.FallbackNone}}, time.Time{}); keep || len(got) != 0 {
 		t.Errorf("none: got %v keep=%v, want delete", got, keep)
 	}
-	if got, _, keep := Decide(s, prev, nil, Policy{Policy: rank.Policy{Top: 1, Fallback: rank.FallbackAll}}); keep || !slices.Equal(got, addrs("127.0.1.1")) {
+	if got, _, keep := Decide(s, prev, nil, Policy{Policy: rank.Policy{Top: 1, Fallback: rank.FallbackAll}}, time.Time{}); keep || !slices.Equal(got, addrs("127.0.1.1")) {
 		t.Errorf("all: got %v keep=%v, want the alive non-collector", got, keep)
 	}
 	// all with nobody alive at all still never blanks the name.
-	if got, _, keep := Decide(snapOf(coll), prev, nil, Policy{Policy: rank.Policy{Top: 1, Fallback: rank.FallbackAll}}); !keep {
+	if got, _, keep := Decide(snapOf(coll), prev, nil, Policy{Policy: rank.Policy{Top: 1, Fallback: rank.FallbackAll}}, time.Time{}); !keep {
 		t.Errorf("all, nobody alive: got %v keep=%v, want keep", got, keep)
 	}
 }
@@ -124,7 +125,7 @@ func TestDecideDualStackAndPool(t *testing.T) {
 	a.Pools = []string{"gpu"}
 	b := node(2, 0.0)
 	s := snapOf(a, b)
-	got, _, _ := Decide(s, nil, nil, Policy{Policy: rank.Policy{Top: 1, Pool: "gpu"}})
+	got, _, _ := Decide(s, nil, nil, Policy{Policy: rank.Policy{Top: 1, Pool: "gpu"}}, time.Time{})
 	if !slices.Equal(got, addrs("127.0.1.1", "fd00::1")) {
 		t.Fatalf("got %v", got)
 	}
@@ -167,7 +168,7 @@ func TestActive(t *testing.T) {
 // one that was drained.
 func TestDecideKeepHandsOutOnlyWhatMayReturn(t *testing.T) {
 	p := Policy{Policy: rank.Policy{Top: 2, Fallback: rank.FallbackKeep}}
-	got, kept, _ := Decide(snapOf(node(1, 0.1), node(2, 0.2), node(3, 0.3)), nil, nil, p)
+	got, kept, _ := Decide(snapOf(node(1, 0.1), node(2, 0.2), node(3, 0.3)), nil, nil, p, time.Time{})
 	if !slices.Equal(got, addrs("127.0.1.1", "127.0.1.2")) {
 		t.Fatalf("live = %v", got)
 	}
@@ -175,7 +176,7 @@ func TestDecideKeepHandsOutOnlyWhatMayReturn(t *testing.T) {
 	dead.State, dead.Candidate = rank.StateDead, false
 	drained.Candidate = false
 	drained.Report = &report.Report{Node: drained.Name, Failing: []report.CheckResult{{Name: "drain", Reason: "disk"}}}
-	got, _, keep := Decide(snapOf(dead, drained), got, kept, p)
+	got, _, keep := Decide(snapOf(dead, drained), got, kept, p, time.Time{})
 	if keep || !slices.Equal(got, addrs("127.0.1.1")) {
 		t.Fatalf("keep = %v (keep=%v), want only the dead lab01", got, keep)
 	}

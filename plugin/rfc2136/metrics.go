@@ -16,6 +16,7 @@ type metrics struct {
 	resyncs     *prometheus.CounterVec
 	drift       *prometheus.CounterVec
 	active      *prometheus.GaugeVec
+	handed      *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -35,12 +36,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "drift_repairs_total", Help: "Resyncs that found the server holding something else than was written, by name."}, []string{"name"}),
 		active: prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: ns, Subsystem: sub,
 			Name: "active", Help: "1 when this updater is the active writer of the name, 0 when passive."}, []string{"name"}),
+		handed: prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: ns, Subsystem: sub,
+			Name: "handed_out_total", Help: "Machines the herd counted as handed out (the published set, once per TTL), by name."}, []string{"name"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
 	var err error
-	for _, c := range []**prometheus.CounterVec{&m.sent, &m.succeeded, &m.failed, &m.resyncs, &m.drift} {
+	for _, c := range []**prometheus.CounterVec{&m.sent, &m.succeeded, &m.failed, &m.resyncs, &m.drift, &m.handed} {
 		if *c, err = register(reg, *c); err != nil {
 			return nil, err
 		}

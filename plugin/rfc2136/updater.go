@@ -26,6 +26,7 @@ import (
 	"github.com/miekg/dns"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
 )
 
@@ -61,6 +62,13 @@ type Config struct {
 	// keep: leave the records alone; none deletes them; all publishes the
 	// best alive members ignoring checks).
 	Fallback rank.Fallback
+	// NoHerd ranks on the reports alone. By default the updater counts
+	// what it publishes as handed out once per TTL (resolvers fetch the
+	// set again as their copies expire, and the logins behind them load
+	// its machines before their reports can show it), so in a burst the
+	// set moves on to the next machines instead of staying on the ones
+	// that looked best (see rank.Policy.Herd).
+	NoHerd bool
 
 	// Key signs every message. It is required unless Insecure is set.
 	Key *Key
@@ -192,6 +200,7 @@ func (c *Config) withDefaults() (Config, error) {
 type Updater struct {
 	cfg    Config
 	policy Policy
+	herd   *herd.Herd // nil with NoHerd
 	m      *metrics
 	names  []*nameState
 	key    atomic.Pointer[Key] // replaced by SetKey (HUP), read per message
@@ -218,6 +227,7 @@ type nameState struct {
 	hasIntended bool
 	kept        rank.Kept // what fallback keep remembers
 	lastWrite   time.Time
+	handedAt    time.Time // when the herd last counted held as handed out
 	retryAt     time.Time
 	bo          backoff
 	status      string // "", "ok" or "failing: REASON": logged on change
@@ -234,6 +244,10 @@ func New(cfg Config) (*Updater, error) {
 		return nil, err
 	}
 	u := &Updater{cfg: c, m: m, policy: Policy{Policy: rank.Policy{Top: c.Top, Pool: c.Pool, By: c.By, Fallback: c.Fallback}, Margin: c.Margin}}
+	if !c.NoHerd {
+		u.herd = herd.New(herd.Config{})
+		u.policy.Herd = u.herd
+	}
 	u.key.Store(c.Key)
 	for _, n := range c.Names {
 		u.names = append(u.names, &nameState{name: n, role: Role(c.Zone, n), bo: backoff{Min: c.RetryMin, Max: c.RetryMax}})
@@ -391,7 +405,8 @@ func (u *Updater) stepName(ctx context.Context, snap *rank.Snapshot, self string
 		n.held, n.synced, n.everSynced = server, true, true
 		u.m.lastSuccess.WithLabelValues(n.name).SetToCurrentTime()
 	}
-	desired, kept, keep := Decide(snap, n.intended, n.kept, u.policy)
+	handAgain := u.handOut(snap, n, now)
+	desired, kept, keep := Decide(snap, n.intended, n.kept, u.policy, now)
 	n.kept = kept
 	if keep {
 		desired = n.intended
@@ -399,7 +414,7 @@ func (u *Updater) stepName(ctx context.Context, snap *rank.Snapshot, self string
 	if sameSet(desired, n.held) {
 		n.intended = desired
 		u.recovered(n)
-		return time.Time{}
+		return handAgain
 	}
 	if !n.lastWrite.IsZero() && now.Sub(n.lastWrite) < u.cfg.MinInterval {
 		return n.lastWrite.Add(u.cfg.MinInterval)
@@ -417,8 +432,26 @@ func (u *Updater) stepName(ctx context.Context, snap *rank.Snapshot, self string
 	u.m.lastSuccess.WithLabelValues(n.name).SetToCurrentTime()
 	u.cfg.Logger.Info(fmt.Sprintf("%s: %s -> %s", n.name, fmtAddrs(n.held), fmtAddrs(desired)))
 	n.held, n.intended, n.lastWrite = desired, desired, now
+	n.handedAt = time.Time{} // a new set: its machines are handed out now
 	u.recovered(n)
-	return time.Time{}
+	return u.handOut(snap, n, now)
+}
+
+// handOut counts the set the server holds for n as handed out once per
+// TTL, and returns when it is due again (zero with herd off or nothing
+// held).
+func (u *Updater) handOut(snap *rank.Snapshot, n *nameState, now time.Time) time.Time {
+	if u.herd == nil || snap == nil || len(n.held) == 0 {
+		return time.Time{}
+	}
+	ttl := time.Duration(u.cfg.TTL) * time.Second
+	if n.handedAt.IsZero() || now.Sub(n.handedAt) >= ttl {
+		names := heldNames(snap, n.held)
+		u.herd.Handed(names, now)
+		u.m.handed.WithLabelValues(n.name).Add(float64(len(names)))
+		n.handedAt = now
+	}
+	return n.handedAt.Add(ttl)
 }
 
 // failed counts and (on a change of reason) logs a failure and schedules
