@@ -58,6 +58,7 @@ top and TTL:
 	bgShare := f.String("background-share", fmt.Sprintf("%g%%", def.BackgroundShare*100), "part of --util from sessions DNS does not place (console users, jobs): a `FRACTION` or percentage")
 	seed := f.Uint64("seed", def.Seed, "random `SEED` of the workload and every choice")
 	resolvers := f.Int("resolvers", def.Resolvers, "`N` caching resolvers the users' queries go through")
+	choiceSeed := f.Uint64("choice-seed", 0, "random `SEED` of the policies' and gossip's choices only (0: --seed), to rerun one day with other luck")
 	seeds := f.Int("seeds", 1, "average over this many `DAYS`: seeds --seed, --seed+1, ...")
 	sweepTop := f.String("sweep-top", "", "compare these tops, `N,N,...` (with --sweep-ttl: every combination)")
 	sweepTTL := f.String("sweep-ttl", "", "compare these TTLs, `D,D,...` (e.g. 0s,10s,30s)")
@@ -73,7 +74,7 @@ top and TTL:
 	cfg := def
 	cfg.Machines, cfg.Cores, cfg.Burst, cfg.BurstEvery = *machines, *cores, *burst, *burstEvery
 	cfg.TTL, cfg.Top, cfg.Interval, cfg.Duration = *ttl, *top, *interval, *duration
-	cfg.Seed, cfg.Resolvers = *seed, *resolvers
+	cfg.Seed, cfg.ChoiceSeed, cfg.Resolvers = *seed, *choiceSeed, *resolvers
 	cfg.Warmup, cfg.Tail, cfg.SessionWork = *warmup, *tail, *sessionWork
 	if cfg.Util, err = parseFraction(*util); err != nil {
 		return &flagError{Flag: "util", Value: *util, Err: err}

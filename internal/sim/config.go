@@ -59,6 +59,10 @@ type Config struct {
 	Tail time.Duration
 	// Seed selects the workload and every random choice.
 	Seed uint64
+	// ChoiceSeed, when not 0, selects the policies' and gossip's random
+	// choices instead of Seed, so one day (Seed) can be run with other
+	// choices: how much of a result is the luck of the draw.
+	ChoiceSeed uint64
 	// Resolvers is the number of caching resolvers; each login asks one
 	// at random. A resolver hands out its cached set in a random order
 	// (BIND's rrset-order random, Unbound's rrset-roundrobin).
@@ -195,6 +199,14 @@ func (c *Config) Validate() error {
 		return &ConfigError{Field: "burst", Err: errors.New("the bursts alone exceed the logins the utilisation leaves room for: lower --burst or raise --burst-every or --util")}
 	}
 	return nil
+}
+
+// choiceSeed is the seed of the policies' and gossip's random streams.
+func (c *Config) choiceSeed() uint64 {
+	if c.ChoiceSeed != 0 {
+		return c.ChoiceSeed
+	}
+	return c.Seed
 }
 
 // loginRate is the rate (per second) of logins outside bursts that makes

@@ -90,8 +90,8 @@ func runPolicy(cfg *Config, w *workload, name string) Result {
 	l := &lab{
 		cfg:       cfg,
 		w:         w,
-		rnd:       newRand(cfg.Seed, streamPolicy),
-		gossip:    newRand(cfg.Seed, streamGossip),
+		rnd:       newRand(cfg.choiceSeed(), streamPolicy),
+		gossip:    newRand(cfg.choiceSeed(), streamGossip),
 		resolvers: make([]resolverCache, cfg.Resolvers),
 		res:       Result{Policy: name},
 	}
