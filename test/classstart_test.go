@@ -8,8 +8,7 @@ package test
 // asking the same resolver), so they differ only in what DNS answers:
 //
 //   - peerload as shipped: CoreDNS with a default `peerload` block;
-//   - peerload with `herd off` (while the plugin has no herd property,
-//     the same block: the arm stays switchable);
+//   - peerload with `herd off`;
 //   - BIND round-robin: a static RRset of all 30 machines.
 //
 // Arms on separate machines at the same time, rather than bursts taking
@@ -26,7 +25,6 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"strings"
 	"sync"
@@ -101,26 +99,14 @@ const (
 
 // classStart is the lab of one run.
 type classStart struct {
-	t         testing.TB
-	l         *lab.Lab
-	cfg       sim.Config
-	day       *sim.Day
-	arms      []*arm
-	clients   []*lab.Host
-	getent    string
-	herdAware bool // the plugin has `herd on|off`, default on
-	from, to  time.Duration
-}
-
-// pluginHasHerd reports whether the plugin in this tree knows the herd
-// property (herd-awareness, on by default). Until it does, the herd-off
-// arm runs the same block as the shipped one.
-func pluginHasHerd(t testing.TB) bool {
-	b, err := os.ReadFile(filepath.Join("..", "plugin", "coredns", "setup.go"))
-	if err != nil {
-		t.Fatalf("read the plugin's setup: %v", err)
-	}
-	return strings.Contains(string(b), `case "herd":`)
+	t        testing.TB
+	l        *lab.Lab
+	cfg      sim.Config
+	day      *sim.Day
+	arms     []*arm
+	clients  []*lab.Host
+	getent   string
+	from, to time.Duration
 }
 
 // newClassStart builds the lab for the arms and replays nothing yet: the
@@ -134,17 +120,13 @@ func newClassStart(t testing.TB, cfg sim.Config, kinds []string, from, to time.D
 	}
 	l := lab.New(t, lab.Options{})
 	cs := &classStart{t: t, l: l, cfg: cfg, day: day, from: from, to: to,
-		getent: lab.RequireProgram(t, "getent"), herdAware: pluginHasHerd(t)}
+		getent: lab.RequireProgram(t, "getent")}
 	lab.RequireProgram(t, "named")
 	for _, kind := range kinds {
 		a := &arm{title: kind, index: map[string]int{}}
 		switch kind {
 		case armShipped:
-			a.prefix, a.zone = "s", "shipped.example.edu"
-			a.policy = sim.PolicyPeerload
-			if cs.herdAware {
-				a.policy = sim.PolicyPeerloadHerd
-			}
+			a.prefix, a.zone, a.policy = "s", "shipped.example.edu", sim.PolicyPeerloadHerd
 		case armHerdOff:
 			a.prefix, a.zone, a.policy = "p", "herdoff.example.edu", sim.PolicyPeerload
 		case armRR:
@@ -188,7 +170,7 @@ func newClassStart(t testing.TB, cfg sim.Config, kinds []string, from, to time.D
 		}
 		opts := lab.CoreDNSOptions{Zone: a.zone, Name: a.vname, PluginDefaults: true,
 			Label: "classstart-" + a.prefix, Join: a.agents[0].Opts.Join}
-		if a.title == armHerdOff && cs.herdAware {
+		if a.title == armHerdOff {
 			opts.Extra = []string{"herd off"}
 		}
 		a.dns = l.AddCoreDNS(a.prefix+"dns", opts)
@@ -406,8 +388,8 @@ func (br burstResult) mostFirst() (machine, n int) {
 // 60 agents is up.
 //
 // It asserts that with a default block no machine is first in more than
-// 15 of the 30 answers, and, once the plugin is herd-aware, that
-// busiest/mean over the burst is at most 0.6 × round-robin's.
+// 15 of the 30 answers, and that busiest/mean over the burst is at most
+// 0.6 × round-robin's.
 func TestClassStart(t *testing.T) {
 	cfg := classStartConfig()
 	day, err := sim.NewDay(cfg)
@@ -436,14 +418,7 @@ func TestClassStart(t *testing.T) {
 		t.Errorf("with a default peerload block s%d was first in %d of the %d answers (at most 15 wanted): the class herded onto it; first per machine: %s",
 			m+1, n, ship.logins, ship.firstsString("s"))
 	}
-	goal := 0.6 * rr.ratio
-	switch {
-	case ship.ratio <= goal:
-		t.Logf("busiest/mean: peerload %.2f ≤ 0.6 × round-robin's %.2f", ship.ratio, rr.ratio)
-	case !cs.herdAware:
-		t.Logf("busiest/mean: peerload %.2f > 0.6 × round-robin's %.2f = %.2f; not asserted: the plugin in this tree is not herd-aware yet (no `herd` property)",
-			ship.ratio, rr.ratio, goal)
-	default:
+	if goal := 0.6 * rr.ratio; ship.ratio > goal {
 		t.Errorf("busiest/mean in the burst: peerload %.2f, want at most 0.6 × BIND round-robin's %.2f = %.2f", ship.ratio, rr.ratio, goal)
 	}
 }
@@ -530,11 +505,11 @@ func benchClassStart(b *testing.B) {
 		"processor sharing over 4 cores, the kernel's load averages folded every 5 s, one user and 512 MiB per session): "+
 		"every login runs `getent ahostsv4` in a client namespace whose resolv.conf names one of two BIND 9.18 caching resolvers "+
 		"(`forward only` to the arm's server, `rrset-order random`) and starts its session on the first address. "+
-		"Peerload arms: CoreDNS with a default block (top %d, TTL %s as shipped); herd-aware plugin in this tree: %v. "+
+		"Peerload arms: CoreDNS with a default block (top %d, TTL %s and herd-awareness as shipped), and the same with `herd off`. "+
 		"Round-robin: a static RRset of all 30 machines (TTL 30 s) in named. "+
-		"Predicted: `peerload %s --choice-seed 1..%d`: the same day and parameters with %d draws of the random choices "+
+		"Predicted: `peerload simulate %s --choice-seed 1..%d`: the same day and parameters with %d draws of the random choices "+
 		"(the lab's is one more draw); the mean, and in brackets the lowest and highest draw.\n\n",
-		cfg.Describe(), wall.Round(time.Second), cfg.Top, cfg.TTL, cs.herdAware, strings.Join(simArgs[2:], " "), draws, draws)
+		cfg.Describe(), wall.Round(time.Second), cfg.Top, cfg.TTL, strings.Join(simArgs[2:], " "), draws, draws)
 	fmt.Fprintf(&md, "| arm | burst | busiest/mean, lab | peak | most first of 30 |\n|---|---:|---:|---:|---:|\n")
 	for _, a := range cs.arms {
 		for _, br := range cs.bursts(a) {
