@@ -8,7 +8,7 @@ LDFLAGS   := -X github.com/peerload/peerload/internal/buildinfo.version=$(VERSIO
 # Packages that need no external programs; test/ drives the built binaries.
 UNIT_PKGS := ./agent/... ./plugin/... ./cmd/... ./internal/...
 
-.PHONY: all build run test testrace unit integration fuzz fuzz-long bench soak lint tidy clean deps alerts deb test-deb
+.PHONY: all build run test testrace unit integration fuzz fuzz-long bench soak lint tidy clean deps alerts deb test-deb packages release
 
 all: build
 
@@ -84,16 +84,45 @@ tidy:
 clean:
 	rm -rf $(BIN)
 
-# deb builds bin/peerload_VERSION_ARCH.deb (and the symlink bin/peerload.deb)
-# from packaging/ with nfpm: stripped builds of cmd/peerload, cmd/peerload-plot,
-# cmd/coredns and cmd/caddy when it exists, in bin/deb. See docs/deploying.md.
-deb:
-	@mkdir -p $(BIN)/deb
-	CGO_ENABLED=0 $(GO) build -ldflags '$(LDFLAGS) -s -w' -o $(BIN)/deb/ ./cmd/peerload ./cmd/peerload-plot ./cmd/coredns $(wildcard ./cmd/caddy)
-	SOURCE_DATE_EPOCH=$$(git log -1 --format=%ct) $(GO) run ./packaging/mkdeb --version '$(VERSION)' --bin-dir $(BIN)/deb --out-dir $(BIN)
+# packages builds the packages of PKG_FORMATS (deb, rpm) into PKG_OUT from
+# packaging/nfpm.yaml with packaging/mkpkg, after stripped builds of
+# cmd/peerload, cmd/peerload-plot and cmd/coredns into PKG_BIN. They are
+# reproducible: the same commit gives the same bytes. -trimpath keeps this
+# checkout's paths out of the binaries, -buildid= the linker's random build
+# ID, and SOURCE_DATE_EPOCH (the commit's time) is every time stamp in the
+# archives (packaging/reproducible_test.go checks it).
+PKG_FORMATS ?= deb
+PKG_BIN     ?= $(BIN)/deb
+PKG_OUT     ?= $(BIN)
+SOURCE_DATE_EPOCH ?= $(shell git log -1 --format=%ct 2>/dev/null)
+packages:
+	@mkdir -p $(PKG_BIN)
+	@rm -f $(PKG_BIN)/caddy
+	CGO_ENABLED=0 $(GO) build -trimpath -ldflags '$(LDFLAGS) -s -w -buildid=' -o $(PKG_BIN)/ ./cmd/peerload ./cmd/peerload-plot ./cmd/coredns
+	SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) $(GO) run ./packaging/mkpkg --version '$(VERSION)' --packagers $(PKG_FORMATS) --bin-dir $(PKG_BIN) --out-dir $(PKG_OUT)
 
-# test-deb checks the package: contents, lintian, the units' security
-# scores, and an install into a booted throwaway copy of this machine
-# (packaging/deb_test.go; needs root).
+# deb builds bin/peerload_VERSION_ARCH.deb (and the symlink bin/peerload.deb).
+# See docs/deploying.md.
+deb: packages
+
+# release builds the release the tag on HEAD names (vMAJOR.MINOR.PATCH, with
+# its section in CHANGELOG.md), or RELEASE=vX.Y.Z, from a clean tree: the
+# .deb and the .rpm from the one nfpm configuration, with SHA256SUMS, in
+# bin/release.
+RELEASE_TAG := $(shell git describe --tags --exact-match --match 'v[0-9]*' 2>/dev/null)
+release:
+	@v='$(or $(RELEASE),$(RELEASE_TAG))'; \
+	if [ -z "$$v" ]; then echo "make release: HEAD has no release tag (git tag -a vX.Y.Z), and RELEASE=vX.Y.Z is not set" >&2; exit 1; fi; \
+	if ! echo "$$v" | grep -Eq '^v(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)\.(0|[1-9][0-9]*)$$'; then echo "make release: $$v is not vMAJOR.MINOR.PATCH" >&2; exit 1; fi; \
+	if ! grep -q "^## \[$${v#v}\]" CHANGELOG.md; then echo "make release: CHANGELOG.md has no section ## [$${v#v}]" >&2; exit 1; fi; \
+	if ! git diff --quiet HEAD; then echo "make release: uncommitted changes; a release is built from a commit" >&2; exit 1; fi; \
+	rm -rf $(BIN)/release && \
+	$(MAKE) --no-print-directory packages VERSION=$$v PKG_FORMATS=deb,rpm PKG_BIN=$(BIN)/release/bin PKG_OUT=$(BIN)/release && \
+	cd $(BIN)/release && rm -f peerload.deb peerload.rpm && sha256sum *.deb *.rpm > SHA256SUMS && cat SHA256SUMS
+
+# test-deb checks the package: contents, licences, lintian, the units'
+# security scores, an install into a booted throwaway copy of this machine
+# (packaging/deb_test.go; needs root), and that two builds of the packages
+# are the same bytes (packaging/reproducible_test.go).
 test-deb: deb
 	PEERLOAD_DEB=$(CURDIR)/$(BIN)/peerload.deb $(GO) test -count=1 -timeout 5m ./packaging/...

@@ -91,30 +91,28 @@ func TestDebContents(t *testing.T) {
 	}
 	const exe, data = "-rwxr-xr-x", "-rw-r--r--"
 	want := map[string]string{
-		"/usr/bin/peerload":                           exe,
-		"/usr/bin/peerload-plot":                      exe,
-		"/usr/lib/peerload/coredns":                   exe,
-		"/usr/lib/sysusers.d/peerload.conf":           data,
-		"/etc/peerload":                               "drwxr-xr-x",
-		"/etc/peerload/agent.env":                     data,
-		"/etc/peerload/nsupdate.env":                  data,
-		"/etc/peerload/coredns.env":                   data,
-		"/etc/peerload/machines.txt":                  data,
-		"/usr/share/doc/peerload/copyright":           data,
-		"/usr/share/doc/peerload/changelog.gz":        data,
-		"/usr/share/doc/peerload/README.md.gz":        data,
-		"/usr/share/doc/peerload/deploying.md.gz":     data,
-		"/usr/share/doc/peerload/examples/Corefile":   data,
-		"/usr/share/man/man1/peerload.1.gz":           data,
-		"/usr/share/man/man1/peerload-plot.1.gz":      data,
-		"/usr/share/lintian/overrides/peerload":       data,
-		"/usr/share/doc/peerload/plugin-README.md.gz": data,
+		"/usr/bin/peerload":                               exe,
+		"/usr/bin/peerload-plot":                          exe,
+		"/usr/lib/peerload/coredns":                       exe,
+		"/usr/lib/sysusers.d/peerload.conf":               data,
+		"/etc/peerload":                                   "drwxr-xr-x",
+		"/etc/peerload/agent.env":                         data,
+		"/etc/peerload/nsupdate.env":                      data,
+		"/etc/peerload/coredns.env":                       data,
+		"/etc/peerload/machines.txt":                      data,
+		"/usr/share/doc/peerload/copyright":               data,
+		"/usr/share/doc/peerload/changelog.gz":            data,
+		"/usr/share/doc/peerload/README.md.gz":            data,
+		"/usr/share/doc/peerload/deploying.md.gz":         data,
+		"/usr/share/doc/peerload/examples/Corefile":       data,
+		"/usr/share/man/man1/peerload.1.gz":               data,
+		"/usr/share/man/man1/peerload-plot.1.gz":          data,
+		"/usr/share/lintian/overrides/peerload":           data,
+		"/usr/share/doc/peerload/plugin-README.md.gz":     data,
+		"/usr/share/doc/peerload/third-party-licenses.gz": data,
 	}
 	for _, u := range units {
 		want["/usr/lib/systemd/system/"+u] = data
-	}
-	if _, err := os.Stat(filepath.Join("..", "cmd", "caddy")); err == nil {
-		want["/usr/lib/peerload/caddy"] = exe
 	}
 	for path, mode := range want {
 		if got, ok := modes[path]; !ok {
@@ -122,6 +120,11 @@ func TestDebContents(t *testing.T) {
 		} else if got != mode {
 			t.Errorf("%s has mode %s, want %s", path, got, mode)
 		}
+	}
+	// Caddy is not packaged: it would ship without a unit or a
+	// configuration (docs/deploying.md says why and how to run it).
+	if _, ok := modes["/usr/lib/peerload/caddy"]; ok {
+		t.Error("package ships /usr/lib/peerload/caddy")
 	}
 	// What the admin writes is not shipped: the units wait for it.
 	for _, path := range []string{"/etc/peerload/keyring", "/etc/peerload/peerload-update.key", "/etc/peerload/Corefile"} {
@@ -300,7 +303,14 @@ func TestInstallAndRun(t *testing.T) {
 		if got := m.prop(t, "peerload-agent", "ActiveState", "ConditionResult"); got != "inactive no" {
 			t.Errorf("after install the agent is %q, want inactive, condition failed", got)
 		}
-		m.must(t, "sh", "-c", "peerload keygen --out /etc/peerload/keyring && chgrp peerload /etc/peerload/keyring && chmod 0640 /etc/peerload/keyring")
+		// The key as the README's Deploying section makes and installs it:
+		// the agent runs as peerload and must be able to read it.
+		keygen := readmeCommand(t, "peerload keygen ")
+		install := readmeCommand(t, "install ")
+		m.must(t, "sh", "-c", "cd /root && "+keygen+" && "+install+" && rm keyring")
+		if got := strings.TrimSpace(m.must(t, "stat", "-c", "%U:%G %a", "/etc/peerload/keyring")); got != "root:peerload 640" {
+			t.Errorf("/etc/peerload/keyring after the README's steps: %s, want root:peerload 640", got)
+		}
 		m.must(t, "systemctl", "start", "peerload-agent")
 		// machines.txt lists nobody yet: skipped by ExecCondition, not failed.
 		if got := m.prop(t, "peerload-agent", "ActiveState", "Result"); got != "inactive exec-condition" {
@@ -354,6 +364,29 @@ EOF`)
 		m.waitFailing(t, "lab01", "")
 		if log := m.run("journalctl", "-u", "peerload-agent", "--no-pager"); !strings.Contains(log, `reason="package test" by="root (uid 0`) {
 			t.Errorf("the agent's journal does not say who drained:\n%s", log)
+		}
+	})
+
+	t.Run("known hosts", func(t *testing.T) {
+		// The README's command: with the machine's host keys gossiped it
+		// writes them under every name; without any it fails and leaves
+		// the file alone.
+		cmd := readmeCommand(t, "peerload known-hosts ")
+		const file = "/etc/ssh/ssh_known_hosts"
+		m.must(t, "sh", "-c", "mkdir -p /etc/ssh && echo '# before' > "+file)
+		if m.check("sh", "-c", "ls /etc/ssh/ssh_host_*_key.pub") {
+			eventually(t, 30*time.Second, "known-hosts writes lab01's keys", func() (bool, string) {
+				out, err := m.exec("sh", "-c", cmd)
+				known := m.run("cat", file)
+				return err == nil && strings.Contains(known, "cslab.example.edu,lab01,127.0.0.1 "), out + known
+			})
+		} else {
+			if out, err := m.exec("sh", "-c", cmd); err == nil || !strings.Contains(out, "no host keys known") {
+				t.Errorf("known-hosts without host keys: %v %q, want a failure", err, out)
+			}
+			if got := m.run("cat", file); got != "# before\n" {
+				t.Errorf("%s after a failed known-hosts: %q", file, got)
+			}
 		}
 	})
 
@@ -456,4 +489,62 @@ func eventually(t *testing.T, d time.Duration, what string, cond func() (bool, s
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
+}
+
+// TestDebLicences: the package says peerload is Apache-2.0 and carries the
+// licence texts and notices of what its programs link: CoreDNS (Apache-2.0,
+// with its NOTICE rules) and MPL-2.0 memberlist with the address of its
+// source, among every other module.
+func TestDebLicences(t *testing.T) {
+	need(t, "dpkg-deb")
+	deb := debPath(t)
+	root := t.TempDir()
+	output(t, "dpkg-deb", "--extract", deb, root)
+	copyright, err := os.ReadFile(filepath.Join(root, "usr/share/doc/peerload/copyright"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(copyright), "Files: *\nCopyright: 2026 The peerload authors\nLicense: Apache-2.0\n") {
+		t.Errorf("copyright does not license peerload under Apache-2.0:\n%s", copyright)
+	}
+	notices := output(t, "zcat", filepath.Join(root, "usr/share/doc/peerload/third-party-licenses.gz"))
+	for _, re := range []string{
+		`(?m)^The Go standard library go1\.`,
+		`(?m)^github\.com/coredns/coredns v\S+ \(in /usr/lib/peerload/coredns\)\nSource: https://proxy\.golang\.org/github\.com/coredns/coredns/@v/`,
+		`(?m)^github\.com/hashicorp/memberlist v\S+ \(in /usr/bin/peerload, /usr/bin/peerload-plot, /usr/lib/peerload/coredns\)\nSource: `,
+		`Mozilla Public License`,
+	} {
+		if !regexp.MustCompile(re).MatchString(notices) {
+			t.Errorf("third-party-licenses.gz does not match %s", re)
+		}
+	}
+}
+
+// readmeCommand is the command of the README's Deploying section that
+// starts with prefix, without its sudo, so the machine test runs what an
+// admin following the README types.
+func readmeCommand(t *testing.T, prefix string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	text := string(b)
+	start := strings.Index(text, "\n## Deploying\n")
+	if start < 0 {
+		t.Fatal("README.md has no Deploying section")
+	}
+	section := text[start+1:]
+	if end := strings.Index(section[1:], "\n## "); end >= 0 {
+		section = section[:end+1]
+	}
+	re := regexp.MustCompile("(?m)`(?:sudo )?([^`\n]+)`|^ *(?:sudo )?(peerload [^\n]+)$")
+	for _, m := range re.FindAllStringSubmatch(section, -1) {
+		cmd := m[1] + m[2]
+		if strings.HasPrefix(cmd, prefix) {
+			return cmd
+		}
+	}
+	t.Fatalf("the README's Deploying section has no command starting %q", prefix)
+	return ""
 }

@@ -1,19 +1,23 @@
 #!/usr/bin/env bash
 # demo.sh (`make run`): a four-machine peerload cluster on loopback.
 #
-#   lab01..lab04  gossip $IP:7946..7949, API $IP:1981..1984, advertising
-#                 127.0.1.1..127.0.1.4, each with its own fake /proc whose
-#                 load drifts (scripts/demo-load.sh) and its control socket
-#                 (drain, undrain) in its state dir
+#   lab01..lab04  gossip $IP:7946..7949, API and status page $IP:1981..1984,
+#                 advertising $NET.1..$NET.4, each with its own fake /proc
+#                 whose load drifts (scripts/demo-load.sh) and its control
+#                 socket (drain, undrain) in its state dir
 #   CoreDNS       when bin/coredns and Corefile.example exist: DNS on
 #                 $IP:1053 for cslab.example.edu, gossip on 7950
 #   Caddy         when bin/caddy and Caddyfile.example exist: each machine's
-#                 web service on 127.0.1.x:8088, the least-loaded one behind
-#                 127.0.0.1:8080 (sticky) and :8081, gossip on 7951
+#                 web service on $NET.x:8088, the least-loaded one behind
+#                 $IP:8080 (sticky) and :8081, admin on :2019, gossip on 7951
 #
 # $IP is $PEERLOAD_DEMO_IP, default 127.0.0.1 (tests run demos on other
-# loopback addresses). Everything lives in a temporary directory; with
-# $PEERLOAD_DEMO_LOGS set, the logs are copied there when the demo ends.
+# loopback addresses). $NET, the machines' addresses, is 127.0.1 for
+# 127.0.0.1 and 127.D.1 for any other 127.A.B.D ($PEERLOAD_DEMO_NET sets
+# it), so demos on different addresses share no address and port: the
+# Corefile and Caddyfile examples are rewritten to them. Everything lives in
+# a temporary directory; with $PEERLOAD_DEMO_LOGS set, the logs are copied
+# there when the demo ends.
 #
 # However the demo ends (Ctrl-C, a closed terminal, kill, a closed pipe, an
 # error), one cleanup that nothing interrupts stops everything the demo
@@ -30,6 +34,11 @@ COREFILE=$ROOT/Corefile.example
 NODES=4
 DNS_PORT=1053
 IP=${PEERLOAD_DEMO_IP:-127.0.0.1}
+if [ "$IP" = 127.0.0.1 ]; then
+	NET=${PEERLOAD_DEMO_NET:-127.0.1}
+else
+	NET=${PEERLOAD_DEMO_NET:-127.${IP##*.}.1}
+fi
 
 die() { echo "demo: $*" >&2; exit 1; }
 
@@ -48,20 +57,20 @@ if [ -x "$CADDY" ] && [ -f "$CADDYFILE" ]; then
 fi
 # --- end web ---
 
-# port_busy PROTO PORT: is something listening on $IP:PORT (or on every
-# address) with tcp or udp?
+# port_busy PROTO PORT [ADDR]: is something listening on ADDR:PORT
+# (default $IP), or on every address, with tcp or udp?
 port_busy() {
-	local proto=$1 port=$2
+	local proto=$1 port=$2 addr=${3:-$IP}
 	if command -v ss >/dev/null 2>&1; then
 		local flag=-lnt
 		[ "$proto" = udp ] && flag=-lnu
-		ss -H "$flag" 2>/dev/null | awk -v a="$IP:$port" -v p=":$port" '
+		ss -H "$flag" 2>/dev/null | awk -v a="$addr:$port" -v p=":$port" '
 			$4 == a || $4 == "0.0.0.0" p || $4 == "*" p || $4 == "[::]" p { found = 1 }
 			END { exit !found }'
 		return
 	fi
 	# Without ss only TCP can be probed.
-	[ "$proto" = tcp ] && (exec 3<>"/dev/tcp/$IP/$port") 2>/dev/null
+	[ "$proto" = tcp ] && (exec 3<>"/dev/tcp/$addr/$port") 2>/dev/null
 }
 
 busy=()
@@ -85,8 +94,11 @@ fi
 if [ $run_web = 1 ]; then
 	port_busy tcp 7951 && busy+=("7951/tcp (gossip of Caddy)")
 	port_busy udp 7951 && busy+=("7951/udp (gossip of Caddy)")
-	for p in 8080 8081 8088 2019; do
+	for p in 8080 8081 2019; do
 		port_busy tcp $p && busy+=("$p/tcp (Caddy)")
+	done
+	for i in $(seq 1 $NODES); do
+		port_busy tcp 8088 "$NET.$i" && busy+=("$NET.$i:8088/tcp (web service of lab0$i)")
 	done
 fi
 # --- end web ---
@@ -202,7 +214,7 @@ pids+=($!)
 for i in $(seq 1 $NODES); do
 	name=lab0$i
 	args=(agent --name "$name"
-		--bind "$IP:$((7945 + i))" --api "$IP:$((1980 + i))" --advertise "127.0.1.$i"
+		--bind "$IP:$((7945 + i))" --api "$IP:$((1980 + i))" --advertise "$NET.$i"
 		--proc "$TMP/proc/$name" --root "$TMP/root/$name" --state-dir "$TMP/state/$name"
 		--control "$TMP/state/$name/control.sock"
 		--ssh-port 0 --profile local)
@@ -221,7 +233,8 @@ fi
 if [ $run_web = 1 ]; then
 	# Caddy keeps its state (autosaved config, certificates) in the demo's
 	# directory, not in the home directory.
-	XDG_DATA_HOME=$TMP/caddy XDG_CONFIG_HOME=$TMP/caddy "$CADDY" run --config "$CADDYFILE" --adapter caddyfile >"$TMP/logs/caddy.log" 2>&1 &
+	sed -e "s/127\.0\.0\.1/$IP/g" -e "s/127\.0\.1\./$NET./g" "$CADDYFILE" >"$TMP/Caddyfile"
+	XDG_DATA_HOME=$TMP/caddy XDG_CONFIG_HOME=$TMP/caddy "$CADDY" run --config "$TMP/Caddyfile" --adapter caddyfile >"$TMP/logs/caddy.log" 2>&1 &
 	pids+=($!)
 fi
 # --- end web ---
@@ -240,24 +253,41 @@ until [ "$("$PEERLOAD" top -n $NODES --api "$IP:1981" 2>/dev/null | wc -l)" -eq 
 	pause 0.2
 done
 
-# try COMMAND WHAT: one line of the instructions.
-try() { printf '  %-46s %s\n' "$1" "$2" 2>/dev/null; }
+# try COMMAND WHAT: one line of the instructions, WHAT beside COMMAND, or
+# below it when both do not fit in 80 columns.
+try() {
+	if [ -z "$2" ]; then
+		printf '  %s\n' "$1"
+	elif [ ${#1} -le 40 ]; then
+		printf '  %-40s  %s\n' "$1" "$2"
+	elif [ $((2 + ${#1} + 2 + ${#2})) -le 80 ]; then
+		printf '  %s  %s\n' "$1" "$2"
+	else
+		printf '  %s\n  %-40s  %s\n' "$1" "" "$2"
+	fi
+} 2>/dev/null
 P=bin/peerload
-[ "$IP" = 127.0.0.1 ] || P="bin/peerload --api $IP:1981"
 cat <<EOF
 
-peerload demo: lab01..lab04 on $IP (advertising 127.0.1.1..127.0.1.4),
+peerload demo: lab01..lab04 on $IP, advertising $NET.1..4,
 their load drifting every second. In another terminal, try:
 
 EOF
+# Every line stays within 80 columns but the first, which holds the
+# temporary directory's name; the others say $D.
+try "D=$TMP" "(the demo's files)"
+[ "$IP" = 127.0.0.1 ] || try "export PEERLOAD_API=$IP:1981" "talk to this demo's lab01"
 try "$P top" "the least-loaded machine"
-try "$P top -v -n 4" "all four, best first, with their load"
+try "$P top -v -n 4" "all four, best first, with load"
 try "$P status --watch" "every machine, refreshed in place"
-try "bin/peerload top --api $IP:1982" "ask lab02's agent instead of lab01's"
-try "$P hostfile -n 3 --cpus -" "an Open MPI hostfile of the best three"
-try "curl -s $IP:1981/v1/nodes" "the JSON API; /metrics for Prometheus"
-try "export PEERLOAD_CONTROL=$TMP/state/lab01/control.sock" ""
-try "bin/peerload drain --reason test" "take lab01 out (undrain brings it back)"
+try "$P top --api $IP:1982" "ask lab02's agent, not lab01's"
+try "$P hostfile -n 3 --cpus -" "an MPI hostfile of the best three"
+try "$P ssh --ip -v" "explain the pick, ssh to its address"
+try "" "(names are not in DNS; no sshd runs)"
+try "http://$IP:1981/" "the status page, in a browser"
+try "curl -s $IP:1981/v1/nodes" "the JSON API; also /metrics"
+try "export PEERLOAD_CONTROL=\$D/state/lab01/control.sock" ""
+try "$P drain --reason test" "take lab01 out (undrain: back in)"
 if [ $run_dns = 1 ]; then
 	try "dig @$IP -p $DNS_PORT cslab.example.edu" "the best machines' addresses"
 	try "dig @$IP -p $DNS_PORT TXT cslab.example.edu" "why they were picked"
@@ -267,17 +297,15 @@ else
 fi
 # --- web (Caddy, Caddyfile.example) ---
 if [ $run_web = 1 ]; then
-	cat <<EOF
-  curl -s 127.0.0.1:8080                  a new web session lands on the best machine
-  curl -s -b $TMP/jar -c $TMP/jar 127.0.0.1:8080   a session that keeps its machine
-EOF
+	try "curl -s $IP:8080" "a new web session: the best machine"
+	try "curl -s -b \$D/jar -c \$D/jar $IP:8080" "a session that keeps its machine"
 else
 	echo "(Web not started: bin/caddy or Caddyfile.example is missing.)"
 fi
 # --- end web ---
 cat <<EOF
 
-Logs: $TMP/logs/   Push a machine's load: scripts/demo-load.sh set $TMP/proc/lab02 20
+Logs: \$D/logs/   More load on lab02: scripts/demo-load.sh set \$D/proc/lab02 20
 Press Ctrl-C to stop.
 EOF
 

@@ -70,7 +70,7 @@ func startCoreDNS(t *testing.T, opts corednsOptions) *corednsProc {
 	replace("join 127.0.0.1:7946", "join "+strings.Join(opts.Join, " "))
 	replace("file zones/db.example.edu", "file "+zone)
 	if opts.Top > 0 {
-		replace("top 3", "top "+strconv.Itoa(opts.Top))
+		replace("top 8", "top "+strconv.Itoa(opts.Top))
 	}
 	return runCoreDNS(t, c, corefile)
 }

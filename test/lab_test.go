@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/miekg/dns"
+	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/report"
 	"github.com/peerload/peerload/test/lab"
@@ -336,6 +337,63 @@ func TestLabLoss(t *testing.T) {
 			lab.WaitView(t, back, m, lab.SeesCandidates(live...))
 		}
 		t.Logf("loss %d%%: everyone back %.1fs after the loss ended", run.pct, time.Since(healed).Seconds())
+	}
+}
+
+// TestLabLossSteady is issue 24: under a steady load an agent sends only
+// its periodic refresh, so two refreshes in a row lost on their way to a
+// collector used to leave the collector with a report past twice its
+// lifetime, and a live machine out of the candidates until the next
+// refresh got through. A minute at 10 % loss with loads that never change
+// must leave every live machine a candidate at every sample: a collector
+// that holds a report past its lifetime asks the node for its latest
+// (gossip's repairLoop) long before it turns stale. The window is longer
+// than the stale limit (twice the LAN lifetime), so a lost refresh left
+// unrepaired would show.
+func TestLabLossSteady(t *testing.T) {
+	l := lab.New(t, lab.Options{PinNeighbors: true})
+	agents := startLabAgents(l, 10)
+	col := l.AddAgent("col", lab.AgentOptions{Collector: true})
+	live := lab.Names(agents...)
+	waitMembers(t, lab.StartupTimeout, append(members(agents), col), live)
+
+	seqs := func() map[string]uint64 {
+		v, err := col.View()
+		if err != nil {
+			t.Fatalf("view of %s: %v", col, err)
+		}
+		out := map[string]uint64{}
+		for _, name := range live {
+			if n := v.Node(name); n != nil && n.Report != nil {
+				out[name] = n.Report.Seq
+			}
+		}
+		return out
+	}
+	window := 60 * time.Second
+	before := seqs()
+	l.Loss(10)
+	st := sampleCandidates(col, live, window)
+	l.Loss(0)
+	after := seqs()
+	t.Logf("loss 10%%, steady load: %s", st)
+	if st.apiFailures > 0 || st.emptyViews > 0 {
+		t.Errorf("the collector ran out of candidates or its API failed: %s", st)
+	}
+	for _, name := range live {
+		if out := st.outSamples[name]; out > 0 {
+			t.Errorf("live node %s was no candidate in %d of %d samples (longest out %.1fs, report age max %.1fs)",
+				name, out, st.samples, st.longestGap.Seconds(), st.maxAge)
+		}
+	}
+	// The case under test needs loads that do not change: then a node
+	// sends a report only once a refresh interval (a report more would be
+	// a load change, which would hide a lost refresh).
+	limit := uint64(window/agent.DefaultConfig().RefreshInterval) + 1
+	for _, name := range live {
+		if a, b := after[name], before[name]; a > b && a-b > limit {
+			t.Errorf("%s sent %d reports in %s: its load changed, so this test did not test a steady load", name, a-b, window)
+		}
 	}
 }
 

@@ -163,8 +163,9 @@ func TestZshCompletionInTerminal(t *testing.T) {
 // demo on 127.0.0.1's fixed ports.
 const demoIP = "127.0.0.231"
 
-// demoPorts are the ports the demo listens on (Corefile.example's health,
-// ready and metrics, DNS, the agents' gossip and API).
+// demoPorts are the ports the demo listens on at its address
+// (Corefile.example's health, ready and metrics, DNS, the agents' gossip
+// and API, Caddy's gossip, sites and admin).
 var demoPorts = []struct {
 	proto string
 	port  int
@@ -172,6 +173,7 @@ var demoPorts = []struct {
 	{"tcp", 7946}, {"udp", 7946}, {"tcp", 7947}, {"udp", 7947}, {"tcp", 7948}, {"udp", 7948}, {"tcp", 7949}, {"udp", 7949},
 	{"tcp", 7950}, {"udp", 7950}, {"tcp", 1981}, {"tcp", 1982}, {"tcp", 1983}, {"tcp", 1984},
 	{"tcp", 1053}, {"udp", 1053}, {"tcp", 8091}, {"tcp", 8181}, {"tcp", 9153},
+	{"tcp", 7951}, {"udp", 7951}, {"tcp", 8080}, {"tcp", 8081}, {"tcp", 2019},
 }
 
 // busyDemoPorts lists the demo ports on ip that something listens on.

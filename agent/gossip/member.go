@@ -79,7 +79,7 @@ const (
 	msgHello  byte = 4 // a member's name and address, sent to members it meets
 	msgRelay  byte = 5 // a batch with its sender's report, to relay to a column
 	msgBatch  byte = 6 // a batch of reports relayed to a column
-	msgWant   byte = 7 // a member's name: it misses the receiver's epoch
+	msgWant   byte = 7 // a member's name: it asks for the receiver's report (a missed epoch, an overdue report)
 )
 
 // probeMisses is how many probe rounds in a row a member must miss to
@@ -136,7 +136,7 @@ type Member struct {
 	// pending are the nodes whose latest report goes in the next batch to
 	// this member's column, true when it must go whole.
 	pending map[string]bool
-	wanted  map[string]time.Time // when this member last asked a node for its epoch
+	wanted  map[string]time.Time // when this member last asked a node for its report
 
 	udpBuffer int
 	// ablate switches ideas of the design off, one bit each (see
@@ -238,8 +238,10 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 	m.wg.Add(2)
 	go m.joinLoop()
 	go m.reconnectLoop()
-	if !m.cfg.Meta.Collector {
-		m.wg.Add(1)
+	m.wg.Add(1)
+	if m.cfg.Meta.Collector {
+		go m.repairLoop()
+	} else {
 		go m.relayLoop()
 	}
 	return m, nil

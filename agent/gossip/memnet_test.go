@@ -23,7 +23,7 @@ type memNet struct {
 	nodes   map[string]*memTransport
 	next    uint32
 	latency func() time.Duration
-	drop    atomic.Pointer[func(from string) bool]
+	drop    atomic.Pointer[func(from, to string) bool]
 	// Wire is every byte sent, headers included.
 	wire atomic.Uint64
 	// overflow counts packets lost because the receiver's buffer was full.
@@ -46,9 +46,9 @@ func newMemNet() *memNet {
 	}
 }
 
-// setDrop makes the network lose every packet whose sender's address
-// drop returns true for (nil: none).
-func (n *memNet) setDrop(drop func(from string) bool) {
+// setDrop makes the network lose every packet for whose sender's and
+// receiver's addresses drop returns true (nil: none).
+func (n *memNet) setDrop(drop func(from, to string) bool) {
 	if drop == nil {
 		n.drop.Store(nil)
 		return
@@ -98,7 +98,7 @@ func (t *memTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 	t.net.mu.RLock()
 	dest := t.net.nodes[a.Addr]
 	t.net.mu.RUnlock()
-	if drop := t.net.drop.Load(); dest == nil || (drop != nil && (*drop)(t.addr)) {
+	if drop := t.net.drop.Load(); dest == nil || (drop != nil && (*drop)(t.addr, a.Addr)) {
 		return now, nil // a packet into the void
 	}
 	p := &memberlist.Packet{Buf: append([]byte(nil), b...), From: &net.UDPAddr{IP: t.ip, Port: t.port}}

@@ -32,7 +32,7 @@ func TestProbeToleratesLossAndCatchesTheDead(t *testing.T) {
 	probed := sc.names[:10]
 
 	for _, loss := range []float64{0.10, 0.30} {
-		sc.net.setDrop(func(string) bool { return rand.Float64() < loss })
+		sc.net.setDrop(func(_, _ string) bool { return rand.Float64() < loss })
 		rounds, wrong := 40, 0
 		for range rounds {
 			col.Probe(probed)

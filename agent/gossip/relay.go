@@ -375,11 +375,19 @@ func (m *Member) applyBatch(rs []*report.Report, cs []report.Compact, now time.T
 	return applied
 }
 
-// answerWant sends this member's report whole to the member that asked.
+// answerWant sends this member's report whole to the member that asked,
+// with its age: the asker dates it from when it was published, not from
+// the answer, so a report repaired late does not seem to keep its node's
+// promise longer than the node made it (see repairLoop).
 func (m *Member) answerWant(from string) {
 	m.mu.Lock()
 	n, live := m.members[from]
-	own := m.own
+	var own *report.Report
+	if m.own != nil {
+		r := *m.own
+		r.Age = max(time.Since(m.reports[m.cfg.Name].Received), 0)
+		own = &r
+	}
 	m.mu.Unlock()
 	ml := m.listNow()
 	if !live || own == nil || from == m.cfg.Name || ml == nil {

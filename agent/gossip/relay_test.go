@@ -62,6 +62,14 @@ func (c *rumourCounter) Write(p []byte) (int, error) {
 // second × dilation).
 func startSim(t testing.TB, agents, collectors int, interval time.Duration, dilation int, applied func(observer int, r *report.Report, sent time.Time)) *simCluster {
 	t.Helper()
+	return startSimTuned(t, agents, collectors, interval, dilation, applied, nil)
+}
+
+// startSimTuned is startSim with tune, when set, applied to every
+// member's memberlist timings after dilation (a test that must rule out
+// a repair path switches it off).
+func startSimTuned(t testing.TB, agents, collectors int, interval time.Duration, dilation int, applied func(observer int, r *report.Report, sent time.Time), tune func(*memberlist.Config)) *simCluster {
+	t.Helper()
 	k := time.Duration(max(dilation, 1))
 	sc := &simCluster{dilation: k, net: newMemNet(), seq: make([]uint64, agents)}
 	lat := sc.net.latency
@@ -70,6 +78,9 @@ func startSim(t testing.TB, agents, collectors int, interval time.Duration, dila
 	for _, d := range []*time.Duration{&sc.ml.ProbeInterval, &sc.ml.ProbeTimeout, &sc.ml.GossipInterval, &sc.ml.PushPullInterval,
 		&sc.ml.TCPTimeout, &sc.ml.GossipToTheDeadTime} {
 		*d *= k
+	}
+	if tune != nil {
+		tune(sc.ml)
 	}
 	sc.interval = interval * k
 	for i := range agents + collectors {
@@ -245,7 +256,7 @@ func TestMissedEpochIsAskedFor(t *testing.T) {
 	// enough for the batch with the new epoch's whole report to go; its
 	// next report travels compact.
 	from := sc.members[0].GossipAddr()
-	sc.net.setDrop(func(src string) bool { return src == from })
+	sc.net.setDrop(func(src, _ string) bool { return src == from })
 	before := sc.members[0].Stats().BatchesSent
 	sc.members[0].Publish(&report.Report{Node: sc.names[0], Generation: 2, Seq: 1, Lifetime: time.Second,
 		Load: report.Load{Load1: 1, CPUs: 4, CPUPressure: -1}}, time.Now())

@@ -37,9 +37,9 @@ type Config struct {
 	// answer is expected to add, split evenly over the names it holds.
 	// 1 is one CPU-bound login per answer, right when every login asks
 	// the server; caching resolvers hand one answer to several logins.
-	// The default, 2, is what `peerload simulate` found best for a lab
-	// behind caching resolvers (TTL 30 s) while costing almost nothing
-	// without caching. 0 takes the default.
+	// The default, 2: at the shipped TTL any weight from 1 to 4 does as
+	// well in `peerload simulate`, and 2 is what a 30 s TTL wants. 0
+	// takes the default.
 	Weight float64
 	// Decay is the time constant with which reports catch up with a
 	// hand-out: the kernel's one-minute average (default 1 min).
@@ -97,7 +97,16 @@ type Herd struct {
 	changed chan struct{}
 	mu      sync.Mutex
 	nodes   map[string]*Tally
+	// told is when changed was last sent; later sends wait for
+	// ChangeInterval after it (a timer is due when delayed is set).
+	told    time.Time
+	delayed bool
 }
+
+// ChangeInterval is the least time between two values on Changed: a burst
+// of logins is ranked again between any two of its answers, a flood of
+// queries costs ten rankings a second.
+const ChangeInterval = 100 * time.Millisecond
 
 // New returns a Herd with cfg's zero fields set to their defaults.
 func New(cfg Config) *Herd {
@@ -121,8 +130,8 @@ func New(cfg Config) *Herd {
 func (h *Herd) Config() Config { return h.cfg }
 
 // Changed receives a value after hand-outs were recorded (coalesced: one
-// value stands for any number of them). A front end that precomputes its
-// answers ranks again when it fires.
+// value stands for any number of them, at most one per ChangeInterval). A
+// front end that precomputes its answers ranks again when it fires.
 func (h *Herd) Changed() <-chan struct{} { return h.changed }
 
 // Tally returns the record of name, creating it. The pointer stays valid
@@ -149,10 +158,10 @@ func (h *Herd) Handed(names []string, now time.Time) {
 	}
 	w := h.cfg.Weight / float64(len(names))
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	for _, name := range names {
 		h.add(h.tally(name), w, now)
 	}
-	h.mu.Unlock()
 	h.notify()
 }
 
@@ -164,14 +173,35 @@ func (h *Herd) HandedOut(ts []*Tally, order []int, now time.Time) {
 	}
 	w := h.cfg.Weight / float64(len(order))
 	h.mu.Lock()
+	defer h.mu.Unlock()
 	for _, i := range order {
 		h.add(ts[i], w, now)
 	}
-	h.mu.Unlock()
 	h.notify()
 }
 
+// notify sends on changed now, or once ChangeInterval has passed since the
+// last send; h.mu is held. It reads the clock, not the hand-outs' times,
+// which a caller (the simulator) may set.
 func (h *Herd) notify() {
+	if h.delayed {
+		return
+	}
+	if wait := ChangeInterval - time.Since(h.told); wait > 0 {
+		h.delayed = true
+		time.AfterFunc(wait, func() {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			h.delayed = false
+			h.send()
+		})
+		return
+	}
+	h.send()
+}
+
+func (h *Herd) send() {
+	h.told = time.Now()
 	select {
 	case h.changed <- struct{}{}:
 	default:

@@ -159,3 +159,45 @@ func BenchmarkAnswer(b *testing.B) {
 		h.Handed(names, now)
 	}
 }
+
+// Changed fires once for any number of hand-outs, and again at most once
+// per ChangeInterval however many follow.
+func TestChangedIsCoalesced(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := New(Config{})
+		got := 0
+		drain := func() {
+			synctest.Wait()
+			for {
+				select {
+				case <-h.Changed():
+					got++
+				default:
+					return
+				}
+			}
+		}
+		h.Handed([]string{"a"}, time.Now())
+		drain()
+		if got != 1 {
+			t.Fatalf("first hand-out: %d values on Changed, want 1", got)
+		}
+		for range 100 {
+			h.Handed([]string{"a"}, time.Now())
+			time.Sleep(ChangeInterval / 50)
+		}
+		drain()
+		// 100 hand-outs over 2 intervals: one value per interval.
+		if got < 2 || got > 4 {
+			t.Errorf("100 hand-outs over %s gave %d values on Changed, want 2 to 4", 2*ChangeInterval, got)
+		}
+		time.Sleep(ChangeInterval)
+		drain()
+		n := got
+		time.Sleep(10 * ChangeInterval)
+		drain()
+		if got != n {
+			t.Errorf("%d values on Changed with nothing handed out", got-n)
+		}
+	})
+}

@@ -149,23 +149,16 @@ func mayReturn(n *NodeStatus) bool {
 }
 
 // withHerd returns a copy of s in which every node with a report carries
-// the load h.Extra says its report misses, added to Load1, so that Rank
-// scores, groups and orders the nodes as if their reports had caught up.
-// Nodes h never handed out share their report with s; s itself is not
-// modified. Ranking by memory ignores the extra load, which is CPU.
+// in HerdLoad the load h.Extra says its report misses, which Rank adds to
+// the report's load1, so that it scores, groups and orders the nodes as if
+// their reports had caught up. s itself is not modified. Ranking by
+// memory ignores the extra load, which is CPU.
 func withHerd(s *Snapshot, h *herd.Herd, now time.Time) *Snapshot {
 	out := *s
 	out.Nodes = slices.Clone(s.Nodes)
 	for i := range out.Nodes {
-		n := &out.Nodes[i]
-		if n.Report == nil {
-			continue
-		}
-		if e := h.Extra(n.Name, n.Received, now); e > 0 {
-			r := *n.Report
-			r.Load.Load1 += e
-			n.Report = &r
-			n.HerdLoad = e
+		if n := &out.Nodes[i]; n.Report != nil {
+			n.HerdLoad = h.Extra(n.Name, n.Received, now)
 		}
 	}
 	return &out

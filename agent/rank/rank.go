@@ -103,8 +103,9 @@ type NodeStatus struct {
 	Received time.Time
 	// Score is the node's score under the snapshot's ScoreConfig.
 	Score float64
-	// HerdLoad is the load a Policy's Herd added to the report's load1
-	// (what was handed out that the report cannot show yet); 0 without.
+	// HerdLoad is the load a Policy's Herd expects on top of the report's
+	// load1 (what was handed out that the report cannot show yet); Score
+	// counts it. 0 without a herd.
 	HerdLoad float64
 	// Candidate is true when the node may be handed out; Reasons says why
 	// not otherwise ("suspect", "stale report", "drain: ...", ...).
@@ -179,7 +180,9 @@ func (s *Snapshot) ranking(nodes []NodeStatus, by By) *Ranking {
 	r := &Ranking{Nodes: nodes}
 	for i := range r.Nodes {
 		if n := &r.Nodes[i]; n.Report != nil {
-			n.Score = Score(n.Report.Load, s.Score, by)
+			l := n.Report.Load
+			l.Load1 += n.HerdLoad
+			n.Score = Score(l, s.Score, by)
 		}
 	}
 	slices.SortStableFunc(r.Nodes, func(a, b NodeStatus) int {

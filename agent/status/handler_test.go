@@ -321,3 +321,21 @@ func TestPageEscapesEveryValue(t *testing.T) {
 		}
 	}
 }
+
+// TestPageMemIsMemoryUsed: the page's memory column is the share in use,
+// labelled so, as `peerload status` shows it (MEM%): 12 of 16 GiB
+// available is 25 % used.
+func TestPageMemIsMemoryUsed(t *testing.T) {
+	r := NewRecorder(Options{Now: func() time.Time { return t0 }})
+	r.Observe(snapAt(t0, node("lab1", 1)))
+	body := get(t, NewHandler(r), "GET", "/").Body.String()
+	if !regexp.MustCompile(`<a [^>]*>mem used</a>`).MatchString(body) {
+		t.Errorf("no column headed \"mem used\":\n%s", body)
+	}
+	row := regexp.MustCompile(`<tr class="\w+" data-name="lab1">[\s\S]*?</tr>`).FindString(body)
+	cells := regexp.MustCompile(`<td class="num"[^>]*>([^<]*)</td>`).FindAllStringSubmatch(row, -1)
+	// rank, score, load1, load5, load15, CPU (title: CPUs), mem, users
+	if len(cells) != 8 || cells[6][1] != "25%" {
+		t.Errorf("row of lab1: cells %q, want mem used 25%%:\n%s", cells, row)
+	}
+}

@@ -35,7 +35,7 @@ type query struct {
 var columns = []struct{ key, title string }{
 	{"name", "machine"}, {"state", "state"}, {"rank", "rank"}, {"score", "score"},
 	{"load1", "load1"}, {"load5", "load5"}, {"load15", "load15"}, {"cpu", "CPU"},
-	{"mem", "mem"}, {"users", "users"},
+	{"mem", "mem used"}, {"users", "users"},
 }
 
 func parseQuery(v url.Values, json bool) (query, error) {

@@ -101,7 +101,9 @@ func statusColumns(wide bool) []statusColumn {
 	}}
 	load1 := statusColumn{"LOAD1", num(func(l *api.LoadJSON) string { return strconv.FormatFloat(l.Load1, 'f', 2, 64) })}
 	cpus := statusColumn{"CPUS", num(func(l *api.LoadJSON) string { return strconv.Itoa(l.CPUs) })}
-	mem := statusColumn{"MEM", num(func(l *api.LoadJSON) string { return fmt.Sprintf("%.0f%%", l.MemAvailablePercent) })}
+	// Memory in use, as the status page and the score count it, and as
+	// %MEM means in ps and top: higher is busier, like LOAD1 and CPU%.
+	mem := statusColumn{"MEM%", num(func(l *api.LoadJSON) string { return fmt.Sprintf("%.0f%%", 100-l.MemAvailablePercent) })}
 	users := statusColumn{"USERS", num(func(l *api.LoadJSON) string { return strconv.Itoa(l.Users) })}
 	age := statusColumn{"AGE", func(n *api.NodeJSON) string { return formatAge(n.ReportAge) }}
 	pools := statusColumn{"POOLS", func(n *api.NodeJSON) string { return orDash(strings.Join(n.Pools, ",")) }}
@@ -115,7 +117,7 @@ func statusColumns(wide bool) []statusColumn {
 		cpus,
 		{"CPU%", num(func(l *api.LoadJSON) string { return fmt.Sprintf("%.0f%%", 100*l.CPUUtil) })},
 		mem,
-		{"MEM FREE", num(func(l *api.LoadJSON) string { return formatGiB(l.MemAvailable) })},
+		{"MEM AVAIL", num(func(l *api.LoadJSON) string { return formatGiB(l.MemAvailable) })},
 		users, age, pools, notesCol}
 }
 

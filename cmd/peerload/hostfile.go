@@ -89,12 +89,13 @@ Formats:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := api.NewClient(*apiAddr).Top(ctx, ask, rf.pool, by, herd)
+	client := api.NewClient(*apiAddr)
+	resp, err := client.Top(ctx, ask, rf.pool, by, herd)
 	if err != nil {
 		return err
 	}
 	if len(resp.Nodes) == 0 {
-		return errNoCandidate(rf.pool)
+		return noCandidate(ctx, client, rf.pool)
 	}
 	plan := hostfilePlan{N: *n, Slots: *slots, CPUs: *cpus, CountCPUs: *countCPUs, IP: *ip}
 	hosts, warning, err := plan.hosts(resp.Nodes)

@@ -11,7 +11,10 @@ func (c *cli) runKeygen(args []string) error {
 	f := c.newFlagSet("keygen", "[flags]", `
 Generate a random AES-256 gossip encryption key. Without --out the key is
 printed in base64; with it a new keyring file (mode 0600) is written, which
-is never overwritten. Give every agent the same keyring with --keyring.`)
+is never overwritten. Give every agent the same keyring with --keyring. The
+packaged daemons run as user peerload: install the file on each machine as
+
+    install -o root -g peerload -m 0640 keyring /etc/peerload/keyring`)
 	out := f.String("out", "", "write a new keyring `FILE` instead of printing the key")
 	rest, err := f.parse(args)
 	if err != nil {

@@ -6,10 +6,12 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -32,6 +34,9 @@ type cli struct {
 	// terminal reports whether stdout is a terminal and its width in
 	// columns (0 when unknown); nil means not a terminal.
 	terminal func() (bool, int)
+	// lookupHost resolves a host name (net.DefaultResolver.LookupHost when
+	// nil); `peerload ssh` checks the name it hands to ssh with it.
+	lookupHost func(ctx context.Context, host string) ([]string, error)
 
 	// describe makes the next flagSet.parse record its flag set in
 	// described and stop the command (errDescribe): how completion and
@@ -208,13 +213,48 @@ func noArgs(args []string) error {
 }
 
 // apiFlag registers --api for the client commands: $PEERLOAD_API, else
-// the default agent address.
+// the default agent address. A value without a port fails at once, naming
+// the flag (or the variable), rather than as a DNS lookup of the whole
+// string when the command first calls the agent.
 func (f *flagSet) apiFlag() *string {
 	def := defaultAPI
-	if env := f.c.getenv("PEERLOAD_API"); env != "" {
+	env := f.c.getenv("PEERLOAD_API")
+	if env != "" {
 		def = env
 	}
-	return f.String("api", def, "API `ADDR:PORT` of the local agent (env PEERLOAD_API)")
+	addr := f.String("api", def, "API `ADDR:PORT` of the local agent (env PEERLOAD_API)")
+	f.checks = append(f.checks, func() error {
+		err := checkAPIAddr(*addr)
+		if err == nil {
+			return nil
+		}
+		set := false
+		f.Visit(func(fl *flag.Flag) { set = set || fl.Name == "api" })
+		if !set && env != "" {
+			return &usageError{fmt.Errorf("$PEERLOAD_API %q: %v", env, err)}
+		}
+		return &flagError{Flag: "api", Value: *addr, Err: err}
+	})
+	return addr
+}
+
+// checkAPIAddr accepts what api.NewClient takes: HOST:PORT or an http(s)
+// URL with a host.
+func checkAPIAddr(s string) error {
+	if strings.Contains(s, "://") {
+		u, err := url.Parse(s)
+		switch {
+		case err != nil:
+			return errors.New("not a URL")
+		case u.Scheme != "http" && u.Scheme != "https":
+			return fmt.Errorf("scheme %q: want http or https", u.Scheme)
+		case u.Host == "":
+			return errors.New("URL without a host")
+		}
+		return nil
+	}
+	_, _, err := parseHostPort(s)
+	return err
 }
 
 // controlFlag registers --control for drain and undrain: $PEERLOAD_CONTROL,

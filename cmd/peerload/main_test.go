@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -35,6 +36,9 @@ type testCLI struct {
 	sig    chan os.Signal
 	// terminal, when set, pretends stdout is a terminal of that width.
 	terminal func() (bool, int)
+	// lookupHost, when set, replaces name resolution; unset, every name
+	// resolves (tests stay off the network).
+	lookupHost func(ctx context.Context, host string) ([]string, error)
 }
 
 func (tc *testCLI) run(args ...string) (stdout, stderr string, code int) {
@@ -45,6 +49,12 @@ func (tc *testCLI) run(args ...string) (stdout, stderr string, code int) {
 		getenv:   func(k string) string { return tc.env[k] },
 		signals:  tc.sig,
 		terminal: tc.terminal,
+		lookupHost: func(ctx context.Context, host string) ([]string, error) {
+			if tc.lookupHost != nil {
+				return tc.lookupHost(ctx, host)
+			}
+			return []string{"192.0.2.1"}, nil
+		},
 		exec: func(argv0 string, argv []string, envv []string) error {
 			tc.execed = append([]string{argv0}, argv...)
 			return nil
@@ -219,6 +229,11 @@ func TestBadCommandLines(t *testing.T) {
 		{[]string{"top", "-n", "0"}, 2, `peerload top: -n "0": must be at least 1`},
 		{[]string{"top", "--by", "load"}, 2, `--by "load"`},
 		{[]string{"top", "lab01"}, 2, "unexpected argument"},
+		{[]string{"top", "--api", "garbage"}, 2, `peerload top: --api "garbage": missing port in address`},
+		{[]string{"--api", "garbage", "status"}, 2, `peerload status: --api "garbage": missing port in address`},
+		{[]string{"ssh", "--api", "127.0.0.1"}, 2, `peerload ssh: --api "127.0.0.1": missing port in address`},
+		{[]string{"hostfile", "--api", "lab01:x", "-"}, 2, `peerload hostfile: --api "lab01:x": port "x" is not a number`},
+		{[]string{"known-hosts", "--api", "ftp://lab01"}, 2, `peerload known-hosts: --api "ftp://lab01": scheme "ftp": want http or https`},
 		{[]string{"hostfile"}, 2, "exactly one FILE"},
 		{[]string{"hostfile", "-s", "0", "-"}, 2, `-s "0": must be at least 1`},
 		{[]string{"hostfile", "-s", "2", "--cpus", "-"}, 2, "exclude each other"},
@@ -357,6 +372,11 @@ func TestTop(t *testing.T) {
 	if out, _, code := tc.run("top"); code != 0 || out != "lab02\n" {
 		t.Errorf("top with PEERLOAD_API: exit %d %q", code, out)
 	}
+	// A bad $PEERLOAD_API is named as the variable, not as --api.
+	bad := &testCLI{env: map[string]string{"PEERLOAD_API": "garbage"}}
+	if out, errOut, code := bad.run("top"); code != 2 || out != "" || errOut != "peerload top: $PEERLOAD_API \"garbage\": missing port in address\n" {
+		t.Errorf("top with PEERLOAD_API=garbage: exit %d %q %q", code, out, errOut)
+	}
 
 	// No candidate: exit 1 with one line.
 	fake.nodes = labNodes()[3:]
@@ -397,6 +417,21 @@ func TestSSH(t *testing.T) {
 		strings.Join(tc.execed[1:], " ") != "echo -A -l alice -p2222 127.0.1.2 uptime -a" {
 		t.Errorf("ssh with args: exit %d %q exec %q", code, errOut, tc.execed)
 	}
+	// A name that does not resolve here (the demo's lab02): ssh still
+	// runs, after a hint at --ip.
+	tc.env = nil
+	tc.lookupHost = func(_ context.Context, host string) ([]string, error) {
+		return nil, &net.DNSError{Err: "no such host", Name: host, IsNotFound: true}
+	}
+	_, errOut, code = tc.run("ssh", "--api", fake.addr())
+	if code != 0 || strings.Join(tc.execed[1:], " ") != "ssh lab02" ||
+		errOut != "peerload ssh: warning: lab02 does not resolve on this machine; --ip connects to its address, 127.0.1.2\n" {
+		t.Errorf("ssh to an unresolvable name: exit %d %q exec %q", code, errOut, tc.execed)
+	}
+	if _, errOut, _ = tc.run("ssh", "--ip", "--api", fake.addr()); errOut != "" {
+		t.Errorf("ssh --ip checks the name: %q", errOut)
+	}
+	tc.lookupHost = nil
 	tc.env = map[string]string{"PEERLOAD_SSH": "/no/such/ssh"}
 	if _, errOut, code := tc.run("ssh", "--api", fake.addr()); code != 1 || !strings.Contains(errOut, "/no/such/ssh") {
 		t.Errorf("missing ssh: exit %d %q", code, errOut)
@@ -511,8 +546,9 @@ func TestStatus(t *testing.T) {
 		t.Fatalf("status: exit %d\n%s", code, out)
 	}
 	for i, re := range []string{
-		`^NAME\s+STATE\s+RANK\s+SCORE\s+LOAD1\s+CPUS\s+MEM\s+POOLS\s+NOTES$`,
-		`^lab02\s+alive\s+1\s+0\.120\s+0\.40\s+4\s+80%\s+-\s+-$`,
+		// MEM%: 80 % available is 20 % in use, as the status page says.
+		`^NAME\s+STATE\s+RANK\s+SCORE\s+LOAD1\s+CPUS\s+MEM%\s+POOLS\s+NOTES$`,
+		`^lab02\s+alive\s+1\s+0\.120\s+0\.40\s+4\s+20%\s+-\s+-$`,
 		`^lab03\s+alive\s+2\s`,
 		`^lab01\s+alive\s+3\s`,
 		`^lab04\s+alive\s+-\s+0\.100\s.*\s-\s+drained: kernel update$`,

@@ -302,20 +302,31 @@ func TestJSONExcludesFormatting(t *testing.T) {
 	}
 }
 
-// TestStatusUnknownPool: `top` sends the user to `status --pool P`, which
-// then says what pools exist instead of printing a bare header.
+// TestStatusUnknownPool: a pool no machine is in is named as such, with
+// the pools there are, by `status` and by the commands that hand machines
+// out, instead of a bare header or "no candidate right now"; a pool whose
+// machines are all out sends the user to `status --pool P`.
 func TestStatusUnknownPool(t *testing.T) {
 	nodes := labNodes()
 	nodes[0].Pools = []string{"cslab"}
 	nodes[1].Pools = []string{"big", "cslab"}
+	nodes[3].Pools = []string{"drained"}
 	fake := newFakeAgentAPI(t, nodes...)
 	fake.poolFilter = true
-	_, errOut, code := run("top", "--pool", "gpu", "--api", fake.addr())
-	if code != 1 || !strings.Contains(errOut, "see `peerload status --pool gpu`") {
-		t.Fatalf("top --pool gpu: exit %d %q", code, errOut)
+	for _, cmd := range [][]string{{"top"}, {"ssh"}, {"hostfile", "-"}} {
+		args := append(cmd, "--pool", "gpu", "--api", fake.addr())
+		out, errOut, code := (&testCLI{env: map[string]string{"PEERLOAD_SSH": "true"}}).run(args...)
+		want := "peerload " + cmd[0] + `: no machine is in pool "gpu"; pools: big, cslab, drained` + "\n"
+		if code != 1 || out != "" || errOut != want {
+			t.Errorf("%q: exit %d %q %q, want %q", args, code, out, errOut, want)
+		}
+	}
+	if _, errOut, code := run("top", "--pool", "drained", "--api", fake.addr()); code != 1 ||
+		errOut != "peerload top: no candidate machine in pool \"drained\" right now (see `peerload status --pool drained`)\n" {
+		t.Errorf("top --pool drained: exit %d %q", code, errOut)
 	}
 	out, errOut, code := run("status", "--pool", "gpu", "--api", fake.addr())
-	if code != 1 || out != "" || errOut != `peerload status: no machine is in pool "gpu"; pools: big, cslab`+"\n" {
+	if code != 1 || out != "" || errOut != `peerload status: no machine is in pool "gpu"; pools: big, cslab, drained`+"\n" {
 		t.Errorf("status --pool gpu: exit %d %q %q", code, out, errOut)
 	}
 	out, _, code = run("status", "--pool", "big", "--api", fake.addr())
@@ -356,7 +367,7 @@ func TestStatusFits80Columns(t *testing.T) {
 		t.Errorf("status on a 200-column terminal cut the notes:\n%s", out)
 	}
 	out, _, code = run("status", "--wide", "--api", fake.addr())
-	for _, want := range []string{"ADDRESS", "LOAD5", "LOAD15", "CPU%", "MEM FREE", "USERS", "AGE", "127.0.1.2", "42s",
+	for _, want := range []string{"ADDRESS", "LOAD5", "LOAD15", "CPU%", "MEM%", "MEM AVAIL", "USERS", "AGE", "127.0.1.2", "42s",
 		"ask Sam before undraining it; tmp: /tmp is 97% full"} {
 		if code != 0 || !strings.Contains(out, want) {
 			t.Errorf("status --wide lacks %q:\n%s", want, out)

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -25,8 +26,10 @@ same day of logins:
   random         every user picks a machine blindly (no DNS)
   peermon        a cron writes PeerMon's best 5 into DNS every minute
   lbnamed        DNS answers the best one, plus a load increment per answer
-  peerload       the plugin's answer: the best --top, shuffled among equals
-  peerload-herd  the same, counting what it handed out (agent/herd)
+  peerload-noherd  the plugin with herd off: the best --top by the reports
+  peerload       the plugin as shipped: the same, counting what it handed
+                 out (herd on); its row is the shipped defaults
+  peerload-herd  the same as peerload (herd-awareness was an option once)
   oracle         the machine with the fewest processes at that instant:
                  the bound no real policy reaches
 
@@ -38,7 +41,7 @@ its runtime under contention ÷ its runtime alone; busiest/mean is the
 busiest machine's sessions ÷ the mean per machine during bursts. The same
 flags and --seed give the same numbers; --seeds N averages N days.
 
-With --sweep-top and/or --sweep-ttl it runs peerload and peerload-herd
+With --sweep-top and/or --sweep-ttl it runs peerload and peerload-noherd
 (against round-robin and peermon) for every combination instead, to choose
 top and TTL:
 
@@ -62,6 +65,8 @@ top and TTL:
 	seeds := f.Int("seeds", 1, "average over this many `DAYS`: seeds --seed, --seed+1, ...")
 	sweepTop := f.String("sweep-top", "", "compare these tops, `N,N,...` (with --sweep-ttl: every combination)")
 	sweepTTL := f.String("sweep-ttl", "", "compare these TTLs, `D,D,...` (e.g. 0s,10s,30s)")
+	policies := f.String("policies", "", "run only these `POLICIES,...`: names above or experimental variants (internal/sim ParseVariant, e.g. herd/w=rate/top=5/ttl=10s), one line each")
+	flood := f.Int("flood", 0, "instead, flood the DNS server with `QPS` queries a second for 10s (a client ignoring caching) and show how each of --policies recovers")
 	asJSON := f.Bool("json", false, "print a JSON array, one object per policy (per top and TTL with --sweep-*)")
 	plotDir := f.String("plot", "", "write PNG plots into `DIR` (drawn by the peerload-plot program)")
 	rest, err := f.parse(args)
@@ -81,6 +86,12 @@ top and TTL:
 	}
 	if cfg.BackgroundShare, err = parseShare(*bgShare); err != nil {
 		return &flagError{Flag: "background-share", Value: *bgShare, Err: err}
+	}
+	if *policies != "" {
+		cfg.Policies = strings.Split(*policies, ",")
+	}
+	if *flood > 0 {
+		return c.simulateFlood(f, cfg, *flood)
 	}
 	var plotter string
 	if *plotDir != "" {
@@ -110,7 +121,13 @@ top and TTL:
 			fmt.Fprintf(c.stdout, "averaged over %d seeds\n", *seeds)
 		}
 		fmt.Fprintln(c.stdout)
-		if err := sim.WriteTable(c.stdout, rs); err != nil {
+		write := sim.WriteTable
+		if len(cfg.Policies) > 0 {
+			write = func(w io.Writer, rs []sim.Result) error {
+				return sim.WriteLongTable(w, cfg, []sim.SweepPoint{{Top: cfg.Top, TTL: cfg.TTL.Seconds(), Results: rs}})
+			}
+		}
+		if err := write(c.stdout, rs); err != nil {
 			return err
 		}
 	}
@@ -162,7 +179,11 @@ func (c *cli) simulateSweep(f *flagSet, cfg sim.Config, topList, ttlList string,
 			fmt.Fprintf(c.stdout, "averaged over %d seeds\n", seeds)
 		}
 		fmt.Fprintln(c.stdout)
-		if err := sim.WriteSweepTable(c.stdout, ps); err != nil {
+		write := sim.WriteSweepTable
+		if len(cfg.Policies) > 0 {
+			write = func(w io.Writer, ps []sim.SweepPoint) error { return sim.WriteLongTable(w, cfg, ps) }
+		}
+		if err := write(c.stdout, ps); err != nil {
 			return err
 		}
 	}
@@ -250,4 +271,26 @@ func parseFraction(s string) (float64, error) {
 		return 0, errors.New("must be above 0 and below 1 (0 % to 100 %)")
 	}
 	return v, nil
+}
+
+// simulateFlood runs sim.RunFlood for every policy of cfg (peerload-herd
+// when none is given) and prints the table.
+func (c *cli) simulateFlood(f *flagSet, cfg sim.Config, qps int) error {
+	policies := cfg.Policies
+	if len(policies) == 0 {
+		policies = []string{sim.PolicyPeerloadHerd}
+	}
+	fl := sim.DefaultFlood()
+	fl.QPS = qps
+	var rs []sim.FloodResult
+	for _, p := range policies {
+		r, err := sim.RunFlood(cfg, p, fl)
+		if err != nil {
+			return f.simError(err)
+		}
+		rs = append(rs, r)
+	}
+	fmt.Fprintln(c.stdout, cfg.Describe())
+	fmt.Fprintf(c.stdout, "a client ignoring caching asks %d times a second for %s from %s\n\n", qps, fl.Duration, fl.At)
+	return sim.WriteFloodTable(c.stdout, rs)
 }

@@ -92,7 +92,7 @@ func TestSimulateJSON(t *testing.T) {
 			}
 		}
 	}
-	if got, want := strings.Join(names, ","), "round-robin,random,peermon,lbnamed,peerload,peerload-herd,oracle"; got != want {
+	if got, want := strings.Join(names, ","), "round-robin,random,peermon,lbnamed,peerload-noherd,peerload,peerload-herd,oracle"; got != want {
 		t.Errorf("policies %s, want %s", got, want)
 	}
 	again, _, _ := run(append(small, "--json", "--seed", "7")...)

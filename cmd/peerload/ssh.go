@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"io"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/peerload/peerload/agent/api"
 )
@@ -62,7 +64,7 @@ considered and why the pick won, on standard error, before ssh starts.
 	verbose := f.Bool("v", false, "explain the pick on standard error")
 	rf := f.rankFlags()
 	hf := f.herdFlag()
-	ip := f.Bool("ip", false, "connect to the machine's address instead of its name")
+	ip := f.Bool("ip", false, "connect to the machine's address instead of its name (for names not in DNS, as in the demo)")
 	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
 	if err != nil {
@@ -89,17 +91,21 @@ considered and why the pick won, on standard error, before ssh starts.
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
-	resp, err := api.NewClient(*apiAddr).Top(ctx, *n, rf.pool, by, herd)
+	client := api.NewClient(*apiAddr)
+	resp, err := client.Top(ctx, *n, rf.pool, by, herd)
 	if err != nil {
 		return err
 	}
 	if len(resp.Nodes) == 0 {
-		return errNoCandidate(rf.pool)
+		return noCandidate(ctx, client, rf.pool)
 	}
 	pick := &resp.Nodes[rand.IntN(len(resp.Nodes))]
 	host, err := hostOf(pick, *ip)
 	if err != nil {
 		return err
+	}
+	if !*ip {
+		c.hintUnresolved(pick)
 	}
 	opts, command := splitSSHArgs(rest)
 	argv := append(slices.Clone(prog), opts...)
@@ -128,4 +134,31 @@ func explainPick(w io.Writer, resp *api.NodesResponse, pick *api.NodeJSON, n int
 	fmt.Fprintf(w, "peerload ssh: %s is %s%s, ranked by %s (lower score is better):\n", pick.Name, how, inPool(resp.Pool), resp.By)
 	_ = writeTopTable(w, resp.Nodes)
 	fmt.Fprintf(w, "peerload ssh: %s: %s\n", pick.Name, loadSummary(pick))
+}
+
+// resolveTimeout bounds the name check before ssh starts.
+const resolveTimeout = 2 * time.Second
+
+// hintUnresolved warns, before ssh says "Could not resolve hostname", when
+// the picked machine's name does not resolve here (a demo, a lab whose
+// names are not in DNS) and points at --ip. It only warns: ssh may still
+// know the name from its own configuration (a Host block).
+func (c *cli) hintUnresolved(n *api.NodeJSON) {
+	lookup := c.lookupHost
+	if lookup == nil {
+		lookup = net.DefaultResolver.LookupHost
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), resolveTimeout)
+	defer cancel()
+	_, err := lookup(ctx, n.Name)
+	var dnsErr *net.DNSError
+	if !errors.As(err, &dnsErr) || !dnsErr.IsNotFound {
+		return
+	}
+	addr, _ := hostOf(n, true)
+	if addr == "" {
+		fmt.Fprintf(c.stderr, "peerload ssh: warning: %s does not resolve on this machine and advertises no address\n", n.Name)
+		return
+	}
+	fmt.Fprintf(c.stderr, "peerload ssh: warning: %s does not resolve on this machine; --ip connects to its address, %s\n", n.Name, addr)
 }

@@ -26,8 +26,11 @@ them out (drained, stale report, suspect, dead, left, ...). Machines that
 died or left stay listed, with that state, for a minute.
 
 The table fits 80 columns (a wider terminal: its width), cutting the
-notes; --wide shows every column (address, load5/15, CPU use, free memory,
-users, report age) and the whole notes. MEM is the share of memory free.
+notes; --wide shows every column (address, load5/15, CPU use, available
+memory, users, report age) and the whole notes. MEM% is the share of
+memory in use (1 - MemAvailable/MemTotal; "mem used" on the status page),
+CPU% the share of CPU time in use; MEM AVAIL is the memory available, in
+GiB.
 
 --watch redraws the table every --interval until interrupted; when standard
 output is not a terminal it prints one table after another instead.`)

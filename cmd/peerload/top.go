@@ -59,12 +59,17 @@ func (h *herdFlag) parse() (bool, error) {
 	return on, nil
 }
 
-// errNoCandidate is the one line printed when nothing can be handed out.
-func errNoCandidate(pool string) error {
-	if pool != "" {
-		return fmt.Errorf("no candidate machine in pool %q right now (see `peerload status --pool %s`)", pool, pool)
+// noCandidate is the one line printed when nothing can be handed out. A
+// pool no machine is in is named as such, with the pools there are,
+// rather than as a pool that happens to have no candidate right now.
+func noCandidate(ctx context.Context, client *api.Client, pool string) error {
+	if pool == "" {
+		return errors.New("no candidate machine right now (see `peerload status`)")
 	}
-	return errors.New("no candidate machine right now (see `peerload status`)")
+	if in, err := client.Nodes(ctx, pool, ""); err == nil && len(in.Nodes) == 0 {
+		return noPool(ctx, client, pool)
+	}
+	return fmt.Errorf("no candidate machine in pool %q right now (see `peerload status --pool %s`)", pool, pool)
 }
 
 // exclusive fails when two flags that contradict each other are both set.
@@ -126,12 +131,13 @@ reached.`)
 	if *random {
 		ask = allNodes
 	}
-	resp, err := api.NewClient(*apiAddr).Top(ctx, ask, rf.pool, by, herd)
+	client := api.NewClient(*apiAddr)
+	resp, err := client.Top(ctx, ask, rf.pool, by, herd)
 	if err != nil {
 		return err
 	}
 	if len(resp.Nodes) == 0 {
-		return errNoCandidate(rf.pool)
+		return noCandidate(ctx, client, rf.pool)
 	}
 	if *random {
 		rand.Shuffle(len(resp.Nodes), func(i, j int) { resp.Nodes[i], resp.Nodes[j] = resp.Nodes[j], resp.Nodes[i] })

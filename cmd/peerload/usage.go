@@ -26,6 +26,9 @@ type flagSet struct {
 	choices map[string][]string
 	// aliases maps a one-letter flag to the long flag it stands for.
 	aliases map[string]string
+	// checks run after a successful parse: values the flag package cannot
+	// judge alone (an address that must have a port).
+	checks []func() error
 }
 
 func (c *cli) newFlagSet(name, synopsis, help string) *flagSet {
@@ -178,14 +181,25 @@ func (f *flagSet) parse(args []string) ([]string, error) {
 		rest := f.Args()
 		consumed := len(args) - len(rest)
 		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), nil
+			return append(pos, rest...), f.check()
 		}
 		if len(rest) == 0 {
-			return pos, nil
+			return pos, f.check()
 		}
 		pos = append(pos, rest[0])
 		args = rest[1:]
 	}
+}
+
+// check runs the checks of the parsed values; the first failure is the
+// error.
+func (f *flagSet) check() error {
+	for _, c := range f.checks {
+		if err := c(); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // splitShort rewrites -n4 as -n 4 and -vr as -v -r, up to "--".

@@ -21,6 +21,8 @@ type collector struct {
 	nodes    []rank.NodeStatus // name, address, state; Report filled in
 	received []time.Time
 	index    map[string]int
+	// observers see every report kept, as it arrives.
+	observers []func(i int, r *report.Report, now time.Duration)
 }
 
 func machineName(i, n int) string {
@@ -48,6 +50,9 @@ func (c *collector) receive(i int, r *report.Report, now time.Duration) {
 	}
 	c.nodes[i].Report = r
 	c.received[i] = epoch.Add(now)
+	for _, o := range c.observers {
+		o(i, r, now)
+	}
 }
 
 // snapshot is what the DNS server's agent would publish at now: every

@@ -12,11 +12,16 @@ import (
 
 // Policy names, in the order results are reported.
 const (
-	PolicyRoundRobin   = "round-robin"
-	PolicyRandom       = "random"
-	PolicyPeerMon      = "peermon"
-	PolicyLbnamed      = "lbnamed"
-	PolicyPeerload     = "peerload"
+	PolicyRoundRobin = "round-robin"
+	PolicyRandom     = "random"
+	PolicyPeerMon    = "peermon"
+	PolicyLbnamed    = "lbnamed"
+	// PolicyPeerload is the shipped plugin: its defaults, herd-aware.
+	PolicyPeerload = "peerload"
+	// PolicyPeerloadNoHerd is the same with `herd off`: the ranking alone.
+	PolicyPeerloadNoHerd = "peerload-noherd"
+	// PolicyPeerloadHerd is PolicyPeerload by another name: herd-awareness
+	// was an option before it was the default, and scripts read its row.
 	PolicyPeerloadHerd = "peerload-herd"
 	// PolicyOracle is no real policy but the bound: every login goes to the
 	// machine with the fewest processes at that instant.
@@ -24,7 +29,7 @@ const (
 )
 
 // Policies lists every policy the simulator knows.
-var Policies = []string{PolicyRoundRobin, PolicyRandom, PolicyPeerMon, PolicyLbnamed, PolicyPeerload, PolicyPeerloadHerd, PolicyOracle}
+var Policies = []string{PolicyRoundRobin, PolicyRandom, PolicyPeerMon, PolicyLbnamed, PolicyPeerloadNoHerd, PolicyPeerload, PolicyPeerloadHerd, PolicyOracle}
 
 // Config describes one lab and how it is run. Fields named like a flag of
 // `peerload simulate` are set by it; the others keep DefaultConfig's model.
@@ -95,7 +100,8 @@ type Config struct {
 	// Herd tunes peerload-herd.
 	Herd herd.Config
 
-	// Policies to run (nil: all), reported in the order of Policies.
+	// Policies to run (nil: all), reported in the order of Policies,
+	// then the variants (ParseVariant) in the order given.
 	Policies []string
 	// Trace, when set, records sessions per machine every TraceEvery for
 	// plots.
@@ -103,7 +109,8 @@ type Config struct {
 }
 
 // DefaultConfig is the lab of issue 12: 50 machines with 4 cores at 70 %,
-// a class of 30 logging in every 10 minutes, TTL 30 s and top 3.
+// a class of 30 logging in every 10 minutes, and the plugin's defaults
+// (top 8, TTL 5 s).
 func DefaultConfig() Config {
 	return Config{
 		Machines:         50,
@@ -112,8 +119,8 @@ func DefaultConfig() Config {
 		Burst:            30,
 		BurstEvery:       10 * time.Minute,
 		BurstSpread:      time.Minute,
-		TTL:              30 * time.Second,
-		Top:              3,
+		TTL:              5 * time.Second, // the plugin's defaults
+		Top:              8,
 		Interval:         2 * time.Second,
 		Refresh:          15 * time.Second,
 		GossipDelay:      115 * time.Millisecond, // BENCHMARKS.md: p50 at N = 100
@@ -188,6 +195,12 @@ func (c *Config) Validate() error {
 		return bad("tail", "must not be negative")
 	}
 	for _, p := range c.Policies {
+		if IsVariant(p) {
+			if _, err := ParseVariant(p); err != nil {
+				return &ConfigError{Field: "policy", Err: err}
+			}
+			continue
+		}
 		if !slices.Contains(Policies, p) {
 			return bad("policy", "unknown policy %q", p)
 		}

@@ -87,6 +87,25 @@ type resolverCache struct {
 const completionEpsilon = 1e-6
 
 func runPolicy(cfg *Config, w *workload, name string) Result {
+	l := newLab(cfg, w, name)
+	l.eng.Run(w.end)
+	// Measured sessions still running at the end count with the time
+	// they have taken so far (a lower bound).
+	for _, m := range l.ms {
+		m.advance(l.eng.Now())
+		for _, s := range m.sess {
+			if s.measured {
+				l.slow = append(l.slow, (l.eng.Now()-s.start).Seconds()/s.work)
+				l.res.Unfinished++
+			}
+		}
+	}
+	l.finish()
+	return l.res
+}
+
+// newLab sets up one run of policy name over w, every event scheduled.
+func newLab(cfg *Config, w *workload, name string) *lab {
 	l := &lab{
 		cfg:       cfg,
 		w:         w,
@@ -129,20 +148,7 @@ func runPolicy(cfg *Config, w *workload, name string) Result {
 		}
 		l.eng.At(0, sample)
 	}
-	l.eng.Run(w.end)
-	// Measured sessions still running at the end count with the time
-	// they have taken so far (a lower bound).
-	for _, m := range l.ms {
-		m.advance(l.eng.Now())
-		for _, s := range m.sess {
-			if s.measured {
-				l.slow = append(l.slow, (l.eng.Now()-s.start).Seconds()/s.work)
-				l.res.Unfinished++
-			}
-		}
-	}
-	l.finish()
-	return l.res
+	return l
 }
 
 // startKernel folds the run queue into the load average every LoadFreq.
@@ -240,8 +246,13 @@ func (l *lab) login(lg *login) {
 func (l *lab) lookup(r int, now time.Duration) []int {
 	c := &l.resolvers[r]
 	if !c.valid || now >= c.expires {
-		c.set = l.pol.answer(now)
-		c.expires = now + l.cfg.TTL
+		ttl := l.cfg.TTL
+		if p, ok := l.pol.(resolverPolicy); ok {
+			c.set, ttl = p.answerResolver(r, now)
+		} else {
+			c.set = l.pol.answer(now)
+		}
+		c.expires = now + ttl
 		c.valid = true
 		l.res.Queries++
 	}

@@ -30,12 +30,15 @@ func newPolicy(name string, l *lab) policy {
 		return p
 	case PolicyLbnamed:
 		return &lbnamed{l: l, extra: make([]float64, len(l.ms)), answered: make([]time.Time, len(l.ms))}
-	case PolicyPeerload:
+	case PolicyPeerloadNoHerd:
 		return &peerload{l: l}
-	case PolicyPeerloadHerd:
+	case PolicyPeerload, PolicyPeerloadHerd:
 		return &peerload{l: l, herd: herd.New(l.cfg.Herd)}
 	case PolicyOracle:
 		return &oracle{l: l}
+	}
+	if v, err := ParseVariant(name); err == nil {
+		return newVariantPolicy(v, l)
 	}
 	panic("sim: unknown policy " + name) // Validate rejects it first
 }

@@ -33,6 +33,14 @@ type Result struct {
 	Unfinished int `json:"unfinished"`
 	// Queries is how many questions reached the DNS server.
 	Queries int `json:"dns_queries"`
+	// QueriesPerSecond is Queries over the whole simulated day (warm-up
+	// and tail included).
+	QueriesPerSecond float64 `json:"dns_queries_per_second"`
+	// MeanSlowdownSD and BusiestRatioSD are the standard deviations of
+	// MeanSlowdown and BusiestRatio across the seeds RunSeeds averages (0
+	// for one seed).
+	MeanSlowdownSD float64 `json:"mean_slowdown_sd,omitempty"`
+	BusiestRatioSD float64 `json:"busiest_ratio_sd,omitempty"`
 	// Trace is the sessions of every machine every Config.TraceEvery.
 	Trace [][]int `json:"-"`
 }
@@ -54,6 +62,11 @@ func Run(cfg Config) ([]Result, error) {
 			ordered = append(ordered, p)
 		}
 	}
+	for _, p := range names {
+		if IsVariant(p) && !slices.Contains(ordered, p) {
+			ordered = append(ordered, p)
+		}
+	}
 	w := newWorkload(&cfg)
 	out := make([]Result, len(ordered))
 	var wg sync.WaitGroup
@@ -70,6 +83,7 @@ func (l *lab) finish() {
 	l.res.BusiestRatio = mean(l.ratios)
 	l.res.BusiestPeak = mean(l.peaks)
 	l.res.Trace = l.trace
+	l.res.QueriesPerSecond = float64(l.res.Queries) / l.w.end.Seconds()
 }
 
 func mean(xs []float64) float64 {

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
+	"math"
 	"text/tabwriter"
 	"time"
 )
@@ -15,12 +16,20 @@ func RunSeeds(cfg Config, n int) ([]Result, error) {
 		return nil, &ConfigError{Field: "seeds", Err: fmt.Errorf("must be at least 1")}
 	}
 	var avg []Result
+	var slow, busy [][]float64 // per policy, per seed
 	for i := range n {
 		c := cfg
 		c.Seed = cfg.Seed + uint64(i)
 		rs, err := Run(c)
 		if err != nil {
 			return nil, err
+		}
+		if avg == nil {
+			slow, busy = make([][]float64, len(rs)), make([][]float64, len(rs))
+		}
+		for j, r := range rs {
+			slow[j] = append(slow[j], r.MeanSlowdown)
+			busy[j] = append(busy[j], r.BusiestRatio)
 		}
 		if avg == nil {
 			avg = rs
@@ -35,6 +44,7 @@ func RunSeeds(cfg Config, n int) ([]Result, error) {
 			a.Sessions += r.Sessions
 			a.Unfinished += r.Unfinished
 			a.Queries += r.Queries
+			a.QueriesPerSecond += r.QueriesPerSecond
 		}
 	}
 	if n > 1 {
@@ -48,6 +58,8 @@ func RunSeeds(cfg Config, n int) ([]Result, error) {
 			a.Sessions /= n
 			a.Unfinished /= n
 			a.Queries /= n
+			a.QueriesPerSecond /= f
+			a.MeanSlowdownSD, a.BusiestRatioSD = stddev(slow[j]), stddev(busy[j])
 		}
 	}
 	return avg, nil
@@ -62,7 +74,7 @@ type SweepPoint struct {
 
 // sweepPolicies are the policies a sweep compares: top and TTL matter to
 // peerload; round-robin and PeerMon are the yardsticks.
-var sweepPolicies = []string{PolicyRoundRobin, PolicyPeerMon, PolicyPeerload, PolicyPeerloadHerd}
+var sweepPolicies = []string{PolicyRoundRobin, PolicyPeerMon, PolicyPeerloadNoHerd, PolicyPeerload}
 
 // Sweep runs every combination of tops and ttls (each averaged over seeds
 // as RunSeeds does) for the policies top and TTL matter to.
@@ -85,13 +97,14 @@ func Sweep(cfg Config, tops []int, ttls []time.Duration, seeds int) ([]SweepPoin
 	return out, nil
 }
 
-// WriteSweepTable prints one line per top and TTL: peerload and
-// peerload-herd, and herd's mean slowdown against round-robin and PeerMon.
+// WriteSweepTable prints one line per top and TTL: peerload without and
+// with its herd, and the herd-aware mean slowdown against round-robin and
+// PeerMon.
 func WriteSweepTable(w io.Writer, ps []SweepPoint) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "top\tTTL\tpeerload mean\tp95\tbusiest/mean\therd mean\tp95\tbusiest/mean\therd vs round-robin\tvs peermon\t")
+	fmt.Fprintln(tw, "top\tTTL\tno herd mean\tp95\tbusiest/mean\tpeerload mean\tp95\tbusiest/mean\tpeerload vs round-robin\tvs peermon\t")
 	for _, p := range ps {
-		pl, h := Find(p.Results, PolicyPeerload), Find(p.Results, PolicyPeerloadHerd)
+		pl, h := Find(p.Results, PolicyPeerloadNoHerd), Find(p.Results, PolicyPeerload)
 		rr, pm := Find(p.Results, PolicyRoundRobin), Find(p.Results, PolicyPeerMon)
 		if pl == nil || h == nil || rr == nil || pm == nil {
 			return fmt.Errorf("sweep table needs %v", sweepPolicies)
@@ -101,4 +114,59 @@ func WriteSweepTable(w io.Writer, ps []SweepPoint) error {
 			h.MeanSlowdown, h.P95Slowdown, h.BusiestRatio, h.MeanSlowdown/rr.MeanSlowdown, h.MeanSlowdown/pm.MeanSlowdown)
 	}
 	return tw.Flush()
+}
+
+// stddev is the sample standard deviation of xs (0 for fewer than two).
+func stddev(xs []float64) float64 {
+	if len(xs) < 2 {
+		return 0
+	}
+	m, ss := mean(xs), 0.0
+	for _, x := range xs {
+		ss += (x - m) * (x - m)
+	}
+	return math.Sqrt(ss / float64(len(xs)-1))
+}
+
+// WriteLongTable prints one line per policy (and per top and TTL of a
+// sweep): the answer size and TTL it ran with, mean slowdown with its
+// spread across seeds, p95, busiest/mean in bursts with its spread, and
+// the queries per second that reached the DNS server.
+func WriteLongTable(w io.Writer, cfg Config, ps []SweepPoint) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "policy\ttop\tTTL\tmean slowdown\t±sd\tp95\tbusiest/mean\t±sd\tqueries/s\t")
+	for _, p := range ps {
+		c := cfg
+		c.Top, c.TTL = p.Top, time.Duration(p.TTL*float64(time.Second))
+		for _, r := range p.Results {
+			top, ttl := answerShape(&c, r.Policy)
+			q := fmt.Sprintf("%.3f", r.QueriesPerSecond)
+			if r.Policy == PolicyRandom || r.Policy == PolicyOracle {
+				top, ttl, q = "-", "-", "-"
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%.3f\t%.3f\t%.2f\t%.2f\t%.2f\t%s\t\n", r.Policy, top, ttl,
+				r.MeanSlowdown, r.MeanSlowdownSD, r.P95Slowdown, r.BusiestRatio, r.BusiestRatioSD, q)
+		}
+	}
+	return tw.Flush()
+}
+
+// answerShape is the top and TTL policy answers with in cfg's lab.
+func answerShape(cfg *Config, policy string) (top, ttl string) {
+	switch policy {
+	case PolicyRoundRobin:
+		return "all", fmtDuration(cfg.TTL)
+	case PolicyPeerMon:
+		return fmt.Sprint(cfg.PeerMonTop), fmtDuration(cfg.PeerMonEvery)
+	case PolicyLbnamed:
+		return "1", fmtDuration(cfg.TTL)
+	}
+	v, err := ParseVariant(policy)
+	if err != nil {
+		return fmt.Sprint(cfg.Top), fmtDuration(cfg.TTL)
+	}
+	if v.MaxTTL > 0 {
+		return fmt.Sprint(v.top(cfg)), fmtDuration(v.MinTTL) + "-" + fmtDuration(v.MaxTTL)
+	}
+	return fmt.Sprint(v.top(cfg)), fmtDuration(v.ttl(cfg))
 }

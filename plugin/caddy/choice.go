@@ -237,15 +237,10 @@ func (c *chooser) end() {
 // reports arrive by notification.
 const clockRefresh = 5 * time.Second
 
-// herdRebuild is the least time between two rebuilds for hand-outs (the
-// herd's changes): a burst of new sessions is ranked again between any
-// two of them, a flood of requests costs ten rankings a second.
-const herdRebuild = 100 * time.Millisecond
-
 // watch keeps the published choice current: it rebuilds it whenever the
 // member's agent announces a change (a coalesced notification still ends
 // in a read of the latest snapshot), after hand-outs the herd counted (at
-// most every herdRebuild), and reads its member's source again whenever
+// most every herd.ChangeInterval), and reads its member's source again whenever
 // an agent started or stopped (a reload's new member took over).
 func (c *chooser) watch() {
 	tick := time.NewTicker(clockRefresh)
@@ -255,7 +250,6 @@ func (c *chooser) watch() {
 		handed = c.policy.Herd.Changed()
 	}
 	var last *rank.Snapshot
-	var built time.Time
 	rerank := false
 	for {
 		a, epoch := c.member.source()
@@ -267,7 +261,7 @@ func (c *chooser) watch() {
 		for changed := true; changed; {
 			if snap := snapshotOf(a); snap != last || snap == nil || rerank {
 				c.publish(snap)
-				last, built, rerank = snap, time.Now(), false
+				last, rerank = snap, false
 			}
 			c.observeAge(time.Now())
 			select {
@@ -280,29 +274,9 @@ func (c *chooser) watch() {
 			case <-tick.C:
 			case <-handed:
 				rerank = true
-				if !sleep(c.done, herdRebuild-time.Since(built)) {
-					cancel()
-					return
-				}
 			}
 		}
 		cancel()
-	}
-}
-
-// sleep waits d (nothing when d <= 0) and reports false when done closed
-// first.
-func sleep(done <-chan struct{}, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return false
-	case <-t.C:
-		return true
 	}
 }
 

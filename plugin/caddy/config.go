@@ -43,7 +43,7 @@ type Cluster struct {
 	By string `json:"by,omitempty"`
 
 	// Top is how many of the best machines are used, 1 to 64: the
-	// upstream source hands out that many (default 3, as DNS answers
+	// upstream source hands out that many (default 8, as DNS answers
 	// hold), the selection policy picks at random among the best that
 	// many available upstreams (default 1: always the best, random among
 	// equals).

@@ -13,7 +13,7 @@ import (
 
 // defaultUpstreamsTop is how many machines the upstream source hands out
 // by default: as many as a DNS answer holds.
-const defaultUpstreamsTop = 3
+const defaultUpstreamsTop = 8
 
 // errNoMachine is what GetUpstreams returns when there is no machine to
 // hand out, so that the reverse proxy falls back to its static upstreams.

@@ -75,8 +75,9 @@ type nameAnswer struct {
 // herd's, nil with herd off) and handed (the handed_out_total counter of
 // each node, by server label).
 //
-// With a herd an answer's machines come in a random order: the herd counts
-// each as equally likely to get the login, which holds whether a resolver
+// With a herd each answer starts one place further into its machines
+// (BIND's cyclic order): the herd counts each machine of an answer as
+// equally likely to get the login, which then holds whether a resolver
 // shuffles the records or the client takes the first (glibc keeps the
 // order of IPv4 answers), and the herd, not the order, keeps a burst off
 // the best machine.
@@ -288,8 +289,8 @@ func (h *hostGroups) handedOut(order []int, server string, hd *herd.Herd) {
 
 // pick returns the indexes into h.ips of one answer: the top best, each
 // group of equal scores shuffled afresh so equally good nodes share the
-// load, and all of them shuffled with a herd (see hostGroups). The slice is new, on the heap (see nameRRs for why).
-func (h *hostGroups) pick(top int) []int {
+// load, and with a herd rotated by turn places (see hostGroups). The slice is new, on the heap (see nameRRs for why).
+func (h *hostGroups) pick(top int, turn uint32) []int {
 	order := make([]int, 0, min(len(h.ips), top+8))
 	for g := 0; g+1 < len(h.groups) && len(order) < top; g++ {
 		base := len(order)
@@ -306,8 +307,11 @@ func (h *hostGroups) pick(top int) []int {
 		}
 		order = order[:base+want]
 	}
-	if h.tallies != nil {
-		rand.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+	if h.tallies != nil && len(order) > 1 {
+		k := int(turn % uint32(len(order)))
+		slices.Reverse(order[:k])
+		slices.Reverse(order[k:])
+		slices.Reverse(order)
 	}
 	return order
 }

@@ -47,8 +47,10 @@ type PeerLoad struct {
 	// readiness is the watched source when it can tell it joined.
 	readiness atomic.Pointer[readinessSource]
 	// herd counts what the answers hand out (nil with `herd off`); the
-	// watcher ranks again when it changes.
+	// watcher ranks again when it changes. turn rotates the answers' order
+	// (see hostGroups).
 	herd *herd.Herd
+	turn atomic.Uint32
 }
 
 // snapshotSource is what the handler reads the cluster from; *agent.Agent
@@ -98,6 +100,11 @@ func (p *PeerLoad) ServeDNS(ctx context.Context, w dns.ResponseWriter, r *dns.Ms
 		return plugin.NextOrFailure(p.Name(), p.Next, ctx, w, r)
 	}
 	name, sub, ok := p.match(state.Name())
+	if !ok && r.Opcode == dns.OpcodeQuery {
+		if zone, zsub, ok := p.unservedApex(state.Name()); ok {
+			return p.serveZoneApex(ctx, w, r, state, zone, zsub)
+		}
+	}
 	if !ok || (r.Opcode != dns.OpcodeQuery && r.Opcode != dns.OpcodeNotify) {
 		return plugin.NextOrFailure(p.Name(), p.Next, ctx, w, r)
 	}
@@ -242,7 +249,7 @@ func (p *PeerLoad) nameRRs(na *nameAnswer, owner string, qtype uint16, server st
 	var out []dns.RR
 	switch qtype {
 	case dns.TypeA:
-		order := na.v4.pick(na.top)
+		order := na.v4.pick(na.top, p.turn.Add(1))
 		na.v4.handedOut(order, server, p.herd)
 		rrs := make([]dns.A, len(order))
 		out = make([]dns.RR, len(order))
@@ -251,7 +258,7 @@ func (p *PeerLoad) nameRRs(na *nameAnswer, owner string, qtype uint16, server st
 			out[k] = &rrs[k]
 		}
 	case dns.TypeAAAA:
-		order := na.v6.pick(na.top)
+		order := na.v6.pick(na.top, p.turn.Add(1))
 		if len(na.v4.ips) == 0 {
 			na.v6.handedOut(order, server, p.herd)
 		}
@@ -369,22 +376,6 @@ func (p *PeerLoad) observeAge(now time.Time) {
 
 func (p *PeerLoad) setServers(s []string) { p.servers.Store(&s) }
 
-// sleep waits d (nothing when d <= 0) and reports false when done closed
-// first.
-func sleep(done <-chan struct{}, d time.Duration) bool {
-	if d <= 0 {
-		return true
-	}
-	t := time.NewTimer(d)
-	defer t.Stop()
-	select {
-	case <-done:
-		return false
-	case <-t.C:
-		return true
-	}
-}
-
 // Timings of the watcher.
 const (
 	// clockRefresh is how often the watcher rebuilds without being told
@@ -398,16 +389,13 @@ const (
 	soaRetry   = 10 * time.Second
 	// soaTimeout bounds one SOA lookup through the chain.
 	soaTimeout = 2 * time.Second
-	// herdRebuild is the least time between two rebuilds for hand-outs
-	// (the herd's changes): a burst of logins is ranked again between any
-	// two of its queries, a flood costs ten rankings a second.
-	herdRebuild = 100 * time.Millisecond
 )
 
 // watch keeps the published answers current: it rebuilds them whenever src
 // announces a change (a coalesced notification still ends in a read of
 // the latest snapshot), after hand-outs the herd counted (at most every
-// herdRebuild), and every clockRefresh for what only the clock changes. A second goroutine keeps what the zones hold (the negative
+// herd.ChangeInterval), and every clockRefresh for what only the clock
+// changes. A second goroutine keeps what the zones hold (the negative
 // answers' SOA, whether the next plugin serves a zone) current, so a slow
 // plugin further down never delays a rebuild. stop ends both and
 // waits.
@@ -426,12 +414,11 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 		tick := time.NewTicker(clockRefresh)
 		defer tick.Stop()
 		var last *rank.Snapshot
-		var built time.Time
 		rerank := false
 		for {
 			if snap := src.Snapshot(); snap != nil && (snap != last || rerank) {
 				p.publish(snap)
-				last, built, rerank = snap, time.Now(), false
+				last, rerank = snap, false
 			} else {
 				p.observeAge(time.Now())
 			}
@@ -445,9 +432,6 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 			case <-tick.C:
 			case <-handed:
 				rerank = true
-				if !sleep(done, herdRebuild-time.Since(built)) {
-					return
-				}
 			}
 		}
 	})

@@ -17,7 +17,9 @@ import (
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/internal/sim"
 )
 
 func testController(input string) *caddy.Controller {
@@ -172,6 +174,20 @@ func TestSetup(t *testing.T) {
 				t.Errorf("test %d: error %q not wrapped by plugin.Error", i, err)
 			}
 		}
+	}
+}
+
+// TestDefaultsAreTheSimulated: the simulator's peerload row is the
+// shipped block, so its figures in the README are what a site gets.
+func TestDefaultsAreTheSimulated(t *testing.T) {
+	cfg, err := parse(testController("peerload cslab.example.edu"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc := sim.DefaultConfig()
+	if cfg.top != sc.Top || time.Duration(cfg.ttl)*time.Second != sc.TTL || !cfg.herd || sc.Herd != herd.DefaultConfig() {
+		t.Errorf("default block: top %d, ttl %d, herd %v; simulator: top %d, TTL %s, herd %+v",
+			cfg.top, cfg.ttl, cfg.herd, sc.Top, sc.TTL, sc.Herd)
 	}
 }
 

@@ -3,10 +3,14 @@ package peerload
 import (
 	"context"
 	"net"
+	"slices"
 	"strings"
 
 	"github.com/coredns/coredns/core/dnsserver"
+	"github.com/coredns/coredns/plugin"
+	"github.com/coredns/coredns/plugin/metrics"
 	"github.com/coredns/coredns/plugin/pkg/nonwriter"
+	"github.com/coredns/coredns/request"
 	"github.com/miekg/dns"
 )
 
@@ -22,6 +26,12 @@ type zoneData struct {
 	// signed: that SOA came with an RRSIG, the zone data is signed
 	// offline, and peerload's answers cannot join its NSEC chain.
 	signed bool
+	// chainless: nothing after peerload answered the zone's SOA at all
+	// (no plugin, or one that left the reply to the server), so without
+	// peerload the server fails the zone's apex; peerload answers it, and
+	// the name server its made-up SOA names (see unservedApex). A plugin
+	// that answers without authority (forward) keeps the apex.
+	chainless bool
 }
 
 // apexKind says whether a virtual name is the apex of its zone, and where
@@ -108,6 +118,74 @@ func (p *PeerLoad) nsAddrRRs(owner string, qtype uint16, tcp bool) []dns.RR {
 	return out
 }
 
+// unservedApex finds the zone whose made-up SOA names qname, when no
+// plugin after peerload answers for that zone and its apex is no virtual name
+// (match handles those): qname is the apex itself (sub ""), its name
+// server ns.dns.<zone> (sub nsLabel) or the empty non-terminal between
+// them (sub nsParentLabel). The SOA peerload puts in its negative answers
+// names ns.dns.<zone> as the zone's primary (RFC 1035 section 3.3.13), so
+// the same server must answer for that name and for the zone's SOA and NS,
+// not fail them.
+func (p *PeerLoad) unservedApex(qname string) (zone, sub string, ok bool) {
+	zd := *p.zoneData.Load()
+	for _, z := range p.zones {
+		if !zd[z].chainless || slices.Contains(p.names, z) {
+			continue
+		}
+		switch qname {
+		case z:
+			return z, "", true
+		case dnsJoin(nsLabel, z):
+			return z, nsLabel, true
+		case dnsJoin(nsParentLabel, z):
+			return z, nsParentLabel, true
+		}
+	}
+	return "", "", false
+}
+
+// serveZoneApex answers a query unservedApex matched: SOA and NS at the
+// apex, the server's addresses at ns.dns.<zone>, NODATA with the SOA for
+// everything else there; transfers are refused, as for a virtual name.
+func (p *PeerLoad) serveZoneApex(ctx context.Context, w dns.ResponseWriter, r *dns.Msg, state request.Request, zone, sub string) (int, error) {
+	server := metrics.WithServer(ctx)
+	qtype := state.QType()
+	requestsTotal.WithLabelValues(server, qtypeLabel(qtype)).Inc()
+	m := new(dns.Msg)
+	m.SetReply(r)
+	m.Authoritative = true
+	owner := state.QName()
+	tcp := qtype == dns.TypeANY && state.Proto() == "tcp"
+	switch {
+	case qtype == dns.TypeAXFR || qtype == dns.TypeIXFR:
+		m.Rcode, m.Authoritative = dns.RcodeRefused, false
+	case sub == nsLabel:
+		m.Answer = p.nsAddrRRs(owner, qtype, tcp)
+	case sub == "" && (qtype == dns.TypeSOA || qtype == dns.TypeNS):
+		m.Answer = p.apexRRs(zone, owner, qtype)
+	case sub == "" && qtype == dns.TypeANY:
+		// RFC 8482, as for a virtual name: one RRset over UDP.
+		m.Answer = p.apexRRs(zone, owner, dns.TypeSOA)
+		if tcp {
+			m.Answer = append(m.Answer, p.apexRRs(zone, owner, dns.TypeNS)...)
+		}
+	}
+	outcome := outcomeZone
+	switch {
+	case m.Rcode == dns.RcodeRefused:
+		outcome = outcomeRefused
+	case len(m.Answer) == 0:
+		outcome = outcomeNoData
+		s := *(*p.zoneData.Load())[zone].soa
+		m.Ns = []dns.RR{&s}
+	}
+	answersTotal.WithLabelValues(server, outcome).Inc()
+	if err := w.WriteMsg(m); err != nil {
+		return dns.RcodeSuccess, plugin.Error(pluginName, err)
+	}
+	return dns.RcodeSuccess, nil
+}
+
 // boundAddrs are the addresses a server block's clients reach it on: its
 // listen addresses, or every interface's (loopback only when there is
 // nothing else) when it listens on all of them.
@@ -186,7 +264,7 @@ func (p *PeerLoad) namesIn(z string) []string {
 // answer).
 func (p *PeerLoad) chainZone(zone string) (d zoneData) {
 	if p.Next == nil {
-		return zoneData{}
+		return zoneData{chainless: true}
 	}
 	defer func() {
 		// The server recovers a panicking plugin for a query; this lookup
@@ -203,7 +281,7 @@ func (p *PeerLoad) chainZone(zone string) (d zoneData) {
 	q.SetEdns0(dns.DefaultMsgSize, true)
 	w := nonwriter.New(loopbackWriter{})
 	if _, err := p.Next.ServeDNS(ctx, w, q); err != nil || w.Msg == nil {
-		return zoneData{}
+		return zoneData{chainless: true}
 	}
 	if w.Msg.Rcode != dns.RcodeSuccess || !w.Msg.Authoritative {
 		return zoneData{}

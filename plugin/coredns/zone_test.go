@@ -36,6 +36,13 @@ const apexZone = `$ORIGIN cslab.example.edu.
 ns	300	IN	A	192.0.2.53
 `
 
+// exampleZone is the zone a virtual name lives in (testConfig's).
+const exampleZone = `$ORIGIN example.edu.
+@	300	IN	SOA	ns1.example.edu. hostmaster.example.edu. 2026113001 7200 1800 86400 60
+@	300	IN	NS	ns1.example.edu.
+ns1	300	IN	A	192.0.2.53
+`
+
 // apexConfig is one virtual name that is the apex of its server block.
 func apexConfig() *config {
 	cfg := testConfig()
@@ -287,6 +294,58 @@ func TestPresignedZoneDetected(t *testing.T) {
 		p.refreshZones()
 		if d := (*p.zoneData.Load())["example.edu."]; !d.served || d.signed != tc.signed {
 			t.Errorf("zone %q: served %v signed %v, want served, signed %v", tc.zone, d.served, d.signed, tc.signed)
+		}
+	}
+}
+
+// TestZoneSynthesized: a virtual name inside a zone nothing after peerload
+// serves (no file plugin) gets negative answers with a made-up SOA that
+// names ns.dns.<zone> as the zone's primary (RFC 1035 section 3.3.13). The
+// same server answers that name with its addresses and the zone's own SOA
+// and NS, instead of failing them (SERVFAIL from an empty chain); other
+// names of the zone stay with the chain.
+func TestZoneSynthesized(t *testing.T) {
+	p := newTestPeerLoad(testConfig(), clusterSnapshot())
+	p.Next = nil
+	p.nsAddrs.Store(&[]net.IP{net.ParseIP("192.0.2.53").To4(), net.ParseIP("2001:db8::53")})
+	if p.refreshZones() {
+		t.Fatal("a zone without a next plugin counts as served")
+	}
+	soa := test.SOA("example.edu.	30	IN	SOA	ns.dns.example.edu. hostmaster.example.edu. 1 7200 1800 86400 30")
+	ns := test.NS("example.edu.	30	IN	NS	ns.dns.example.edu.")
+	checkCases(t, p, []test.Case{
+		{Qname: "cslab.example.edu.", Qtype: dns.TypeMX, Ns: []dns.RR{soa}},
+		{Qname: "example.edu.", Qtype: dns.TypeSOA, Answer: []dns.RR{soa}},
+		{Qname: "example.edu.", Qtype: dns.TypeNS, Answer: []dns.RR{ns}},
+		{Qname: "example.edu.", Qtype: dns.TypeANY, Answer: []dns.RR{soa}},
+		{Qname: "example.edu.", Qtype: dns.TypeMX, Ns: []dns.RR{soa}},
+		{Qname: "ns.dns.example.edu.", Qtype: dns.TypeA, Answer: []dns.RR{test.A("ns.dns.example.edu.	30	IN	A	192.0.2.53")}},
+		{Qname: "ns.dns.example.edu.", Qtype: dns.TypeAAAA, Answer: []dns.RR{test.AAAA("ns.dns.example.edu.	30	IN	AAAA	2001:db8::53")}},
+		{Qname: "ns.dns.example.edu.", Qtype: dns.TypeMX, Ns: []dns.RR{soa}},
+		{Qname: "dns.example.edu.", Qtype: dns.TypeA, Ns: []dns.RR{soa}},
+	}, false)
+	if m, _ := caseResult(t, p, test.Case{Qname: "example.edu.", Qtype: dns.TypeANY}, true); fmt.Sprint(typeCounts(m)) != fmt.Sprint(map[uint16]int{dns.TypeSOA: 1, dns.TypeNS: 1}) {
+		t.Errorf("ANY example.edu. over TCP: %v, want the SOA and the NS", m)
+	}
+	if m, _ := caseResult(t, p, test.Case{Qname: "example.edu.", Qtype: dns.TypeAXFR}, true); m == nil || m.Rcode != dns.RcodeRefused {
+		t.Errorf("AXFR example.edu.: %v, want REFUSED", m)
+	}
+	// Names peerload does not make up are the chain's.
+	rec := dnstest.NewRecorder(&test.ResponseWriter{})
+	if _, err := p.ServeDNS(context.Background(), rec, test.Case{Qname: "www.example.edu.", Qtype: dns.TypeA}.Msg()); err == nil || rec.Msg != nil {
+		t.Errorf("www.example.edu. answered by peerload: %v %v", err, rec.Msg)
+	}
+
+	// With the zone served by file, its apex and name servers are file's.
+	served := newTestPeerLoad(testConfig(), clusterSnapshot())
+	served.Next = fileZone(t, "example.edu.", exampleZone)
+	if !served.refreshZones() {
+		t.Fatal("file serves the zone, but refreshZones found no SOA")
+	}
+	for _, q := range []string{"example.edu.", "ns.dns.example.edu."} {
+		m, _ := caseResult(t, served, test.Case{Qname: q, Qtype: dns.TypeSOA}, false)
+		if m != nil && len(m.Answer) > 0 && strings.HasPrefix(m.Answer[0].(*dns.SOA).Ns, "ns.dns.") {
+			t.Errorf("%s SOA with file behind: peerload's made-up %v", q, m.Answer[0])
 		}
 	}
 }

@@ -50,9 +50,10 @@ type Config struct {
 	// Names are the names kept pointing at the best nodes; each must be in
 	// Zone.
 	Names []string
-	// Top is how many nodes each name holds (default 1).
+	// Top is how many nodes each name holds (default 8, as the CoreDNS
+	// plugin's answers).
 	Top int
-	// TTL of the records written (default 30 s). Keep it short: resolvers
+	// TTL of the records written (default 5 s, as the plugin's). Keep it short: resolvers
 	// cache the old set for this long after a change.
 	TTL uint32
 	// Pool restricts candidates to one pool; By selects the ranking.
@@ -63,11 +64,12 @@ type Config struct {
 	// best alive members ignoring checks).
 	Fallback rank.Fallback
 	// NoHerd ranks on the reports alone. By default the updater counts
-	// what it publishes as handed out once per TTL (resolvers fetch the
-	// set again as their copies expire, and the logins behind them load
-	// its machines before their reports can show it), so in a burst the
-	// set moves on to the next machines instead of staying on the ones
-	// that looked best (see rank.Policy.Herd).
+	// what it publishes as handed out each TTL it is held while the
+	// reports show logins on it (resolvers fetch the set again as their
+	// copies expire, and the logins behind them load its machines before
+	// their load average can show it), so in a burst the set moves on to
+	// the next machines instead of staying on the ones that looked best
+	// (see rank.Policy.Herd).
 	NoHerd bool
 
 	// Key signs every message. It is required unless Insecure is set.
@@ -148,10 +150,10 @@ func (c *Config) withDefaults() (Config, error) {
 		return cfg, fmt.Errorf("rfc2136: top %d must be positive", cfg.Top)
 	}
 	if cfg.Top == 0 {
-		cfg.Top = 1
+		cfg.Top = 8
 	}
 	if cfg.TTL == 0 {
-		cfg.TTL = 30
+		cfg.TTL = 5
 	}
 	if cfg.Settle == 0 {
 		cfg.Settle = 2 * time.Second
@@ -227,7 +229,8 @@ type nameState struct {
 	hasIntended bool
 	kept        rank.Kept // what fallback keep remembers
 	lastWrite   time.Time
-	handedAt    time.Time // when the herd last counted held as handed out
+	handedAt    time.Time      // when the herd last looked at held
+	users       map[string]int // the held machines' users then
 	retryAt     time.Time
 	bo          backoff
 	status      string // "", "ok" or "failing: REASON": logged on change
@@ -432,26 +435,44 @@ func (u *Updater) stepName(ctx context.Context, snap *rank.Snapshot, self string
 	u.m.lastSuccess.WithLabelValues(n.name).SetToCurrentTime()
 	u.cfg.Logger.Info(fmt.Sprintf("%s: %s -> %s", n.name, fmtAddrs(n.held), fmtAddrs(desired)))
 	n.held, n.intended, n.lastWrite = desired, desired, now
-	n.handedAt = time.Time{} // a new set: its machines are handed out now
+	n.handedAt, n.users = time.Time{}, nil // a new set: resolvers fetch it over the next TTL
 	u.recovered(n)
 	return u.handOut(snap, n, now)
 }
 
-// handOut counts the set the server holds for n as handed out once per
-// TTL, and returns when it is due again (zero with herd off or nothing
-// held).
+// handOut counts the set the server holds for n as handed out each time it
+// has been held for a TTL and the reports show logins on it (more users on
+// one of its machines than a TTL before): the resolvers fetched the set as
+// their copies expired and handed it to that TTL's logins, whose processes
+// the machines' reports show only later. It returns when it is due again
+// (zero with herd off or nothing held). So with a herd a name moves on at
+// most once a TTL while people log in, and only when what was handed out
+// outweighs the margin; a name nobody uses is not rewritten for it.
 func (u *Updater) handOut(snap *rank.Snapshot, n *nameState, now time.Time) time.Time {
 	if u.herd == nil || snap == nil || len(n.held) == 0 {
 		return time.Time{}
 	}
 	ttl := time.Duration(u.cfg.TTL) * time.Second
-	if n.handedAt.IsZero() || now.Sub(n.handedAt) >= ttl {
-		names := heldNames(snap, n.held)
+	if !n.handedAt.IsZero() && now.Sub(n.handedAt) < ttl {
+		return n.handedAt.Add(ttl)
+	}
+	names := heldNames(snap, n.held)
+	users := make(map[string]int, len(names))
+	loggedIn := false
+	for _, name := range names {
+		if nd := snap.Node(name); nd != nil && nd.Report != nil {
+			users[name] = nd.Report.Load.Users
+			if before, ok := n.users[name]; ok && users[name] > before {
+				loggedIn = true
+			}
+		}
+	}
+	if loggedIn {
 		u.herd.Handed(names, now)
 		u.m.handed.WithLabelValues(n.name).Add(float64(len(names)))
-		n.handedAt = now
 	}
-	return n.handedAt.Add(ttl)
+	n.handedAt, n.users = now, users
+	return now.Add(ttl)
 }
 
 // failed counts and (on a change of reason) logs a failure and schedules

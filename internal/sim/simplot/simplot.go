@@ -46,7 +46,7 @@ func check(in *sim.PlotInput) error {
 	}
 	if len(in.Sweep) > 0 {
 		for _, pt := range in.Sweep {
-			for _, p := range []string{sim.PolicyRoundRobin, sim.PolicyPeerload, sim.PolicyPeerloadHerd} {
+			for _, p := range []string{sim.PolicyRoundRobin, sim.PolicyPeerloadNoHerd, sim.PolicyPeerload} {
 				if sim.Find(pt.Results, p) == nil {
 					return fmt.Errorf("sweep point top %d, TTL %gs: no %s result", pt.Top, pt.TTL, p)
 				}

@@ -14,11 +14,11 @@ import (
 // SweepPlot is the file name WriteSweepPlot writes.
 const SweepPlot = "sim-top-ttl.png"
 
-// WriteSweepPlot draws the mean slowdown of peerload-herd (solid) and
-// peerload (dashed) against the TTL, one colour per top.
+// WriteSweepPlot draws the mean slowdown of peerload (solid) and of
+// peerload with herd off (dashed) against the TTL, one colour per top.
 func WriteSweepPlot(path string, cfg sim.Config, ps []sim.SweepPoint, seeds int) error {
 	p := plot.New()
-	p.Title.Text = "Mean slowdown by TTL and top (solid: peerload-herd, dashed: peerload)"
+	p.Title.Text = "Mean slowdown by TTL and top (solid: peerload, dashed: herd off)"
 	p.X.Label.Text = "TTL (s)\n" + cfg.DescribeSweep()
 	if seeds > 1 {
 		p.X.Label.Text += fmt.Sprintf(", averaged over %d seeds", seeds)
@@ -45,8 +45,8 @@ func WriteSweepPlot(path string, cfg sim.Config, ps []sim.SweepPoint, seeds int)
 			if pt.Top != top {
 				continue
 			}
-			herd = append(herd, plotter.XY{X: pt.TTL, Y: sim.Find(pt.Results, sim.PolicyPeerloadHerd).MeanSlowdown})
-			plain = append(plain, plotter.XY{X: pt.TTL, Y: sim.Find(pt.Results, sim.PolicyPeerload).MeanSlowdown})
+			herd = append(herd, plotter.XY{X: pt.TTL, Y: sim.Find(pt.Results, sim.PolicyPeerload).MeanSlowdown})
+			plain = append(plain, plotter.XY{X: pt.TTL, Y: sim.Find(pt.Results, sim.PolicyPeerloadNoHerd).MeanSlowdown})
 			rrMean += sim.Find(pt.Results, sim.PolicyRoundRobin).MeanSlowdown
 			n++
 		}

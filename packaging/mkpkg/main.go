@@ -1,10 +1,12 @@
-// Command mkdeb builds the peerload Debian package from packaging/nfpm.yaml
-// with nfpm, the Go library made for this: `make deb` runs it from the
-// repository root after building stripped binaries into bin/deb. It adds
-// what a static YAML file cannot say: the Debian version derived from `git
-// describe`, the architecture of the Go build, caddy when the build made
-// one, the documentation (gzip-compressed, as Debian policy asks) and a
-// changelog.
+// Command mkpkg builds the peerload Debian and RPM packages from one
+// nfpm configuration, packaging/nfpm.yaml, with nfpm, the Go library made
+// for this: `make deb` and `make release` run it from the repository root
+// after building stripped binaries. It adds what a static YAML file cannot
+// say: the package version derived from `git describe`, the architecture
+// of the Go build, the documentation (gzip-compressed, as Debian policy
+// asks), a changelog and the licences and notices of the third-party code
+// in the binaries (thirdparty.go). With SOURCE_DATE_EPOCH set every time
+// stamp in the packages is that time, so one commit gives the same bytes.
 package main
 
 import (
@@ -26,6 +28,7 @@ import (
 	"github.com/goreleaser/nfpm/v2"
 	"github.com/goreleaser/nfpm/v2/deb"
 	"github.com/goreleaser/nfpm/v2/files"
+	"github.com/goreleaser/nfpm/v2/rpm"
 )
 
 // docs are installed under /usr/share/doc/peerload, compressed.
@@ -37,37 +40,36 @@ var docs = map[string]string{
 	"zones/named.conf.example": "examples/named.conf.example.gz",
 }
 
-// optionalBinaries, in --bin-dir, are packaged when the build produced
-// them: cmd/caddy is newer than the rest.
-var optionalBinaries = map[string]string{
-	"caddy": "/usr/lib/peerload/caddy",
-}
-
 func main() {
 	if err := run(os.Args[1:]); err != nil {
-		fmt.Fprintln(os.Stderr, "mkdeb:", err)
+		fmt.Fprintln(os.Stderr, "mkpkg:", err)
 		os.Exit(1)
 	}
 }
 
-func run(args []string) error {
-	flags := flag.NewFlagSet("mkdeb", flag.ContinueOnError)
-	flags.Usage = func() {
-		fmt.Fprint(flags.Output(), `Usage: go run ./packaging/mkdeb [flags]
+// packagers are the formats mkpkg writes, by --packagers name.
+var packagers = map[string]nfpm.Packager{"deb": deb.Default, "rpm": rpm.DefaultRPM}
 
-Build the peerload .deb from packaging/nfpm.yaml and the binaries in
---bin-dir (run from the repository root; make deb does). Writes
-OUT-DIR/peerload_VERSION_ARCH.deb and the symlink OUT-DIR/peerload.deb.
+func run(args []string) error {
+	flags := flag.NewFlagSet("mkpkg", flag.ContinueOnError)
+	flags.Usage = func() {
+		fmt.Fprint(flags.Output(), `Usage: go run ./packaging/mkpkg [flags]
+
+Build the peerload packages from packaging/nfpm.yaml and the binaries in
+--bin-dir (run from the repository root; make deb and make release do).
+Writes OUT-DIR/peerload_VERSION_ARCH.deb and the symlink
+OUT-DIR/peerload.deb, and likewise the .rpm.
 
 Flags:
 `)
 		flags.PrintDefaults()
 	}
 	config := flags.String("config", "packaging/nfpm.yaml", "nfpm configuration `FILE`")
-	version := flags.String("version", "", "`git describe` output the Debian version is made from (required)")
+	version := flags.String("version", "", "`git describe` output the package version is made from (required)")
 	arch := flags.String("arch", envOr("GOARCH", runtime.GOARCH), "Go `GOARCH` of the binaries")
-	outDir := flags.String("out-dir", "bin", "`DIR` to write the package to")
+	outDir := flags.String("out-dir", "bin", "`DIR` to write the packages to")
 	binDir := flags.String("bin-dir", "bin/deb", "`DIR` with the binaries to package")
+	formats := flags.String("packagers", "deb", "package `FORMATS` to write, comma-separated: deb, rpm")
 	if err := flags.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return nil
@@ -77,15 +79,22 @@ Flags:
 	if flags.NArg() > 0 {
 		return fmt.Errorf("unexpected argument %q", flags.Arg(0))
 	}
-	debVersion, err := DebianVersion(*version)
+	pkgVersion, err := DebianVersion(*version)
 	if err != nil {
 		return fmt.Errorf("--version: %w", err)
+	}
+	var want []string
+	for _, f := range strings.Split(*formats, ",") {
+		if _, ok := packagers[f]; !ok {
+			return fmt.Errorf("--packagers: unknown format %q (want deb or rpm)", f)
+		}
+		want = append(want, f)
 	}
 
 	cfg, err := nfpm.ParseFileWithEnvMapping(*config, func(k string) string {
 		switch k {
 		case "VERSION":
-			return debVersion
+			return pkgVersion
 		case "ARCH":
 			return *arch
 		case "BINDIR":
@@ -96,63 +105,96 @@ Flags:
 	if err != nil {
 		return fmt.Errorf("%s: %w", *config, err)
 	}
-	info, err := cfg.Get("deb")
-	if err != nil {
-		return fmt.Errorf("%s: %w", *config, err)
-	}
-	info = nfpm.WithDefaults(info)
 
-	tmp, err := os.MkdirTemp("", "mkdeb-")
+	tmp, err := os.MkdirTemp("", "mkpkg-")
 	if err != nil {
 		return err
 	}
 	defer os.RemoveAll(tmp)
 	gen := &generated{dir: tmp, mtime: buildTime()}
-	if err := gen.docsAndChangelog(info.Name, debVersion, info.Maintainer); err != nil {
+	if err := gen.all(cfg.Name, pkgVersion, cfg.Maintainer, *binDir); err != nil {
 		return err
 	}
-	if err := gen.manPage(filepath.Join(*binDir, "peerload"), "send lab users to the least-loaded machine that is up",
-		".I command\n[\\fIflags\\fR] [\\fIargs\\fR]\n", ".PP\nEvery command has \\fB--help\\fR.\n"+manFiles); err != nil {
-		return err
-	}
-	if err := gen.manPage(filepath.Join(*binDir, "peerload-plot"), "draw the plots of peerload simulate \\-\\-plot",
-		".I DIR\n", ".SH SEE ALSO\n.BR peerload (1)\n"); err != nil {
-		return err
-	}
-	info.Contents = append(info.Contents, gen.out...)
-	for name, dst := range optionalBinaries {
-		src := filepath.Join(*binDir, name)
-		if _, err := os.Stat(src); err == nil {
-			info.Contents = append(info.Contents, &files.Content{Source: src, Destination: dst, FileInfo: &files.ContentFileInfo{Mode: 0o755}})
-		} else if !errors.Is(err, fs.ErrNotExist) {
-			return err
-		}
-	}
-	if err := nfpm.Validate(info); err != nil {
-		return fmt.Errorf("%s: %w", *config, err)
-	}
-
 	if err := os.MkdirAll(*outDir, 0o755); err != nil {
 		return err
 	}
-	name := deb.Default.ConventionalFileName(info)
-	path := filepath.Join(*outDir, name)
+	for _, format := range want {
+		path, err := writePackage(cfg, format, gen, *outDir)
+		if err != nil {
+			return fmt.Errorf("%s: %w", format, err)
+		}
+		fmt.Println(path)
+	}
+	return nil
+}
+
+// writePackage writes one package and its symlink OUT-DIR/NAME.FORMAT.
+func writePackage(cfg nfpm.Config, format string, gen *generated, outDir string) (string, error) {
+	info, err := cfg.Get(format)
+	if err != nil {
+		return "", err
+	}
+	info = nfpm.WithDefaults(info)
+	// SOURCE_DATE_EPOCH (or now) for every time stamp: the archives'
+	// headers and every file, whatever its time on disk.
+	info.MTime = gen.mtime
+	for _, c := range gen.out {
+		cc := *c
+		fi := *c.FileInfo
+		cc.FileInfo = &fi
+		info.Contents = append(info.Contents, &cc)
+	}
+	if err := nfpm.Validate(info); err != nil {
+		return "", err
+	}
+	p := packagers[format]
+	name := p.ConventionalFileName(info)
+	path := filepath.Join(outDir, name)
 	var buf bytes.Buffer
-	if err := deb.Default.Package(info, &buf); err != nil {
-		return fmt.Errorf("package: %w", err)
+	if err := p.Package(info, &buf); err != nil {
+		return "", fmt.Errorf("package: %w", err)
 	}
 	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-		return err
+		return "", err
 	}
-	link := filepath.Join(*outDir, info.Name+".deb")
+	link := filepath.Join(outDir, info.Name+"."+format)
 	if err := os.Remove(link); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return "", err
+	}
+	return path, os.Symlink(name, link)
+}
+
+// all generates what every package holds besides nfpm.yaml's contents:
+// the docs and changelog, the man pages and the third-party notices.
+func (g *generated) all(pkg, version, maintainer, binDir string) error {
+	if err := g.docsAndChangelog(pkg, version, maintainer); err != nil {
 		return err
 	}
-	if err := os.Symlink(name, link); err != nil {
+	if err := g.manPage(filepath.Join(binDir, "peerload"), "send lab users to the least-loaded machine that is up",
+		".I command\n[\\fIflags\\fR] [\\fIargs\\fR]\n", ".PP\nEvery command has \\fB--help\\fR.\n"+manFiles); err != nil {
 		return err
 	}
-	fmt.Println(path)
-	return nil
+	if err := g.manPage(filepath.Join(binDir, "peerload-plot"), "draw the plots of peerload simulate \\-\\-plot",
+		".I DIR\n", ".SH SEE ALSO\n.BR peerload (1)\n"); err != nil {
+		return err
+	}
+	goroot, err := goEnv("GOROOT")
+	if err != nil {
+		return err
+	}
+	modCache, err := goEnv("GOMODCACHE")
+	if err != nil {
+		return err
+	}
+	notices, err := thirdPartyNotices(map[string]string{
+		filepath.Join(binDir, "peerload"):      "/usr/bin/peerload",
+		filepath.Join(binDir, "peerload-plot"): "/usr/bin/peerload-plot",
+		filepath.Join(binDir, "coredns"):       "/usr/lib/peerload/coredns",
+	}, goroot, modCache)
+	if err != nil {
+		return err
+	}
+	return g.add("/usr/share/doc/"+pkg+"/third-party-licenses.gz", notices)
 }
 
 // describeRE matches `git describe --tags --always --dirty` output:
