@@ -126,9 +126,9 @@ func newClassStart(t testing.TB, cfg sim.Config, kinds []string, from, to time.D
 		a := &arm{title: kind, index: map[string]int{}}
 		switch kind {
 		case armShipped:
-			a.prefix, a.zone, a.policy = "s", "shipped.example.edu", sim.PolicyPeerloadHerd
+			a.prefix, a.zone, a.policy = "s", "shipped.example.edu", sim.PolicyPeerload
 		case armHerdOff:
-			a.prefix, a.zone, a.policy = "p", "herdoff.example.edu", sim.PolicyPeerload
+			a.prefix, a.zone, a.policy = "p", "herdoff.example.edu", sim.PolicyPeerloadNoHerd
 		case armRR:
 			a.prefix, a.zone, a.policy = "r", "rr.example.edu", sim.PolicyRoundRobin
 		}
@@ -544,7 +544,7 @@ func benchClassStart(b *testing.B) {
 	if ship, rr := results[armShipped], results[armRR]; ship != nil && rr != nil {
 		o := predicted[sim.PolicyOracle]
 		fmt.Fprintf(&md, " Busiest/mean, peerload as shipped ÷ BIND round-robin: %.2f in the lab, %.2f predicted (goal: at most 0.6); the oracle, which puts every login on the machine with the fewest processes, is predicted at %.2f: the background sessions alone leave some machines busier than any placement can even out.",
-			ship.ratio/rr.ratio, lab.Mean(predicted[sim.PolicyPeerloadHerd].ratio)/lab.Mean(predicted[sim.PolicyRoundRobin].ratio),
+			ship.ratio/rr.ratio, lab.Mean(predicted[sim.PolicyPeerload].ratio)/lab.Mean(predicted[sim.PolicyRoundRobin].ratio),
 			lab.Mean(o.ratio)/lab.Mean(predicted[sim.PolicyRoundRobin].ratio))
 	}
 	md.WriteString("\n")
