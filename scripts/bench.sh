@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh: every benchmark of the project, written to BENCHMARKS.md (and
 # printed). Run it as `make bench` (builds bin/ and installs dnsperf, bind9
-# and dig first). Takes about 35 minutes on 2 cores.
+# and dig first). Takes about 55 minutes on 2 cores.
 #
 #   1. gossip: in-process clusters of 10 and 100 agents (LAN defaults,
 #      encrypted, loads random-walking): propagation p50/p99 of a report to
@@ -14,6 +14,8 @@
 #   7. gossip at scale: 100 real agents in the namespace lab, 1,000
 #      simulated, each idea of the design weighed, PeerMon's row (root)
 #   8. where an idle agent's memory goes
+#   9. class start: three placement arms side by side in the namespace lab
+#      (real agents, CoreDNS, BIND resolvers, getent) against the simulator
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export PEERLOAD_BIN=${PEERLOAD_BIN:-$PWD/bin}
@@ -43,6 +45,8 @@ say "gossip at scale (about 20 minutes)"
 scripts/bench-scale.sh >"$out/scale.md"
 say "idle agent memory (about 2 minutes)"
 scripts/bench-memory.sh >"$out/memory.md"
+say "class start (about 18 minutes)"
+scripts/bench-classstart.sh >"$out/classstart.md"
 
 g10=$(grep 'BenchmarkGossip/N=10-' "$out/gossip.txt")
 g100=$(grep 'BenchmarkGossip/N=100-' "$out/gossip.txt")
@@ -109,6 +113,10 @@ EOF
 	sed 's/^### /## /' "$out/scale.md"
 	echo
 	sed 's/^### /## /' "$out/memory.md"
+	echo
+	echo "<!-- BEGIN bench-classstart -->"
+	sed 's/^### /## /' "$out/classstart.md"
+	echo "<!-- END bench-classstart -->"
 	# The soak section comes from `make soak` (scripts/soak.sh), the long
 	# fuzzing one from `make fuzz-long`.
 	if [ -f docs/soak.md ]; then echo; cat docs/soak.md; fi

@@ -54,9 +54,14 @@ top and TTL:
 	ttl := f.Duration("ttl", def.TTL, "DNS `TTL`: how long resolvers cache an answer (0: no caching)")
 	top := f.Int("top", def.Top, "`N` machines per peerload answer")
 	interval := f.Duration("interval", def.Interval, "agents' sampling `INTERVAL`")
-	duration := f.Duration("duration", def.Duration, "simulated `TIME` measured (after a 15m warm-up)")
+	duration := f.Duration("duration", def.Duration, "simulated `TIME` measured (after --warmup)")
+	warmup := f.Duration("warmup", def.Warmup, "simulated `TIME` before logins are measured (bursts start at --burst-every)")
+	tail := f.Duration("tail", def.Tail, "`TIME` logins go on arriving after the measured period, for the last measured ones to finish")
+	sessionWork := f.Duration("session-work", def.SessionWork, "mean CPU `TIME` of a login placed by DNS (one CPU-bound process, exponentially distributed)")
+	bgShare := f.String("background-share", fmt.Sprintf("%g%%", def.BackgroundShare*100), "part of --util from sessions DNS does not place (console users, jobs): a `FRACTION` or percentage")
 	seed := f.Uint64("seed", def.Seed, "random `SEED` of the workload and every choice")
 	resolvers := f.Int("resolvers", def.Resolvers, "`N` caching resolvers the users' queries go through")
+	choiceSeed := f.Uint64("choice-seed", 0, "random `SEED` of the policies' and gossip's choices only (0: --seed), to rerun one day with other luck")
 	seeds := f.Int("seeds", 1, "average over this many `DAYS`: seeds --seed, --seed+1, ...")
 	sweepTop := f.String("sweep-top", "", "compare these tops, `N,N,...` (with --sweep-ttl: every combination)")
 	sweepTTL := f.String("sweep-ttl", "", "compare these TTLs, `D,D,...` (e.g. 0s,10s,30s)")
@@ -74,9 +79,13 @@ top and TTL:
 	cfg := def
 	cfg.Machines, cfg.Cores, cfg.Burst, cfg.BurstEvery = *machines, *cores, *burst, *burstEvery
 	cfg.TTL, cfg.Top, cfg.Interval, cfg.Duration = *ttl, *top, *interval, *duration
-	cfg.Seed, cfg.Resolvers = *seed, *resolvers
+	cfg.Seed, cfg.ChoiceSeed, cfg.Resolvers = *seed, *choiceSeed, *resolvers
+	cfg.Warmup, cfg.Tail, cfg.SessionWork = *warmup, *tail, *sessionWork
 	if cfg.Util, err = parseFraction(*util); err != nil {
 		return &flagError{Flag: "util", Value: *util, Err: err}
+	}
+	if cfg.BackgroundShare, err = parseShare(*bgShare); err != nil {
+		return &flagError{Flag: "background-share", Value: *bgShare, Err: err}
 	}
 	if *policies != "" {
 		cfg.Policies = strings.Split(*policies, ",")
@@ -238,6 +247,14 @@ func (f *flagSet) simError(err error) error {
 		}
 	}
 	return err
+}
+
+// parseShare reads a fraction from 0 up to 1 (0, 0.3 or 30%).
+func parseShare(s string) (float64, error) {
+	if v, err := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(s, "%")), 64); err == nil && v == 0 {
+		return 0, nil
+	}
+	return parseFraction(s)
 }
 
 // parseFraction reads 0.7 or 70%.

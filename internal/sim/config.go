@@ -58,8 +58,16 @@ type Config struct {
 	GossipDelay time.Duration
 	// Duration is how long logins are measured, after Warmup.
 	Duration, Warmup time.Duration
+	// Tail is how long arrivals go on after the measured period, so that
+	// the last measured logins finish under realistic load; a measured
+	// login still running at the end counts with the time it took so far.
+	Tail time.Duration
 	// Seed selects the workload and every random choice.
 	Seed uint64
+	// ChoiceSeed, when not 0, selects the policies' and gossip's random
+	// choices instead of Seed, so one day (Seed) can be run with other
+	// choices: how much of a result is the luck of the draw.
+	ChoiceSeed uint64
 	// Resolvers is the number of caching resolvers; each login asks one
 	// at random. A resolver hands out its cached set in a random order
 	// (BIND's rrset-order random, Unbound's rrset-roundrobin).
@@ -118,6 +126,7 @@ func DefaultConfig() Config {
 		GossipDelay:      115 * time.Millisecond, // BENCHMARKS.md: p50 at N = 100
 		Duration:         4 * time.Hour,
 		Warmup:           15 * time.Minute,
+		Tail:             30 * time.Minute,
 		Seed:             1,
 		Resolvers:        2,
 		SessionWork:      5 * time.Minute,
@@ -178,8 +187,12 @@ func (c *Config) Validate() error {
 		return bad("background-share", "must be at least 0 and below 1")
 	case c.PeerMonTop < 1 || c.PeerMonEvery <= 0:
 		return bad("peermon", "top and period must be positive")
-	case c.Refresh <= 0 || c.GossipDelay < 0 || c.Warmup < 0:
-		return bad("timing", "refresh must be positive, gossip delay and warmup not negative")
+	case c.Refresh <= 0 || c.GossipDelay < 0:
+		return bad("timing", "refresh must be positive, gossip delay not negative")
+	case c.Warmup < 0:
+		return bad("warmup", "must not be negative")
+	case c.Tail < 0:
+		return bad("tail", "must not be negative")
 	}
 	for _, p := range c.Policies {
 		if IsVariant(p) {
@@ -199,6 +212,14 @@ func (c *Config) Validate() error {
 		return &ConfigError{Field: "burst", Err: errors.New("the bursts alone exceed the logins the utilisation leaves room for: lower --burst or raise --burst-every or --util")}
 	}
 	return nil
+}
+
+// choiceSeed is the seed of the policies' and gossip's random streams.
+func (c *Config) choiceSeed() uint64 {
+	if c.ChoiceSeed != 0 {
+		return c.ChoiceSeed
+	}
+	return c.Seed
 }
 
 // loginRate is the rate (per second) of logins outside bursts that makes

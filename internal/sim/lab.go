@@ -109,8 +109,8 @@ func newLab(cfg *Config, w *workload, name string) *lab {
 	l := &lab{
 		cfg:       cfg,
 		w:         w,
-		rnd:       newRand(cfg.Seed, streamPolicy),
-		gossip:    newRand(cfg.Seed, streamGossip),
+		rnd:       newRand(cfg.choiceSeed(), streamPolicy),
+		gossip:    newRand(cfg.choiceSeed(), streamGossip),
 		resolvers: make([]resolverCache, cfg.Resolvers),
 		res:       Result{Policy: name},
 	}

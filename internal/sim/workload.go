@@ -44,14 +44,10 @@ type workload struct {
 	end                    time.Duration
 }
 
-// tail is how long arrivals go on after the measured period, so that the
-// last measured logins finish under realistic load.
-const tail = 30 * time.Minute
-
 func newWorkload(c *Config) *workload {
 	rnd := newRand(c.Seed, streamWorkload)
 	measureEnd := c.Warmup + c.Duration
-	w := &workload{end: measureEnd + tail}
+	w := &workload{end: measureEnd + c.Tail}
 	exp := func(mean time.Duration) time.Duration {
 		return time.Duration(rnd.ExpFloat64() * float64(mean))
 	}

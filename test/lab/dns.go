@@ -28,11 +28,16 @@ const (
 	CoreDNSMetrics = "127.0.0.1:9153"
 )
 
-// CoreDNSOptions describe a CoreDNS host. The zero value answers VName with
-// the top 3 at TTL 30 and joins the lab's seeds with the lab's keyring,
-// label and allow list.
+// CoreDNSOptions describe a CoreDNS host. The zero value answers VName in
+// Zone with the top 3 at TTL 30 and joins the lab's seeds with the lab's
+// keyring, label and allow list.
 type CoreDNSOptions struct {
 	Top, TTL int
+	// Zone and Name override the zone served and the virtual name in it.
+	Zone, Name string
+	// PluginDefaults leaves top and ttl out of the Corefile, so the
+	// block runs with whatever the plugin ships (Top and TTL are ignored).
+	PluginDefaults bool
 	// Join overrides the seeds (host:port).
 	Join []string
 	// Keyring, Label and Allow override the lab's ("-": none).
@@ -61,17 +66,26 @@ func (l *Lab) AddCoreDNS(name string, opts CoreDNSOptions) *CoreDNS {
 	if opts.TTL == 0 {
 		opts.TTL = 30
 	}
+	if opts.Zone == "" {
+		opts.Zone = Zone
+	}
+	if opts.Name == "" {
+		opts.Name = VName
+	}
 	join := opts.Join
 	if join == nil {
 		join = l.Seeds()
 	}
-	zf := filepath.Join(h.Dir, "db."+Zone)
-	if err := os.WriteFile(zf, []byte(ZoneFile(Zone, "", 1, h.Addr.String())), 0o644); err != nil {
+	zf := filepath.Join(h.Dir, "db."+opts.Zone)
+	if err := os.WriteFile(zf, []byte(ZoneFile(opts.Zone, "", 1, h.Addr.String())), 0o644); err != nil {
 		l.t.Fatalf("lab: %v", err)
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "%s:53 {\n    bind %s 127.0.0.1\n    errors\n    ready %s\n    prometheus %s\n", Zone, h.Addr, CoreDNSReady, CoreDNSMetrics)
-	fmt.Fprintf(&b, "    peerload %s {\n        name %s\n        top %d\n        ttl %d\n        bind %s\n", VName, name, opts.Top, opts.TTL, gossipAddr(h))
+	fmt.Fprintf(&b, "%s:53 {\n    bind %s 127.0.0.1\n    errors\n    ready %s\n    prometheus %s\n", opts.Zone, h.Addr, CoreDNSReady, CoreDNSMetrics)
+	fmt.Fprintf(&b, "    peerload %s {\n        name %s\n        bind %s\n", opts.Name, name, gossipAddr(h))
+	if !opts.PluginDefaults {
+		fmt.Fprintf(&b, "        top %d\n        ttl %d\n", opts.Top, opts.TTL)
+	}
 	if len(join) > 0 {
 		fmt.Fprintf(&b, "        join %s\n", strings.Join(join, " "))
 	}

@@ -23,6 +23,7 @@ type FakeProc struct {
 	memAvail uint64 // kB
 	ticks    uint64 // per-CPU busy and idle ticks, grows on every write
 	listen   []int
+	users    int // process directories WriteSessions wrote
 }
 
 // NewFakeProc writes a proc root under t.TempDir() for a node with cpus
@@ -135,4 +136,64 @@ func netTCP(ports []int, zeroAddr string) string {
 			i, zeroAddr, port, zeroAddr, 16+i)
 	}
 	return b.String()
+}
+
+// firstUserPID and firstUserUID number the processes WriteSessions shows:
+// user k is uid firstUserUID+k running pid firstUserPID+k on a terminal.
+const (
+	firstUserPID = 20000
+	firstUserUID = 1000
+)
+
+// WriteSessions shows a machine running users sessions: the load averages,
+// memAvailKB of memory available, and one process on a terminal per
+// session, each a different person (uid), which the agent counts as
+// logged-in users. Only what changed is rewritten; every write is atomic.
+func (p *FakeProc) WriteSessions(load [3]float64, users int, memAvailKB uint64) error {
+	p.mu.Lock()
+	memChanged := p.memAvail != memAvailKB
+	p.memAvail = memAvailKB
+	total := p.memTotal
+	before := p.users
+	p.users = users
+	p.mu.Unlock()
+	if err := p.WriteLoad(load[0], load[1], load[2]); err != nil {
+		return err
+	}
+	if memChanged {
+		body := fmt.Sprintf("MemTotal:       %d kB\nMemFree:        %d kB\nMemAvailable:   %d kB\n"+
+			"Buffers:           12864 kB\nCached:           297592 kB\nSwapCached:            0 kB\n"+
+			"SwapTotal:        2097148 kB\nSwapFree:         2097148 kB\n", total, memAvailKB/2, memAvailKB)
+		if err := writeAtomic(filepath.Join(p.Dir, "meminfo"), body); err != nil {
+			return err
+		}
+	}
+	for k := users; k < before; k++ {
+		if err := os.RemoveAll(filepath.Join(p.Dir, fmt.Sprint(firstUserPID+k))); err != nil {
+			return err
+		}
+	}
+	for k := before; k < users; k++ {
+		dir := filepath.Join(p.Dir, fmt.Sprint(firstUserPID+k))
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return err
+		}
+		// tty_nr 34816 is /dev/pts/0.
+		stat := fmt.Sprintf("%d (work) R 1 %d %d 34816 %d 4194304 0 0 0 0 0 0 0 0 20 0 1 0 100 0 0\n", firstUserPID+k, firstUserPID+k, firstUserPID+k, firstUserPID+k)
+		status := fmt.Sprintf("Name:\twork\nState:\tR (running)\nUid:\t%[1]d\t%[1]d\t%[1]d\t%[1]d\n", firstUserUID+k)
+		if err := writeAtomic(filepath.Join(dir, "status"), status); err != nil {
+			return err
+		}
+		if err := writeAtomic(filepath.Join(dir, "stat"), stat); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeAtomic(path, body string) error {
+	if err := os.WriteFile(path+".tmp", []byte(body), 0o644); err != nil {
+		return err
+	}
+	return os.Rename(path+".tmp", path)
 }

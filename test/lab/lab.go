@@ -469,6 +469,7 @@ func (l *Lab) teardown() {
 	}
 	for _, h := range hosts {
 		deleteNetns(l.ip, h.NS)
+		_ = os.RemoveAll(filepath.Join(netnsEtc, h.NS)) // AddClient's resolv.conf
 	}
 	if l.switchNS != "" {
 		deleteNetns(l.ip, l.switchNS)
@@ -519,6 +520,18 @@ func (l *Lab) sweep(base string) {
 		}
 		l.t.Logf("lab: removing namespace %s left by a crashed run", e.Name())
 		deleteNetns(l.ip, e.Name())
+	}
+	entries, _ = os.ReadDir(netnsEtc)
+	for _, e := range entries {
+		m := leftoverNS.FindStringSubmatch(e.Name())
+		if m == nil || m[1] == l.ID || ownerAlive(filepath.Join(base, m[1]+".owner")) {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(netnsDir, e.Name())); err == nil {
+			continue // its namespace is still there (newer than this run)
+		}
+		l.t.Logf("lab: removing %s left by a crashed run", filepath.Join(netnsEtc, e.Name()))
+		_ = os.RemoveAll(filepath.Join(netnsEtc, e.Name()))
 	}
 	entries, _ = os.ReadDir(base)
 	for _, e := range entries {
