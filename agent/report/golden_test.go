@@ -42,8 +42,8 @@ func TestWritesWhat010Reads(t *testing.T) {
 			t.Errorf("%s:\n got %s\nwant %s (0.1.0's)", tc.name, got, tc.want)
 		}
 	}
-	if Speaking(nil) != Protocol1 {
-		t.Errorf("this release speaks protocol %d alone; it writes protocol 1 until the next release", Speaking(nil))
+	if p := Speaking(ProtocolWrite, nil); p != Protocol1 {
+		t.Errorf("this release speaks protocol %d alone; it writes protocol 1 until the next release", p)
 	}
 }
 

@@ -43,14 +43,15 @@ const Protocol1 = 1
 // Protocol2 reads framed reports and framed batches.
 const Protocol2 = 2
 
-// Speaking is the protocol a sender writes when its live members (itself
-// included) advertise the protocols in advertised: the lowest of them,
-// capped by what this build writes, and never below Protocol1. A member
+// Speaking is the protocol a sender that writes up to write (this build:
+// ProtocolWrite) speaks when its live members (itself included) advertise
+// the protocols in advertised: the lowest of them, capped by write, and
+// never below Protocol1. A member
 // that advertises 0 (0.1.0, or a node whose version memberlist has not
 // learnt yet: memberlist#180) counts as Protocol1, so a missing
 // advertisement only ever makes a sender speak older.
-func Speaking(advertised []uint8) int {
-	p := ProtocolWrite
+func Speaking(write int, advertised []uint8) int {
+	p := write
 	for _, a := range advertised {
 		p = min(p, max(int(a), Protocol1))
 	}

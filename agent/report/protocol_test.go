@@ -220,9 +220,12 @@ func TestSpeaking(t *testing.T) {
 		{[]uint8{2, 200}, min(2, ProtocolWrite)},
 		{[]uint8{200}, ProtocolWrite},
 	} {
-		if got := Speaking(tc.advertised); got != tc.want {
+		if got := Speaking(ProtocolWrite, tc.advertised); got != tc.want {
 			t.Errorf("Speaking(%v) = %d, want %d", tc.advertised, got, tc.want)
 		}
+	}
+	if got := Speaking(3, []uint8{2, 3}); got != 2 {
+		t.Errorf("a writer of protocol 3 among readers of 2 speaks %d", got)
 	}
 	if ProtocolWrite > ProtocolMax {
 		t.Errorf("this build writes protocol %d but reads only %d", ProtocolWrite, ProtocolMax)
