@@ -42,7 +42,7 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 	m.load = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "node_load", Help: "This node's load average."}, []string{"period"})
 	m.checkOK = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "check_ok", Help: "1 when this node's health check passes."}, []string{"check"})
 	m.members = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "members", Help: "Known cluster members by state."}, []string{"state"})
-	m.receivedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_received_total", Help: "Load reports received, by result (applied, old, invalid, no_epoch: a compact entry of an epoch this member missed)."}, []string{"result"})
+	m.receivedTotal = prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_received_total", Help: "Load reports received, by result (applied, old, invalid, no_epoch: a compact entry of an epoch this member missed, unknown: a message type of a later release)."}, []string{"result"})
 	m.poolCands = prometheus.NewGaugeVec(prometheus.GaugeOpts{Namespace: "peerload", Name: "pool_candidates", Help: "Live candidates in each pool (for the too-few-candidates alert)."}, []string{"pool"})
 	m.delay = prometheus.NewHistogram(prometheus.HistogramOpts{Namespace: "peerload", Name: "report_delay_seconds",
 		Help:    "How long other nodes' reports took to arrive here, from their node's sample (relay waits included).",
@@ -63,6 +63,8 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 			func() float64 { return float64(a.member.Stats().Bytes) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_sent_total", Help: "Load reports this node published."},
 			func() float64 { return float64(a.member.Stats().ReportsSent) }),
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "peerload", Name: "gossip_protocol", Help: "The wire protocol this member speaks: the lowest any live member advertises (1 while a 0.1.0 member is live)."},
+			func() float64 { return float64(a.member.Stats().Protocol) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "peerload", Name: "gossip_encrypted", Help: "1 when gossip is encrypted with a keyring, 0 when it is clear text."},
 			func() float64 { return float64(btoi(a.member.Encrypted())) }),
 	)

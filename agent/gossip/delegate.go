@@ -62,13 +62,19 @@ func (d *delegate) NotifyMsg(b []byte) {
 		if applied || wasSuspect {
 			m.onChange()
 		}
-	case msgRelay, msgBatch:
-		rs, cs, err := report.DecodeBatch(b[1:])
+	case msgRelay, msgBatch, msgRelay2, msgBatch2:
+		decode := report.DecodeBatch
+		if b[0] == msgRelay2 || b[0] == msgBatch2 {
+			decode = report.DecodeFramedBatch
+		}
+		// What decoded is applied even when a part did not.
+		rs, cs, err := decode(b[1:])
 		if err != nil {
 			m.received("invalid")
 		}
 		now := time.Now()
-		if b[0] == msgRelay {
+		relayed := b[0] == msgRelay || b[0] == msgRelay2
+		if relayed {
 			// A report straight from its node proves the node is up.
 			m.mu.Lock()
 			for _, r := range rs {
@@ -83,7 +89,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 		if len(applied) == 0 {
 			return
 		}
-		if b[0] == msgRelay {
+		if relayed {
 			m.mu.Lock()
 			for name, whole := range applied {
 				m.pending[name] = m.pending[name] || whole
@@ -103,7 +109,10 @@ func (d *delegate) NotifyMsg(b []byte) {
 		}
 		m.hello(name, rest)
 	default:
-		m.received("invalid")
+		// A later release's message type: it sends one only to members
+		// that advertise its protocol, so this is a member that restarted
+		// on an older release before its alive message spread.
+		m.received("unknown")
 	}
 }
 
@@ -234,7 +243,7 @@ func (e *eventDelegate) NotifyJoin(n *memberlist.Node) {
 		m.log.Debug("a member that had failed is back", "member", n.Name)
 	}
 	delete(m.gone, n.Name)
-	own := m.own
+	own, proto := m.own, m.speakingLocked()
 	m.mu.Unlock()
 	if n.Name != m.cfg.Name {
 		// Greet a new member with this member's name and address (so it
@@ -245,7 +254,7 @@ func (e *eventDelegate) NotifyJoin(n *memberlist.Node) {
 		to := *n
 		msgs := [][]byte{report.AppendHello([]byte{msgHello}, m.cfg.Name, m.addr)}
 		if own != nil {
-			msgs = append(msgs, report.AppendReport([]byte{msgReport}, own))
+			msgs = append(msgs, report.AppendReportAt([]byte{msgReport}, own, proto))
 		}
 		go func() {
 			ml := m.list()

@@ -24,3 +24,7 @@ func ReconnectTarget(m *Member) string { return m.reconnectTarget(time.Now()) }
 
 // Hello is m receiving a greeting from the member name at addr.
 func Hello(m *Member, name, addr string) { m.hello(name, addr) }
+
+// SetProtocols makes a member of cfg advertise protocol max and write up
+// to write, as a member of another release would.
+func SetProtocols(cfg *Config, max, write int) { cfg.protocolMax, cfg.protocolWrite = max, write }

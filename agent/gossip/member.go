@@ -66,6 +66,11 @@ type Config struct {
 	// memberlist's state lock held: it must not block and must not call
 	// back into the Member.
 	OnChange func()
+
+	// protocolMax and protocolWrite override report.ProtocolMax and
+	// report.ProtocolWrite (0: this build's), so one test process can run
+	// members of several releases.
+	protocolMax, protocolWrite int
 }
 
 // ErrShutdown is returned by calls on a member that was shut down.
@@ -80,7 +85,15 @@ const (
 	msgRelay  byte = 5 // a batch with its sender's report, to relay to a column
 	msgBatch  byte = 6 // a batch of reports relayed to a column
 	msgWant   byte = 7 // a member's name: it asks for the receiver's report (a missed epoch, an overdue report)
+	// Protocol 2 (report.Protocol2): sent only while every live member
+	// advertises it (see speakingLocked).
+	msgRelay2 byte = 8 // msgRelay as a framed batch
+	msgBatch2 byte = 9 // msgBatch as a framed batch
 )
+
+// Message types are only ever appended: a type a member does not know
+// comes from a later release and is dropped (counted "unknown"), and a
+// sender uses a new one only with members that advertise its protocol.
 
 // probeMisses is how many probe rounds in a row a member must miss to
 // become suspect here: a busy moment is not a failure, two in a row is (a
@@ -214,6 +227,12 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 	if m.cfg.Interval <= 0 {
 		m.cfg.Interval = 2 * time.Second
 	}
+	if m.cfg.protocolMax == 0 {
+		m.cfg.protocolMax = report.ProtocolMax
+	}
+	if m.cfg.protocolWrite == 0 {
+		m.cfg.protocolWrite = report.ProtocolWrite
+	}
 	if cfg.JoinFile != "" {
 		var err error
 		if m.joinFile, err = ReadJoinFile(cfg.JoinFile); err != nil {
@@ -281,6 +300,15 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	mlc.Alive = (*aliveDelegate)(m)
 	mlc.Merge = (*aliveDelegate)(m)
 	mlc.Label = c.Label
+	// The delegate version range advertises the protocol this member
+	// reads (report.ProtocolMax) to every member with its alive messages;
+	// senders speak the lowest one any live member advertises. 0.1.0
+	// advertises [0, 0] and current 0. memberlist refuses a push/pull when
+	// a member's current version is outside the range every member
+	// accepts, so minimum and current stay 0 for good: only the maximum
+	// says anything.
+	mlc.DelegateProtocolMin, mlc.DelegateProtocolVersion = 0, 0
+	mlc.DelegateProtocolMax = uint8(c.protocolMax)
 	mlc.LogOutput = nil
 	mlc.Logger = newMemberlistLogger(m.log, &m.closing)
 	if c.Advertise != "" {
@@ -625,6 +653,9 @@ type Stats struct {
 	// BatchesSent counts relay periods in which this member sent its
 	// column a batch.
 	BatchesSent uint64
+	// Protocol is the protocol this member speaks now: the lowest any
+	// live member advertises (see speakingLocked).
+	Protocol int
 	// Refused counts packets and streams dropped by the allow list.
 	Refused uint64
 }
@@ -638,7 +669,32 @@ func (m *Member) Stats() Stats {
 		ReportsReceived: m.reportsReceived.Load(),
 		BatchesSent:     m.batchesSent.Load(),
 		Refused:         m.transport.refused.Load(),
+		Protocol:        m.speaking(),
 	}
+}
+
+// speaking is speakingLocked for callers without m.mu.
+func (m *Member) speaking() int {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.speakingLocked()
+}
+
+// speakingLocked is the protocol this member writes to the members it
+// chooses (reports to collectors, batches to its column): the lowest
+// protocol any live member advertises, itself included, capped by what
+// this member writes (report.Speaking). A member learns another's
+// advertisement with its membership, before it sends to it, so a newer
+// format never reaches a member that does not read it; a member that
+// restarts on an older release is sent the newer format only until its
+// alive message arrives, and what it missed is repaired like a lost
+// packet. m.mu must be held.
+func (m *Member) speakingLocked() int {
+	advertised := make([]uint8, 0, len(m.members))
+	for _, n := range m.members {
+		advertised = append(advertised, n.DMax)
+	}
+	return report.Speaking(m.cfg.protocolWrite, advertised)
 }
 
 // Leave tells the cluster this member is leaving and waits up to timeout

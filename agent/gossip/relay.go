@@ -209,13 +209,15 @@ func (m *Member) publishLocked(r *report.Report, now time.Time) {
 }
 
 // sendReport sends r: whole to every collector, and to one relay in every
-// other column, compact when it can.
+// other column, compact when it can, at the protocol every live member
+// reads.
 func (m *Member) sendReport(r *report.Report, now time.Time) {
 	m.mu.Lock()
 	g := m.gridLocked(r.Seq)
 	rs, cs := m.entryLocked(r.Node, false, now, nil, nil)
+	proto := m.speakingLocked()
 	m.mu.Unlock()
-	whole := report.AppendReport([]byte{msgReport}, r)
+	whole := report.AppendReportAt([]byte{msgReport}, r, proto)
 	if m.ablated(ablateFanOut) {
 		g.collectors, g.relays = g.others, nil
 	}
@@ -224,12 +226,27 @@ func (m *Member) sendReport(r *report.Report, now time.Time) {
 		_ = m.ml.SendBestEffort(&g.collectors[i], whole)
 	}
 	if len(g.relays) > 0 {
-		msg := report.AppendBatch([]byte{msgRelay}, rs, cs)
+		msg := appendBatch(msgRelay, proto, rs, cs)
 		for i := range g.relays {
 			_ = m.ml.SendBestEffort(&g.relays[i], msg)
 		}
 	}
 	m.reportsSent.Add(1)
+}
+
+// appendBatch encodes a relay (typ msgRelay) or column (msgBatch) batch as
+// protocol speaks it: report.AppendBatch, or from protocol 2 a framed
+// batch under the message type of protocol 2.
+func appendBatch(typ byte, protocol int, rs []*report.Report, cs []report.Compact) []byte {
+	if protocol < report.Protocol2 {
+		return report.AppendBatch([]byte{typ}, rs, cs)
+	}
+	if typ == msgRelay {
+		typ = msgRelay2
+	} else {
+		typ = msgBatch2
+	}
+	return report.AppendFramedBatch([]byte{typ}, rs, cs)
 }
 
 // relayLoop sends this member's batch to its column once per relay period.
@@ -269,11 +286,12 @@ func (m *Member) relayOnce(now time.Time) {
 		rs, cs = m.entryLocked(name, whole, now, rs, cs)
 	}
 	clear(m.pending)
+	proto := m.speakingLocked()
 	m.mu.Unlock()
 	if len(g.column) == 0 {
 		return
 	}
-	for _, msg := range m.batches(rs, cs) {
+	for _, msg := range m.batches(proto, rs, cs) {
 		for i := range g.column {
 			_ = m.ml.SendBestEffort(&g.column[i], msg)
 		}
@@ -282,25 +300,30 @@ func (m *Member) relayOnce(now time.Time) {
 }
 
 // batches packs whole reports and compact entries into msgBatch messages
-// that each fit one UDP packet.
-func (m *Member) batches(rs []*report.Report, cs []report.Compact) [][]byte {
+// (msgBatch2 from protocol 2) that each fit one UDP packet.
+func (m *Member) batches(protocol int, rs []*report.Report, cs []report.Compact) [][]byte {
 	limit := m.batchLimit()
+	perCompact := compactBytes
+	if protocol >= report.Protocol2 {
+		limit -= report.FramedBatchBytes(0, 0)
+		perCompact += report.FramedBatchBytes(0, 1) - report.FramedBatchBytes(0, 0)
+	}
 	var out [][]byte
 	for len(rs)+len(cs) > 0 {
 		size, nr, nc := 8, 0, 0
 		for nr < len(rs) {
-			s := len(report.AppendReport(nil, rs[nr]))
+			s := len(report.AppendReportAt(nil, rs[nr], protocol))
 			if size+s > limit && nr+nc > 0 {
 				break
 			}
 			size += s
 			nr++
 		}
-		for nc < len(cs) && size+compactBytes <= limit {
-			size += compactBytes
+		for nc < len(cs) && size+perCompact <= limit {
+			size += perCompact
 			nc++
 		}
-		out = append(out, report.AppendBatch([]byte{msgBatch}, rs[:nr], cs[:nc]))
+		out = append(out, appendBatch(msgBatch, protocol, rs[:nr], cs[:nc]))
 		rs, cs = rs[nr:], cs[nc:]
 	}
 	return out
@@ -388,10 +411,11 @@ func (m *Member) answerWant(from string) {
 		r.Age = max(time.Since(m.reports[m.cfg.Name].Received), 0)
 		own = &r
 	}
+	proto := m.speakingLocked()
 	m.mu.Unlock()
 	ml := m.listNow()
 	if !live || own == nil || from == m.cfg.Name || ml == nil {
 		return
 	}
-	_ = ml.SendBestEffort(&n, report.AppendReport([]byte{msgReport}, own))
+	_ = ml.SendBestEffort(&n, report.AppendReportAt([]byte{msgReport}, own, proto))
 }

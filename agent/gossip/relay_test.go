@@ -131,6 +131,13 @@ func startSimTuned(t testing.TB, agents, collectors int, interval time.Duration,
 // no one, with the cluster's key, label and timings.
 func (sc *simCluster) newMember(t testing.TB, name string, collector bool, applied func(*report.Report, time.Time)) (*gossip.Member, *memTransport) {
 	t.Helper()
+	return sc.newMemberWith(t, name, collector, applied, nil, nil)
+}
+
+// newMemberWith is newMember with tune, when set, applied to the member's
+// Config and received counting what it receives.
+func (sc *simCluster) newMemberWith(t testing.TB, name string, collector bool, applied func(*report.Report, time.Time), tune func(*gossip.Config), received func(string)) (*gossip.Member, *memTransport) {
+	t.Helper()
 	mlc := *sc.ml
 	tr := sc.net.NewTransport()
 	mlc.Transport = tr
@@ -138,7 +145,7 @@ func (sc *simCluster) newMember(t testing.TB, name string, collector bool, appli
 	mlc.Logger = log.New(&sc.rumours, "", 0)
 	key := make([]byte, 32)
 	key[0] = 9
-	m, err := gossip.New(&gossip.Config{
+	cfg := &gossip.Config{
 		Name:       name,
 		Meta:       report.Meta{Collector: collector},
 		Keys:       [][]byte{key},
@@ -146,7 +153,11 @@ func (sc *simCluster) newMember(t testing.TB, name string, collector bool, appli
 		Memberlist: &mlc,
 		Interval:   sc.interval,
 		Applied:    applied,
-	}, nil)
+	}
+	if tune != nil {
+		tune(cfg)
+	}
+	m, err := gossip.New(cfg, received)
 	if err != nil {
 		t.Fatal(err)
 	}

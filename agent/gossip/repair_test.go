@@ -1,6 +1,7 @@
 package gossip_test
 
 import (
+	"bytes"
 	"fmt"
 	"io"
 	"sync"
@@ -131,6 +132,9 @@ type oldNode struct {
 	mu   sync.Mutex
 	own  *report.Report
 	seen map[byte]int
+	// newer counts messages of a type 0.1.0 knows in a format it does not
+	// read (a report above version 3, a batch not in AppendBatch's bytes).
+	newer int
 }
 
 // Message types of release 0.1.0.
@@ -224,6 +228,19 @@ func (o *oldNode) unknown() map[byte]int {
 	return out
 }
 
+// readBy010 reports whether 0.1.0's strict decoders read message b in
+// full: a report of version 1 to 3, a batch in exactly AppendBatch's bytes.
+func readBy010(b []byte) bool {
+	switch b[0] {
+	case 1:
+		return len(b) > 1 && b[1] >= 1 && b[1] <= 3
+	case 5, 6:
+		w, c, err := report.DecodeBatch(b[1:])
+		return err == nil && bytes.Equal(report.AppendBatch(nil, w, c), b[1:])
+	}
+	return true
+}
+
 type oldDelegate struct {
 	o    *oldNode
 	meta []byte
@@ -238,6 +255,9 @@ func (d *oldDelegate) NotifyMsg(b []byte) {
 	}
 	o.mu.Lock()
 	o.seen[b[0]]++
+	if !readBy010(b) {
+		o.newer++
+	}
 	own := o.own
 	o.mu.Unlock()
 	if b[0] != oldMsgWant || own == nil {

@@ -1,8 +1,8 @@
 package report
 
 import (
+	"cmp"
 	"encoding/binary"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"math"
@@ -99,8 +99,18 @@ func AppendCompact(b []byte, c Compact) []byte {
 // DecodeCompact decodes one compact entry from the front of b and returns
 // the rest. Malformed input is an error, never a panic.
 func DecodeCompact(b []byte) (Compact, []byte, error) {
+	c, rest, _, err := decodeCompact(b)
+	if err != nil {
+		return Compact{}, nil, err
+	}
+	return c, rest, nil
+}
+
+// decodeCompact is DecodeCompact that, when the entry's bytes were all
+// there but its values are out of range, says how long it was, so a batch
+// can skip it and read on.
+func decodeCompact(b []byte) (c Compact, rest []byte, skip int, err error) {
 	d := decoder{b: b}
-	var c Compact
 	c.ID = uint32(d.byte())<<16 | uint32(d.byte())<<8 | uint32(d.byte())
 	c.Epoch = d.byte()
 	c.Delta = uint64(d.byte())
@@ -108,15 +118,17 @@ func DecodeCompact(b []byte) (Compact, []byte, error) {
 	c.Load1 = float64(d.uint16()) / 100
 	c.CPUUtil = float64(d.byte()) / 250
 	c.MemAvailable = float64(d.uint16()) / compactMemScale
-	switch {
-	case d.err != nil:
-		return Compact{}, nil, fmt.Errorf("decode compact entry: %w", d.err)
-	case c.Delta == 0 || c.Delta > MaxEpochReports:
-		return Compact{}, nil, fmt.Errorf("decode compact entry: epoch delta %d out of range", c.Delta)
-	case c.CPUUtil > 1:
-		return Compact{}, nil, fmt.Errorf("decode compact entry: CPU use %v out of range", c.CPUUtil)
+	if d.err != nil {
+		return Compact{}, nil, 0, fmt.Errorf("decode compact entry: %w", d.err)
 	}
-	return c, d.b, nil
+	skip = len(b) - len(d.b)
+	switch {
+	case c.Delta == 0 || c.Delta > MaxEpochReports:
+		return Compact{}, nil, skip, fmt.Errorf("decode compact entry: epoch delta %d out of range", c.Delta)
+	case c.CPUUtil > 1:
+		return Compact{}, nil, skip, fmt.Errorf("decode compact entry: CPU use %v out of range", c.CPUUtil)
+	}
+	return c, d.b, skip, nil
 }
 
 func (d *decoder) uint16() uint16 {
@@ -174,7 +186,8 @@ func StartsEpoch(base, next *Report) bool {
 
 // AppendBatch encodes reports, whole ones then compact entries, as one
 // message: the count of whole reports, the reports, the count of compact
-// entries, the entries.
+// entries, the entries. It is the batch of protocol 1, which 0.1.0 reads;
+// see AppendFramedBatch for protocol 2.
 func AppendBatch(b []byte, whole []*Report, compact []Compact) []byte {
 	b = binary.AppendUvarint(b, uint64(len(whole)))
 	for _, r := range whole {
@@ -187,8 +200,11 @@ func AppendBatch(b []byte, whole []*Report, compact []Compact) []byte {
 	return b
 }
 
-// DecodeBatch decodes what AppendBatch wrote. It returns what decoded
-// before the first malformed part, and that error.
+// DecodeBatch decodes what AppendBatch wrote. An entry it cannot read is
+// skipped when its length is known (a framed report, a compact entry with
+// values out of range) and what follows the entries is ignored; otherwise
+// it returns what decoded before the first malformed part. The error is
+// the first problem met.
 func DecodeBatch(b []byte) ([]*Report, []Compact, error) {
 	d := decoder{b: b}
 	n := d.uvarintMax(1 << 16)
@@ -196,30 +212,134 @@ func DecodeBatch(b []byte) ([]*Report, []Compact, error) {
 		return nil, nil, fmt.Errorf("decode batch: %w", d.err)
 	}
 	var whole []*Report
+	var first error
 	rest := d.b
 	for range n {
-		r, next, err := DecodeReport(rest)
+		r, next, skip, err := decodeReport(rest)
 		if err != nil {
-			return whole, nil, err
+			first = cmp.Or(first, fmt.Errorf("decode batch: %w", err))
+			if skip == 0 {
+				return whole, nil, first
+			}
+			rest = rest[skip:]
+			continue
 		}
 		whole, rest = append(whole, r), next
 	}
 	d = decoder{b: rest}
 	n = d.uvarintMax(1 << 16)
 	if d.err != nil {
-		return whole, nil, fmt.Errorf("decode batch: %w", d.err)
+		return whole, nil, cmp.Or(first, fmt.Errorf("decode batch: %w", d.err))
 	}
 	var compact []Compact
 	rest = d.b
 	for range n {
-		c, next, err := DecodeCompact(rest)
+		c, next, skip, err := decodeCompact(rest)
 		if err != nil {
-			return whole, compact, err
+			first = cmp.Or(first, fmt.Errorf("decode batch: %w", err))
+			if skip == 0 {
+				return whole, compact, first
+			}
+			rest = rest[skip:]
+			continue
 		}
 		compact, rest = append(compact, c), next
 	}
-	if len(rest) != 0 {
-		return whole, compact, errors.New("decode batch: trailing bytes")
-	}
-	return whole, compact, nil
+	return whole, compact, first
 }
+
+// AppendFramedBatch encodes a batch for members that read Protocol2 (0.1.0
+// does not): the batch version, the compact entries' version, the count of
+// whole reports, the reports framed (AppendFramedReport), the count of
+// compact entries, each entry as its length and its bytes (AppendCompact's,
+// then unknownFields), then unknownFields. Every entry carries its
+// length, so a reader skips one it cannot read, and fields a later release
+// appends to an entry or to the batch are skipped too.
+func AppendFramedBatch(b []byte, whole []*Report, compact []Compact) []byte {
+	b = append(b, framedBatchVersion, compactVersion)
+	b = binary.AppendUvarint(b, uint64(len(whole)))
+	for _, r := range whole {
+		b = AppendFramedReport(b, r)
+	}
+	b = binary.AppendUvarint(b, uint64(len(compact)))
+	for _, c := range compact {
+		b = binary.AppendUvarint(b, uint64(compactBytes(c)+len(unknownFields)))
+		b = AppendCompact(b, c)
+		b = append(b, unknownFields...)
+	}
+	return append(b, unknownFields...)
+}
+
+// FramedBatchBytes is how many bytes a framed batch adds to the whole
+// reports and compact entries it holds (for packing batches into packets):
+// its header, and per entry its length and unknownFields.
+func FramedBatchBytes(whole, compact int) int {
+	return 2 + 2*3 + whole*(1+2+len(unknownFields)) + compact*(1+len(unknownFields)) + len(unknownFields)
+}
+
+// compactBytes is the length of AppendCompact(nil, c).
+func compactBytes(c Compact) int {
+	var b [16]byte
+	return len(AppendCompact(b[:0], c))
+}
+
+// DecodeFramedBatch decodes what AppendFramedBatch wrote, of any later
+// batch or compact version: it reads the fields it knows of each entry,
+// skips an entry it cannot read, and ignores what follows the entries. It
+// returns every entry it could read and the first problem met.
+func DecodeFramedBatch(b []byte) ([]*Report, []Compact, error) {
+	d := decoder{b: b}
+	bv, cv := d.byte(), d.byte()
+	n := d.uvarintMax(1 << 16)
+	switch {
+	case d.err != nil:
+		return nil, nil, fmt.Errorf("decode framed batch: %w", d.err)
+	case bv < framedBatchVersionMin || cv < 1:
+		return nil, nil, fmt.Errorf("decode framed batch: batch version %d, compact version %d", bv, cv)
+	}
+	var whole []*Report
+	var first error
+	rest := d.b
+	for range n {
+		r, next, skip, err := decodeReport(rest)
+		if err != nil {
+			first = cmp.Or(first, fmt.Errorf("decode framed batch: %w", err))
+			if skip == 0 {
+				return whole, nil, first
+			}
+			rest = rest[skip:]
+			continue
+		}
+		whole, rest = append(whole, r), next
+	}
+	d = decoder{b: rest}
+	n = d.uvarintMax(1 << 16)
+	if d.err != nil {
+		return whole, nil, cmp.Or(first, fmt.Errorf("decode framed batch: %w", d.err))
+	}
+	var compact []Compact
+	for range n {
+		size := int(d.uvarintMax(1 << 16))
+		if d.err == nil && len(d.b) < size {
+			d.err = errTruncated
+		}
+		if d.err != nil {
+			return whole, compact, cmp.Or(first, fmt.Errorf("decode framed batch: %w", d.err))
+		}
+		entry := d.b[:size]
+		d.b = d.b[size:]
+		// Whatever follows the entry's compact fields is a later
+		// version's; an entry shorter than them is skipped.
+		c, _, err := DecodeCompact(entry)
+		if err != nil {
+			first = cmp.Or(first, fmt.Errorf("decode framed batch: %w", err))
+			continue
+		}
+		compact = append(compact, c)
+	}
+	return whole, compact, first
+}
+
+// framedBatchVersionMin is the first framed batch version: anything lower
+// is not a framed batch.
+const framedBatchVersionMin = 2

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/binary"
 	"math"
 	"reflect"
 	"testing"
@@ -106,19 +107,36 @@ func TestBatchRoundTrip(t *testing.T) {
 			t.Fatalf("truncated batch (%d of %d bytes) decoded", i, len(b))
 		}
 	}
-	if _, _, err := DecodeBatch(append(b, 0)); err == nil {
-		t.Error("trailing byte accepted")
+	// What follows the entries is a later release's: ignored.
+	if w, c, err := DecodeBatch(append(b, 0)); err != nil || len(w) != 2 || len(c) != 1 {
+		t.Errorf("trailing byte: %d reports, %d entries, %v", len(w), len(c), err)
 	}
 }
 
-// FuzzDecodeBatch: DecodeBatch never panics on arbitrary bytes.
+// FuzzDecodeBatch: DecodeBatch and DecodeFramedBatch never panic on
+// arbitrary bytes, and every entry they return is one a member can send on.
 func FuzzDecodeBatch(f *testing.F) {
-	f.Add(AppendBatch(nil, []*Report{sampleReport()}, []Compact{{ID: 1, Delta: 1}}))
+	whole := []*Report{sampleReport()}
+	compact := []Compact{{ID: 1, Delta: 1}, {ID: 2, Epoch: 3, Delta: 4, Load1: 2}}
+	f.Add(AppendBatch(nil, whole, compact))
 	f.Add([]byte{0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0})
+	f.Add(AppendFramedBatch(nil, whole, compact))
+	// Later releases: a framed report and a framed batch of versions
+	// this release never wrote, with fields appended.
+	later := binary.AppendUvarint(nil, 2)
+	later = append(later, futureReport(whole[0], 9, []byte{0x7e, 1, 0})...)
+	later = append(later, 7, 1, 0xff)
+	f.Add(append(AppendCompact(binary.AppendUvarint(later, 1), compact[1]), 0x7e, 1, 0))
+	f.Add(append([]byte{9, 4}, AppendFramedBatch(nil, whole, compact)[2:]...))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		w, c, err := DecodeBatch(b)
-		if err == nil {
-			if got := AppendBatch(nil, w, c); len(got) > len(b)+len(w)*maxReportBytes {
+		for _, decode := range []func([]byte) ([]*Report, []Compact, error){DecodeBatch, DecodeFramedBatch} {
+			w, c, _ := decode(b)
+			for _, r := range w {
+				if r == nil || r.Node == "" {
+					t.Fatalf("decoded an empty report from %x", b)
+				}
+			}
+			if got := AppendBatch(nil, w, c); len(got) > 2+len(b)+len(w)*maxReportBytes+len(c)*12 {
 				t.Fatalf("re-encoded batch grew from %d to %d bytes", len(b), len(got))
 			}
 		}

@@ -1,6 +1,7 @@
 package report
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"reflect"
 	"testing"
@@ -20,6 +21,10 @@ func FuzzDecodeMeta(f *testing.F) {
 		}
 		f.Add(b)
 		f.Add(b[:len(b)/2])
+		// A later release's meta: a higher version, host keys and a
+		// field nobody knows yet.
+		later := append([]byte{2}, b[1:]...)
+		f.Add(append(later, 0, 0x7e, 2, 'n', 'x'))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
 		m, err := DecodeMeta(b)
@@ -43,6 +48,13 @@ func FuzzDecodeState(f *testing.F) {
 	f.Add(AppendState(nil, []*Report{{Node: "lab01", Generation: 1, Seq: 2}, {Node: "lab02", Lifetime: 17e9}}))
 	f.Add(AppendHello(nil, "lab01", "10.0.0.1:7946"))
 	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	// A later release's state: framed reports, one it cannot read, and a
+	// trailer.
+	later := binary.AppendUvarint(nil, 3)
+	later = append(later, futureReport(&Report{Node: "lab01", Generation: 1, Seq: 2}, 9, []byte{1, 2})...)
+	later = append(later, 7, 2, 0xff, 0xff)
+	later = AppendReport(later, &Report{Node: "lab02", Lifetime: 17e9})
+	f.Add(append(later, 0x7e, 1, 0))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		reports, _ := DecodeState(b)
 		for _, r := range reports {

@@ -33,6 +33,13 @@ func FuzzDecodeReport(f *testing.F) {
 	f.Add([]byte{})
 	f.Add([]byte{reportVersion})
 	f.Add([]byte{2, 1, 'x'})
+	// Reports of later releases: framed, of versions this release never
+	// wrote, with fields appended.
+	for _, r := range seeds {
+		f.Add(AppendFramedReport(nil, r))
+		f.Add(futureReport(r, 9, []byte{0x7e, 3, 1, 2, 3}))
+		f.Add(futureReport(r, 255, nil)[:8])
+	}
 
 	f.Fuzz(func(t *testing.T, b []byte) {
 		r, rest, err := DecodeReport(b)

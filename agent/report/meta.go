@@ -26,14 +26,20 @@ type Meta struct {
 	HostKeys []byte
 }
 
+// metaVersion is the version of the meta layout. 0.1.0 rejects meta of
+// any other version and takes the member for a collector, which is never
+// a candidate, so it stays 1 for as long as a release promises to run
+// beside 0.1.0 (README, Compatibility): meta goes to every member, new
+// and old alike, and cannot be negotiated. New fields go at the end.
 const metaVersion = 1
 
 // AppendMeta encodes m as: version, flags (1 collector, 2 relays), addr4
 // (len+bytes), addr6 (len+bytes), pools and roles (count, then len+bytes
-// each), then the host keys (uvarint length + bytes) when there are any.
-// Fields are only ever added at the end: a decoder ignores what follows
-// the fields it knows, so older members read newer meta. It fails when the
-// result does not fit memberlist's node meta.
+// each), then the host keys (uvarint length + bytes) when there are any
+// or more fields follow. Fields are only ever added at the end: every
+// release's decoder (0.1.0's too) ignores what follows the fields it
+// knows, so older members read newer meta. It fails when the result does
+// not fit memberlist's node meta.
 func AppendMeta(c Meta) ([]byte, error) {
 	b := []byte{metaVersion, 0}
 	if c.Collector {
@@ -65,10 +71,11 @@ func AppendMeta(c Meta) ([]byte, error) {
 			b = appendString(b, s, 255)
 		}
 	}
-	if len(c.HostKeys) > 0 {
+	if len(c.HostKeys) > 0 || len(unknownFields) > 0 {
 		b = binary.AppendUvarint(b, uint64(len(c.HostKeys)))
 		b = append(b, c.HostKeys...)
 	}
+	b = append(b, unknownFields...)
 	if len(b) > memberlist.MetaMaxSize {
 		return nil, fmt.Errorf("pools, roles, addresses and host keys take %d bytes of node meta, at most %d fit", len(b), memberlist.MetaMaxSize)
 	}
@@ -76,11 +83,13 @@ func AppendMeta(c Meta) ([]byte, error) {
 }
 
 // DecodeMeta decodes what AppendMeta wrote; malformed input is an error,
-// never a panic.
+// never a panic. Meta of a later version is read as far as this release
+// knows its fields (a member is never taken for a collector for being
+// newer), and what follows them is ignored.
 func DecodeMeta(b []byte) (Meta, error) {
 	var m Meta
 	d := decoder{b: b}
-	if v := d.byte(); d.err == nil && v != metaVersion {
+	if v := d.byte(); d.err == nil && v < metaVersion {
 		return m, fmt.Errorf("meta version %d not supported", v)
 	}
 	flags := d.byte()

@@ -5,6 +5,7 @@
 package report
 
 import (
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -86,7 +87,9 @@ func (r *Report) Newer(o *Report) bool {
 
 const (
 	// reportVersion 2 added Lifetime, 3 added Base (as Seq − Base, after
-	// the failing checks); version 1 and 2 reports still decode.
+	// the failing checks); version 1 and 2 reports still decode. It is the
+	// highest version 0.1.0 reads, so AppendReport writes it for good;
+	// later versions are framed (AppendFramedReport).
 	reportVersion = 3
 	maxFailing    = 8
 	// MaxReasonBytes bounds a failing check's reason on the wire.
@@ -129,14 +132,78 @@ func AppendReport(b []byte, r *Report) []byte {
 	return binary.AppendUvarint(b, r.Seq-min(r.Base, r.Seq))
 }
 
+// AppendFramedReport encodes r at version FramedReportVersion: the version,
+// the length of the rest, the fields AppendReport writes after its
+// version, then unknownFields. Only members that read Protocol2 may get
+// it (0.1.0 rejects any version above 3).
+func AppendFramedReport(b []byte, r *Report) []byte {
+	body := AppendReport(nil, r)[1:]
+	body = append(body, unknownFields...)
+	b = append(b, FramedReportVersion)
+	b = binary.AppendUvarint(b, uint64(len(body)))
+	return append(b, body...)
+}
+
+// AppendReportAt encodes r as protocol speaks it: AppendReport below
+// Protocol2, AppendFramedReport from it.
+func AppendReportAt(b []byte, r *Report, protocol int) []byte {
+	if protocol >= Protocol2 {
+		return AppendFramedReport(b, r)
+	}
+	return AppendReport(b, r)
+}
+
+// maxFramedBytes bounds what a framed report says it holds: far more than
+// any report, so fields a later release appends fit, and less than a
+// stream message.
+const maxFramedBytes = 1 << 16
+
 // DecodeReport decodes one report from the front of b and returns the rest.
-// Truncated or malformed input is an error, never a panic.
+// Truncated or malformed input is an error, never a panic. A report of a
+// version above reportVersion is framed (see AppendFramedReport): its
+// version 3 fields are read and whatever a later release appended is
+// skipped, so no report is rejected for being newer.
 func DecodeReport(b []byte) (*Report, []byte, error) {
+	r, rest, _, err := decodeReport(b)
+	if err != nil {
+		return nil, nil, err
+	}
+	return r, rest, nil
+}
+
+// decodeReport is DecodeReport that, when it fails, still says where the
+// report ended if it knows (a framed report's length), so a list of
+// reports can skip one it cannot read.
+func decodeReport(b []byte) (r *Report, rest []byte, skip int, err error) {
 	d := decoder{b: b}
 	v := d.byte()
-	if d.err == nil && (v < 1 || v > reportVersion) {
-		return nil, nil, fmt.Errorf("report version %d not supported", v)
+	switch {
+	case d.err != nil:
+		return nil, nil, 0, fmt.Errorf("decode report: %w", d.err)
+	case v == 0:
+		return nil, nil, 0, errors.New("decode report: version 0")
+	case v <= reportVersion:
+		r, err = decodeReportFields(&d, v)
+		return r, d.b, 0, err
 	}
+	n := int(d.uvarintMax(maxFramedBytes))
+	if d.err == nil && len(d.b) < n {
+		d.err = errTruncated
+	}
+	if d.err != nil {
+		return nil, nil, 0, fmt.Errorf("decode report of version %d: %w", v, d.err)
+	}
+	body := decoder{b: d.b[:n]}
+	skip = len(b) - len(d.b) + n
+	if r, err = decodeReportFields(&body, reportVersion); err != nil {
+		return nil, nil, skip, fmt.Errorf("report of version %d: %w", v, err)
+	}
+	return r, d.b[n:], skip, nil
+}
+
+// decodeReportFields decodes what follows the version byte of a report
+// of version v (1 to reportVersion).
+func decodeReportFields(d *decoder, v byte) (*Report, error) {
 	r := &Report{}
 	r.Node = d.string(MaxNameBytes)
 	r.Generation = d.uvarint()
@@ -170,12 +237,12 @@ func DecodeReport(b []byte) (*Report, []byte, error) {
 		r.Base = r.Seq - d.uvarintMax(int64(min(r.Seq, math.MaxInt64)))
 	}
 	if d.err != nil {
-		return nil, nil, fmt.Errorf("decode report: %w", d.err)
+		return nil, fmt.Errorf("decode report: %w", d.err)
 	}
 	if r.Node == "" {
-		return nil, nil, errors.New("decode report: empty node name")
+		return nil, errors.New("decode report: empty node name")
 	}
-	return r, d.b, nil
+	return r, nil
 }
 
 func appendString(b []byte, s string, limit int) []byte {
@@ -268,17 +335,22 @@ func (d *decoder) string(limit int) string {
 	return s
 }
 
-// AppendState encodes a push/pull state: a count, then the reports.
+// AppendState encodes a push/pull state: a count, then the reports, then
+// unknownFields. memberlist asks for the state without saying for whom,
+// so it is always what 0.1.0 reads (version 3 reports; 0.1.0 ignores what
+// follows the last one).
 func AppendState(b []byte, reports []*Report) []byte {
 	b = binary.AppendUvarint(b, uint64(len(reports)))
 	for _, r := range reports {
 		b = AppendReport(b, r)
 	}
-	return b
+	return append(b, unknownFields...)
 }
 
-// DecodeState decodes what AppendState wrote. It returns the reports that
-// decoded before the first malformed one, and that error.
+// DecodeState decodes what AppendState wrote, of any release: a report it
+// cannot read is skipped when its length is known (a framed report), and
+// whatever follows the last report is ignored. Otherwise it returns the
+// reports that decoded before the first malformed one, and that error.
 func DecodeState(b []byte) ([]*Report, error) {
 	d := decoder{b: b}
 	n := d.uvarintMax(1 << 20)
@@ -286,21 +358,32 @@ func DecodeState(b []byte) ([]*Report, error) {
 		return nil, fmt.Errorf("decode state: %w", d.err)
 	}
 	var out []*Report
+	var first error
 	rest := d.b
 	for i := uint64(0); i < n; i++ {
-		r, next, err := DecodeReport(rest)
+		r, next, skip, err := decodeReport(rest)
 		if err != nil {
-			return out, err
+			first = cmp.Or(first, fmt.Errorf("decode state: report %d: %w", i, err))
+			if skip == 0 {
+				return out, first
+			}
+			rest = rest[skip:]
+			continue
 		}
 		out, rest = append(out, r), next
 	}
-	return out, nil
+	return out, first
 }
 
 // AppendName encodes a node name (a member's goodbye carries its own).
-func AppendName(b []byte, name string) []byte { return appendString(b, name, MaxNameBytes) }
+// Fields a later release adds go after the name (unknownFields), where
+// every release's DecodeName ignores them.
+func AppendName(b []byte, name string) []byte {
+	return append(appendString(b, name, MaxNameBytes), unknownFields...)
+}
 
-// DecodeName decodes what AppendName wrote.
+// DecodeName decodes what AppendName wrote, ignoring what follows the
+// name.
 func DecodeName(b []byte) (string, error) {
 	d := decoder{b: b}
 	s := d.string(MaxNameBytes)
@@ -308,13 +391,16 @@ func DecodeName(b []byte) (string, error) {
 }
 
 // AppendHello encodes a member's introduction: its name and gossip
-// address.
+// address. Fields a later release adds go after the address
+// (unknownFields), where every release's DecodeHello ignores them.
 func AppendHello(b []byte, name, addr string) []byte {
 	b = appendString(b, name, MaxNameBytes)
-	return appendString(b, addr, 64)
+	b = appendString(b, addr, 64)
+	return append(b, unknownFields...)
 }
 
-// DecodeHello decodes what AppendHello wrote.
+// DecodeHello decodes what AppendHello wrote, ignoring what follows the
+// address.
 func DecodeHello(b []byte) (name, addr string, err error) {
 	d := decoder{b: b}
 	name = d.string(MaxNameBytes)

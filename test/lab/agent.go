@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -50,6 +51,9 @@ type AgentOptions struct {
 	Extra []string
 	// NoStart adds the agent without starting it.
 	NoStart bool
+	// Bin is the peerload binary to run (another release's, see
+	// BuildRelease); empty runs the lab's.
+	Bin string
 }
 
 // Agent is a host running `peerload agent`.
@@ -105,7 +109,7 @@ func (l *Lab) AddAgentAt(name string, addr netip.Addr, opts AgentOptions) *Agent
 		l.t.Fatalf("lab: %v", err)
 	}
 	a := &Agent{Host: h, Proc: proc, Opts: opts}
-	a.Process = h.NewProcess("agent", l.peerload)
+	a.Process = h.NewProcess("agent", cmp.Or(opts.Bin, l.peerload))
 	a.Process.MetricsAddr = AgentAPI
 	a.Process.ArgsFunc = func() []string { return l.agentArgs(a, root) }
 	l.mu.Lock()

@@ -45,6 +45,9 @@ type CoreDNSOptions struct {
 	Allow          []string
 	// Extra lines inside the peerload block, e.g. "fallback all".
 	Extra []string
+	// Bin is the CoreDNS binary to run (another release's, see
+	// BuildRelease); empty runs the lab's.
+	Bin string
 }
 
 // CoreDNS is a host running bin/coredns with the peerload plugin on port 53.
@@ -106,7 +109,11 @@ func (l *Lab) AddCoreDNS(name string, opts CoreDNSOptions) *CoreDNS {
 	if err := os.WriteFile(cf, []byte(c.Corefile), 0o644); err != nil {
 		l.t.Fatalf("lab: %v", err)
 	}
-	c.Process = h.NewProcess("coredns", BinPath(l.t, "coredns"), "-conf", cf)
+	bin := opts.Bin
+	if bin == "" {
+		bin = BinPath(l.t, "coredns")
+	}
+	c.Process = h.NewProcess("coredns", bin, "-conf", cf)
 	c.Process.MetricsAddr = CoreDNSMetrics
 	c.Start()
 	return c
