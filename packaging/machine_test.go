@@ -142,7 +142,7 @@ func bootMachine(t *testing.T, deb string) *machine {
 	return m
 }
 
-// descendant finds a process named comm below pid, or returns 0.
+// descendant finds the topmost process named comm below pid, or returns 0.
 func descendant(pid int, comm string) int {
 	entries, _ := os.ReadDir("/proc")
 	parent := map[int]int{}
@@ -169,6 +169,9 @@ func descendant(pid int, comm string) int {
 		pp, _ := strconv.Atoi(f[1])
 		parent[p], name[p] = pp, s[l+1:r]
 	}
+	// The topmost: below the container's systemd are others of that name
+	// (a user manager, a child forked and not yet renamed) that come and
+	// go.
 	for p, n := range name {
 		if n != comm {
 			continue
@@ -176,6 +179,9 @@ func descendant(pid int, comm string) int {
 		for a := parent[p]; a > 1; a = parent[a] {
 			if a == pid {
 				return p
+			}
+			if name[a] == comm {
+				break
 			}
 		}
 	}
