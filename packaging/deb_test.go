@@ -2,6 +2,8 @@ package packaging
 
 import (
 	"context"
+	"fmt"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -9,8 +11,11 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
+
+	"github.com/peerload/peerload/agent"
 )
 
 // units are the systemd units of the package.
@@ -238,15 +243,23 @@ type statusJSON struct {
 // meets: the user, the files and their permissions, that nothing starts
 // before the keyring and members are written, that every unit passes
 // `systemd-analyze verify` and runs under its hardening with working health
-// checks, DNS answers and updater membership, an upgrade restarts what runs,
-// and a purge removes it all.
+// checks, DNS answers and updater membership; that an upgrade to a higher
+// version keeps the admin's /etc/peerload, the drain flag and the generation,
+// restarts what runs and leaves DNS without an answer for less than a
+// refresh interval; that a remove stops everything and keeps the
+// configuration; and that a purge removes what the package made.
 func TestInstallAndRun(t *testing.T) {
 	if os.Geteuid() != 0 {
 		missing(t, "needs root (overlay mount, systemd-nspawn)")
 	}
-	need(t, "unshare", "nsenter", "systemd-nspawn", "dig", "tsig-keygen")
+	need(t, "unshare", "nsenter", "systemd-nspawn", "dig", "tsig-keygen", "dpkg-deb", "dpkg")
 	deb := debPath(t)
-	m := bootMachine(t, deb)
+	// The package is installed first and then upgraded to the same files
+	// with a higher version, as an admin upgrades from one release to the
+	// next.
+	newer, oldVersion, newVersion := newerDeb(t, deb)
+	t.Logf("installing %s, then upgrading to %s", oldVersion, newVersion)
+	m := bootMachine(t, map[string]string{"root/peerload.deb": deb, "root/peerload-newer.deb": newer})
 
 	m.must(t, "dpkg", "-i", "/root/peerload.deb")
 
@@ -446,32 +459,265 @@ EOF`)
 		})
 	})
 
-	t.Run("upgrade restarts", func(t *testing.T) {
-		before := strings.TrimSpace(m.must(t, "systemctl", "show", "-P", "MainPID", "peerload-agent"))
-		m.must(t, "dpkg", "-i", "/root/peerload.deb")
-		after := strings.TrimSpace(m.must(t, "systemctl", "show", "-P", "MainPID", "peerload-agent"))
-		if after == before || after == "0" {
-			t.Errorf("agent MainPID %s before and %s after the upgrade, want a restarted process", before, after)
+	t.Run("upgrade keeps config and state", func(t *testing.T) {
+		// A second machine, lab02, so the name has an answer while lab01
+		// is drained: a transient unit of its own, not touched by the
+		// package, that lab01 rejoins from machines.txt after its restart.
+		m.must(t, "sh", "-c", "echo 127.0.0.2:7946 >> /etc/peerload/machines.txt")
+		m.must(t, "systemd-run", "--unit=lab02", "--collect", "--",
+			"/usr/bin/peerload", "agent", "--name", "lab02", "--bind", "127.0.0.2:7946", "--join", "127.0.0.1:7946",
+			"--keyring", "/etc/peerload/keyring", "--label", "testlab", "--state-dir", "", "--api", "127.0.0.1:1982",
+			"--control", "", "--ssh-port", "0", "--interval", "250ms")
+		defer m.run("systemctl", "stop", "lab02")
+		m.waitFailing(t, "lab02", "")
+
+		m.must(t, "peerload", "drain", "--reason", "before the upgrade")
+		m.waitFailing(t, "lab01", "drain")
+		eventually(t, 30*time.Second, "dig cslab.example.test answers lab02 alone", func() (bool, string) {
+			out := m.run("dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", "cslab.example.test", "A")
+			return strings.TrimSpace(out) == "127.0.0.2", out
+		})
+		etcBefore := m.must(t, "sh", "-c", etcSnapshot)
+		drainBefore := m.must(t, "cat", "/var/lib/peerload/drain")
+		genBefore := m.generation(t)
+		pids := map[string]string{}
+		for _, u := range units {
+			pids[u] = strings.TrimSpace(m.must(t, "systemctl", "show", "-P", "MainPID", u))
 		}
-		m.waitFailing(t, "lab01", "")
-		digAnswers(t)
+
+		// The answers while dpkg upgrades: none may be missing for a
+		// refresh interval of the profile the packaged agent.env leaves in
+		// place (lan), which is how long a report may go unrefreshed anyway.
+		var lan agent.Config
+		if err := lan.SetProfile(agent.ProfileLAN); err != nil {
+			t.Fatal(err)
+		}
+		poll := m.pollDNS("cslab.example.test")
+		m.must(t, "dpkg", "-i", "/root/peerload-newer.deb")
+		upgraded := time.Now()
+		eventually(t, 30*time.Second, "an answer after the upgrade", func() (bool, string) {
+			return poll.answeredSince(upgraded), poll.log()
+		})
+		gap, log := poll.stop()
+		t.Logf("longest time without an answer during the upgrade: %v (allowed: under %v)", gap.Round(time.Millisecond), lan.RefreshInterval)
+		if gap >= lan.RefreshInterval {
+			t.Errorf("DNS went %v without an answer during the upgrade, want under the refresh interval %v:\n%s", gap, lan.RefreshInterval, log)
+		}
+
+		if got := strings.TrimSpace(m.must(t, "dpkg-query", "-W", "-f", "${Version} ${db:Status-Abbrev}", "peerload")); got != newVersion+" ii" {
+			t.Errorf("after the upgrade dpkg has %q, want %q installed", got, newVersion+" ii")
+		}
+		for _, u := range units {
+			after := strings.TrimSpace(m.must(t, "systemctl", "show", "-P", "MainPID", u))
+			if after == pids[u] || after == "0" {
+				t.Errorf("%s MainPID %s before and %s after the upgrade, want a restarted process", u, pids[u], after)
+			}
+		}
+		if etcAfter := m.must(t, "sh", "-c", etcSnapshot); etcAfter != etcBefore {
+			t.Errorf("/etc/peerload changed in the upgrade:\nbefore:\n%s\nafter:\n%s", etcBefore, etcAfter)
+		}
+		if got := m.must(t, "cat", "/var/lib/peerload/drain"); got != drainBefore {
+			t.Errorf("drain flag %q after the upgrade, want %q", got, drainBefore)
+		}
+		// The restarted agent took the next generation, not a fresh one,
+		// so its reports supersede the old run's.
+		if got := m.generation(t); got <= genBefore {
+			t.Errorf("generation %d after the upgrade, want more than %d", got, genBefore)
+		}
+		m.waitFailing(t, "lab01", "drain")
+		m.waitFailing(t, "lab02", "")
 	})
 
-	t.Run("purge", func(t *testing.T) {
-		m.must(t, "dpkg", "--purge", "peerload")
+	t.Run("remove stops and keeps config", func(t *testing.T) {
+		etcBefore := m.must(t, "sh", "-c", etcSnapshot)
+		m.must(t, "dpkg", "--remove", "peerload")
 		for _, u := range units {
 			// "failed" counts as stopped: CoreDNS exits 4 when its leave
 			// broadcast times out on a busy machine (a plugin matter).
 			if got := strings.TrimSpace(m.run("systemctl", "is-active", u)); got != "inactive" && got != "failed" {
-				t.Errorf("%s is %s after purge:\n%s", u, got, m.run("journalctl", "-u", u, "--no-pager", "-n", "15"))
+				t.Errorf("%s is %s after remove:\n%s", u, got, m.run("journalctl", "-u", u, "--no-pager", "-n", "15"))
 			}
 		}
-		for _, path := range []string{"/usr/bin/peerload", "/etc/peerload/agent.env", "/var/lib/peerload", "/etc/systemd/system/multi-user.target.wants/peerload-agent.service"} {
+		if got := strings.TrimSpace(m.run("dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "peerload")); got != "rc" {
+			t.Errorf("after remove dpkg has peerload in state %q, want rc (config-files)", got)
+		}
+		if etcAfter := m.must(t, "sh", "-c", etcSnapshot); etcAfter != etcBefore {
+			t.Errorf("/etc/peerload changed in the remove:\nbefore:\n%s\nafter:\n%s", etcBefore, etcAfter)
+		}
+		// The state is removed with the configuration, on purge.
+		m.must(t, "test", "-f", "/var/lib/peerload/drain")
+		for _, path := range []string{"/usr/bin/peerload", "/usr/lib/peerload/coredns", "/usr/lib/systemd/system/peerload-agent.service"} {
+			if m.check("test", "-e", path) {
+				t.Errorf("%s is still there after remove", path)
+			}
+		}
+	})
+
+	t.Run("reinstall after remove", func(t *testing.T) {
+		// dpkg hands postinst the version last configured, as for an
+		// upgrade, but nothing runs any more: the enabled agent must start
+		// again with the configuration and state the remove kept.
+		m.must(t, "dpkg", "-i", "/root/peerload-newer.deb")
+		if got := m.prop(t, "peerload-agent", "ActiveState"); got != "active" {
+			t.Errorf("after reinstalling the agent is %s, want active:\n%s", got, m.run("journalctl", "-u", "peerload-agent", "--no-pager", "-n", "15"))
+		}
+		m.waitFailing(t, "lab01", "drain")
+		m.must(t, "dpkg", "--remove", "peerload")
+	})
+
+	t.Run("purge", func(t *testing.T) {
+		m.must(t, "dpkg", "--purge", "peerload")
+		for _, path := range []string{"/etc/peerload/agent.env", "/etc/peerload/nsupdate.env", "/etc/peerload/coredns.env",
+			"/etc/peerload/machines.txt", "/var/lib/peerload", "/etc/systemd/system/multi-user.target.wants/peerload-agent.service"} {
 			if m.check("test", "-e", path) {
 				t.Errorf("%s is still there after purge", path)
 			}
 		}
+		// What the admin wrote is not the package's to delete, and Debian
+		// leaves system users (docs/deploying.md).
+		for _, path := range []string{"/etc/peerload/keyring", "/etc/peerload/Corefile", "/etc/peerload/peerload-update.key"} {
+			if !m.check("test", "-f", path) {
+				t.Errorf("%s, written by the admin, is gone after purge", path)
+			}
+		}
+		m.must(t, "getent", "passwd", "peerload")
+		if out, err := m.exec("dpkg-query", "-W", "-f", "${db:Status-Abbrev}", "peerload"); err == nil && strings.TrimSpace(out) != "" && strings.TrimSpace(out) != "un" {
+			t.Errorf("after purge dpkg still knows peerload: %q", out)
+		}
 	})
+}
+
+// etcSnapshot lists every file under /etc/peerload with its owner, mode and
+// checksum, so two runs compare the admin's configuration byte for byte.
+const etcSnapshot = `cd /etc/peerload && find . -printf '%p %u:%g %m %y\n' | sort && find . -type f -exec sha256sum {} + | sort`
+
+// generation is the agent's report generation, from its state directory.
+func (m *machine) generation(t *testing.T) uint64 {
+	t.Helper()
+	s := strings.TrimSpace(m.must(t, "cat", "/var/lib/peerload/generation"))
+	g, err := strconv.ParseUint(s, 10, 64)
+	if err != nil {
+		t.Fatalf("/var/lib/peerload/generation: %v", err)
+	}
+	return g
+}
+
+// newerDeb writes a copy of deb whose version is deb's with "+1" appended,
+// which dpkg sorts after it: the same binaries, conffiles and maintainer
+// scripts, so installing it over deb is an upgrade as dpkg sees one.
+func newerDeb(t *testing.T, deb string) (path, oldVersion, newVersion string) {
+	t.Helper()
+	dir := t.TempDir()
+	tree := filepath.Join(dir, "tree")
+	output(t, "dpkg-deb", "--raw-extract", deb, tree)
+	control := filepath.Join(tree, "DEBIAN", "control")
+	b, err := os.ReadFile(control)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?m)^Version: (\S+)$`)
+	v := re.FindSubmatch(b)
+	if v == nil {
+		t.Fatalf("%s has no version:\n%s", deb, b)
+	}
+	oldVersion = string(v[1])
+	newVersion = oldVersion + "+1"
+	b = re.ReplaceAll(b, []byte("Version: "+newVersion))
+	if err := os.WriteFile(control, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	output(t, "dpkg", "--compare-versions", newVersion, "gt", oldVersion)
+	path = filepath.Join(dir, "peerload-newer.deb")
+	// gzip -1: a test package, built in a second rather than xz's twenty.
+	output(t, "dpkg-deb", "--root-owner-group", "-Zgzip", "-z1", "--build", tree, path)
+	return path, oldVersion, newVersion
+}
+
+// dnsPoll asks the machine's DNS server for a name over and over, from
+// pollDNS until stop.
+type dnsPoll struct {
+	mu      sync.Mutex
+	probes  []dnsProbe
+	done    chan struct{}
+	stopped chan struct{}
+}
+
+type dnsProbe struct {
+	at     time.Time
+	answer string // dig +short's output, trimmed
+	ok     bool   // one or more addresses and nothing else
+}
+
+// pollDNS starts polling the local DNS server for name's A records.
+func (m *machine) pollDNS(name string) *dnsPoll {
+	p := &dnsPoll{done: make(chan struct{}), stopped: make(chan struct{})}
+	go func() {
+		defer close(p.stopped)
+		for {
+			at := time.Now()
+			out := strings.TrimSpace(m.run("dig", "+short", "+time=1", "+tries=1", "@127.0.0.1", name, "A"))
+			ok := out != ""
+			for _, line := range strings.Split(out, "\n") {
+				if _, err := netip.ParseAddr(line); err != nil {
+					ok = false
+				}
+			}
+			p.mu.Lock()
+			p.probes = append(p.probes, dnsProbe{at: at, answer: out, ok: ok})
+			p.mu.Unlock()
+			select {
+			case <-p.done:
+				return
+			case <-time.After(50 * time.Millisecond):
+			}
+		}
+	}()
+	return p
+}
+
+// answeredSince reports whether a query sent after t was answered.
+func (p *dnsPoll) answeredSince(t time.Time) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, pr := range p.probes {
+		if pr.ok && pr.at.After(t) {
+			return true
+		}
+	}
+	return false
+}
+
+// stop ends the polling and returns the longest time without an answer,
+// from the first query to the last (answered or not), with a log of every
+// unanswered query.
+func (p *dnsPoll) stop() (time.Duration, string) {
+	close(p.done)
+	<-p.stopped
+	var gap time.Duration
+	var last time.Time
+	for i, pr := range p.probes {
+		if i == 0 {
+			last = pr.at
+		}
+		if pr.ok || i == len(p.probes)-1 {
+			gap = max(gap, pr.at.Sub(last))
+			last = pr.at
+		}
+	}
+	return gap, p.log()
+}
+
+// log lists the unanswered queries so far.
+func (p *dnsPoll) log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var b strings.Builder
+	for _, pr := range p.probes {
+		if !pr.ok {
+			fmt.Fprintf(&b, "%s: %q\n", pr.at.Format("15:04:05.000"), pr.answer)
+		}
+	}
+	return b.String()
 }
 
 // eventually polls cond until it holds or the deadline passes, then fails

@@ -32,9 +32,10 @@ type machine struct {
 // commandTimeout bounds one command inside the machine.
 const commandTimeout = 90 * time.Second
 
-// bootMachine boots the copy with deb at /root/peerload.deb and waits until
-// systemd has finished starting up.
-func bootMachine(t *testing.T, deb string) *machine {
+// bootMachine boots the copy with files (path inside the machine -> file on
+// the host, e.g. the package under test) copied in, and waits until systemd
+// has finished starting up.
+func bootMachine(t *testing.T, files map[string]string) *machine {
 	t.Helper()
 	dir := t.TempDir()
 	up, work, root := filepath.Join(dir, "upper"), filepath.Join(dir, "work"), filepath.Join(dir, "root")
@@ -58,8 +59,10 @@ func bootMachine(t *testing.T, deb string) *machine {
 	if err := os.Symlink("/dev/null", filepath.Join(up, "etc/systemd/system/systemd-networkd-wait-online.service")); err != nil {
 		t.Fatal(err)
 	}
-	if err := copyFile(deb, filepath.Join(up, "root/peerload.deb")); err != nil {
-		t.Fatal(err)
+	for dst, src := range files {
+		if err := copyFile(src, filepath.Join(up, dst)); err != nil {
+			t.Fatal(err)
+		}
 	}
 	// A policy-rc.d (container images have one that forbids everything)
 	// would keep the maintainer scripts from starting and stopping units:
@@ -142,7 +145,7 @@ func bootMachine(t *testing.T, deb string) *machine {
 	return m
 }
 
-// descendant finds a process named comm below pid, or returns 0.
+// descendant finds the topmost process named comm below pid, or returns 0.
 func descendant(pid int, comm string) int {
 	entries, _ := os.ReadDir("/proc")
 	parent := map[int]int{}
@@ -169,6 +172,9 @@ func descendant(pid int, comm string) int {
 		pp, _ := strconv.Atoi(f[1])
 		parent[p], name[p] = pp, s[l+1:r]
 	}
+	// The topmost: below the container's systemd are others of that name
+	// (a user manager, a child forked and not yet renamed) that come and
+	// go.
 	for p, n := range name {
 		if n != comm {
 			continue
@@ -176,6 +182,9 @@ func descendant(pid int, comm string) int {
 		for a := parent[p]; a > 1; a = parent[a] {
 			if a == pid {
 				return p
+			}
+			if name[a] == comm {
+				break
 			}
 		}
 	}
