@@ -298,6 +298,11 @@ func waitOnly(t *testing.T, c *http.Client, url, want string, n int, timeout tim
 // seconds. Both modules: static upstreams with lb_policy peerload, and
 // dynamic peerload (top 2) with Caddy's default random policy, spreading
 // like DNS answers.
+//
+// Both modules run with herd off: this is the ranking's part, measured
+// with hundreds of requests a second, each of which the herd would count
+// as a new session; the herd's part is plugin/caddy's TestSelectionHerd
+// and TestGetUpstreamsHerd.
 func TestCaddyFollowsLoad(t *testing.T) {
 	l := startWebLab(t, "web", 181, 3, 1.0)
 	ports := freePorts(t, 4)
@@ -314,6 +319,7 @@ http://127.0.0.1:%d {
 	reverse_proxy %s {
 		lb_policy peerload {
 			import member
+			herd off
 		}
 	}
 }
@@ -324,6 +330,7 @@ http://127.0.0.1:%d {
 			import member
 			port %s
 			top 2
+			herd off
 		}
 	}
 }

@@ -258,7 +258,7 @@ lab.example.org:%[1]d {
 		})
 		t.Run("apex made up", func(t *testing.T) {
 			z := "lab.example.org"
-			wantValidated(t, port, anchors, z, z, "SOA", recordsOf("SOA", 1, "ns.dns.lab.example.org. hostmaster.lab.example.org. 1 7200 1800 86400 30"))
+			wantValidated(t, port, anchors, z, z, "SOA", recordsOf("SOA", 1, "ns.dns.lab.example.org. hostmaster.lab.example.org. 1 7200 1800 86400 5"))
 			wantValidated(t, port, anchors, z, z, "NS", recordsOf("NS", 1, "ns.dns.lab.example.org."))
 			// The name server the SOA and NS name exists, at the address
 			// the server block is bound to.

@@ -274,8 +274,8 @@ func TestRFC2136TwoUpdatersOneWriter(t *testing.T) {
 	agents := startCluster(t, "rfh", 3)
 	setLoads(t, agents, 0.2, 3.0, 3.2)
 	// upd-a has the lower name: it writes, upd-b waits.
-	a := startNsupdate(t, "upd-a", named, agents[0].Gossip(), "--tsig-key", named.KeyFile, "--min-interval", "100ms")
-	b := startNsupdate(t, "upd-b", named, agents[1].Gossip(), "--tsig-key", named.KeyFile, "--min-interval", "100ms")
+	a := startNsupdate(t, "upd-a", named, agents[0].Gossip(), "--tsig-key", named.KeyFile, "--min-interval", "100ms", "--top", "1")
+	b := startNsupdate(t, "upd-b", named, agents[1].Gossip(), "--tsig-key", named.KeyFile, "--min-interval", "100ms", "--top", "1")
 	waitRecords(t, named, 20*time.Second, "127.0.1.1")
 	waitFor(t, 15*time.Second, func() (bool, string) {
 		va, vb := a.Metric(mActive, ""), b.Metric(mActive, "")
