@@ -433,10 +433,10 @@ const (
 // announces a change (a coalesced notification still ends in a read of
 // the latest snapshot), after answers handed machines out (at most every
 // herd.ChangeInterval, when it also moves their counts into the metric
-// and the herd), and every clockRefresh for what only the clock changes. A second goroutine keeps what the zones hold (the negative
-// answers' SOA, whether the next plugin serves a zone) current, so a slow
-// plugin further down never delays a rebuild. stop ends both and
-// waits.
+// and the herd), and every clockRefresh for what only the clock changes.
+// A second goroutine keeps what the zones hold (the negative answers'
+// SOA, whether the next plugin serves a zone) current, so a slow plugin
+// further down never delays a rebuild. stop ends both and waits.
 func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 	if r, ok := src.(readinessSource); ok {
 		p.readiness.Store(&r)
