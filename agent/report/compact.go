@@ -200,6 +200,27 @@ func AppendBatch(b []byte, whole []*Report, compact []Compact) []byte {
 	return b
 }
 
+// decodeReports reads n whole reports from b, the first part of a batch.
+// A report it cannot read is skipped when its length is known; the first
+// such problem is returned, wrapped in what. ok is false when an
+// unreadable report ends the list (rest is then meaningless).
+func decodeReports(b []byte, n uint64, what string) (whole []*Report, rest []byte, first error, ok bool) {
+	rest = b
+	for range n {
+		r, next, skip, err := decodeReport(rest)
+		if err != nil {
+			first = cmp.Or(first, fmt.Errorf("%s: %w", what, err))
+			if skip == 0 {
+				return whole, nil, first, false
+			}
+			rest = rest[skip:]
+			continue
+		}
+		whole, rest = append(whole, r), next
+	}
+	return whole, rest, first, true
+}
+
 // DecodeBatch decodes what AppendBatch wrote. An entry it cannot read is
 // skipped when its length is known (a framed report, a compact entry with
 // values out of range) and what follows the entries is ignored; otherwise
@@ -211,20 +232,9 @@ func DecodeBatch(b []byte) ([]*Report, []Compact, error) {
 	if d.err != nil {
 		return nil, nil, fmt.Errorf("decode batch: %w", d.err)
 	}
-	var whole []*Report
-	var first error
-	rest := d.b
-	for range n {
-		r, next, skip, err := decodeReport(rest)
-		if err != nil {
-			first = cmp.Or(first, fmt.Errorf("decode batch: %w", err))
-			if skip == 0 {
-				return whole, nil, first
-			}
-			rest = rest[skip:]
-			continue
-		}
-		whole, rest = append(whole, r), next
+	whole, rest, first, ok := decodeReports(d.b, n, "decode batch")
+	if !ok {
+		return whole, nil, first
 	}
 	d = decoder{b: rest}
 	n = d.uvarintMax(1 << 16)
@@ -297,20 +307,9 @@ func DecodeFramedBatch(b []byte) ([]*Report, []Compact, error) {
 	case bv < framedBatchVersionMin || cv < 1:
 		return nil, nil, fmt.Errorf("decode framed batch: batch version %d, compact version %d", bv, cv)
 	}
-	var whole []*Report
-	var first error
-	rest := d.b
-	for range n {
-		r, next, skip, err := decodeReport(rest)
-		if err != nil {
-			first = cmp.Or(first, fmt.Errorf("decode framed batch: %w", err))
-			if skip == 0 {
-				return whole, nil, first
-			}
-			rest = rest[skip:]
-			continue
-		}
-		whole, rest = append(whole, r), next
+	whole, rest, first, ok := decodeReports(d.b, n, "decode framed batch")
+	if !ok {
+		return whole, nil, first
 	}
 	d = decoder{b: rest}
 	n = d.uvarintMax(1 << 16)
