@@ -1,11 +1,7 @@
-// Package test holds the integration tests: they drive the built binaries
-// (bin/peerload, bin/coredns) and real external programs (dig, nsupdate,
-// named) over loopback. Run them through `make test`, which builds bin/ and
-// sets PEERLOAD_BIN.
-//
-// This file is the shared harness every integration test reuses: finding
-// binaries, free loopback ports, fake proc roots with a settable load,
-// starting `peerload agent` processes, deadline polling and dig.
+// The shared harness every integration test reuses: finding binaries, free
+// loopback ports, fake proc roots with a settable load, starting
+// `peerload agent` processes, deadline polling and dig.
+
 package test
 
 import (
