@@ -93,7 +93,9 @@ scale" below for the goals, measured on the wire under a class-start load).
 
 Ten \`bin/peerload agent\` processes on loopback with the LAN defaults and an idle load, measured
 over 20 s after a 5 s settle: median VmRSS **$(metric "$idle" RSS-MB) MB** (largest $(metric "$idle" max-RSS-MB) MB;
-target ≤ 12 MB), median CPU **$(metric "$idle" CPU-%) %** of one core (target ≤ 0.2 %).
+target ≤ 12 MB), median CPU **$(metric "$idle" CPU-%) %** of one core (target ≤ 0.2 %), median
+wake-ups **$(metric "$idle" wakeups/s) per second** (times one of its threads was put on a CPU,
+from /proc/PID/task/*/schedstat; target ≤ 2).
 
 EOF
 	# The parts' own headings become sections of this page.

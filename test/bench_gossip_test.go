@@ -268,8 +268,9 @@ func percentile(sorted []float64, p float64) float64 {
 }
 
 // BenchmarkAgentIdle starts 10 real `peerload agent` processes with the
-// LAN defaults on loopback and reports the median resident memory and CPU
-// use of one agent while the cluster is idle.
+// LAN defaults on loopback and reports the median resident memory, CPU use
+// and wake-ups (times one of its threads was put on a CPU, per second) of
+// one agent while the cluster is idle.
 // Run: make build && PEERLOAD_BIN=$PWD/bin go test -run '^$' -bench AgentIdle -benchtime 1x ./test/
 func BenchmarkAgentIdle(b *testing.B) {
 	for range b.N {
@@ -287,22 +288,26 @@ func BenchmarkAgentIdle(b *testing.B) {
 			return len(res.Lines()) == 10, res.String()
 		})
 		time.Sleep(5 * time.Second) // settle: start-up allocations, first push/pulls
-		cpu0 := make([]float64, len(agents))
+		s0 := make([]lab.Sched, len(agents))
 		for i, a := range agents {
-			cpu0[i] = cpuSeconds(b, agentPid(a))
+			s0[i] = procSched(b, agentPid(a))
 		}
 		start := time.Now()
 		time.Sleep(20 * time.Second)
 		elapsed := time.Since(start).Seconds()
-		var rss, cpu []float64
+		var rss, cpu, wakes []float64
 		for i, a := range agents {
-			cpu = append(cpu, (cpuSeconds(b, agentPid(a))-cpu0[i])/elapsed*100)
+			s := procSched(b, agentPid(a))
+			cpu = append(cpu, (s.CPU-s0[i].CPU)/elapsed*100)
+			wakes = append(wakes, float64(s.Runs-s0[i].Runs)/elapsed)
 			rss = append(rss, procRSSMB(b, agentPid(a)))
 		}
 		slices.Sort(rss)
 		slices.Sort(cpu)
+		slices.Sort(wakes)
 		b.ReportMetric(percentile(rss, 50), "RSS-MB")
 		b.ReportMetric(percentile(cpu, 50), "CPU-%")
+		b.ReportMetric(percentile(wakes, 50), "wakeups/s")
 		b.ReportMetric(rss[len(rss)-1], "max-RSS-MB")
 	}
 }
@@ -323,8 +328,8 @@ func procRSSMB(b testing.TB, pid int) float64 {
 	return 0
 }
 
-func cpuSeconds(b testing.TB, pid int) float64 {
-	s, err := lab.CPUSeconds(pid)
+func procSched(b testing.TB, pid int) lab.Sched {
+	s, err := lab.ProcSched(pid)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -189,11 +189,11 @@ func benchLabScale(b *testing.B, n int) {
 	cpu := func() []float64 {
 		out := make([]float64, n)
 		for i, a := range agents {
-			s, err := lab.CPUSeconds(a.Process.PID())
+			s, err := lab.ProcSched(a.Process.PID())
 			if err != nil {
 				b.Fatal(err)
 			}
-			out[i] = s
+			out[i] = s.CPU
 		}
 		return out
 	}

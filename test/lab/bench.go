@@ -129,34 +129,46 @@ func (l *Lab) ipCommand(args ...string) Result {
 	return runCommand(context.Background(), l.ip, args...)
 }
 
-// CPUSeconds is the time a process's threads have run so far, from the
-// scheduler's nanosecond accounting (/proc/PID/task/*/schedstat), not
-// utime+stime: those count 10 ms ticks, so an idle agent's 0.25 % over
-// 20 s is five ticks and one more or less moves it by a fifth. A thread
-// that exited takes its time with it; Go parks its threads rather than
-// ending them.
-func CPUSeconds(pid int) (float64, error) {
+// Sched is what the scheduler has accounted to a process's threads so far
+// (/proc/PID/task/*/schedstat).
+type Sched struct {
+	// CPU is the time they have run, in seconds, from the scheduler's
+	// nanosecond accounting, not utime+stime: those count 10 ms ticks, so
+	// an idle agent's CPU over 20 s is a handful of ticks and one more or
+	// less moves it by a fifth.
+	CPU float64
+	// Runs is how many times one of them was put on a CPU: every wake-up
+	// of the process (a timer, a packet) costs one or more.
+	Runs int64
+}
+
+// ProcSched reads pid's Sched. A thread that exited takes its share with
+// it; Go parks its threads rather than ending them.
+func ProcSched(pid int) (Sched, error) {
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/schedstat", pid))
 	if err != nil || len(tasks) == 0 {
-		return 0, fmt.Errorf("process %d: no threads in /proc", pid)
+		return Sched{}, fmt.Errorf("process %d: no threads in /proc", pid)
 	}
-	var ns float64
+	var s Sched
 	for _, t := range tasks {
 		raw, err := os.ReadFile(t)
 		if err != nil {
 			continue // the thread ended
 		}
+		// run time (ns), wait time (ns), timeslices run
 		f := strings.Fields(string(raw))
-		if len(f) < 1 {
-			return 0, fmt.Errorf("%s: %q", t, raw)
+		if len(f) < 3 {
+			return Sched{}, fmt.Errorf("%s: %q", t, raw)
 		}
-		v, err := strconv.ParseFloat(f[0], 64)
-		if err != nil {
-			return 0, fmt.Errorf("%s: %q", t, raw)
+		ns, err1 := strconv.ParseFloat(f[0], 64)
+		runs, err2 := strconv.ParseInt(f[2], 10, 64)
+		if err1 != nil || err2 != nil {
+			return Sched{}, fmt.Errorf("%s: %q", t, raw)
 		}
-		ns += v
+		s.CPU += ns / 1e9
+		s.Runs += runs
 	}
-	return ns / 1e9, nil
+	return s, nil
 }
 
 // PinNeighbors gives every host of the lab a permanent neighbour (ARP)
