@@ -11,9 +11,9 @@ import (
 // The page is written by the Go code below, not by html/template.
 // Executing a template looks fields and methods up by name through
 // reflect. When a binary can do that, the linker must keep every exported
-// method of every type that could reach an interface. For the agent that
-// was 4 MB of its 22 MB binary and 2 MB of each agent's resident memory
-// on every machine of the cluster.
+// method of every type that could reach an interface, which costs every
+// agent binary size and resident memory on every machine of the cluster
+// (BENCHMARKS.md, "Idle agent").
 //
 // Nothing reaches the page unescaped. Every value goes through page.f,
 // which escapes it for HTML text and quoted attribute values, the only

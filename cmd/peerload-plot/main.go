@@ -3,7 +3,7 @@
 // sim.PlotInput) comes as JSON on its standard input. The plotting
 // libraries live in this program, not in peerload, so that no peerload
 // process loads them: gonum/plot's package init alone parses twelve
-// embedded fonts, about 4 MB resident in every idle agent. Build it with
+// embedded fonts, megabytes resident in every idle agent. Build it with
 // `make build`; it writes bin/peerload-plot beside bin/peerload.
 package main
 

@@ -195,7 +195,7 @@ func (c *cli) simulateSweep(f *flagSet, cfg sim.Config, topList, ttlList string,
 
 // plotProgram draws the plots of --plot. It is a program of its own so
 // that peerload does not link gonum/plot: its package init parses twelve
-// embedded fonts, about 4 MB resident in every process of peerload, the
+// embedded fonts, megabytes resident in every process of peerload, the
 // idle agent's included.
 const plotProgram = "peerload-plot"
 

@@ -1,7 +1,7 @@
 // Package simplot draws the PNG plots of `peerload simulate --plot DIR`
 // from a sim.PlotInput. It is the only package that imports gonum/plot,
 // and only cmd/peerload-plot links it: gonum/plot's package init parses
-// twelve embedded fonts, about 4 MB resident in every process of a binary
+// twelve embedded fonts, megabytes resident in every process of a binary
 // that links it, so peerload itself (the agent) must not.
 package simplot
 
