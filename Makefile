@@ -10,8 +10,9 @@ LDFLAGS   := -X github.com/peerload/peerload/internal/buildinfo.version=$(VERSIO
 # build, and the tools' dependencies (chromedp, gonum/plot, nfpm) out of both.
 # In the workspace a directory pattern such as ./... stops where a nested
 # module begins, so commands over the whole tree name every module: MODULES
-# are their directories as go.work lists them, ALL_PKGS every package.
-MODULES   := $(patsubst $(CURDIR)%,.%,$(shell $(GO) list -m -f '{{.Dir}}' 2>/dev/null))
+# are their directories as go.work's use block lists them, ALL_PKGS every
+# package.
+MODULES   := $(shell sed -n '/^use (/,/^)/s/^[[:space:]]*\([.][^[:space:]]*\).*/\1/p' go.work)
 ALL_PKGS  := $(addsuffix /...,$(MODULES))
 # Packages that need no external programs; test/ drives the built binaries,
 # packaging/ checks the built package.
