@@ -5,8 +5,18 @@ GOFLAGS   ?=
 VERSION   ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 COMMIT    ?= $(shell git rev-parse --short=12 HEAD 2>/dev/null)$(shell git diff --quiet HEAD 2>/dev/null || echo -dirty)
 LDFLAGS   := -X github.com/peerload/peerload/internal/buildinfo.version=$(VERSION) -X github.com/peerload/peerload/internal/buildinfo.commit=$(COMMIT)
-# Packages that need no external programs; test/ drives the built binaries.
-UNIT_PKGS := ./agent/... ./plugin/... ./cmd/... ./internal/...
+# The repository is several Go modules, tied together by go.work (README.md,
+# "Modules"): the plugins' own go.mod files keep each server out of the other's
+# build, and the tools' dependencies (chromedp, gonum/plot, nfpm) out of both.
+# In the workspace a directory pattern such as ./... stops where a nested
+# module begins, so commands over the whole tree name every module: MODULES
+# are their directories as go.work's use block lists them, ALL_PKGS every
+# package.
+MODULES   := $(shell sed -n '/^use (/,/^)/s/^[[:space:]]*\([.][^[:space:]]*\).*/\1/p' go.work)
+ALL_PKGS  := $(addsuffix /...,$(MODULES))
+# Packages that need no external programs; test/ drives the built binaries,
+# packaging/ checks the built package.
+UNIT_PKGS := $(filter-out ./test/... ./packaging/...,$(ALL_PKGS))
 
 .PHONY: all build run test testrace unit integration fuzz fuzz-long bench soak lint tidy clean deps alerts deb test-deb packages release
 
@@ -29,7 +39,7 @@ run: build
 	@scripts/demo.sh
 
 test: deps build
-	$(GO) vet ./...
+	$(GO) vet $(ALL_PKGS)
 	$(GO) test -race -count=1 -timeout 10m $(UNIT_PKGS)
 	PEERLOAD_BIN=$(CURDIR)/$(BIN) $(GO) test -count=1 -timeout 15m ./test/...
 	$(MAKE) fuzz
@@ -42,7 +52,7 @@ alerts:
 	cd docs/alerts && promtool test rules peerload.rules.test.yml
 
 testrace: deps build
-	$(GO) test -race -count=1 -timeout 20m ./...
+	$(GO) test -race -count=1 -timeout 20m $(ALL_PKGS)
 
 fuzz:
 	$(GO) test -run '^$$' -fuzz '^FuzzServeDNS$$' -fuzztime 20s ./plugin/coredns/
@@ -74,12 +84,17 @@ bench: deps build
 soak: deps build
 	@scripts/soak.sh
 
+# lint also checks the modules (scripts/check-modules.sh): each one tidy on
+# its own, every go.mod in go.work, and the workspace building each module's
+# packages with the versions its own go.mod selects.
 lint:
-	$(GO) vet ./...
+	$(GO) vet $(ALL_PKGS)
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	@scripts/check-modules.sh
 
+# tidy tidies every module on its own go.mod, as its users see it.
 tidy:
-	$(GO) mod tidy
+	@for m in $(MODULES); do echo "go mod tidy in $$m"; (cd $$m && GOWORK=off $(GO) mod tidy) || exit 1; done
 
 clean:
 	rm -rf $(BIN)
