@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 	"unicode/utf8"
+
+	"github.com/peerload/peerload/internal/demoports"
 )
 
 // otherDemoIP stands for someone else's `make run` on this machine while
@@ -131,22 +133,24 @@ func TestDemoSharesTheMachine(t *testing.T) {
 	}{{otherDemoIP, other}, {demoIP, ours}} {
 		// The sticky site, the plain one and the status page answer on
 		// the demo's own address.
-		for _, url := range []string{"http://" + d.ip + ":8080/", "http://" + d.ip + ":8081/"} {
+		for _, port := range []int{demoports.CaddySticky, demoports.CaddyBest} {
+			url := fmt.Sprintf("http://%s:%d/", d.ip, port)
 			waitFor(t, 30*time.Second, func() (bool, string) {
 				body := strings.TrimSpace(httpBody(url))
 				return strings.HasPrefix(body, "lab0"), fmt.Sprintf("%s answered %q", url, body)
 			})
 		}
-		if body := httpBody("http://" + d.ip + ":1981/"); !strings.Contains(body, "<html") {
-			t.Errorf("no status page at http://%s:1981/: %q", d.ip, body)
+		page := fmt.Sprintf("http://%s:%d/", d.ip, demoports.API(1))
+		if body := httpBody(page); !strings.Contains(body, "<html") {
+			t.Errorf("no status page at %s: %q", page, body)
 		}
 	}
 
 	text := strings.Join(ours.lines, "\n")
 	for _, want := range []string{
-		"http://" + demoIP + ":1981/", // the status page
-		"bin/peerload ssh --ip",       // names that are not in DNS
-		"export PEERLOAD_API=" + demoIP + ":1981",
+		fmt.Sprintf("http://%s:%d/", demoIP, demoports.API(1)), // the status page
+		"bin/peerload ssh --ip",                                // names that are not in DNS
+		fmt.Sprintf("export PEERLOAD_API=%s:%d", demoIP, demoports.API(1)),
 	} {
 		if !strings.Contains(text, want) {
 			t.Errorf("the instructions lack %q:\n%s", want, text)

@@ -18,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/peerload/peerload/internal/demoports"
 )
 
 // tmuxSession is one terminal: a private tmux server running an
@@ -163,25 +165,12 @@ func TestZshCompletionInTerminal(t *testing.T) {
 // demo on 127.0.0.1's fixed ports.
 const demoIP = "127.0.0.231"
 
-// demoPorts are the ports the demo listens on at its address
-// (Corefile.example's health, ready and metrics, DNS, the agents' gossip
-// and API, Caddy's gossip, sites and admin).
-var demoPorts = []struct {
-	proto string
-	port  int
-}{
-	{"tcp", 7946}, {"udp", 7946}, {"tcp", 7947}, {"udp", 7947}, {"tcp", 7948}, {"udp", 7948}, {"tcp", 7949}, {"udp", 7949},
-	{"tcp", 7950}, {"udp", 7950}, {"tcp", 1981}, {"tcp", 1982}, {"tcp", 1983}, {"tcp", 1984},
-	{"tcp", 1053}, {"udp", 1053}, {"tcp", 8091}, {"tcp", 8181}, {"tcp", 9153},
-	{"tcp", 7951}, {"udp", 7951}, {"tcp", 8080}, {"tcp", 8081}, {"tcp", 2019},
-}
-
 // busyDemoPorts lists the demo ports on ip that something listens on.
 func busyDemoPorts(ip string) []string {
 	var busy []string
-	for _, p := range demoPorts {
-		addr := net.JoinHostPort(ip, fmt.Sprint(p.port))
-		if p.proto == "tcp" {
+	for _, p := range demoports.All() {
+		addr := net.JoinHostPort(ip, fmt.Sprint(p.Port))
+		if p.Proto == "tcp" {
 			l, err := net.Listen("tcp", addr)
 			if err != nil {
 				busy = append(busy, addr+"/tcp")
@@ -217,8 +206,8 @@ func portsTaken(t *testing.T, ip string) []string {
 		if err != nil || (host != ip && host != "0.0.0.0" && host != "*" && host != "::" && host != "[::]") {
 			continue
 		}
-		for _, p := range demoPorts {
-			if port == fmt.Sprint(p.port) && f[0] == p.proto {
+		for _, p := range demoports.All() {
+			if port == fmt.Sprint(p.Port) && f[0] == p.Proto {
 				taken = append(taken, line)
 			}
 		}

@@ -1,16 +1,67 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 )
 
 // The peerload binary is what every machine of a cluster keeps in memory
 // while its agent runs: its size is most of an idle agent's resident set.
 // These tests keep out what made it grow before.
+
+var peerloadBuild struct {
+	once sync.Once
+	dir  string // TestMain removes it
+	err  error
+}
+
+// builtPeerload is the peerload binary linked as `make build` links it
+// (static: CGO_ENABLED=0), built once for the tests of this file.
+func builtPeerload(t *testing.T) string {
+	t.Helper()
+	peerloadBuild.once.Do(func() {
+		if peerloadBuild.dir, peerloadBuild.err = os.MkdirTemp("", "peerload-test-agent-"); peerloadBuild.err != nil {
+			return
+		}
+		build := exec.Command("go", "build", "-o", filepath.Join(peerloadBuild.dir, "peerload"), ".")
+		build.Env = append(os.Environ(), "CGO_ENABLED=0")
+		if out, err := build.CombinedOutput(); err != nil {
+			peerloadBuild.err = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if peerloadBuild.err != nil {
+		t.Fatal(peerloadBuild.err)
+	}
+	return filepath.Join(peerloadBuild.dir, "peerload")
+}
+
+// maxBinaryBytes is how large the peerload binary may grow. It was
+// 18.83 MB (go1.26.8, linux/amd64) when this guard came, 14.1 MB idle
+// VmRSS (BENCHMARKS.md "The CLI: our own parser or a library"); the 1.2 MB
+// of headroom lets ordinary features in and stops a new library the size
+// of a plotting stack, a template engine or a second RPC framework.
+const maxBinaryBytes = 20_000_000
+
+// TestBinarySize fails when the binary outgrows maxBinaryBytes. Before
+// raising the limit, find what grew (go tool nm -size -sort size, or
+// go version -m for new modules) and measure an idle agent's VmRSS: the
+// figures in BENCHMARKS.md are the targets it is held to.
+func TestBinarySize(t *testing.T) {
+	st, err := os.Stat(builtPeerload(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Size() > maxBinaryBytes {
+		t.Errorf("peerload is %.2f MB, more than the %.1f MB it may be: every machine's agent keeps it mapped, and its pages are most of an idle agent's memory",
+			float64(st.Size())/1e6, float64(maxBinaryBytes)/1e6)
+	}
+	t.Logf("peerload is %.2f MB (limit %.1f MB)", float64(st.Size())/1e6, float64(maxBinaryBytes)/1e6)
+}
 
 func TestNoPlottingInPeerload(t *testing.T) {
 	out, err := exec.Command("go", "list", "-deps", ".").Output()
@@ -37,12 +88,7 @@ func TestNoPlottingInPeerload(t *testing.T) {
 // method of every type that may reach an interface (4 MB of the binary
 // and 2 MB of each agent's memory when the status page was a template).
 func TestLinkerDropsUncalledMethods(t *testing.T) {
-	bin := filepath.Join(t.TempDir(), "peerload")
-	build := exec.Command("go", "build", "-o", bin, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
+	bin := builtPeerload(t)
 	out, err := exec.Command("go", "tool", "nm", bin).Output()
 	if err != nil {
 		t.Fatalf("go tool nm: %v", err)

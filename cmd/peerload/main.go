@@ -75,7 +75,7 @@ func commands() []command {
 var globalFlags = []string{"api", "control"}
 
 // errHelp means --help was asked for and the usage was printed.
-var errHelp = flag.ErrHelp
+var errHelp = errors.New("help printed")
 
 // errDescribe stops a command run in describe mode right after it defined
 // its flags.

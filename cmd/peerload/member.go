@@ -75,12 +75,42 @@ func newRegistry() *prometheus.Registry {
 // anything), starts the member and serves until INT or TERM, which leave
 // the cluster gracefully; HUP reloads.
 func (m *member) run() error {
-	// A member waits on the network almost all the time: with one P the
-	// Go scheduler does not spin other threads up for every packet, a
-	// fifth less CPU (BENCHMARKS.md). GOMAXPROCS in the environment wins;
-	// tests, which pass their own signals, share their process and keep
-	// theirs.
-	if m.signals == nil && os.Getenv("GOMAXPROCS") == "" {
+	m.tuneRuntime()
+	ln, err := m.listenAPI()
+	if err != nil {
+		return err
+	}
+	control, err := m.listenControl()
+	if err != nil {
+		ln.Close()
+		return err
+	}
+	a, err := m.newAgent()
+	if err != nil {
+		ln.Close()
+		if control != nil {
+			control.Close()
+		}
+		return err
+	}
+	r := m.serve(a, ln, control)
+	m.logger.Info(m.started(a, ln.Addr()))
+	sig, stop := m.signalChannel()
+	defer stop()
+	return r.wait(sig)
+}
+
+// tuneRuntime sizes the Go runtime for a process that waits on the
+// network almost all the time. GOMAXPROCS and GOGC in the environment
+// win; tests, which pass their own signals, share their process and keep
+// its settings.
+func (m *member) tuneRuntime() {
+	if m.signals != nil {
+		return
+	}
+	// With one P the Go scheduler does not spin other threads up for
+	// every packet: a fifth less CPU (BENCHMARKS.md).
+	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
 	// A member's live heap is about 1 MB and it allocates little (a copy
@@ -89,130 +119,178 @@ func (m *member) run() error {
 	// 2 MB at 50. That is 1.9 MB less resident on every machine, and an
 	// idle agent still collects less often (3 collections in 90 s) than
 	// it did at 100 before gossip stopped allocating 64 KB per packet
-	// (5). GOGC in the environment wins, as above.
-	if m.signals == nil && os.Getenv("GOGC") == "" {
+	// (5).
+	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
+}
+
+// listenAPI listens on --api, warning when --api-public lets the network
+// in.
+func (m *member) listenAPI() (net.Listener, error) {
 	ln, err := net.Listen("tcp", m.apiAddr)
 	if err != nil {
-		return fmt.Errorf("--api %s: %w", m.apiAddr, unwrapOpError(err))
+		return nil, fmt.Errorf("--api %s: %w", m.apiAddr, unwrapOpError(err))
 	}
 	if m.apiPublic {
 		if host, _, _ := net.SplitHostPort(m.apiAddr); !isLoopbackHost(host) {
 			m.logger.Warn("the local API is reachable from the network (--api-public): anyone can read the cluster state", "api", m.apiAddr)
 		}
 	}
-	var control *api.ControlSocket
-	if m.control != nil {
-		control, err = api.ListenControl(*m.control)
-		switch {
-		case err != nil && m.controlOptional:
-			m.logger.Warn("no control socket: drain and undrain will not reach this agent; give it one with --control PATH",
-				"path", m.control.Path, "err", err)
-		case err != nil:
-			ln.Close()
-			return fmt.Errorf("--control %s: %w", m.control.Path, err)
-		}
+	return ln, nil
+}
+
+// listenControl makes the control socket, if the member has one. One
+// that cannot be made is an error, or with controlOptional a warning and
+// no socket.
+func (m *member) listenControl() (*api.ControlSocket, error) {
+	if m.control == nil {
+		return nil, nil
 	}
+	control, err := api.ListenControl(*m.control)
+	switch {
+	case err != nil && m.controlOptional:
+		m.logger.Warn("no control socket: drain and undrain will not reach this agent; give it one with --control PATH",
+			"path", m.control.Path, "err", err)
+		return nil, nil
+	case err != nil:
+		return nil, fmt.Errorf("--control %s: %w", m.control.Path, err)
+	}
+	return control, nil
+}
+
+// newAgent starts the agent, which joins the cluster; a gossip port in
+// use is said as such, naming --bind.
+func (m *member) newAgent() (*agent.Agent, error) {
 	a, err := agent.New(m.cfg)
-	if err != nil {
-		ln.Close()
-		if control != nil {
-			control.Close()
-		}
-		if errors.Is(err, syscall.EADDRINUSE) {
-			return fmt.Errorf("--bind %s: the gossip port is in use (another agent or updater on this machine?)", net.JoinHostPort(m.cfg.BindAddr, strconv.Itoa(m.cfg.BindPort)))
-		}
-		return err
+	if errors.Is(err, syscall.EADDRINUSE) {
+		return nil, fmt.Errorf("--bind %s: the gossip port is in use (another agent or updater on this machine?)", net.JoinHostPort(m.cfg.BindAddr, strconv.Itoa(m.cfg.BindPort)))
 	}
-	srv := &http.Server{
-		Handler:           api.WithStatusPage(api.NewHandler(a, m.reg), m.page),
-		ReadHeaderTimeout: 5 * time.Second,
-		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      30 * time.Second,
-		ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+	return a, err
+}
+
+// signalChannel is where run hears HUP, INT and TERM: the member's own
+// signals in tests, else the process's; stop stops the delivery.
+func (m *member) signalChannel() (sig <-chan os.Signal, stop func()) {
+	if m.signals != nil {
+		return m.signals, func() {}
 	}
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
+	return ch, func() { signal.Stop(ch) }
+}
+
+// serving is a started member: the goroutines serving the API, the
+// control socket and the work, and what shutdown stops.
+type serving struct {
+	m       *member
+	agent   *agent.Agent
+	srv     *http.Server
+	control *api.ControlSocket
+	cancel  context.CancelFunc
+	wg      sync.WaitGroup
+	// serveDone and workDone receive the API server's and the work's
+	// return.
+	serveDone, workDone chan error
+}
+
+// serve starts serving the API on ln, the control socket and the work,
+// each in its goroutine.
+func (m *member) serve(a *agent.Agent, ln net.Listener, control *api.ControlSocket) *serving {
 	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var wg sync.WaitGroup
-	serveDone := make(chan error, 1)
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		err := srv.Serve(ln)
+	r := &serving{
+		m: m, agent: a, control: control, cancel: cancel,
+		srv: &http.Server{
+			Handler:           api.WithStatusPage(api.NewHandler(a, m.reg), m.page),
+			ReadHeaderTimeout: 5 * time.Second,
+			ReadTimeout:       10 * time.Second,
+			WriteTimeout:      30 * time.Second,
+			ErrorLog:          slog.NewLogLogger(m.logger.Handler(), slog.LevelWarn),
+		},
+		serveDone: make(chan error, 1),
+		workDone:  make(chan error, 1),
+	}
+	r.wg.Go(func() {
+		err := r.srv.Serve(ln)
 		if errors.Is(err, http.ErrServerClosed) {
 			err = nil
 		}
-		serveDone <- err
-	}()
-	workDone := make(chan error, 1)
+		r.serveDone <- err
+	})
 	if m.work != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			workDone <- m.work(ctx, a)
-		}()
+		r.wg.Go(func() { r.workDone <- m.work(ctx, a) })
 	}
 	if control != nil {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			if err := control.Serve(a); err != nil {
-				m.logger.Error("control socket", "path", control.Path(), "err", err)
-			}
-		}()
-		m.logger.Info("control socket for drain and undrain", "path", control.Path(), "group", cmp.Or(control.Group(), "(root only)"))
-		if control.OpenToAll() {
-			m.logger.Info("the control socket is open to every local user: giving it to its group is not allowed here (a sandbox forbidding chown); the agent checks each caller instead",
-				"path", control.Path(), "group", control.Group())
-		}
+		r.serveControl()
 	}
-	m.logger.Info(m.started(a, ln.Addr()))
+	return r
+}
 
-	sig := m.signals
-	if sig == nil {
-		ch := make(chan os.Signal, 4)
-		signal.Notify(ch, syscall.SIGHUP, syscall.SIGINT, syscall.SIGTERM)
-		defer signal.Stop(ch)
-		sig = ch
-	}
-	shutdown := func() error {
-		if control != nil {
-			_ = control.Close()
+// serveControl serves drain and undrain on the control socket and says
+// where it is and who may use it.
+func (r *serving) serveControl() {
+	control, logger := r.control, r.m.logger
+	r.wg.Go(func() {
+		if err := control.Serve(r.agent); err != nil {
+			logger.Error("control socket", "path", control.Path(), "err", err)
 		}
-		if err := a.Leave(leaveTimeout(m.cfg)); err != nil {
-			m.logger.Debug("leave not confirmed by gossip", "err", err)
-		}
-		cancel()
-		sctx, scancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer scancel()
-		_ = srv.Shutdown(sctx)
-		err := a.Shutdown()
-		wg.Wait()
-		return err
+	})
+	logger.Info("control socket for drain and undrain", "path", control.Path(), "group", cmp.Or(control.Group(), "(root only)"))
+	if control.OpenToAll() {
+		logger.Info("the control socket is open to every local user: giving it to its group is not allowed here (a sandbox forbidding chown); the agent checks each caller instead",
+			"path", control.Path(), "group", control.Group())
 	}
+}
+
+// wait serves until INT or TERM (a graceful leave), the work's end or the
+// API server's failure, reloading on every HUP.
+func (r *serving) wait(sig <-chan os.Signal) error {
 	for {
 		select {
 		case s := <-sig:
 			if s == syscall.SIGHUP {
-				if err := m.reload(a); err != nil {
-					m.logger.Error("reload failed", "err", err)
-				} else {
-					m.logger.Info("reloaded")
-				}
+				r.reload()
 				continue
 			}
-			m.logger.Info("leaving the cluster", "signal", s.String())
-			if err := shutdown(); err != nil {
+			r.m.logger.Info("leaving the cluster", "signal", s.String())
+			if err := r.shutdown(); err != nil {
 				return fmt.Errorf("shutdown: %w", err)
 			}
 			return nil
-		case err := <-workDone:
-			_ = shutdown()
+		case err := <-r.workDone:
+			_ = r.shutdown()
 			return err
-		case err := <-serveDone:
-			_ = shutdown()
-			return fmt.Errorf("--api %s: %w", m.apiAddr, err)
+		case err := <-r.serveDone:
+			_ = r.shutdown()
+			return fmt.Errorf("--api %s: %w", r.m.apiAddr, err)
 		}
 	}
+}
+
+// reload re-reads the configuration; a failure keeps the running one.
+func (r *serving) reload() {
+	if err := r.m.reload(r.agent); err != nil {
+		r.m.logger.Error("reload failed", "err", err)
+		return
+	}
+	r.m.logger.Info("reloaded")
+}
+
+// shutdown closes the control socket, leaves the cluster (waiting at most
+// leaveTimeout for the broadcast), stops the work and the API server and
+// waits for their goroutines.
+func (r *serving) shutdown() error {
+	if r.control != nil {
+		_ = r.control.Close()
+	}
+	if err := r.agent.Leave(leaveTimeout(r.m.cfg)); err != nil {
+		r.m.logger.Debug("leave not confirmed by gossip", "err", err)
+	}
+	r.cancel()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = r.srv.Shutdown(ctx)
+	err := r.agent.Shutdown()
+	r.wg.Wait()
+	return err
 }

@@ -14,13 +14,16 @@ import (
 // small keeps CLI tests quick: ten machines for twenty minutes.
 var small = []string{"simulate", "--machines", "10", "--burst", "6", "--duration", "20m"}
 
-// testBin holds programs the tests build; TestMain removes it.
+// testBin holds programs the tests build; TestMain removes it (and
+// peerloadBuild.dir).
 var testBin string
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if testBin != "" {
-		os.RemoveAll(testBin)
+	for _, dir := range []string{testBin, peerloadBuild.dir} {
+		if dir != "" {
+			os.RemoveAll(dir)
+		}
 	}
 	os.Exit(code)
 }

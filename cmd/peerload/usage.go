@@ -1,21 +1,17 @@
 package main
 
 import (
-	"errors"
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
 	"strings"
-	"time"
-	"unicode"
 )
 
-// flagSet is a subcommand's flags with its help text. Go's flag package
-// writes flags as -name; peerload's help and errors write them the GNU way
-// (--name, and -n for one letter), as the README does, so the flag package
-// never prints anything itself: parse errors are returned and rewritten,
-// and printUsage formats the flags.
+// flagSet is a subcommand's flags with its help text. The flag package
+// holds the definitions and the values (Lookup, Set, Visit); peerload
+// parses the command line itself (parse.go) and formats help itself
+// (printUsage), the GNU way (--name, and -n for one letter) as the README
+// writes flags, so neither depends on the flag package's wording.
 type flagSet struct {
 	*flag.FlagSet
 	c        *cli
@@ -34,7 +30,6 @@ type flagSet struct {
 func (c *cli) newFlagSet(name, synopsis, help string) *flagSet {
 	fs := flag.NewFlagSet("peerload "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.Usage = func() {}
 	return &flagSet{FlagSet: fs, c: c, synopsis: synopsis, help: help, choices: map[string][]string{}, aliases: map[string]string{}}
 }
 
@@ -157,148 +152,4 @@ func defaultText(fl *flag.Flag) string {
 		return ""
 	}
 	return fl.DefValue
-}
-
-// parse parses args, allowing flags and positional arguments to mix
-// (`hostfile out.txt -n 4`). Everything after "--" is positional. A value
-// glued to a one-letter flag (-n4) and bundled one-letter switches (-vr)
-// are split first.
-func (f *flagSet) parse(args []string) ([]string, error) {
-	if f.c.describe {
-		f.c.described = f
-		return nil, errDescribe
-	}
-	args = f.splitShort(args)
-	var pos []string
-	for {
-		if err := f.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				f.printUsage()
-				return nil, errHelp
-			}
-			return nil, f.parseError(err)
-		}
-		rest := f.Args()
-		consumed := len(args) - len(rest)
-		if consumed > 0 && args[consumed-1] == "--" {
-			return append(pos, rest...), f.check()
-		}
-		if len(rest) == 0 {
-			return pos, f.check()
-		}
-		pos = append(pos, rest[0])
-		args = rest[1:]
-	}
-}
-
-// check runs the checks of the parsed values; the first failure is the
-// error.
-func (f *flagSet) check() error {
-	for _, c := range f.checks {
-		if err := c(); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// splitShort rewrites -n4 as -n 4 and -vr as -v -r, up to "--".
-func (f *flagSet) splitShort(args []string) []string {
-	out := make([]string, 0, len(args))
-	for i, a := range args {
-		if a == "--" {
-			return append(out, args[i:]...)
-		}
-		if len(a) < 3 || a[0] != '-' || a[1] == '-' {
-			out = append(out, a)
-			continue
-		}
-		fl := f.Lookup(a[1:2])
-		switch {
-		case fl == nil:
-			out = append(out, a)
-		case !isBoolFlag(fl):
-			if a[2] == '=' {
-				out = append(out, a)
-			} else {
-				out = append(out, a[:2], a[2:])
-			}
-		case f.allSwitches(a[1:]):
-			for _, r := range a[1:] {
-				out = append(out, "-"+string(r))
-			}
-		default:
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
-// allSwitches reports whether every letter of s is a one-letter boolean flag.
-func (f *flagSet) allSwitches(s string) bool {
-	for _, r := range s {
-		fl := f.Lookup(string(r))
-		if fl == nil || !isBoolFlag(fl) {
-			return false
-		}
-	}
-	return true
-}
-
-// The flag package's own error messages, rewritten by parseError.
-var (
-	errUndefinedRE = regexp.MustCompile(`^flag provided but not defined: -+(.*)$`)
-	errNeedsArgRE  = regexp.MustCompile(`^flag needs an argument: -+(.*)$`)
-	errInvalidRE   = regexp.MustCompile(`^invalid (?:boolean )?value "(.*)" for (?:flag )?-+([^:]*): `)
-)
-
-// parseError turns a flag package error into one line in the GNU style,
-// naming the flag as the user typed it.
-func (f *flagSet) parseError(err error) error {
-	msg := err.Error()
-	if m := errUndefinedRE.FindStringSubmatch(msg); m != nil {
-		return &usageError{f.unknownFlag(m[1])}
-	}
-	if m := errNeedsArgRE.FindStringSubmatch(msg); m != nil {
-		what := "a value"
-		if fl := f.Lookup(m[1]); fl != nil && valueName(fl) != "" {
-			what = valueName(fl)
-		}
-		return &usageError{fmt.Errorf("%s needs %s", dashed(m[1]), what)}
-	}
-	if m := errInvalidRE.FindStringSubmatch(msg); m != nil {
-		return &flagError{Flag: m[2], Value: m[1], Err: errors.New(expected(f.Lookup(m[2])))}
-	}
-	return &usageError{err}
-}
-
-// unknownFlag says a flag does not exist; what ssh(1) would understand is
-// pointed to `--` (`peerload ssh -l alice`).
-func (f *flagSet) unknownFlag(name string) error {
-	if f.command() == "ssh" && len(name) == 1 && unicode.IsLetter(rune(name[0])) {
-		return fmt.Errorf("unknown flag -%s: options for ssh itself go after --, as in `peerload ssh -- -%s ...`", name, name)
-	}
-	return fmt.Errorf("unknown flag %s (see `%s --help`)", dashed(name), f.Name())
-}
-
-// expected says what a flag's value must look like.
-func expected(fl *flag.Flag) string {
-	if fl == nil {
-		return "invalid value"
-	}
-	g, ok := fl.Value.(flag.Getter)
-	if !ok {
-		return "invalid value"
-	}
-	switch g.Get().(type) {
-	case bool:
-		return "want true or false"
-	case time.Duration:
-		return "not a duration (like 500ms, 2s or 1m30s)"
-	case int, int64, uint, uint64:
-		return "not a whole number"
-	case float64:
-		return "not a number"
-	}
-	return "invalid value"
 }
