@@ -12,13 +12,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bin=${PEERLOAD_BIN:-$PWD/bin}/peerload
-out=$(mktemp -d)
-pids=()
-cleanup() {
-	for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-	rm -rf "$out"
-}
-trap cleanup EXIT
+NAME=bench-memory
+. scripts/bench-lib.sh
+out=$TMP
 
 # cluster BINARY NAME: five idle agents of BINARY; sets pid to the fifth's
 # once the cluster settled 40 s.
@@ -26,12 +22,14 @@ cluster() {
 	local b=$1 tag=$2
 	mkdir -p "$out/proc"
 	cp -r agent/sample/testdata/proc/. "$out/proc/"
-	local started=()
+	local started=() gossip=() api=()
+	for i in 1 2 3 4 5; do gossip[i]=$(free_port) api[i]=$(free_port); done
+	api5=${api[5]}
 	for i in 1 2 3 4 5; do
 		mkdir -p "$out/$tag$i/state" "$out/$tag$i/root/tmp"
 		local join=()
-		[ "$i" -gt 1 ] && join=(--join 127.0.0.1:27951)
-		"$b" agent --name "$tag$i" --bind "127.0.0.1:2795$i" --advertise "127.0.2.$i" --api "127.0.0.1:2199$i" \
+		[ "$i" -gt 1 ] && join=(--join "127.0.0.1:${gossip[1]}")
+		"$b" agent --name "$tag$i" --bind "127.0.0.1:${gossip[i]}" --advertise "127.0.2.$i" --api "127.0.0.1:${api[i]}" \
 			--proc "$out/proc" --root "$out/$tag$i/root" --state-dir "$out/$tag$i/state" --ssh-port 0 -q \
 			"${join[@]}" >"$out/$tag$i.log" 2>&1 &
 		pids+=($!)
@@ -53,7 +51,7 @@ stop() {
 # seg PID PERM: kB resident in the binary's mappings with permissions PERM.
 seg() { awk -v b="$(readlink -f "/proc/$1/exe")" -v p="$2" '/^[0-9a-f]+-[0-9a-f]+ / { on = ($6 == b && $2 == p) } on && /^Rss:/ { s += $2 } END { print s + 0 }' "/proc/$1/smaps"; }
 status() { awk -v k="$2:" '$1 == k { print $2 }' "/proc/$1/status"; }
-metric() { curl -s "http://127.0.0.1:21995/metrics" | awk -v n="$1" '$1 == n { printf "%.0f", $2 / 1024 }'; }
+metric() { curl -s "http://127.0.0.1:$api5/metrics" | awk -v n="$1" '$1 == n { printf "%.0f", $2 / 1024 }'; }
 mb() { awk -v v="$1" 'BEGIN { printf "%.1f", v / 1024 }'; }
 
 cluster "$bin" mem
