@@ -14,6 +14,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/gossip"
 	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
@@ -94,7 +95,7 @@ type Cluster struct {
 
 // memberSpec is what makes up one cluster member: every module with the
 // same Bind in one configuration gives the same spec.
-type memberSpec = agent.CollectorSpec
+type memberSpec = collector.Spec
 
 // memberProperties names the property behind each agent.Config field a
 // module sets, so the agent library's rules are reported by property.

@@ -14,6 +14,7 @@ import (
 	"go.uber.org/zap/exp/zapslog"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/collector"
 )
 
 // member is one cluster member (a collector agent) shared by every module
@@ -229,7 +230,7 @@ func bumpEpoch() {
 // (never a candidate itself) with the spec's timing profile, logging to
 // Caddy's log. Errors name the property at fault.
 func agentConfig(spec memberSpec) (*agent.Config, error) {
-	cfg, err := agent.CollectorConfig(spec, "caddy", defaultPort)
+	cfg, err := collector.Config(spec, "caddy", defaultPort)
 	if err != nil {
 		return nil, err
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/collector"
 )
 
 // member is one running cluster member (a collector agent), shared by every
@@ -308,7 +309,7 @@ func (m *member) adopt(spec memberSpec) error {
 // (never a candidate itself) with the spec's timing profile, logging to
 // CoreDNS's log.
 func agentConfig(spec memberSpec) (*agent.Config, error) {
-	cfg, err := agent.CollectorConfig(spec, "coredns", defaultPort)
+	cfg, err := collector.Config(spec, "coredns", defaultPort)
 	if err != nil {
 		return nil, err
 	}

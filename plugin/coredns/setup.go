@@ -21,6 +21,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/gossip"
 	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
@@ -73,7 +74,7 @@ func (c *config) policy(h *herd.Herd) rank.Policy {
 // memberSpec is what makes up the gossip member a peerload block runs. All
 // blocks with the same bind address share one member, so these settings are
 // given once (or identically) per bind address.
-type memberSpec = agent.CollectorSpec
+type memberSpec = collector.Spec
 
 // memberProperties names the property behind each agent.Config field a
 // peerload block sets.
