@@ -14,6 +14,7 @@ import (
 
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/agenttest"
+	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/gossip"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/agent/report"
@@ -74,7 +75,7 @@ func (l *attachLog) last() (*agent.Agent, bool, int) {
 	return l.agents[len(l.agents)-1], l.own[len(l.own)-1], l.live
 }
 
-// recordAgents makes acquireMember start real agents and record their
+// recordAgents makes the plugin's members start real agents and record their
 // configurations for the duration of the test.
 func recordAgents(t *testing.T) func() []*agent.Config {
 	t.Helper()
@@ -82,14 +83,14 @@ func recordAgents(t *testing.T) func() []*agent.Config {
 		mu   sync.Mutex
 		cfgs []*agent.Config
 	)
-	newAgent = func(cfg *agent.Config) (*agent.Agent, error) {
+	members.NewAgent = func(cfg *agent.Config) (*agent.Agent, error) {
 		mu.Lock()
 		c := *cfg
 		cfgs = append(cfgs, &c)
 		mu.Unlock()
 		return agent.New(cfg)
 	}
-	t.Cleanup(func() { newAgent = agent.New })
+	t.Cleanup(func() { members.NewAgent = agent.New })
 	return func() []*agent.Config {
 		mu.Lock()
 		defer mu.Unlock()
@@ -98,10 +99,14 @@ func recordAgents(t *testing.T) func() []*agent.Config {
 }
 
 func registered(bind string) bool {
-	members.Lock()
-	defer members.Unlock()
-	_, ok := members.m[bind]
-	return ok
+	_, n := members.Running(bind)
+	return n > 0
+}
+
+// agentConfig is the agent configuration the plugin's member runs for
+// spec.
+func agentConfig(spec memberSpec) (*agent.Config, error) {
+	return collector.Config(spec, "coredns", defaultPort)
 }
 
 // TestMemberRefcount: blocks (and a reloaded instance) with one bind
@@ -110,24 +115,24 @@ func registered(bind string) bool {
 func TestMemberRefcount(t *testing.T) {
 	spec := memberSpec{Bind: fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)), Name: "coredns-test"}
 	var l1, l2 attachLog
-	h1, err := acquireMember(spec, l1.attach)
+	h1, err := startMember(spec, l1.attach)
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A reload: the new instance acquires before the old one releases.
-	h2, err := acquireMember(spec, l2.attach)
+	h2, err := startMember(spec, l2.attach)
 	if err != nil {
 		t.Fatalf("second acquire on the same bind: %v", err)
 	}
 	a1, _, _ := l1.last()
 	a2, own2, _ := l2.last()
-	if h1.m != h2.m || a1 != a2 || a1 == nil {
+	if a1 != a2 || a1 == nil {
 		t.Fatal("same bind address, different members")
 	}
 	if !own2 {
 		t.Error("unchanged settings, but the reloaded block was not attached as owner")
 	}
-	if err := releaseMember(h1); err != nil {
+	if err := h1.Release(); err != nil {
 		t.Fatal(err)
 	}
 	if _, _, live := l1.last(); live != 0 {
@@ -139,10 +144,10 @@ func TestMemberRefcount(t *testing.T) {
 	if _, err := a2.Join(nil); err == agent.ErrShutdown {
 		t.Fatal("member shut down while still referenced")
 	}
-	if err := releaseMember(h1); err != nil {
+	if err := h1.Release(); err != nil {
 		t.Fatalf("releasing twice: %v", err)
 	}
-	if err := releaseMember(h2); err != nil {
+	if err := h2.Release(); err != nil {
 		t.Fatal(err)
 	}
 	if registered(spec.Bind) {
@@ -152,111 +157,86 @@ func TestMemberRefcount(t *testing.T) {
 		t.Errorf("last release: agent still running (join error %v)", err)
 	}
 	// The port is free again: a fresh member starts on it.
-	h3, err := acquireMember(spec, nil)
+	h3, err := startMember(spec, nil)
 	if err != nil {
 		t.Fatalf("acquire after full release: %v", err)
 	}
-	if h3.agent() == a1 {
+	if h3.Agent() == a1 {
 		t.Fatal("got the shut down agent back")
 	}
-	if err := releaseMember(h3); err != nil {
+	if err := h3.Release(); err != nil {
 		t.Fatal(err)
 	}
 }
 
-// TestMemberReloadRestarts: a reload that changes a setting the running
-// agent cannot change keeps the new block on the old agent (not as owner)
-// until the old configuration is released, then restarts the member with
-// the new settings on the same port and re-attaches the block to it.
-func TestMemberReloadRestarts(t *testing.T) {
-	keyring := writeKeyring(t, "keyring", mustKey(t))
+// TestReloadRestartsOnTheRestartSettings runs pairs of Corefiles that
+// differ in one property in CoreDNS's reload order (the new instance
+// starts, then the old one shuts down): the member restarts for exactly
+// the settings collector.RestartSettings names, as in the Caddy modules
+// and nsupdate, and keeps running (port, membership, reports) for the
+// others. A Corefile has no join file.
+func TestReloadRestartsOnTheRestartSettings(t *testing.T) {
+	k1, k2 := writeKeyring(t, "k1", mustKey(t)), writeKeyring(t, "k2", mustKey(t))
+	otherBind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
 	for _, tc := range []struct {
 		setting   string
-		old, next func(*memberSpec)
-		check     func(*agent.Config) bool
+		old, next string // properties
+		restarts  bool
 	}{
-		{"name", func(s *memberSpec) { s.Name = "ns-old" }, func(s *memberSpec) { s.Name = "ns-new" },
-			func(c *agent.Config) bool { return c.Name == "ns-new" }},
-		{"label", func(s *memberSpec) { s.Label = "red" }, func(s *memberSpec) { s.Label = "blue" },
-			func(c *agent.Config) bool { return c.Label == "blue" }},
-		{"allow", func(s *memberSpec) {}, func(s *memberSpec) { s.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} },
-			func(c *agent.Config) bool {
-				return slices.Equal(c.Allow, []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")})
-			}},
-		{"stale", func(s *memberSpec) { s.Stale = 10 * time.Second }, func(s *memberSpec) { s.Stale = 20 * time.Second },
-			func(c *agent.Config) bool { return c.StaleAfter == 20*time.Second }},
-		{"update roles", func(s *memberSpec) {}, func(s *memberSpec) { s.Roles = []string{"nsupdate:example.edu./cslab.example.edu."} },
-			func(c *agent.Config) bool {
-				return slices.Equal(c.Roles, []string{"nsupdate:example.edu./cslab.example.edu."})
-			}},
-		{"keyring (encryption on/off)", func(s *memberSpec) {}, func(s *memberSpec) { s.Keyring = keyring },
-			func(c *agent.Config) bool { return c.KeyringFile == keyring }},
-		{"keyring (encryption on/off)", func(s *memberSpec) { s.Keyring = keyring }, func(s *memberSpec) { s.Keyring = "" },
-			func(c *agent.Config) bool { return c.KeyringFile == "" }},
+		{"bind", "", "bind " + otherBind, true},
+		{"name", "name ns-a", "name ns-b", true},
+		{"join", "join 127.0.0.1:1", "join 127.0.0.1:2", false},
+		{"keyring rotated", "keyring " + k1, "keyring " + k2, false},
+		{"keyring off", "keyring " + k1, "", true},
+		{"label", "label red", "label blue", true},
+		{"allow", "allow 127.0.0.0/8", "allow 127.0.0.1/32", true},
+		{"stale", "stale 10s", "stale 20s", true},
+		{"profile", "", "profile lan", true},
+		{"roles", "", "update 127.0.0.1:1 {\nzone example.edu\ninsecure-no-tsig\n}", true},
+		{"top", "top 2", "top 3", false},
 	} {
 		t.Run(tc.setting, func(t *testing.T) {
-			configs := recordAgents(t)
-			old := memberSpec{Bind: fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)), Name: "ns"}
-			tc.old(&old)
-			next := old
-			tc.next(&next)
-			if got := restartSettings(old, next); !slices.Equal(got, []string{tc.setting}) {
-				t.Fatalf("restartSettings = %v, want [%s]", got, tc.setting)
+			bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+			start := func(props string) (func() error, *agent.Agent) {
+				t.Helper()
+				if !strings.Contains(props, "profile") {
+					props += "\nprofile local"
+				}
+				if !strings.Contains(props, "bind") {
+					props += "\nbind " + bind
+				}
+				cfg, err := parse(testController("peerload cslab.example.edu {\n" + props + "\n}"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				begin, stop := cfg.lifecycle(newPeerLoad(cfg))
+				if err := begin(); err != nil {
+					t.Fatal(err)
+				}
+				a, _ := members.Running(cfg.member.Bind)
+				return stop, a
 			}
-			var oldLog, newLog attachLog
-			h1, err := acquireMember(old, oldLog.attach)
-			if err != nil {
+			stopOld, oldAgent := start(tc.old)
+			stopNew, _ := start(tc.next)
+			t.Cleanup(func() { _ = stopNew() })
+			if err := stopOld(); err != nil {
 				t.Fatal(err)
 			}
-			h2, err := acquireMember(next, newLog.attach)
-			if err != nil {
-				t.Fatal(err)
+			nextBind := bind
+			if tc.setting == "bind" {
+				nextBind = otherBind
 			}
-			t.Cleanup(func() { _ = releaseMember(h2) })
-			oldAgent, _, _ := oldLog.last()
-			if a, own, _ := newLog.last(); a != oldAgent || own {
-				t.Fatalf("before the old instance lets go: new block on %p (own %v), want the running %p, not own", a, own, oldAgent)
+			a, n := members.Running(nextBind)
+			if a == nil || n != 1 {
+				t.Fatalf("after the reload: agent %v, %d holds; want one running", a, n)
 			}
-			if n := len(configs()); n != 1 {
-				t.Fatalf("%d agents started before the release, want 1 (the port is still bound)", n)
+			if restarted := a != oldAgent; restarted != tc.restarts {
+				t.Fatalf("member restarted: %v, want %v", restarted, tc.restarts)
 			}
-			if err := releaseMember(h1); err != nil {
-				t.Fatal(err)
-			}
-			cfgs := configs()
-			if len(cfgs) != 2 || !tc.check(cfgs[1]) {
-				t.Fatalf("after the release: %d agents started, last config %+v; want a second one with the new %s", len(cfgs), cfgs[len(cfgs)-1], tc.setting)
-			}
-			a, own, live := newLog.last()
-			if a == oldAgent || a == nil || !own || live != 1 {
-				t.Fatalf("new block attached to %p (old %p), own %v, %d live attachments; want the new agent, own, 1", a, oldAgent, own, live)
-			}
-			if h2.agent() != a {
-				t.Error("member does not run the agent the block is attached to")
-			}
-			if _, err := oldAgent.Join([]string{"127.0.0.1:1"}); err != agent.ErrShutdown {
-				t.Errorf("old agent still running (join error %v)", err)
-			}
-			if a.GossipAddr() != old.Bind {
-				t.Errorf("new agent gossips on %s, want the same bind %s", a.GossipAddr(), old.Bind)
-			}
-			if tc.setting == "name" && a.Name() != "ns-new" {
-				t.Errorf("new agent's name %q", a.Name())
-			}
-			// Settings equal again: a further reload shares the new agent.
-			var thirdLog attachLog
-			h3, err := acquireMember(next, thirdLog.attach)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if err := releaseMember(h2); err != nil {
-				t.Fatal(err)
-			}
-			if b, own, _ := thirdLog.last(); b != a || !own || len(configs()) != 2 {
-				t.Error("unchanged settings restarted the member")
-			}
-			if err := releaseMember(h3); err != nil {
-				t.Fatal(err)
+			if tc.restarts {
+				if _, err := oldAgent.Join([]string{"127.0.0.1:1"}); err != agent.ErrShutdown {
+					t.Errorf("old agent still running (join error %v)", err)
+				}
 			}
 		})
 	}
@@ -272,18 +252,18 @@ func TestMemberReloadLabelTakesEffect(t *testing.T) {
 	next.Label = "blue"
 
 	oldP := newTestPeerLoad(testConfig(), nil)
-	h1, err := acquireMember(old, (&config{}).attach(oldP))
+	h1, err := startMember(old, (&config{}).attach(oldP))
 	if err != nil {
 		t.Fatal(err)
 	}
 	p := newTestPeerLoad(testConfig(), nil)
-	h2, err := acquireMember(next, (&config{}).attach(p))
+	h2, err := startMember(next, (&config{}).attach(p))
 	if err != nil {
-		_ = releaseMember(h1)
+		_ = h1.Release()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = releaseMember(h2) })
-	if err := releaseMember(h1); err != nil {
+	t.Cleanup(func() { _ = h2.Release() })
+	if err := h1.Release(); err != nil {
 		t.Fatal(err)
 	}
 	waitAnswer(t, p, h2, "127.0.1.1")
@@ -299,25 +279,25 @@ func TestMemberReloadKeyringInPlace(t *testing.T) {
 	keyring := writeKeyring(t, "keyring", oldKey)
 	old := memberSpec{Bind: fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)), Join: []string{lab.GossipAddr()}, Keyring: keyring}
 	p := newTestPeerLoad(testConfig(), nil)
-	h1, err := acquireMember(old, (&config{}).attach(newTestPeerLoad(testConfig(), nil)))
+	h1, err := startMember(old, (&config{}).attach(newTestPeerLoad(testConfig(), nil)))
 	if err != nil {
 		t.Fatal(err)
 	}
-	running := h1.agent()
+	running := h1.Agent()
 
 	// The reload names another file holding the new key first (rotation).
 	next := old
 	next.Keyring = writeKeyring(t, "keyring.new", newKey, oldKey)
-	h2, err := acquireMember(next, (&config{}).attach(p))
+	h2, err := startMember(next, (&config{}).attach(p))
 	if err != nil {
-		_ = releaseMember(h1)
+		_ = h1.Release()
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = releaseMember(h2) })
-	if err := releaseMember(h1); err != nil {
+	t.Cleanup(func() { _ = h2.Release() })
+	if err := h1.Release(); err != nil {
 		t.Fatal(err)
 	}
-	if h2.agent() != running || len(configs()) != 1 {
+	if h2.Agent() != running || len(configs()) != 1 {
 		t.Fatalf("keyring change restarted the member (%d agents started)", len(configs()))
 	}
 	waitAnswer(t, p, h2, "127.0.1.1")
@@ -328,22 +308,22 @@ func TestMemberReloadKeyringInPlace(t *testing.T) {
 // configuration) and leaves the running member untouched.
 func TestMemberReloadKeyringError(t *testing.T) {
 	spec := memberSpec{Bind: fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)), Keyring: writeKeyring(t, "keyring", mustKey(t))}
-	h1, err := acquireMember(spec, nil)
+	h1, err := startMember(spec, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = releaseMember(h1) })
+	t.Cleanup(func() { _ = h1.Release() })
 	next := spec
 	next.Keyring = filepath.Join(t.TempDir(), "missing")
 	var l attachLog
-	h2, err := acquireMember(next, l.attach)
+	h2, err := startMember(next, l.attach)
 	if err == nil || !strings.Contains(err.Error(), "missing") {
 		t.Fatalf("acquire with a missing keyring: handle %v, error %v; want an error naming the file", h2, err)
 	}
 	if _, _, live := l.last(); live != 0 {
 		t.Error("failed acquisition left the block attached")
 	}
-	if err := releaseMember(h1); err != nil {
+	if err := h1.Release(); err != nil {
 		t.Fatal(err)
 	}
 	if registered(spec.Bind) {
@@ -356,7 +336,7 @@ func TestMemberReloadKeyringError(t *testing.T) {
 func TestMemberAttachError(t *testing.T) {
 	spec := memberSpec{Bind: fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))}
 	l := attachLog{failErr: fmt.Errorf("update: refused")}
-	if _, err := acquireMember(spec, l.attach); err == nil || !strings.Contains(err.Error(), "refused") {
+	if _, err := startMember(spec, l.attach); err == nil || !strings.Contains(err.Error(), "refused") {
 		t.Fatalf("error %v, want the attach error", err)
 	}
 	if registered(spec.Bind) {
@@ -370,11 +350,11 @@ func TestMemberHearsCluster(t *testing.T) {
 	lab := startLab(t, nil)
 	spec := memberSpec{Bind: fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)), Join: []string{lab.GossipAddr()}}
 	p := newTestPeerLoad(testConfig(), nil)
-	h, err := acquireMember(spec, (&config{}).attach(p))
+	h, err := startMember(spec, (&config{}).attach(p))
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { _ = releaseMember(h) })
+	t.Cleanup(func() { _ = h.Release() })
 	waitAnswer(t, p, h, "127.0.1.1")
 }
 
@@ -399,11 +379,11 @@ func startLab(t *testing.T, edit func(*agent.Config)) *agent.Agent {
 
 // waitAnswer waits until p is ready and answers the virtual name with want
 // only (never the collector itself).
-func waitAnswer(t *testing.T, p *PeerLoad, h *memberHandle, want string) {
+func waitAnswer(t *testing.T, p *PeerLoad, h *collector.Handle, want string) {
 	t.Helper()
 	agenttest.WaitFor(t, 15*time.Second, "an answer from the cluster", func() (bool, string) {
 		var snap *rank.Snapshot
-		if a := h.agent(); a != nil {
+		if a := h.Agent(); a != nil {
 			snap = a.Snapshot()
 		}
 		return p.Ready() && len(answerIPs(query(t, p, "cslab.example.edu.", 1))) > 0, fmt.Sprintf("ready %v, snapshot %+v", p.Ready(), snap)
