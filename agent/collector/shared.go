@@ -27,6 +27,11 @@ type Frontend struct {
 	// Configure, when set, completes every agent configuration before the
 	// agent starts or reloads: its logger and metrics registerer.
 	Configure func(cfg *agent.Config, spec Spec)
+	// ReadBeforeStart attaches a handle to the running agent as soon as
+	// it is acquired, not only once started: a front end whose new
+	// configuration may serve before its members start (Caddy starts its
+	// apps in any order) then reads the member it will take over.
+	ReadBeforeStart bool
 }
 
 // Registry is a process-wide set of shared collector members, one per
@@ -74,9 +79,10 @@ type Shared struct {
 // with a new agent. own says whether the agent runs the handle's own
 // restart settings (false while a reloaded block waits for the old
 // configuration to let go); a block that writes (an updater with its
-// role) does so only on an agent of its own. detach undoes it. Called
-// with the registry locked: it must not acquire, start or release
-// handles.
+// role) does so only on an agent of its own. detach undoes it. When a
+// restart fails, attach is called with a nil agent (the block has no
+// member until a later Start); detach may then be nil. Called with the
+// registry locked: it must not acquire, start or release handles.
 type AttachFunc func(a *agent.Agent, own bool) (detach func(), err error)
 
 // Handle is one block's hold on a shared member.
@@ -88,6 +94,9 @@ type Handle struct {
 	attach  AttachFunc
 	detach  func()
 	started bool
+	// attachedTo and attachedOwn are what detach undoes.
+	attachedTo  *agent.Agent
+	attachedOwn bool
 }
 
 // Acquire takes a handle on the member of spec.Bind for one block,
@@ -105,6 +114,11 @@ func (r *Registry) Acquire(spec Spec, attach AttachFunc) *Handle {
 	r.seq++
 	h := &Handle{r: r, s: s, spec: spec, seq: r.seq, attach: attach}
 	s.handles[h] = struct{}{}
+	if r.fe.ReadBeforeStart && s.agent != nil {
+		if err := r.attachOne(s, h); err != nil {
+			r.fe.Logger.Warn("read the running cluster member", "bind", s.bind, "err", err)
+		}
+	}
 	return h
 }
 
@@ -187,6 +201,11 @@ func (h *Handle) Release() error {
 	}
 	changed := RestartSettings(s.spec, newest.spec)
 	if err := r.restart(s, newest.spec); err != nil {
+		for o := range s.handles {
+			if o.started && o.attach != nil {
+				o.detach, _ = o.attach(nil, false)
+			}
+		}
 		r.fe.Logger.Error("cluster member not restarted with the new settings; no data until a reload or restart starts it",
 			"bind", s.bind, "changed", strings.Join(changed, ", "), "err", err)
 		return nil
@@ -243,7 +262,7 @@ func (r *Registry) run(s *Shared, spec Spec, skip *Handle) error {
 	}
 	s.agent, s.spec = a, spec
 	for h := range s.handles {
-		if h == skip || !h.started {
+		if h == skip || !h.started && !r.fe.ReadBeforeStart {
 			continue
 		}
 		if err := r.attachOne(s, h); err != nil {
@@ -259,20 +278,24 @@ func (r *Registry) attachOne(s *Shared, h *Handle) error {
 	if h.attach == nil || s.agent == nil {
 		return nil
 	}
+	own := len(RestartSettings(s.spec, h.spec)) == 0
+	if h.detach != nil && h.attachedTo == s.agent && h.attachedOwn == own {
+		return nil // already reading this agent so
+	}
 	h.detachNow()
-	detach, err := h.attach(s.agent, len(RestartSettings(s.spec, h.spec)) == 0)
+	detach, err := h.attach(s.agent, own)
 	if err != nil {
 		return err
 	}
-	h.detach = detach
+	h.detach, h.attachedTo, h.attachedOwn = detach, s.agent, own
 	return nil
 }
 
 func (h *Handle) detachNow() {
 	if h.detach != nil {
 		h.detach()
-		h.detach = nil
 	}
+	h.detach, h.attachedTo = nil, nil
 }
 
 // stop leaves the cluster and shuts s's agent down, if one runs. Called

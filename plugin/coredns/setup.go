@@ -130,6 +130,12 @@ func (cfg *config) lifecycle(p *PeerLoad) (start, stop func() error) {
 // it again with the new agent when it restarts after a reload.
 func (cfg *config) attach(p *PeerLoad) collector.AttachFunc {
 	return func(a *agent.Agent, own bool) (func(), error) {
+		if a == nil {
+			// The member could not restart: the block keeps its last
+			// answers and is not ready (its agent stopped) until a later
+			// reload starts one.
+			return nil, nil
+		}
 		stopWatch := p.watch(a)
 		if cfg.update == nil || !own {
 			return stopWatch, nil
