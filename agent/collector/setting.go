@@ -1,7 +1,9 @@
 package collector
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 
@@ -24,7 +26,17 @@ func CheckKeyring(path string) error {
 		return fmt.Errorf("keyring: %s is a directory", path)
 	}
 	if _, err := gossip.ReadKeyring(path); err != nil {
-		return err // "keyring ...": names the file and the line
+		// One form for every error: "keyring: <file>: <what, which line>".
+		var pe *fs.PathError
+		inner := errors.Unwrap(err)
+		switch {
+		case inner == nil:
+			return fmt.Errorf("keyring: %w", err)
+		case errors.As(inner, &pe):
+			return fmt.Errorf("keyring: %w", inner)
+		default:
+			return fmt.Errorf("keyring: %s: %w", path, inner)
+		}
 	}
 	return nil
 }

@@ -21,9 +21,10 @@ type Frontend struct {
 	Kind string
 	// DefaultPort is the front end's default gossip port.
 	DefaultPort int
-	// Logger receives the registry's own lines (restarts, failed leaves).
-	// Nil discards them.
-	Logger *slog.Logger
+	// Log returns the logger of the registry's own lines (restarts,
+	// failed leaves), asked each time: a front end may replace its
+	// logger on a reload. Nil discards them.
+	Log func() *slog.Logger
 	// Configure, when set, completes every agent configuration before the
 	// agent starts or reloads: its logger and metrics registerer.
 	Configure func(cfg *agent.Config, spec Spec)
@@ -53,8 +54,9 @@ type Registry struct {
 
 // NewRegistry is an empty registry for fe's members.
 func NewRegistry(fe Frontend) *Registry {
-	if fe.Logger == nil {
-		fe.Logger = slog.New(slog.DiscardHandler)
+	if fe.Log == nil {
+		discard := slog.New(slog.DiscardHandler)
+		fe.Log = func() *slog.Logger { return discard }
 	}
 	return &Registry{fe: fe, NewAgent: agent.New, shared: map[string]*Shared{}}
 }
@@ -116,7 +118,7 @@ func (r *Registry) Acquire(spec Spec, attach AttachFunc) *Handle {
 	s.handles[h] = struct{}{}
 	if r.fe.ReadBeforeStart && s.agent != nil {
 		if err := r.attachOne(s, h); err != nil {
-			r.fe.Logger.Warn("read the running cluster member", "bind", s.bind, "err", err)
+			r.fe.Log().Warn("read the running cluster member", "bind", s.bind, "err", err)
 		}
 	}
 	return h
@@ -148,7 +150,7 @@ func (h *Handle) Start() error {
 			return err
 		}
 	case len(changed) > 0:
-		r.fe.Logger.Info("cluster member settings changed; it restarts with them once the previous configuration lets go of it",
+		r.fe.Log().Info("cluster member settings changed; it restarts with them once the previous configuration lets go of it",
 			"bind", s.bind, "changed", strings.Join(changed, ", "))
 	default:
 		if err := r.adopt(s, h.spec); err != nil {
@@ -206,11 +208,11 @@ func (h *Handle) Release() error {
 				o.detach, _ = o.attach(nil, false)
 			}
 		}
-		r.fe.Logger.Error("cluster member not restarted with the new settings; no data until a reload or restart starts it",
+		r.fe.Log().Error("cluster member not restarted with the new settings; no data until a reload or restart starts it",
 			"bind", s.bind, "changed", strings.Join(changed, ", "), "err", err)
 		return nil
 	}
-	r.fe.Logger.Info("cluster member restarted with the new settings", "bind", s.bind, "changed", strings.Join(changed, ", "))
+	r.fe.Log().Info("cluster member restarted with the new settings", "bind", s.bind, "changed", strings.Join(changed, ", "))
 	return nil
 }
 
@@ -243,7 +245,7 @@ func (r *Registry) restart(s *Shared, spec Spec) error {
 		h.detachNow()
 	}
 	if err := r.stop(s); err != nil {
-		r.fe.Logger.Warn(err.Error())
+		r.fe.Log().Warn(err.Error())
 	}
 	return r.run(s, spec, nil)
 }
@@ -266,7 +268,7 @@ func (r *Registry) run(s *Shared, spec Spec, skip *Handle) error {
 			continue
 		}
 		if err := r.attachOne(s, h); err != nil {
-			r.fe.Logger.Error("attach to the cluster member", "bind", s.bind, "err", err)
+			r.fe.Log().Error("attach to the cluster member", "bind", s.bind, "err", err)
 		}
 	}
 	return nil
@@ -310,7 +312,7 @@ func (r *Registry) stop(s *Shared) error {
 	// only means the others learn of it by failure detection: worth a
 	// warning, not a failed shutdown.
 	if err := a.Leave(LeaveTimeout); err != nil && !errors.Is(err, agent.ErrShutdown) {
-		r.fe.Logger.Warn("leave cluster; the others will see the member fail instead", "bind", s.bind, "err", err)
+		r.fe.Log().Warn("leave cluster; the others will see the member fail instead", "bind", s.bind, "err", err)
 	}
 	if err := a.Shutdown(); err != nil {
 		return fmt.Errorf("shut down cluster member on %s: %w", s.bind, err)

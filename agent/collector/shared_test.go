@@ -353,6 +353,7 @@ func TestCheckKeyring(t *testing.T) {
 		{writeKeyring(t, "ok"), ""},
 		{filepath.Join(dir, "missing"), "keyring: "},
 		{dir, "keyring: " + dir + " is a directory"},
+		{writeFile(t, "bad", "not base64!\n"), "keyring: "},
 	} {
 		err := CheckKeyring(tc.path)
 		if (err == nil) != (tc.want == "") || err != nil && !strings.HasPrefix(err.Error(), tc.want) {

@@ -23,7 +23,7 @@ import (
 var members = collector.NewRegistry(collector.Frontend{
 	Kind:        "coredns",
 	DefaultPort: defaultPort,
-	Logger:      slog.New(clogHandler{}),
+	Log:         func() *slog.Logger { return slog.New(clogHandler{}) },
 	Configure: func(cfg *agent.Config, spec collector.Spec) {
 		cfg.Logger = slog.New(clogHandler{})
 		// The member's own gossip metrics appear on CoreDNS's /metrics
