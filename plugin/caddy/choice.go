@@ -1,6 +1,7 @@
 package peerload
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strings"
@@ -16,6 +17,7 @@ import (
 	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/watch"
 )
 
 // choice is what a module needs per request, precomputed from one
@@ -241,12 +243,13 @@ func (c *chooser) attach(a *agent.Agent, _ bool) (func(), error) {
 		c.publish(nil)
 		return nil, nil
 	}
-	c.publish(a.Snapshot())
-	done := make(chan struct{})
+	snap := a.Snapshot()
+	c.publish(snap)
+	ctx, cancel := context.WithCancel(context.Background())
 	var wg sync.WaitGroup
-	wg.Go(func() { c.watch(a, done) })
+	wg.Go(func() { c.watch(ctx, a, snap) })
 	return func() {
-		close(done)
+		cancel()
 		wg.Wait()
 	}, nil
 }
@@ -256,39 +259,23 @@ func (c *chooser) attach(a *agent.Agent, _ bool) (func(), error) {
 // reports arrive by notification.
 const clockRefresh = 5 * time.Second
 
-// watch keeps the published choice current from a until done: it
-// rebuilds it whenever the agent announces a change (a coalesced
-// notification still ends in a read of the latest snapshot) and after
-// hand-outs the herd counted (at most every herd.ChangeInterval).
-func (c *chooser) watch(a *agent.Agent, done <-chan struct{}) {
-	tick := time.NewTicker(clockRefresh)
-	defer tick.Stop()
+// watch keeps the published choice current from a until ctx ends: it
+// rebuilds it whenever the agent announces a change and after hand-outs
+// the herd counted (at most every herd.ChangeInterval). last is the
+// snapshot published before.
+func (c *chooser) watch(ctx context.Context, a *agent.Agent, last *rank.Snapshot) {
 	var handed <-chan struct{}
 	if c.policy.Herd != nil {
 		handed = c.policy.Herd.Changed()
 	}
-	notify, cancel := a.Subscribe()
-	defer cancel()
-	last := a.Snapshot()
-	rerank := false
-	for {
-		if snap := a.Snapshot(); snap != last || snap == nil || rerank {
+	watch.Run(ctx, a, watch.Options{Every: clockRefresh, Signal: handed}, func(snap *rank.Snapshot, why watch.Why) time.Time {
+		if snap != last || snap == nil || why == watch.Signal {
 			c.publish(snap)
-			last, rerank = snap, false
+			last = snap
 		}
 		c.observeAge(time.Now())
-		select {
-		case <-done:
-			return
-		case _, ok := <-notify:
-			if !ok {
-				notify = nil
-			}
-		case <-tick.C:
-		case <-handed:
-			rerank = true
-		}
-	}
+		return time.Time{}
+	})
 }
 
 // publish builds the choice from snap and makes it the one requests read.
