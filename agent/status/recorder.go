@@ -271,8 +271,8 @@ type Source = watch.Source
 // announces a change, and every Interval otherwise, so the history has a
 // point per interval even while nothing changes.
 func (r *Recorder) Follow(ctx context.Context, src Source) {
-	watch.Run(ctx, src, watch.Options{Every: r.opts.Interval}, func(snap *rank.Snapshot, _ watch.Why) time.Time {
-		r.Observe(snap)
+	watch.Run(ctx, src, watch.Options{Every: r.opts.Interval}, func(watch.Why) time.Time {
+		r.Observe(src.Snapshot())
 		return time.Time{}
 	})
 }

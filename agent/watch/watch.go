@@ -42,13 +42,14 @@ type Options struct {
 	Signal <-chan struct{}
 }
 
-// Run calls rebuild with src's latest snapshot at once, then whenever src
-// announces a change, and as opts says, until ctx ends. rebuild may
-// return a time to be called again at (with Due; zero for none); a later
-// call replaces it. Notifications are coalesced: a rebuild always reads
-// the latest snapshot, never one per change. rebuild runs on Run's
-// goroutine only, and Run returns once ctx ended, after rebuild returned.
-func Run(ctx context.Context, src Source, opts Options, rebuild func(snap *rank.Snapshot, why Why) (next time.Time)) {
+// Run calls rebuild at once, then whenever src announces a change, and as
+// opts says, until ctx ends. rebuild reads src.Snapshot() when it needs
+// it (notifications are coalesced: it reads the latest, never one per
+// change; a wake for the clock or a signal may need none). It may return
+// a time to be called again at (with Due; zero for none); a later call
+// replaces it. rebuild runs on Run's goroutine only, and Run returns once
+// ctx ended, after rebuild returned.
+func Run(ctx context.Context, src Source, opts Options, rebuild func(why Why) (next time.Time)) {
 	notify, cancel := src.Subscribe()
 	defer cancel()
 	var tick <-chan time.Time
@@ -62,7 +63,7 @@ func Run(ctx context.Context, src Source, opts Options, rebuild func(snap *rank.
 	defer due.Stop()
 	why := Start
 	for {
-		next := rebuild(src.Snapshot(), why)
+		next := rebuild(why)
 		if ctx.Err() != nil {
 			return
 		}

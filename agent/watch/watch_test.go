@@ -18,7 +18,9 @@ type fakeSource struct {
 	ch   chan struct{}
 }
 
-func newFakeSource() *fakeSource { return &fakeSource{snap: &rank.Snapshot{}, ch: make(chan struct{}, 1)} }
+func newFakeSource() *fakeSource {
+	return &fakeSource{snap: &rank.Snapshot{}, ch: make(chan struct{}, 1)}
+}
 
 func (f *fakeSource) Snapshot() *rank.Snapshot {
 	f.mu.Lock()
@@ -54,10 +56,10 @@ func TestRun(t *testing.T) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			Run(ctx, src, Options{Every: 10 * time.Second, Signal: signal}, func(snap *rank.Snapshot, why Why) time.Time {
+			Run(ctx, src, Options{Every: 10 * time.Second, Signal: signal}, func(why Why) time.Time {
 				mu.Lock()
 				defer mu.Unlock()
-				whys, last = append(whys, why), snap
+				whys, last = append(whys, why), src.Snapshot()
 				if why == Start {
 					return dueAt
 				}
@@ -98,7 +100,7 @@ func TestRunDue(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		var at []time.Duration
-		Run(ctx, newFakeSource(), Options{}, func(_ *rank.Snapshot, why Why) time.Time {
+		Run(ctx, newFakeSource(), Options{}, func(Why) time.Time {
 			at = append(at, time.Since(start))
 			if len(at) == 3 {
 				cancel()

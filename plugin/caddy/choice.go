@@ -268,8 +268,8 @@ func (c *chooser) watch(ctx context.Context, a *agent.Agent, last *rank.Snapshot
 	if c.policy.Herd != nil {
 		handed = c.policy.Herd.Changed()
 	}
-	watch.Run(ctx, a, watch.Options{Every: clockRefresh, Signal: handed}, func(snap *rank.Snapshot, why watch.Why) time.Time {
-		if snap != last || snap == nil || why == watch.Signal {
+	watch.Run(ctx, a, watch.Options{Every: clockRefresh, Signal: handed}, func(why watch.Why) time.Time {
+		if snap := a.Snapshot(); snap != last || snap == nil || why == watch.Signal {
 			c.publish(snap)
 			last = snap
 		}

@@ -301,13 +301,13 @@ func (u *Updater) Run(ctx context.Context, src Source) error {
 	}
 	// Every resync the records are read back (no name counts as in sync);
 	// step says when a name wants another look (a backoff, the herd).
-	watch.Run(ctx, src, watch.Options{Every: u.cfg.Resync}, func(snap *rank.Snapshot, why watch.Why) time.Time {
+	watch.Run(ctx, src, watch.Options{Every: u.cfg.Resync}, func(why watch.Why) time.Time {
 		if why == watch.Tick {
 			for _, n := range u.names {
 				n.synced = false
 			}
 		}
-		return u.step(ctx, snap, self)
+		return u.step(ctx, src.Snapshot(), self)
 	})
 	return nil
 }
