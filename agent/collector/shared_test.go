@@ -14,41 +14,8 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent"
-	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/agenttest"
 )
-
-// freeLoopbackPort returns a port free for TCP and UDP on 127.0.0.1.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
-func writeKeyring(t *testing.T, name string) string {
-	t.Helper()
-	k, err := gossip.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), name)
-	if err := gossip.WriteKeyring(path, [][]byte{k}); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
 
 func writeFile(t *testing.T, name, content string) string {
 	t.Helper()
@@ -66,22 +33,9 @@ func testRegistry(t *testing.T) (*Registry, func() []*agent.Config) {
 	r := NewRegistry(Frontend{Kind: "test", DefaultPort: 7999, Configure: func(cfg *agent.Config, _ Spec) {
 		cfg.Logger = slog.New(slog.DiscardHandler)
 	}})
-	var (
-		mu   sync.Mutex
-		cfgs []*agent.Config
-	)
-	r.NewAgent = func(cfg *agent.Config) (*agent.Agent, error) {
-		mu.Lock()
-		c := *cfg
-		cfgs = append(cfgs, &c)
-		mu.Unlock()
-		return agent.New(cfg)
-	}
-	return r, func() []*agent.Config {
-		mu.Lock()
-		defer mu.Unlock()
-		return slices.Clone(cfgs)
-	}
+	var started func() []*agent.Config
+	r.NewAgent, started = agenttest.RecordStarts()
+	return r, started
 }
 
 // attachLog records what a registry attaches a block to.
@@ -127,11 +81,11 @@ var settingChanges = []struct {
 	restarts  bool
 	otherBind bool // the change makes another member
 }{
-	{"bind", func(t *testing.T, s *Spec) { s.Bind = fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)) }, true, true},
+	{"bind", func(t *testing.T, s *Spec) { s.Bind = fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t)) }, true, true},
 	{"name", func(t *testing.T, s *Spec) { s.Name = "other" }, true, false},
 	{"", func(t *testing.T, s *Spec) { s.Join = []string{"127.0.0.1:1"} }, false, false},
 	{"", func(t *testing.T, s *Spec) { s.JoinFile = writeFile(t, "join", "127.0.0.1:1\n") }, false, false},
-	{"", func(t *testing.T, s *Spec) { s.Keyring = writeKeyring(t, "rotated") }, false, false},
+	{"", func(t *testing.T, s *Spec) { s.Keyring = agenttest.Keyring(t, "rotated") }, false, false},
 	{"keyring (encryption on/off)", func(t *testing.T, s *Spec) { s.Keyring = "" }, true, false},
 	{"label", func(t *testing.T, s *Spec) { s.Label = "blue" }, true, false},
 	{"allow", func(t *testing.T, s *Spec) { s.Allow = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")} }, true, false},
@@ -154,8 +108,8 @@ func TestReloadRestartsOnExactlyTheRestartSettings(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			r, configs := testRegistry(t)
-			old := Spec{Bind: fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)), Name: "col", Profile: "local",
-				Keyring: writeKeyring(t, "keyring"), Stale: 10 * time.Second}
+			old := Spec{Bind: fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t)), Name: "col", Profile: "local",
+				Keyring: agenttest.Keyring(t, "keyring"), Stale: 10 * time.Second}
 			next := old
 			tc.change(t, &next)
 			if tc.change != nil && len(Differences(old, next)) != 1 {
@@ -228,7 +182,7 @@ func TestReloadRestartsOnExactlyTheRestartSettings(t *testing.T) {
 // last release leaves and frees the port; twice is harmless.
 func TestRefcount(t *testing.T) {
 	r, configs := testRegistry(t)
-	spec := Spec{Bind: fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)), Profile: "local"}
+	spec := Spec{Bind: fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t)), Profile: "local"}
 	h1, h2 := r.Acquire(spec, nil), r.Acquire(spec, nil)
 	if a, n := r.Running(spec.Bind); a != nil || n != 2 {
 		t.Fatalf("before Start: agent %v, %d handles; want none running, 2 handles", a, n)
@@ -274,7 +228,7 @@ func TestRefcount(t *testing.T) {
 // member untouched; releasing the failed handle keeps no reference.
 func TestStartErrors(t *testing.T) {
 	r, configs := testRegistry(t)
-	spec := Spec{Bind: fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t)), Profile: "local", Keyring: writeKeyring(t, "keyring")}
+	spec := Spec{Bind: fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t)), Profile: "local", Keyring: agenttest.Keyring(t, "keyring")}
 	h1 := r.Acquire(spec, nil)
 	if err := h1.Start(); err != nil {
 		t.Fatal(err)
@@ -350,7 +304,7 @@ func TestCheckKeyring(t *testing.T) {
 	dir := t.TempDir()
 	for _, tc := range []struct{ path, want string }{
 		{"", ""},
-		{writeKeyring(t, "ok"), ""},
+		{agenttest.Keyring(t, "ok"), ""},
 		{filepath.Join(dir, "missing"), "keyring: "},
 		{dir, "keyring: " + dir + " is a directory"},
 		{writeFile(t, "bad", "not base64!\n"), "keyring: "},

@@ -7,44 +7,15 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/rank"
 )
-
-// fakeSource hands out the snapshot a test sets and notifies like an
-// agent: coalesced, never blocking.
-type fakeSource struct {
-	mu   sync.Mutex
-	snap *rank.Snapshot
-	ch   chan struct{}
-}
-
-func newFakeSource() *fakeSource {
-	return &fakeSource{snap: &rank.Snapshot{}, ch: make(chan struct{}, 1)}
-}
-
-func (f *fakeSource) Snapshot() *rank.Snapshot {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.snap
-}
-
-func (f *fakeSource) Subscribe() (<-chan struct{}, func()) { return f.ch, func() {} }
-
-func (f *fakeSource) set(s *rank.Snapshot) {
-	f.mu.Lock()
-	f.snap = s
-	f.mu.Unlock()
-	select {
-	case f.ch <- struct{}{}:
-	default:
-	}
-}
 
 // TestRun: every reason to rebuild is reported as such, with the latest
 // snapshot, and Run ends with its context.
 func TestRun(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := newFakeSource()
+		src := agenttest.NewSource(&rank.Snapshot{})
 		signal := make(chan struct{}, 1)
 		ctx, cancel := context.WithCancel(t.Context())
 		var (
@@ -68,7 +39,7 @@ func TestRun(t *testing.T) {
 		}()
 		synctest.Wait()
 		newSnap := &rank.Snapshot{}
-		src.set(newSnap)
+		src.Set(newSnap)
 		synctest.Wait()
 		signal <- struct{}{}
 		synctest.Wait()
@@ -100,7 +71,7 @@ func TestRunDue(t *testing.T) {
 		defer cancel()
 		start := time.Now()
 		var at []time.Duration
-		Run(ctx, newFakeSource(), Options{}, func(Why) time.Time {
+		Run(ctx, agenttest.NewSource(nil), Options{}, func(Why) time.Time {
 			at = append(at, time.Since(start))
 			if len(at) == 3 {
 				cancel()

@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"net"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -15,32 +14,11 @@ import (
 
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/agenttest"
-	"github.com/peerload/peerload/agent/gossip"
 )
 
 // These tests run Caddy in the test process (caddy.Load, as `caddy run`
 // and `caddy reload` do) with both modules, against an in-process
 // cluster, and watch the members.
-
-// freeLoopbackPort is a port free for TCP and UDP on 127.0.0.1 now.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
 
 // caddyConfig is a Caddy JSON configuration: one HTTP server on
 // 127.0.0.1:port proxying with dynamic peerload and lb_policy peerload,
@@ -85,9 +63,9 @@ func running(bind string) (*agent.Agent, int) { return members.Running(bind) }
 func TestReloadKeepsOrHandsOverTheMember(t *testing.T) {
 	agents, _ := agenttest.Cluster(t, 2, nil)
 	t.Cleanup(func() { _ = caddy.Stop() })
-	bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	bind := fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t))
 	member := map[string]any{"bind": bind, "join": []string{agents[0].GossipAddr()}, "profile": "local", "name": "front"}
-	http := freeLoopbackPort(t)
+	http := agenttest.FreeLoopbackPort(t)
 
 	if err := caddy.Load(caddyConfig(t, http, member, 1), true); err != nil {
 		t.Fatal(err)
@@ -160,7 +138,7 @@ func TestValidateStartsNoMember(t *testing.T) {
 	bind := taken.Addr().String()
 	member := map[string]any{"bind": bind, "join": []string{"127.0.0.1:1"}, "profile": "local"}
 	var cfg *caddy.Config
-	if err := json.Unmarshal(caddyConfig(t, freeLoopbackPort(t), member, 1), &cfg); err != nil {
+	if err := json.Unmarshal(caddyConfig(t, agenttest.FreeLoopbackPort(t), member, 1), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if err := caddy.Validate(cfg); err != nil {
@@ -174,8 +152,8 @@ func TestValidateStartsNoMember(t *testing.T) {
 // Modules of one configuration on one bind address share a member, so
 // they must give it the same settings.
 func TestConflictingMemberSettings(t *testing.T) {
-	bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
-	cfg := caddyConfig(t, freeLoopbackPort(t), map[string]any{"bind": bind, "profile": "local"}, 1)
+	bind := fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t))
+	cfg := caddyConfig(t, agenttest.FreeLoopbackPort(t), map[string]any{"bind": bind, "profile": "local"}, 1)
 	// The policy joins somewhere, the upstream source does not.
 	bad := strings.Replace(string(cfg), `"policy":"peerload"`, `"policy":"peerload","join":["127.0.0.1:1"]`, 1)
 	var c *caddy.Config
@@ -196,8 +174,8 @@ func TestConflictingMemberSettings(t *testing.T) {
 // no updater roles.
 func TestReloadRestartsOnTheRestartSettings(t *testing.T) {
 	t.Cleanup(func() { _ = caddy.Stop() })
-	k1, k2 := writeKeyring(t, "k1"), writeKeyring(t, "k2")
-	otherBind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	k1, k2 := agenttest.Keyring(t, "k1"), agenttest.Keyring(t, "k2")
+	otherBind := fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t))
 	for _, tc := range []struct {
 		setting   string
 		old, next map[string]any
@@ -214,8 +192,8 @@ func TestReloadRestartsOnTheRestartSettings(t *testing.T) {
 		{"profile", nil, map[string]any{"profile": "lan"}, true},
 	} {
 		t.Run(tc.setting, func(t *testing.T) {
-			bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
-			http := freeLoopbackPort(t)
+			bind := fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t))
+			http := agenttest.FreeLoopbackPort(t)
 			load := func(props map[string]any) *agent.Agent {
 				t.Helper()
 				member := map[string]any{"bind": bind, "profile": "local"}
@@ -246,17 +224,4 @@ func TestReloadRestartsOnTheRestartSettings(t *testing.T) {
 			}
 		})
 	}
-}
-
-func writeKeyring(t *testing.T, name string) string {
-	t.Helper()
-	k, err := gossip.GenerateKey()
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), name)
-	if err := gossip.WriteKeyring(path, [][]byte{k}); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }

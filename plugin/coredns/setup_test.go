@@ -387,8 +387,8 @@ func TestSetupUpdateBlock(t *testing.T) {
 // the same bind address, and the reloaded handler reads that member.
 func TestSetupReload(t *testing.T) {
 	configs := recordAgents(t)
-	bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
-	dnsPort := freeLoopbackPort(t)
+	bind := fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t))
+	dnsPort := agenttest.FreeLoopbackPort(t)
 	corefiles := []string{
 		`peerload cslab.example.edu {
 			bind ` + bind + `
