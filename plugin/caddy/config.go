@@ -133,8 +133,8 @@ func (c *Cluster) spec() memberSpec {
 }
 
 // validate checks every setting and names the property at fault. It does
-// not read the keyring (see checkKeyring), so a Caddyfile adapts on a
-// machine without it.
+// not read the keyring (provisioning does, with collector.CheckKeyring),
+// so a Caddyfile adapts on a machine without it.
 func (c *Cluster) validate() error {
 	if c.Pool != "" {
 		if err := agent.ValidatePool(c.Pool); err != nil {
