@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/watch"
 )
 
 // Options configures a Recorder. Zero fields take the documented defaults.
@@ -264,28 +265,14 @@ func (r *Recorder) Snapshot() *rank.Snapshot {
 }
 
 // Source is what Follow reads: *agent.Agent implements it.
-type Source interface {
-	Snapshot() *rank.Snapshot
-	// Subscribe returns a coalesced notification channel of new
-	// snapshots and a function that cancels it.
-	Subscribe() (<-chan struct{}, func())
-}
+type Source = watch.Source
 
 // Follow observes src's snapshots until ctx ends: at once when src
 // announces a change, and every Interval otherwise, so the history has a
 // point per interval even while nothing changes.
 func (r *Recorder) Follow(ctx context.Context, src Source) {
-	ch, cancel := src.Subscribe()
-	defer cancel()
-	t := time.NewTicker(r.opts.Interval)
-	defer t.Stop()
-	for {
+	watch.Run(ctx, src, watch.Options{Every: r.opts.Interval}, func(watch.Why) time.Time {
 		r.Observe(src.Snapshot())
-		select {
-		case <-ctx.Done():
-			return
-		case <-ch:
-		case <-t.C:
-		}
-	}
+		return time.Time{}
+	})
 }

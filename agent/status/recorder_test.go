@@ -6,11 +6,11 @@ import (
 	"runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
 
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/agent/report"
 )
@@ -157,35 +157,10 @@ func TestForgetsMachinesAfterKeep(t *testing.T) {
 	}
 }
 
-// fakeSource is an agent stand-in for Follow.
-type fakeSource struct {
-	mu   sync.Mutex
-	snap *rank.Snapshot
-	ch   chan struct{}
-}
-
-func (f *fakeSource) Snapshot() *rank.Snapshot {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.snap
-}
-
-func (f *fakeSource) Subscribe() (<-chan struct{}, func()) { return f.ch, func() {} }
-
-func (f *fakeSource) set(s *rank.Snapshot) {
-	f.mu.Lock()
-	f.snap = s
-	f.mu.Unlock()
-	select {
-	case f.ch <- struct{}{}:
-	default:
-	}
-}
-
 func TestFollowObservesChangesAndEveryInterval(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := &fakeSource{ch: make(chan struct{}, 1)}
-		src.set(snapAt(time.Now(), node("a", 1)))
+		src := agenttest.NewSource(nil)
+		src.Set(snapAt(time.Now(), node("a", 1)))
 		r := NewRecorder(Options{Interval: 2 * time.Second})
 		ctx, cancel := context.WithCancel(context.Background())
 		done := make(chan struct{})
@@ -193,7 +168,7 @@ func TestFollowObservesChangesAndEveryInterval(t *testing.T) {
 		defer func() { cancel(); <-done }()
 		synctest.Wait()
 		// A change is observed at once, without waiting for the tick.
-		src.set(snapAt(time.Now(), node("a", 1), node("b", 1)))
+		src.Set(snapAt(time.Now(), node("a", 1), node("b", 1)))
 		synctest.Wait()
 		if evs := r.Events(0); len(evs) != 1 || evs[0].Kind != Joined {
 			t.Fatalf("events %v, want b's join at once", evs)
@@ -203,9 +178,7 @@ func TestFollowObservesChangesAndEveryInterval(t *testing.T) {
 		// published half an interval before.
 		for i := range 3 {
 			time.Sleep(time.Second)
-			src.mu.Lock()
-			src.snap = snapAt(time.Now(), node("a", float64(2+i)), node("b", 1))
-			src.mu.Unlock()
+			src.Replace(snapAt(time.Now(), node("a", float64(2+i)), node("b", 1)))
 			time.Sleep(time.Second)
 		}
 		synctest.Wait()

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/plugin/rfc2136"
 )
@@ -19,6 +20,10 @@ import (
 // and /metrics: not the agent's port, so an updater can run on a machine
 // that also runs an agent.
 const defaultNsupdateAPI = "127.0.0.1:1991"
+
+// nsupdatePort is the default gossip port of `peerload nsupdate`: not the
+// agent's, so an updater can run on a machine that also runs an agent.
+const nsupdatePort = 7945
 
 // nsupdateFlags are the flags of `peerload nsupdate`.
 type nsupdateFlags struct {
@@ -72,11 +77,14 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 	// member's own name is --node-name.
 	tmp := flag.NewFlagSet("gossip", flag.ContinueOnError)
 	nf.gossip = addGossipFlags(tmp)
+	// The member's name keeps the form of release 0.1.0, the full host
+	// name: updaters elect their writer by name, and an operator finds
+	// the updater in `peerload status` by it.
 	host, _ := os.Hostname()
 	nf.gossip.Name = "nsupdate-" + host
 	nf.gossip.StateDir = ""
 	nf.gossip.API = defaultNsupdateAPI
-	nf.gossip.Bind = "0.0.0.0:7945"
+	nf.gossip.Bind = "0.0.0.0:" + strconv.Itoa(nsupdatePort)
 	tmp.VisitAll(func(fl *flag.Flag) {
 		name, usage := fl.Name, fl.Usage
 		switch name {
@@ -89,7 +97,10 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 		case "bind":
 			usage = "gossip listen `ADDR:PORT` (UDP and TCP; not 7946, so an agent can run on the same machine)"
 		case "state-dir":
-			usage = "`DIR` for the member's report generation (empty: memory only; nsupdate keeps nothing else)"
+			// Release 0.1.0 accepted it, so unit files that pass it must
+			// keep working; but a collector sends no reports and holds no
+			// drain flag, so there was never anything to keep.
+			usage = "ignored (`DIR`): an updater keeps no state; accepted for compatibility with release 0.1.0"
 		}
 		f.Var(fl.Value, name, usage)
 	})
@@ -97,65 +108,67 @@ func addNsupdateFlags(f *flagSet) *nsupdateFlags {
 	return nf
 }
 
-// config turns the flags into the member's agent configuration and the
+// config turns the flags into the member's spec and agent configuration,
+// made as every collector front end makes them (agent/collector), and the
 // updater's configuration.
-func (nf *nsupdateFlags) config() (*agent.Config, rfc2136.Config, error) {
+func (nf *nsupdateFlags) config() (collector.Spec, *agent.Config, rfc2136.Config, error) {
+	var spec collector.Spec
 	var uc rfc2136.Config
 	if nf.server == "" {
-		return nil, uc, badFlag("server", "", "required")
+		return spec, nil, uc, badFlag("server", "", "required")
 	}
 	if _, _, err := parseHostPort(nf.server); err != nil {
-		return nil, uc, &flagError{Flag: "server", Value: nf.server, Err: err}
+		return spec, nil, uc, &flagError{Flag: "server", Value: nf.server, Err: err}
 	}
 	if nf.zone == "" {
-		return nil, uc, badFlag("zone", "", "required")
+		return spec, nil, uc, badFlag("zone", "", "required")
 	}
 	names := splitList(nf.names)
 	if len(names) == 0 {
-		return nil, uc, badFlag("name", nf.names, "required")
+		return spec, nil, uc, badFlag("name", nf.names, "required")
 	}
 	if nf.top < 1 {
-		return nil, uc, badFlag("top", strconv.Itoa(nf.top), "must be at least 1")
+		return spec, nil, uc, badFlag("top", strconv.Itoa(nf.top), "must be at least 1")
 	}
 	if nf.ttl < 1 || nf.ttl > 1<<31-1 {
-		return nil, uc, badFlag("ttl", strconv.Itoa(nf.ttl), "must be a positive number of seconds")
+		return spec, nil, uc, badFlag("ttl", strconv.Itoa(nf.ttl), "must be a positive number of seconds")
 	}
 	by, err := rank.ParseBy(nf.by)
 	if err != nil {
-		return nil, uc, &flagError{Flag: "by", Value: nf.by, Err: err}
+		return spec, nil, uc, &flagError{Flag: "by", Value: nf.by, Err: err}
 	}
 	fb, err := rank.ParseFallback(nf.fallback)
 	if err != nil {
-		return nil, uc, &flagError{Flag: "fallback", Value: nf.fallback, Err: err}
+		return spec, nil, uc, &flagError{Flag: "fallback", Value: nf.fallback, Err: err}
 	}
 	herd, err := rank.ParseHerd(nf.herd)
 	if err != nil {
-		return nil, uc, &flagError{Flag: "herd", Value: nf.herd, Err: errors.New("want on or off")}
+		return spec, nil, uc, &flagError{Flag: "herd", Value: nf.herd, Err: errors.New("want on or off")}
 	}
 	if nf.resync <= 0 {
-		return nil, uc, badFlag("resync", nf.resync.String(), "must be positive")
+		return spec, nil, uc, badFlag("resync", nf.resync.String(), "must be positive")
 	}
 	if nf.timeout <= 0 {
-		return nil, uc, badFlag("timeout", nf.timeout.String(), "must be positive")
+		return spec, nil, uc, badFlag("timeout", nf.timeout.String(), "must be positive")
 	}
 	if nf.minIntv < 0 {
-		return nil, uc, badFlag("min-interval", nf.minIntv.String(), "must not be negative")
+		return spec, nil, uc, badFlag("min-interval", nf.minIntv.String(), "must not be negative")
 	}
 	if _, err := parseLogLevel(nf.logLevel); err != nil {
-		return nil, uc, &flagError{Flag: "log-level", Value: nf.logLevel, Err: err}
+		return spec, nil, uc, &flagError{Flag: "log-level", Value: nf.logLevel, Err: err}
 	}
 	var key *rfc2136.Key
 	switch {
 	case nf.key != "" && nf.insecure:
-		return nil, uc, &usageError{errors.New("--tsig-key and --insecure-no-tsig exclude each other")}
+		return spec, nil, uc, &usageError{errors.New("--tsig-key and --insecure-no-tsig exclude each other")}
 	case nf.key != "":
 		k, err := rfc2136.ReadKeyFile(nf.key, nf.keyName, nf.allowMD5)
 		if err != nil {
-			return nil, uc, fmt.Errorf("--tsig-key: %w", err)
+			return spec, nil, uc, fmt.Errorf("--tsig-key: %w", err)
 		}
 		key = &k
 	case !nf.insecure:
-		return nil, uc, &usageError{errors.New("--tsig-key FILE is required (make one with `tsig-keygen -a hmac-sha256 NAME`); --insecure-no-tsig sends unsigned updates")}
+		return spec, nil, uc, &usageError{errors.New("--tsig-key FILE is required (make one with `tsig-keygen -a hmac-sha256 NAME`); --insecure-no-tsig sends unsigned updates")}
 	}
 	uc = rfc2136.Config{
 		Server: nf.server, Zone: nf.zone, Names: names, Top: nf.top, TTL: uint32(nf.ttl),
@@ -169,24 +182,33 @@ func (nf *nsupdateFlags) config() (*agent.Config, rfc2136.Config, error) {
 		uc.MinInterval = time.Nanosecond
 	}
 
-	cfg := agent.DefaultConfig()
+	// The gossip flags are parsed and checked as for an agent, into a
+	// scratch configuration; the member is then made from them as every
+	// collector front end makes its member.
 	rename := map[string]string{"name": "node-name"}
-	if err := nf.gossip.apply(cfg); err != nil {
+	scratch := agent.DefaultConfig()
+	if err := nf.gossip.apply(scratch); err != nil {
 		var fe *flagError
 		if errors.As(err, &fe) && rename[fe.Flag] != "" {
 			fe.Flag = rename[fe.Flag]
 		}
-		return nil, uc, err
+		return spec, nil, uc, err
 	}
-	cfg.Collector = true
-	cfg.Checks.SSHPort = 0
+	spec = collector.Spec{
+		Name: scratch.Name, Bind: nf.gossip.Bind, Join: scratch.Join, JoinFile: scratch.JoinFile,
+		Keyring: scratch.KeyringFile, Label: scratch.Label, Allow: scratch.Allow, Profile: nf.gossip.Profile,
+	}
 	for _, n := range names {
-		cfg.Roles = append(cfg.Roles, rfc2136.Role(nf.zone, n))
+		spec.Roles = append(spec.Roles, rfc2136.Role(nf.zone, n))
+	}
+	cfg, err := collector.Config(spec, "nsupdate", nsupdatePort)
+	if err != nil {
+		return spec, nil, uc, err
 	}
 	if err := validate(cfg, rename); err != nil {
-		return nil, uc, err
+		return spec, nil, uc, err
 	}
-	return cfg, uc, nil
+	return spec, cfg, uc, nil
 }
 
 func (c *cli) runNsupdate(args []string) error {
@@ -229,7 +251,7 @@ Example:
 	if err := noArgs(rest); err != nil {
 		return err
 	}
-	cfg, ucfg, err := nf.config()
+	spec, cfg, ucfg, err := nf.config()
 	if err != nil {
 		return err
 	}
@@ -239,6 +261,9 @@ Example:
 	}
 	level, _ := parseLogLevel(nf.logLevel)
 	logger := newLogger(c.stderr, level, cfg.Name)
+	if nf.gossip.StateDir != "" {
+		logger.Warn("--state-dir is ignored: an updater keeps no state (the flag is accepted for compatibility with release 0.1.0)", "state-dir", nf.gossip.StateDir)
+	}
 	cfg.Logger = logger
 	reg := newRegistry()
 	cfg.Registerer = reg
@@ -255,13 +280,15 @@ Example:
 				cfg.Name, a.GossipAddr(), api, ucfg.Names, ucfg.Zone, ucfg.Server)
 		},
 		reload: func(a *agent.Agent) error {
-			newCfg, newU, err := nf.config()
+			_, newCfg, newU, err := nf.config()
 			if err != nil {
 				return err
 			}
 			newCfg.Logger, newCfg.Registerer = logger, reg
 			u.SetKey(newU.Key) // a rotated --tsig-key file
-			return a.Reload(newCfg)
+			// The flags are those of the start, so the restart settings
+			// are too: the member takes the re-read files in place.
+			return collector.Adopt(a, spec, newCfg)
 		},
 		work: func(ctx context.Context, a *agent.Agent) error { return u.Run(ctx, a) },
 	}

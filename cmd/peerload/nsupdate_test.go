@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/peerload/peerload/agent/collector"
 )
 
 func parseNsupdate(t *testing.T, args ...string) (*nsupdateFlags, error) {
@@ -33,7 +35,7 @@ func TestNsupdateConfig(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg, uc, err := nf.config()
+	_, cfg, uc, err := nf.config()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,7 +78,7 @@ func TestNsupdateConfigErrors(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			nf, err := parseNsupdate(t, tt.args...)
 			if err == nil {
-				_, _, err = nf.config()
+				_, _, _, err = nf.config()
 			}
 			if err == nil || !strings.Contains(err.Error(), tt.errHas) {
 				t.Fatalf("err = %v, want %q", err, tt.errHas)
@@ -92,7 +94,70 @@ func TestNsupdateConfigErrors(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := nf.config(); err != nil {
+	if _, _, _, err := nf.config(); err != nil {
 		t.Fatalf("md5 with --allow-md5: %v", err)
+	}
+}
+
+// TestNsupdateRestartSettings: the member nsupdate makes from its flags
+// goes through agent/collector like the CoreDNS plugin's and the Caddy
+// modules', so a flag that changes between two runs changes exactly the
+// setting the one restart rule names (or none, for what a running member
+// takes in place), with the same names as in a Corefile or Caddyfile.
+// nsupdate's flags are fixed for the life of the process; HUP re-reads
+// the files (join file, keyring, TSIG key), which the member adopts in
+// place. nsupdate has no stale setting.
+func TestNsupdateRestartSettings(t *testing.T) {
+	dir := t.TempDir()
+	file := func(name, content string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	k1 := file("k1", "aGVsbG8gd29ybGQgMTIzNA==\n")
+	k2 := file("k2", "d29ybGQgaGVsbG8gNDMyMQ==\n")
+	j1, j2 := file("j1", "127.0.0.1:1\n"), file("j2", "127.0.0.1:2\n")
+	base := []string{"--server", "127.0.0.1:53", "--zone", "example.edu", "--name", "cslab.example.edu", "--insecure-no-tsig",
+		"--bind", "127.0.0.1:7945", "--node-name", "upd-a", "--profile", "local"}
+	for _, tc := range []struct {
+		old, next []string
+		want      string // what collector.RestartSettings names, "" for none
+	}{
+		{nil, []string{"--bind", "127.0.0.1:7955"}, "bind"},
+		{nil, []string{"--node-name", "upd-b"}, "name"},
+		{[]string{"--join", "127.0.0.1:1"}, []string{"--join", "127.0.0.1:2"}, ""},
+		{[]string{"--join-file", j1}, []string{"--join-file", j2}, ""},
+		{[]string{"--keyring", k1}, []string{"--keyring", k2}, ""},
+		{[]string{"--keyring", k1}, nil, "keyring (encryption on/off)"},
+		{[]string{"--label", "red"}, []string{"--label", "blue"}, "label"},
+		{[]string{"--allow", "127.0.0.0/8"}, []string{"--allow", "127.0.0.1/32"}, "allow"},
+		{nil, []string{"--profile", "lan"}, "profile"},
+		{nil, []string{"--name", "gpu.example.edu"}, "roles"},
+		{nil, []string{"--top", "3"}, ""},
+		{nil, []string{"--state-dir", dir}, ""},
+	} {
+		t.Run(strings.Join(tc.next, " "), func(t *testing.T) {
+			spec := func(args []string) collector.Spec {
+				t.Helper()
+				nf, err := parseNsupdate(t, append(slices.Clone(base), args...)...)
+				if err != nil {
+					t.Fatal(err)
+				}
+				s, cfg, _, err := nf.config()
+				if err != nil {
+					t.Fatal(err)
+				}
+				if cfg.StateDir != "" || !cfg.Collector {
+					t.Fatalf("agent config: state dir %q, collector %v; want none, a collector", cfg.StateDir, cfg.Collector)
+				}
+				return s
+			}
+			got := collector.RestartSettings(spec(tc.old), spec(tc.next))
+			if want := []string{tc.want}; tc.want == "" && len(got) != 0 || tc.want != "" && !slices.Equal(got, want) {
+				t.Fatalf("RestartSettings = %v, want %q", got, tc.want)
+			}
+		})
 	}
 }

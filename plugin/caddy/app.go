@@ -16,10 +16,11 @@ package peerload
 
 import (
 	"fmt"
-	"slices"
 	"sync"
 
 	"github.com/caddyserver/caddy/v2"
+
+	"github.com/peerload/peerload/agent/collector"
 )
 
 func init() {
@@ -33,21 +34,21 @@ const appID = "peerload"
 
 // App starts the cluster members of one configuration's peerload modules
 // when the configuration starts. It has no settings: the modules load it
-// (ctx.App) and hand it their member. Starting members here rather than
-// in the modules' Provision keeps `caddy validate` from binding gossip
-// ports or joining a cluster, and starts a reloaded configuration's new
-// member only once Caddy commits to running it.
+// (ctx.App) and hand it their hold on a member. Starting members here
+// rather than in the modules' Provision keeps `caddy validate` from
+// binding gossip ports or joining a cluster, and starts a reloaded
+// configuration's new member only once Caddy commits to running it.
 type App struct {
 	mu      sync.Mutex
 	uses    []memberUse
 	started bool
 }
 
-// memberUse is one member a configuration's modules use, with the
-// settings they give it.
+// memberUse is one module's hold on a member, with the settings it gives
+// it.
 type memberUse struct {
-	m    *member
-	spec memberSpec
+	h    *collector.Handle
+	spec collector.Spec
 }
 
 // CaddyModule returns the Caddy module information.
@@ -58,49 +59,26 @@ func (*App) CaddyModule() caddy.ModuleInfo {
 	}
 }
 
-// use adds a module's member. Modules of one configuration that share a
-// bind address share a member, so they must give it the same settings.
-func (a *App) use(m *member, spec memberSpec) error {
+// use adds a module's hold on a member. Modules of one configuration that
+// share a bind address share a member, so they must give it the same
+// settings.
+func (a *App) use(h *collector.Handle, spec collector.Spec) error {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	for _, u := range a.uses {
 		if u.spec.Bind != spec.Bind {
 			continue
 		}
-		if what := specDiff(u.spec, spec); what != "" {
+		if diff := collector.Differences(u.spec, spec); len(diff) > 0 {
 			return fmt.Errorf("bind %s: %s differs from another peerload module of this configuration on the same bind address; "+
-				"modules sharing a bind address share one cluster member, so give its settings identically (import one snippet) or use another bind", spec.Bind, what)
-		}
-		if u.m == m {
-			return nil
+				"modules sharing a bind address share one cluster member, so give its settings identically (import one snippet) or use another bind", spec.Bind, diff[0])
 		}
 	}
-	a.uses = append(a.uses, memberUse{m: m, spec: spec})
+	a.uses = append(a.uses, memberUse{h: h, spec: spec})
 	if a.started {
-		return m.start(spec)
+		return h.Start()
 	}
 	return nil
-}
-
-// specDiff names the first member setting that differs, "" if none.
-func specDiff(a, b memberSpec) string {
-	switch {
-	case a.Name != b.Name:
-		return "name"
-	case !slices.Equal(a.Join, b.Join):
-		return "join"
-	case a.Keyring != b.Keyring:
-		return "keyring"
-	case a.Label != b.Label:
-		return "label"
-	case !slices.Equal(a.Allow, b.Allow):
-		return "allow"
-	case a.Profile != b.Profile:
-		return "profile"
-	case a.Stale != b.Stale:
-		return "stale"
-	}
-	return ""
 }
 
 // Start implements caddy.App: it starts every member the configuration's
@@ -111,7 +89,7 @@ func (a *App) Start() error {
 	defer a.mu.Unlock()
 	a.started = true
 	for _, u := range a.uses {
-		if err := u.m.start(u.spec); err != nil {
+		if err := u.h.Start(); err != nil {
 			return err
 		}
 	}

@@ -2,12 +2,12 @@ package peerload
 
 import (
 	"net/netip"
-	"strconv"
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/rank"
 )
 
@@ -228,12 +228,9 @@ func intArg(d *caddyfile.Dispenser, lo, hi int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := strconv.Atoi(v)
+	n, err := collector.ParseInt(prop, v, lo, hi)
 	if err != nil {
-		return 0, d.Errf("%s: '%s' is not a number", prop, v)
-	}
-	if n < lo || n > hi {
-		return 0, d.Errf("%s: %d out of range %d..%d", prop, n, lo, hi)
+		return 0, d.Errf("%v", err)
 	}
 	return n, nil
 }

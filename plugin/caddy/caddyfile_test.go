@@ -11,6 +11,7 @@ import (
 	"github.com/caddyserver/caddy/v2"
 	"github.com/caddyserver/caddy/v2/caddyconfig/caddyfile"
 
+	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/rank"
 )
 
@@ -200,7 +201,7 @@ func TestUnmarshalSettings(t *testing.T) {
 		len(spec.Allow) != 2 || spec.Profile != "local" || spec.Stale != time.Minute {
 		t.Errorf("member spec = %+v", spec)
 	}
-	cfg, err := agentConfig(spec)
+	cfg, err := collector.Config(spec, "caddy", defaultPort)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -216,7 +217,7 @@ func TestUnmarshalSettings(t *testing.T) {
 	if p := d.rankPolicy(defaultSelectionTop); p.Top != 1 || p.Fallback != rank.FallbackKeep || p.By != rank.ByCombined {
 		t.Errorf("default policy = %+v", p)
 	}
-	cfg, err = agentConfig(d.spec())
+	cfg, err = collector.Config(d.spec(), "caddy", defaultPort)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,9 +260,8 @@ func TestValidateJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{filepath.Join(dir, "missing"), dir, bad} {
-		c := Cluster{Keyring: k}
-		if err := c.checkKeyring(); err == nil || !strings.HasPrefix(err.Error(), "keyring: ") {
-			t.Errorf("checkKeyring(%s) = %v, want a keyring: error", k, err)
+		if err := collector.CheckKeyring(k); err == nil || !strings.HasPrefix(err.Error(), "keyring: ") {
+			t.Errorf("CheckKeyring(%s) = %v, want a keyring: error", k, err)
 		}
 	}
 }

@@ -1,6 +1,7 @@
 package peerload
 
 import (
+	"context"
 	"net"
 	"net/netip"
 	"strings"
@@ -10,10 +11,13 @@ import (
 
 	"github.com/caddyserver/caddy/v2"
 	"github.com/prometheus/client_golang/prometheus"
+	"go.uber.org/zap"
 
 	"github.com/peerload/peerload/agent"
+	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/watch"
 )
 
 // choice is what a module needs per request, precomputed from one
@@ -182,17 +186,21 @@ func (c *choice) lookup(host string) (int32, bool) {
 type chooser struct {
 	policy  rank.Policy
 	port    string // the upstream source's service port, "" for the policy
-	member  *member
+	bind    string // the member's bind address
+	member  *collector.Handle
 	metrics prometheus.Registerer // the configuration's registry
 	cur     atomic.Pointer[choice]
-	done    chan struct{}
-	wg      sync.WaitGroup
 }
 
-// begin acquires the member of cl for a module being provisioned, hands
-// it to the configuration's peerload app (which starts it), and starts
-// watching it.
+// begin acquires the member of cl for a module being provisioned and
+// hands it to the configuration's peerload app, which starts it. The
+// keyring is read here, as the member will, so that `caddy validate` and
+// a reload report a missing or bad file by property rather than failing
+// at start.
 func (c *chooser) begin(ctx caddy.Context, cl *Cluster, defaultTop int, port string) error {
+	if err := collector.CheckKeyring(cl.Keyring); err != nil {
+		return err
+	}
 	c.policy, c.port = cl.rankPolicy(defaultTop), port
 	c.cur.Store(emptyChoice)
 	c.metrics = ctx.GetMetricsRegistry()
@@ -204,32 +212,46 @@ func (c *chooser) begin(ctx caddy.Context, cl *Cluster, defaultTop int, port str
 		return err
 	}
 	spec := cl.spec()
-	m, err := acquireMember(spec)
-	if err != nil {
+	c.bind = spec.Bind
+	memberMetrics(c.bind).addTarget(c.metrics)
+	c.member = members.Acquire(spec, c.attach)
+	if err := appMod.(*App).use(c.member, spec); err != nil {
+		c.end()
 		return err
 	}
-	if err := appMod.(*App).use(m, spec); err != nil {
-		m.release()
-		return err
-	}
-	c.member = m
-	m.metrics.addTarget(c.metrics)
-	c.done = make(chan struct{})
-	c.wg.Go(c.watch)
 	return nil
 }
 
-// end stops watching and lets go of the member (safe to call twice, and
-// after a failed begin).
+// end lets go of the member, which stops watching it (safe to call
+// twice, and after a failed begin).
 func (c *chooser) end() {
 	if c.member == nil {
 		return
 	}
-	close(c.done)
-	c.wg.Wait()
-	c.member.metrics.removeTarget(c.metrics)
-	c.member.release()
+	if err := c.member.Release(); err != nil {
+		logger().Error("stop cluster member", zap.String("bind", c.bind), zap.Error(err))
+	}
+	memberMetrics(c.bind).removeTarget(c.metrics)
 	c.member = nil
+}
+
+// attach watches the agent a (see collector.AttachFunc): the choice is
+// built from it at once and kept current until detached. A nil agent (the
+// member could not restart) leaves the module with no machines.
+func (c *chooser) attach(a *agent.Agent, _ bool) (func(), error) {
+	if a == nil {
+		c.publish(nil)
+		return nil, nil
+	}
+	snap := a.Snapshot()
+	c.publish(snap)
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	wg.Go(func() { c.watch(ctx, a, snap) })
+	return func() {
+		cancel()
+		wg.Wait()
+	}, nil
 }
 
 // clockRefresh is how often the watcher updates what depends on the clock
@@ -237,54 +259,23 @@ func (c *chooser) end() {
 // reports arrive by notification.
 const clockRefresh = 5 * time.Second
 
-// watch keeps the published choice current: it rebuilds it whenever the
-// member's agent announces a change (a coalesced notification still ends
-// in a read of the latest snapshot), after hand-outs the herd counted (at
-// most every herd.ChangeInterval), and reads its member's source again whenever
-// an agent started or stopped (a reload's new member took over).
-func (c *chooser) watch() {
-	tick := time.NewTicker(clockRefresh)
-	defer tick.Stop()
+// watch keeps the published choice current from a until ctx ends: it
+// rebuilds it whenever the agent announces a change and after hand-outs
+// the herd counted (at most every herd.ChangeInterval). last is the
+// snapshot published before.
+func (c *chooser) watch(ctx context.Context, a *agent.Agent, last *rank.Snapshot) {
 	var handed <-chan struct{}
 	if c.policy.Herd != nil {
 		handed = c.policy.Herd.Changed()
 	}
-	var last *rank.Snapshot
-	rerank := false
-	for {
-		a, epoch := c.member.source()
-		var notify <-chan struct{}
-		cancel := func() {}
-		if a != nil {
-			notify, cancel = a.Subscribe()
+	watch.Run(ctx, a, watch.Options{Every: clockRefresh, Signal: handed}, func(why watch.Why) time.Time {
+		if snap := a.Snapshot(); snap != last || snap == nil || why == watch.Signal {
+			c.publish(snap)
+			last = snap
 		}
-		for changed := true; changed; {
-			if snap := snapshotOf(a); snap != last || snap == nil || rerank {
-				c.publish(snap)
-				last, rerank = snap, false
-			}
-			c.observeAge(time.Now())
-			select {
-			case <-c.done:
-				cancel()
-				return
-			case <-epoch:
-				changed = false
-			case <-notify:
-			case <-tick.C:
-			case <-handed:
-				rerank = true
-			}
-		}
-		cancel()
-	}
-}
-
-func snapshotOf(a *agent.Agent) *rank.Snapshot {
-	if a == nil {
-		return nil
-	}
-	return a.Snapshot()
+		c.observeAge(time.Now())
+		return time.Time{}
+	})
 }
 
 // publish builds the choice from snap and makes it the one requests read.
@@ -292,19 +283,19 @@ func snapshotOf(a *agent.Agent) *rank.Snapshot {
 func (c *chooser) publish(snap *rank.Snapshot) {
 	ch := buildChoice(c.policy, snap, c.cur.Load(), c.port, time.Now())
 	c.cur.Store(ch)
-	if c.member == nil {
+	if c.bind == "" {
 		return
 	}
-	candidatesGauge.WithLabelValues(c.member.bind, c.policy.Pool).Set(float64(ch.candidates))
-	membersGauge.WithLabelValues(c.member.bind).Set(float64(ch.alive))
+	candidatesGauge.WithLabelValues(c.bind, c.policy.Pool).Set(float64(ch.candidates))
+	membersGauge.WithLabelValues(c.bind).Set(float64(ch.alive))
 }
 
 // observeAge sets the snapshot age gauge: how old the newest report the
 // choice holds is at now. It stays unset until the first report arrives.
 func (c *chooser) observeAge(now time.Time) {
 	ch := c.cur.Load()
-	if ch.newest.IsZero() || c.member == nil {
+	if ch.newest.IsZero() || c.bind == "" {
 		return
 	}
-	snapshotAgeGauge.WithLabelValues(c.member.bind).Set(max(now.Sub(ch.newest).Seconds(), 0))
+	snapshotAgeGauge.WithLabelValues(c.bind).Set(max(now.Sub(ch.newest).Seconds(), 0))
 }

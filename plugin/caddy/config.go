@@ -1,20 +1,17 @@
 package peerload
 
 import (
-	"errors"
 	"fmt"
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/caddyserver/caddy/v2"
 
 	"github.com/peerload/peerload/agent"
-	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
 )
@@ -94,13 +91,7 @@ type Cluster struct {
 
 // memberSpec is what makes up one cluster member: every module with the
 // same Bind in one configuration gives the same spec.
-type memberSpec = agent.CollectorSpec
-
-// memberProperties names the property behind each agent.Config field a
-// module sets, so the agent library's rules are reported by property.
-var memberProperties = map[string]string{
-	"Name": "name", "BindAddr": "bind", "BindPort": "bind", "Allow": "allow", "Label": "label", "StaleAfter": "stale",
-}
+type memberSpec = collector.Spec
 
 // rankPolicy is how the module chooses machines, the one policy every
 // integration uses; top is the module's default for Top. With herd on it
@@ -142,8 +133,8 @@ func (c *Cluster) spec() memberSpec {
 }
 
 // validate checks every setting and names the property at fault. It does
-// not read the keyring (see checkKeyring), so a Caddyfile adapts on a
-// machine without it.
+// not read the keyring (provisioning does, with collector.CheckKeyring),
+// so a Caddyfile adapts on a machine without it.
 func (c *Cluster) validate() error {
 	if c.Pool != "" {
 		if err := agent.ValidatePool(c.Pool); err != nil {
@@ -177,38 +168,7 @@ func (c *Cluster) validate() error {
 	}
 	// The member's settings follow the agent library's rules, checked
 	// there and reported here by property name.
-	ac, err := agentConfig(c.spec())
-	if err == nil {
-		err = ac.Validate()
-	}
-	if err != nil {
-		var fe *agent.FieldError
-		if errors.As(err, &fe) && memberProperties[fe.Field] != "" {
-			return fmt.Errorf("%s: %w", memberProperties[fe.Field], fe.Err)
-		}
-		return err
-	}
-	return nil
-}
-
-// checkKeyring reads the keyring, when one is set, as the member will:
-// at provisioning, so that `caddy validate` and a reload report a missing
-// or bad file by property rather than failing at start.
-func (c *Cluster) checkKeyring() error {
-	if c.Keyring == "" {
-		return nil
-	}
-	st, err := os.Stat(c.Keyring)
-	if err != nil {
-		return fmt.Errorf("keyring: %w", err)
-	}
-	if st.IsDir() {
-		return fmt.Errorf("keyring: %s is a directory", c.Keyring)
-	}
-	if _, err := gossip.ReadKeyring(c.Keyring); err != nil {
-		return fmt.Errorf("keyring: %w", err)
-	}
-	return nil
+	return collector.Check(c.spec(), "caddy", defaultPort)
 }
 
 // checkJoin validates a member to join: host:port with a port from 1 to
@@ -225,20 +185,4 @@ func checkJoin(s string) error {
 		return fmt.Errorf("'%s': empty host", s)
 	}
 	return nil
-}
-
-// restartKey is what identifies a member across reloads: the settings a
-// running member cannot change (its name, bind address, label, allow list,
-// stale age, timing profile, and whether gossip is encrypted at all). A
-// reload that changes only the join list or the keyring's keys keeps the
-// member and applies them in place.
-func restartKey(s memberSpec) string {
-	allow := make([]string, len(s.Allow))
-	for i, p := range s.Allow {
-		allow[i] = p.String()
-	}
-	return strings.Join([]string{
-		"name=" + s.Name, "bind=" + s.Bind, "label=" + s.Label, "allow=" + strings.Join(allow, ","),
-		"stale=" + s.Stale.String(), "profile=" + s.Profile, "encrypted=" + strconv.FormatBool(s.Keyring != ""),
-	}, "\x00")
 }

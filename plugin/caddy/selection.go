@@ -62,9 +62,6 @@ func (s *Selection) Provision(ctx caddy.Context) error {
 	if err := s.Validate(); err != nil {
 		return err
 	}
-	if err := s.checkKeyring(); err != nil {
-		return err
-	}
 	return s.begin(ctx, &s.Cluster, defaultSelectionTop, "")
 }
 

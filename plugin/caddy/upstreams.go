@@ -57,9 +57,6 @@ func (u *Upstreams) Provision(ctx caddy.Context) error {
 	if err := u.Validate(); err != nil {
 		return err
 	}
-	if err := u.checkKeyring(); err != nil {
-		return err
-	}
 	return u.begin(ctx, &u.Cluster, defaultUpstreamsTop, strconv.Itoa(u.Port))
 }
 

@@ -8,6 +8,7 @@ import (
 
 	"github.com/miekg/dns"
 
+	"github.com/peerload/peerload/agent/agenttest"
 	"github.com/peerload/peerload/agent/rank"
 )
 
@@ -37,7 +38,7 @@ func firstOf(t *testing.T, corefile string) map[string]int {
 	}
 	first := map[string]int{}
 	synctest.Test(t, func(t *testing.T) {
-		src := &fakeSource{ch: make(chan struct{}, 1), snap: staticLab()}
+		src := agenttest.NewSource(staticLab())
 		p := newTestPeerLoad(cfg, nil)
 		stop := p.watch(src)
 		defer stop()

@@ -21,6 +21,7 @@ import (
 
 	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/watch"
 )
 
 // PeerLoad is the plugin handler of one peerload block.
@@ -59,10 +60,7 @@ type PeerLoad struct {
 
 // snapshotSource is what the handler reads the cluster from; *agent.Agent
 // is one, tests use synthetic snapshots.
-type snapshotSource interface {
-	Snapshot() *rank.Snapshot
-	Subscribe() (<-chan struct{}, func())
-}
+type snapshotSource = watch.Source
 
 func newPeerLoad(cfg *config) *PeerLoad {
 	p := &PeerLoad{cfg: cfg, zone: map[string]string{}, counts: handCounts{}, kick: make(chan struct{}, 1)}
@@ -441,47 +439,37 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 	if r, ok := src.(readinessSource); ok {
 		p.readiness.Store(&r)
 	}
-	ch, cancel := src.Subscribe()
-	done := make(chan struct{})
+	ctx, cancel := context.WithCancel(context.Background())
+	done := ctx.Done()
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		tick := time.NewTicker(clockRefresh)
-		defer tick.Stop()
 		var last *rank.Snapshot
 		var flushed time.Time
-		rerank := false
-		for {
+		// Wake for what may change the answers: a notification, the
+		// clock, or (with a herd) answers that handed machines out.
+		// Their counts go to the metric and the herd at most every
+		// ChangeInterval, with or without a herd.
+		watch.Run(ctx, src, watch.Options{Every: clockRefresh, Signal: p.kick}, func(why watch.Why) time.Time {
+			rerank := false
+			if why == watch.Signal {
+				if !sleep(done, herd.ChangeInterval-time.Since(flushed)) {
+					return time.Time{}
+				}
+				flushed = time.Now()
+				p.flush(flushed)
+				if p.herd == nil {
+					return time.Time{}
+				}
+				rerank = true
+			}
 			if snap := src.Snapshot(); snap != nil && (snap != last || rerank) {
 				p.publish(snap)
-				last, rerank = snap, false
+				last = snap
 			} else {
 				p.observeAge(time.Now())
 			}
-			// Wait for what may change the answers: a notification,
-			// the clock, or (with a herd) answers that handed machines
-			// out. Their counts go to the metric and the herd at most
-			// every ChangeInterval, with or without a herd.
-			for ready := false; !ready; {
-				ready = true
-				select {
-				case <-done:
-					return
-				case _, ok := <-ch:
-					if !ok {
-						ch = nil
-					}
-				case <-tick.C:
-				case <-p.kick:
-					if !sleep(done, herd.ChangeInterval-time.Since(flushed)) {
-						return
-					}
-					flushed = time.Now()
-					p.flush(flushed)
-					ready = p.herd != nil
-					rerank = ready
-				}
-			}
-		}
+			return time.Time{}
+		})
 	})
 	// The first look at the zones is done before watch returns (in
 	// OnStartup, before the server answers): a name that is the apex of a
@@ -504,8 +492,7 @@ func (p *PeerLoad) watch(src snapshotSource) (stop func()) {
 		}
 	})
 	return func() {
-		close(done)
-		wg.Wait()
 		cancel()
+		wg.Wait()
 	}
 }

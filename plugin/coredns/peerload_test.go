@@ -7,7 +7,6 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"testing/synctest"
@@ -573,33 +572,8 @@ func TestNonINClassGoesNext(t *testing.T) {
 	}
 }
 
-// fakeSource is a snapshotSource fed by the test.
-type fakeSource struct {
-	mu   sync.Mutex
-	snap *rank.Snapshot
-	ch   chan struct{}
-}
-
-func (f *fakeSource) Snapshot() *rank.Snapshot {
-	f.mu.Lock()
-	defer f.mu.Unlock()
-	return f.snap
-}
-
-func (f *fakeSource) Subscribe() (<-chan struct{}, func()) { return f.ch, func() {} }
-
-func (f *fakeSource) set(s *rank.Snapshot) {
-	f.mu.Lock()
-	f.snap = s
-	f.mu.Unlock()
-	select {
-	case f.ch <- struct{}{}:
-	default:
-	}
-}
-
 func TestWatch(t *testing.T) {
-	src := &fakeSource{ch: make(chan struct{}, 1), snap: testSnapshot(testNode("lab01", "10.0.0.11", 0.1))}
+	src := agenttest.NewSource(testSnapshot(testNode("lab01", "10.0.0.11", 0.1)))
 	p := newTestPeerLoad(testConfig(), nil)
 	stop := p.watch(src)
 	defer stop()
@@ -612,7 +586,7 @@ func TestWatch(t *testing.T) {
 		})
 	}
 	waitAnswer([]string{"10.0.0.11"})
-	src.set(testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.1)))
+	src.Set(testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.1)))
 	waitAnswer([]string{"10.0.0.11", "10.0.0.12"})
 }
 
@@ -899,7 +873,7 @@ func TestNegativeAnswersFallbackSOA(t *testing.T) {
 // TestWatchFindsTheZoneSOA: the watcher asks the chain for the SOA when it
 // starts.
 func TestWatchFindsTheZoneSOA(t *testing.T) {
-	src := &fakeSource{ch: make(chan struct{}, 1), snap: clusterSnapshot()}
+	src := agenttest.NewSource(clusterSnapshot())
 	p := newTestPeerLoad(testConfig(), nil)
 	p.Next = soaPlugin("example.edu.	3600	IN	SOA	ns1.example.edu. admin.example.edu. 2026112401 7200 3600 1209600 300", true)
 	stop := p.watch(src)
@@ -998,13 +972,13 @@ func TestPickByFamily(t *testing.T) {
 // countingSource hands out a new snapshot pointer on every call, as the
 // agent publishes one on every rebuild, and counts the calls.
 type countingSource struct {
-	fakeSource
+	*agenttest.Source
 	calls atomic.Int32
 }
 
 func (c *countingSource) Snapshot() *rank.Snapshot {
 	c.calls.Add(1)
-	s := *c.fakeSource.Snapshot()
+	s := *c.Source.Snapshot()
 	return &s
 }
 
@@ -1014,7 +988,7 @@ func (c *countingSource) Snapshot() *rank.Snapshot {
 // fake time, not slept through.
 func TestWatchRebuildsOnNotification(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		src := &countingSource{fakeSource: fakeSource{ch: make(chan struct{}, 1), snap: testSnapshot(testNode("lab01", "10.0.0.11", 0.1))}}
+		src := &countingSource{Source: agenttest.NewSource(testSnapshot(testNode("lab01", "10.0.0.11", 0.1)))}
 		p := newTestPeerLoad(testConfig(), nil)
 		stop := p.watch(src)
 		defer stop()
@@ -1027,7 +1001,7 @@ func TestWatchRebuildsOnNotification(t *testing.T) {
 		if n := src.calls.Load(); n != 1 {
 			t.Errorf("%d snapshot reads without a notification within %s, want 1", n, clockRefresh)
 		}
-		src.set(testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.1)))
+		src.Set(testSnapshot(testNode("lab01", "10.0.0.11", 0.1), testNode("lab02", "10.0.0.12", 0.1)))
 		synctest.Wait()
 		if got := answerIPs(query(t, p, "cslab.example.edu.", dns.TypeA)); len(got) != 2 {
 			t.Errorf("after a notification A = %v, want 2 records", got)

@@ -6,7 +6,6 @@ import (
 	"math"
 	"net"
 	"net/netip"
-	"os"
 	"path/filepath"
 	"reflect"
 	"slices"
@@ -21,7 +20,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/peerload/peerload/agent"
-	"github.com/peerload/peerload/agent/gossip"
+	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/plugin/rfc2136"
@@ -38,13 +37,12 @@ func init() { plugin.Register(pluginName, setup) }
 // class that logs in at once within a few per cent of the oracle on every
 // lab simulated, at a few queries a second per resolver at most.
 const (
-	defaultTop   = 8
-	defaultTTL   = 5
-	defaultPort  = 7947
-	defaultBind  = "0.0.0.0:7947"
-	maxTop       = 64
-	maxTTL       = 86400
-	leaveTimeout = 2 * time.Second
+	defaultTop  = 8
+	defaultTTL  = 5
+	defaultPort = 7947
+	defaultBind = "0.0.0.0:7947"
+	maxTop      = 64
+	maxTTL      = 86400
 )
 
 // config is one parsed peerload block: the answers it gives (names, top,
@@ -73,13 +71,7 @@ func (c *config) policy(h *herd.Herd) rank.Policy {
 // memberSpec is what makes up the gossip member a peerload block runs. All
 // blocks with the same bind address share one member, so these settings are
 // given once (or identically) per bind address.
-type memberSpec = agent.CollectorSpec
-
-// memberProperties names the property behind each agent.Config field a
-// peerload block sets.
-var memberProperties = map[string]string{
-	"Name": "name", "BindAddr": "bind", "BindPort": "bind", "Allow": "allow", "Label": "label", "StaleAfter": "stale",
-}
+type memberSpec = collector.Spec
 
 func setup(c *caddy.Controller) error {
 	cfg, err := parse(c)
@@ -109,9 +101,9 @@ func setup(c *caddy.Controller) error {
 // release it. On a reload the new instance's start runs before the old
 // instance's stop (see member).
 func (cfg *config) lifecycle(p *PeerLoad) (start, stop func() error) {
-	var mem *memberHandle
+	var mem *collector.Handle
 	start = func() error {
-		h, err := acquireMember(*cfg.member, cfg.attach(p))
+		h, err := startMember(*cfg.member, cfg.attach(p))
 		if err != nil {
 			return plugin.Error(pluginName, err)
 		}
@@ -122,7 +114,7 @@ func (cfg *config) lifecycle(p *PeerLoad) (start, stop func() error) {
 		if mem == nil {
 			return nil
 		}
-		err := releaseMember(mem)
+		err := mem.Release()
 		mem = nil
 		if err != nil {
 			return plugin.Error(pluginName, err)
@@ -136,8 +128,14 @@ func (cfg *config) lifecycle(p *PeerLoad) (start, stop func() error) {
 // it, and the block's updater runs on it once it is the block's own (runs
 // the block's settings, so it carries the updater's role). The member calls
 // it again with the new agent when it restarts after a reload.
-func (cfg *config) attach(p *PeerLoad) attachFunc {
+func (cfg *config) attach(p *PeerLoad) collector.AttachFunc {
 	return func(a *agent.Agent, own bool) (func(), error) {
+		if a == nil {
+			// The member could not restart: the block keeps its last
+			// answers and is not ready (its agent stopped) until a later
+			// reload starts one.
+			return nil, nil
+		}
 		stopWatch := p.watch(a)
 		if cfg.update == nil || !own {
 			return stopWatch, nil
@@ -308,15 +306,8 @@ func parse(c *caddy.Controller) (*config, error) {
 				if !filepath.IsAbs(v) && root != "" {
 					v = filepath.Join(root, v)
 				}
-				st, err := os.Stat(v)
-				if err != nil {
-					return nil, c.Errf("keyring: %v", err)
-				}
-				if st.IsDir() {
-					return nil, c.Errf("keyring: %s is a directory", v)
-				}
-				if _, err := gossip.ReadKeyring(v); err != nil {
-					return nil, c.Errf("%v", err) // names the file and the line
+				if err := collector.CheckKeyring(v); err != nil {
+					return nil, c.Errf("%v", err)
 				}
 				spec.Keyring = v
 			case "label":
@@ -386,18 +377,7 @@ func parse(c *caddy.Controller) (*config, error) {
 	}
 	// The member's settings follow the agent library's rules, checked
 	// there and reported here by property name.
-	ac, err := agentConfig(*merged)
-	if err == nil {
-		err = ac.Validate()
-	}
-	if err != nil {
-		var fe *agent.FieldError
-		if errors.As(err, &fe) && memberProperties[fe.Field] != "" {
-			return nil, c.Errf("%s: %v", memberProperties[fe.Field], fe.Err)
-		}
-		if strings.HasPrefix(err.Error(), "unknown timing profile") {
-			return nil, c.Errf("profile: %v", err)
-		}
+	if err := collector.Check(*merged, "coredns", defaultPort); err != nil {
 		return nil, c.Errf("%v", err)
 	}
 	cfg.member = merged
@@ -488,12 +468,9 @@ func intArg(c *caddy.Controller, lo, hi int) (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	n, err := strconv.Atoi(v)
+	n, err := collector.ParseInt(prop, v, lo, hi)
 	if err != nil {
-		return 0, c.Errf("%s: '%s' is not a number", prop, v)
-	}
-	if n < lo || n > hi {
-		return 0, c.Errf("%s: %d out of range %d..%d", prop, n, lo, hi)
+		return 0, c.Errf("%v", err)
 	}
 	return n, nil
 }

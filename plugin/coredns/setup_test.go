@@ -386,8 +386,9 @@ func TestSetupUpdateBlock(t *testing.T) {
 // new name and a new update sub-block take effect on a member restarted on
 // the same bind address, and the reloaded handler reads that member.
 func TestSetupReload(t *testing.T) {
-	bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
-	dnsPort := freeLoopbackPort(t)
+	configs := recordAgents(t)
+	bind := fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t))
+	dnsPort := agenttest.FreeLoopbackPort(t)
 	corefiles := []string{
 		`peerload cslab.example.edu {
 			bind ` + bind + `
@@ -417,28 +418,28 @@ func TestSetupReload(t *testing.T) {
 		stops = append(stops, stop)
 	}
 	t.Cleanup(func() { _ = stops[1]() })
-	running := func() *member {
-		members.Lock()
-		defer members.Unlock()
-		return members.m[bind]
+	running := func() *agent.Agent {
+		a, _ := members.Running(bind)
+		return a
 	}
-	if m := running(); m == nil || m.spec.Name != "ns-old" {
-		t.Fatalf("before the old instance shuts down: member %+v, want the old one still running", m)
+	if a := running(); a == nil || a.Name() != "ns-old" {
+		t.Fatalf("before the old instance shuts down: agent %v, want the old one still running", a)
 	}
 	if err := stops[0](); err != nil {
 		t.Fatal(err)
 	}
-	m := running()
-	if m == nil || m.agent == nil {
+	a := running()
+	if a == nil {
 		t.Fatal("no member after the old instance shut down")
 	}
+	cfgs := configs()
 	want := []netip.Prefix{netip.MustParsePrefix("127.0.0.1/32")}
-	if m.agent.Name() != "ns-new" || !slices.Equal(m.spec.Allow, want) || m.agent.GossipAddr() != bind {
-		t.Fatalf("member after reload: name %s, allow %v, on %s; want ns-new, %v, %s", m.agent.Name(), m.spec.Allow, m.agent.GossipAddr(), want, bind)
+	if last := cfgs[len(cfgs)-1]; a.Name() != "ns-new" || !slices.Equal(last.Allow, want) || a.GossipAddr() != bind {
+		t.Fatalf("member after reload: name %s, allow %v, on %s; want ns-new, %v, %s", a.Name(), last.Allow, a.GossipAddr(), want, bind)
 	}
 	role := "nsupdate:example.edu./cslab.example.edu."
 	agenttest.WaitFor(t, 10*time.Second, "the restarted member to carry the updater role "+role, func() (bool, string) {
-		n := m.agent.Snapshot().Node("ns-new")
+		n := a.Snapshot().Node("ns-new")
 		return n != nil && slices.Contains(n.Roles, role), fmt.Sprintf("%+v", n)
 	})
 	if err := stops[1](); err != nil {

@@ -28,6 +28,7 @@ import (
 
 	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
+	"github.com/peerload/peerload/agent/watch"
 )
 
 // Source is what the updater needs from a cluster member; *agent.Agent
@@ -35,10 +36,8 @@ import (
 type Source interface {
 	// Name is this member's name, used for the active-updater election.
 	Name() string
-	// Snapshot returns the latest immutable cluster view.
-	Snapshot() *rank.Snapshot
-	// Subscribe returns a coalesced notification channel of new snapshots.
-	Subscribe() (<-chan struct{}, func())
+	// Snapshot and Subscribe are what every reader of a member watches.
+	watch.Source
 }
 
 // Config configures an Updater. Zero fields take the documented defaults.
@@ -297,36 +296,20 @@ func (u *Updater) Run(ctx context.Context, src Source) error {
 		return err
 	}
 	self := src.Name()
-	notify, cancel := src.Subscribe()
-	defer cancel()
 	if err := u.settle(ctx, src); err != nil {
 		return nil
 	}
-	resync := time.NewTicker(u.cfg.Resync)
-	defer resync.Stop()
-	wake := time.NewTimer(time.Hour)
-	defer wake.Stop()
-	for {
-		next := u.step(ctx, src.Snapshot(), self)
-		if ctx.Err() != nil {
-			return nil
-		}
-		if !next.IsZero() {
-			wake.Reset(max(time.Until(next), time.Millisecond))
-		} else {
-			wake.Reset(time.Hour)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-notify:
-		case <-resync.C:
+	// Every resync the records are read back (no name counts as in sync);
+	// step says when a name wants another look (a backoff, the herd).
+	watch.Run(ctx, src, watch.Options{Every: u.cfg.Resync}, func(why watch.Why) time.Time {
+		if why == watch.Tick {
 			for _, n := range u.names {
 				n.synced = false
 			}
-		case <-wake.C:
 		}
-	}
+		return u.step(ctx, src.Snapshot(), self)
+	})
+	return nil
 }
 
 // settle waits until src is ready (when it can tell) and then for

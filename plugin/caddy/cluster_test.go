@@ -20,26 +20,6 @@ import (
 // and `caddy reload` do) with both modules, against an in-process
 // cluster, and watch the members.
 
-// freeLoopbackPort is a port free for TCP and UDP on 127.0.0.1 now.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	for range 50 {
-		l, err := net.Listen("tcp", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
-}
-
 // caddyConfig is a Caddy JSON configuration: one HTTP server on
 // 127.0.0.1:port proxying with dynamic peerload and lb_policy peerload,
 // both with the member settings member (and top on the policy).
@@ -76,33 +56,21 @@ func caddyConfig(t *testing.T, port int, member map[string]any, top int) []byte 
 	return b
 }
 
-// running is the member running on bind and how many modules hold it.
-func running(bind string) (*member, *agent.Agent, int) {
-	registry.Lock()
-	m := registry.owner[bind]
-	var a *agent.Agent
-	if m != nil {
-		a = m.agent
-	}
-	registry.Unlock()
-	if m == nil {
-		return nil, nil, 0
-	}
-	refs, _ := members.References(m.key)
-	return m, a, refs
-}
+// running is the agent running on bind and how many modules hold its
+// member.
+func running(bind string) (*agent.Agent, int) { return members.Running(bind) }
 
 func TestReloadKeepsOrHandsOverTheMember(t *testing.T) {
 	agents, _ := agenttest.Cluster(t, 2, nil)
 	t.Cleanup(func() { _ = caddy.Stop() })
-	bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
+	bind := fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t))
 	member := map[string]any{"bind": bind, "join": []string{agents[0].GossipAddr()}, "profile": "local", "name": "front"}
-	http := freeLoopbackPort(t)
+	http := agenttest.FreeLoopbackPort(t)
 
 	if err := caddy.Load(caddyConfig(t, http, member, 1), true); err != nil {
 		t.Fatal(err)
 	}
-	m1, a1, refs := running(bind)
+	a1, refs := running(bind)
 	if a1 == nil || refs != 2 {
 		t.Fatalf("after the first load: agent %v, %d references; want one agent held by both modules", a1, refs)
 	}
@@ -116,9 +84,9 @@ func TestReloadKeepsOrHandsOverTheMember(t *testing.T) {
 	if err := caddy.Load(caddyConfig(t, http, member, 2), true); err != nil {
 		t.Fatal(err)
 	}
-	m2, a2, refs := running(bind)
-	if m2 != m1 || a2 != a1 || refs != 2 {
-		t.Fatalf("after a reload with the same member settings: member %p agent %p refs %d; want the same member %p, agent %p, 2 refs", m2, a2, refs, m1, a1)
+	a2, refs := running(bind)
+	if a2 != a1 || refs != 2 {
+		t.Fatalf("after a reload with the same member settings: agent %p refs %d; want the same agent %p, 2 refs", a2, refs, a1)
 	}
 	if len(agenttest.Candidates(a1)) != 2 {
 		t.Fatalf("the kept member lost its reports: %s", agenttest.Describe(a1))
@@ -130,9 +98,9 @@ func TestReloadKeepsOrHandsOverTheMember(t *testing.T) {
 	if err := caddy.Load(caddyConfig(t, http, member, 2), true); err != nil {
 		t.Fatal(err)
 	}
-	m3, a3, refs := running(bind)
-	if m3 == m1 || a3 == nil || a3 == a1 || refs != 2 {
-		t.Fatalf("after a reload with a new stale: member %p agent %p refs %d; want a new member and agent", m3, a3, refs)
+	a3, refs := running(bind)
+	if a3 == nil || a3 == a1 || refs != 2 {
+		t.Fatalf("after a reload with a new stale: agent %p refs %d; want a new agent", a3, refs)
 	}
 	if a1.Ready() {
 		t.Fatal("the old agent still runs")
@@ -145,7 +113,7 @@ func TestReloadKeepsOrHandsOverTheMember(t *testing.T) {
 	if err := caddy.Stop(); err != nil {
 		t.Fatal(err)
 	}
-	if m, _, _ := running(bind); m != nil {
+	if a, n := running(bind); a != nil || n != 0 {
 		t.Fatal("a member still runs after caddy stopped")
 	}
 	if a3.Ready() {
@@ -170,27 +138,22 @@ func TestValidateStartsNoMember(t *testing.T) {
 	bind := taken.Addr().String()
 	member := map[string]any{"bind": bind, "join": []string{"127.0.0.1:1"}, "profile": "local"}
 	var cfg *caddy.Config
-	if err := json.Unmarshal(caddyConfig(t, freeLoopbackPort(t), member, 1), &cfg); err != nil {
+	if err := json.Unmarshal(caddyConfig(t, agenttest.FreeLoopbackPort(t), member, 1), &cfg); err != nil {
 		t.Fatal(err)
 	}
 	if err := caddy.Validate(cfg); err != nil {
 		t.Fatalf("validate: %v", err)
 	}
-	if m, _, _ := running(bind); m != nil {
-		t.Fatal("validate started a member")
-	}
-	n := 0
-	members.Range(func(any, any) bool { n++; return true })
-	if n != 0 {
-		t.Fatalf("%d members held after validate, want none", n)
+	if a, n := running(bind); a != nil || n != 0 {
+		t.Fatalf("validate left agent %v and %d holds on the member, want none", a, n)
 	}
 }
 
 // Modules of one configuration on one bind address share a member, so
 // they must give it the same settings.
 func TestConflictingMemberSettings(t *testing.T) {
-	bind := fmt.Sprintf("127.0.0.1:%d", freeLoopbackPort(t))
-	cfg := caddyConfig(t, freeLoopbackPort(t), map[string]any{"bind": bind, "profile": "local"}, 1)
+	bind := fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t))
+	cfg := caddyConfig(t, agenttest.FreeLoopbackPort(t), map[string]any{"bind": bind, "profile": "local"}, 1)
 	// The policy joins somewhere, the upstream source does not.
 	bad := strings.Replace(string(cfg), `"policy":"peerload"`, `"policy":"peerload","join":["127.0.0.1:1"]`, 1)
 	var c *caddy.Config
@@ -200,5 +163,65 @@ func TestConflictingMemberSettings(t *testing.T) {
 	err := caddy.Validate(c)
 	if err == nil || !strings.Contains(err.Error(), "bind "+bind+": join differs from another peerload module") {
 		t.Fatalf("validate = %v, want the join conflict named", err)
+	}
+}
+
+// TestReloadRestartsOnTheRestartSettings loads pairs of configurations
+// whose member settings differ in one property, as `caddy reload` does:
+// the member restarts for exactly the settings collector.RestartSettings
+// names, as in the CoreDNS plugin and nsupdate, and keeps running (port,
+// membership, reports) for the others. The modules have no join file and
+// no updater roles.
+func TestReloadRestartsOnTheRestartSettings(t *testing.T) {
+	t.Cleanup(func() { _ = caddy.Stop() })
+	k1, k2 := agenttest.Keyring(t, "k1"), agenttest.Keyring(t, "k2")
+	otherBind := fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t))
+	for _, tc := range []struct {
+		setting   string
+		old, next map[string]any
+		restarts  bool
+	}{
+		{"bind", nil, map[string]any{"bind": otherBind}, true},
+		{"name", map[string]any{"name": "front-a"}, map[string]any{"name": "front-b"}, true},
+		{"join", map[string]any{"join": []string{"127.0.0.1:1"}}, map[string]any{"join": []string{"127.0.0.1:2"}}, false},
+		{"keyring rotated", map[string]any{"keyring": k1}, map[string]any{"keyring": k2}, false},
+		{"keyring off", map[string]any{"keyring": k1}, nil, true},
+		{"label", map[string]any{"label": "red"}, map[string]any{"label": "blue"}, true},
+		{"allow", map[string]any{"allow": []string{"127.0.0.0/8"}}, map[string]any{"allow": []string{"127.0.0.1/32"}}, true},
+		{"stale", map[string]any{"stale": "10s"}, map[string]any{"stale": "20s"}, true},
+		{"profile", nil, map[string]any{"profile": "lan"}, true},
+	} {
+		t.Run(tc.setting, func(t *testing.T) {
+			bind := fmt.Sprintf("127.0.0.1:%d", agenttest.FreeLoopbackPort(t))
+			http := agenttest.FreeLoopbackPort(t)
+			load := func(props map[string]any) *agent.Agent {
+				t.Helper()
+				member := map[string]any{"bind": bind, "profile": "local"}
+				for k, v := range props {
+					member[k] = v
+				}
+				if err := caddy.Load(caddyConfig(t, http, member, 1), true); err != nil {
+					t.Fatal(err)
+				}
+				a, _ := running(member["bind"].(string))
+				return a
+			}
+			oldAgent := load(tc.old)
+			a := load(tc.next)
+			if a == nil {
+				t.Fatal("no member after the reload")
+			}
+			if restarted := a != oldAgent; restarted != tc.restarts {
+				t.Fatalf("member restarted: %v, want %v", restarted, tc.restarts)
+			}
+			if tc.restarts {
+				if _, err := oldAgent.Join([]string{"127.0.0.1:1"}); err != agent.ErrShutdown {
+					t.Errorf("old agent still running (join error %v)", err)
+				}
+			}
+			if err := caddy.Stop(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }
