@@ -178,7 +178,7 @@ Example (one machine of a lab; the same on every machine):
 		return err
 	}
 	control, controlOptional := af.controlConfig(f, logger)
-	m := &member{work: work, page: page, control: control, controlOptional: controlOptional,
+	m := &daemon{work: work, page: page, control: control, controlOptional: controlOptional,
 		cfg: cfg, apiAddr: apiAddr, apiPublic: af.gossip.APIPublic, logger: logger, reg: reg, signals: c.signals,
 		started: func(a *agent.Agent, api net.Addr) string {
 			return fmt.Sprintf("agent %s: gossip on %s, API on http://%s", cfg.Name, a.GossipAddr(), api)

@@ -273,7 +273,7 @@ Example:
 	if err != nil {
 		return err
 	}
-	m := &member{
+	m := &daemon{
 		cfg: cfg, apiAddr: apiAddr, apiPublic: nf.gossip.APIPublic, logger: logger, reg: reg, signals: c.signals,
 		started: func(a *agent.Agent, api net.Addr) string {
 			return fmt.Sprintf("nsupdate %s: gossip on %s, API on http://%s, updating %v in %s at %s",

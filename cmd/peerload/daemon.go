@@ -24,9 +24,9 @@ import (
 	"github.com/peerload/peerload/agent/api"
 )
 
-// member is a long-running cluster member with its local API; `peerload
+// daemon is a long-running cluster member with its local API; `peerload
 // agent` and `peerload nsupdate` each run one.
-type member struct {
+type daemon struct {
 	cfg       *agent.Config
 	apiAddr   string
 	apiPublic bool
@@ -74,7 +74,7 @@ func newRegistry() *prometheus.Registry {
 // run listens on the API address first (a taken port fails before joining
 // anything), starts the member and serves until INT or TERM, which leave
 // the cluster gracefully; HUP reloads.
-func (m *member) run() error {
+func (m *daemon) run() error {
 	m.tuneRuntime()
 	ln, err := m.listenAPI()
 	if err != nil {
@@ -104,7 +104,7 @@ func (m *member) run() error {
 // network almost all the time. GOMAXPROCS and GOGC in the environment
 // win; tests, which pass their own signals, share their process and keep
 // its settings.
-func (m *member) tuneRuntime() {
+func (m *daemon) tuneRuntime() {
 	if m.signals != nil {
 		return
 	}
@@ -127,7 +127,7 @@ func (m *member) tuneRuntime() {
 
 // listenAPI listens on --api, warning when --api-public lets the network
 // in.
-func (m *member) listenAPI() (net.Listener, error) {
+func (m *daemon) listenAPI() (net.Listener, error) {
 	ln, err := net.Listen("tcp", m.apiAddr)
 	if err != nil {
 		return nil, fmt.Errorf("--api %s: %w", m.apiAddr, unwrapOpError(err))
@@ -143,7 +143,7 @@ func (m *member) listenAPI() (net.Listener, error) {
 // listenControl makes the control socket, if the member has one. One
 // that cannot be made is an error, or with controlOptional a warning and
 // no socket.
-func (m *member) listenControl() (*api.ControlSocket, error) {
+func (m *daemon) listenControl() (*api.ControlSocket, error) {
 	if m.control == nil {
 		return nil, nil
 	}
@@ -161,7 +161,7 @@ func (m *member) listenControl() (*api.ControlSocket, error) {
 
 // newAgent starts the agent, which joins the cluster; a gossip port in
 // use is said as such, naming --bind.
-func (m *member) newAgent() (*agent.Agent, error) {
+func (m *daemon) newAgent() (*agent.Agent, error) {
 	a, err := agent.New(m.cfg)
 	if errors.Is(err, syscall.EADDRINUSE) {
 		return nil, fmt.Errorf("--bind %s: the gossip port is in use (another agent or updater on this machine?)", net.JoinHostPort(m.cfg.BindAddr, strconv.Itoa(m.cfg.BindPort)))
@@ -171,7 +171,7 @@ func (m *member) newAgent() (*agent.Agent, error) {
 
 // signalChannel is where run hears HUP, INT and TERM: the member's own
 // signals in tests, else the process's; stop stops the delivery.
-func (m *member) signalChannel() (sig <-chan os.Signal, stop func()) {
+func (m *daemon) signalChannel() (sig <-chan os.Signal, stop func()) {
 	if m.signals != nil {
 		return m.signals, func() {}
 	}
@@ -183,7 +183,7 @@ func (m *member) signalChannel() (sig <-chan os.Signal, stop func()) {
 // serving is a started member: the goroutines serving the API, the
 // control socket and the work, and what shutdown stops.
 type serving struct {
-	m       *member
+	m       *daemon
 	agent   *agent.Agent
 	srv     *http.Server
 	control *api.ControlSocket
@@ -196,7 +196,7 @@ type serving struct {
 
 // serve starts serving the API on ln, the control socket and the work,
 // each in its goroutine.
-func (m *member) serve(a *agent.Agent, ln net.Listener, control *api.ControlSocket) *serving {
+func (m *daemon) serve(a *agent.Agent, ln net.Listener, control *api.ControlSocket) *serving {
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &serving{
 		m: m, agent: a, control: control, cancel: cancel,
