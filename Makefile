@@ -68,7 +68,7 @@ FUZZTIME ?= 10m
 FUZZ_TARGETS := \
 	FuzzDecodeReport:./agent/report FuzzDecodeMeta:./agent/report FuzzDecodeState:./agent/report FuzzDecodeBatch:./agent/report \
 	FuzzParseKeyring:./agent/gossip FuzzReadJoinFile:./agent/gossip FuzzAPIRequest:./agent/api \
-	FuzzParseKeys:./plugin/rfc2136 FuzzSetup:./plugin/coredns FuzzServeDNS:./plugin/coredns \
+	FuzzParseKeys:./agent/rfc2136 FuzzSetup:./plugin/coredns FuzzServeDNS:./plugin/coredns \
 	FuzzServeDNSWire:./plugin/coredns
 fuzz-long:
 	@failed=""; for t in $(FUZZ_TARGETS); do \

@@ -3,7 +3,7 @@
 // reverse proxy's choice, the updater's records, the status history) at
 // once, whenever the agent announces a change, on a clock, and when the
 // reader's own signal fires. It imports only the snapshot type, so the
-// libraries that read agents (plugin/rfc2136, agent/status) stay free of
+// libraries that read agents (agent/rfc2136, agent/status) stay free of
 // the agent and its gossip.
 package watch
 

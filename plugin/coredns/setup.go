@@ -23,7 +23,7 @@ import (
 	"github.com/peerload/peerload/agent/collector"
 	"github.com/peerload/peerload/agent/herd"
 	"github.com/peerload/peerload/agent/rank"
-	"github.com/peerload/peerload/plugin/rfc2136"
+	"github.com/peerload/peerload/agent/rfc2136"
 )
 
 const pluginName = "peerload"

@@ -13,7 +13,7 @@ import (
 
 	"github.com/peerload/peerload/agent"
 	"github.com/peerload/peerload/agent/rank"
-	"github.com/peerload/peerload/plugin/rfc2136"
+	"github.com/peerload/peerload/agent/rfc2136"
 )
 
 func writeKey(t *testing.T, body string) string {
