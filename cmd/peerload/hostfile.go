@@ -44,8 +44,7 @@ Formats:
 	format := f.String("format", "openmpi", "hostfile `FORMAT`: openmpi, mpich or slurm")
 	f.choose("format", "openmpi", "mpich", "slurm")
 	ip := f.Bool("ip", false, "write addresses instead of names")
-	rf := f.rankFlags()
-	hf := f.herdFlag()
+	rf := f.handOutFlags()
 	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
 	if err != nil {
@@ -73,11 +72,7 @@ Formats:
 	if _, ok := hostfileFormats[*format]; !ok {
 		return &flagError{Flag: "format", Value: *format, Err: errors.New("want openmpi, mpich or slurm")}
 	}
-	by, err := rf.parse()
-	if err != nil {
-		return err
-	}
-	herd, err := hf.parse()
+	rk, err := rf.parse()
 	if err != nil {
 		return err
 	}
@@ -89,12 +84,12 @@ Formats:
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	client := api.NewClient(*apiAddr)
-	resp, err := client.Top(ctx, ask, rf.pool, by, herd)
+	resp, err := client.Top(ctx, ask, rk.pool, rk.by, rk.herd)
 	if err != nil {
 		return err
 	}
 	if len(resp.Nodes) == 0 {
-		return noCandidate(ctx, client, rf.pool)
+		return noCandidate(ctx, client, rk.pool)
 	}
 	plan := hostfilePlan{N: *n, Slots: *slots, CPUs: *cpus, CountCPUs: *countCPUs, IP: *ip}
 	hosts, warning, err := plan.hosts(resp.Nodes)

@@ -62,8 +62,7 @@ considered and why the pick won, on standard error, before ssh starts.
     peerload ssh -- -l alice uptime`)
 	n := f.Int("n", 1, "pick at random among the best `N` machines")
 	verbose := f.Bool("v", false, "explain the pick on standard error")
-	rf := f.rankFlags()
-	hf := f.herdFlag()
+	rf := f.handOutFlags()
 	ip := f.Bool("ip", false, "connect to the machine's address instead of its name (for names not in DNS, as in the demo)")
 	apiAddr := f.apiFlag()
 	rest, err := f.parse(args)
@@ -73,11 +72,7 @@ considered and why the pick won, on standard error, before ssh starts.
 	if *n < 1 {
 		return &flagError{Flag: "n", Value: fmt.Sprint(*n), Err: errors.New("must be at least 1")}
 	}
-	by, err := rf.parse()
-	if err != nil {
-		return err
-	}
-	herd, err := hf.parse()
+	rk, err := rf.parse()
 	if err != nil {
 		return err
 	}
@@ -92,12 +87,12 @@ considered and why the pick won, on standard error, before ssh starts.
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	client := api.NewClient(*apiAddr)
-	resp, err := client.Top(ctx, *n, rf.pool, by, herd)
+	resp, err := client.Top(ctx, *n, rk.pool, rk.by, rk.herd)
 	if err != nil {
 		return err
 	}
 	if len(resp.Nodes) == 0 {
-		return noCandidate(ctx, client, rf.pool)
+		return noCandidate(ctx, client, rk.pool)
 	}
 	pick := &resp.Nodes[rand.IntN(len(resp.Nodes))]
 	host, err := hostOf(pick, *ip)

@@ -56,7 +56,7 @@ output is not a terminal it prints one table after another instead.`)
 	if err := exclusive("wide", "json", *wide, *asJSON); err != nil {
 		return err
 	}
-	by, err := rf.parse()
+	rk, err := rf.parse()
 	if err != nil {
 		return err
 	}
@@ -69,12 +69,12 @@ output is not a terminal it prints one table after another instead.`)
 		}
 		ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 		defer cancel()
-		resp, err := client.Nodes(ctx, rf.pool, by)
+		resp, err := client.Nodes(ctx, rk.pool, rk.by)
 		if err != nil {
 			return nil, err
 		}
-		if len(resp.Nodes) == 0 && rf.pool != "" {
-			return nil, noPool(ctx, client, rf.pool)
+		if len(resp.Nodes) == 0 && rk.pool != "" {
+			return nil, noPool(ctx, client, rk.pool)
 		}
 		var buf bytes.Buffer
 		if *asJSON {

@@ -14,10 +14,14 @@ import (
 // requestTimeout bounds one call to the local agent.
 const requestTimeout = 10 * time.Second
 
-// rankFlags are --by and --pool, shared by the commands that pick nodes.
+// rankFlags are --by and --pool, shared by the commands that rank nodes,
+// and --herd of those that hand machines out (top, ssh, hostfile): on, the
+// agent counts what it hands out to this machine's users, so people who
+// log in one after another spread.
 type rankFlags struct {
 	by   string
 	pool string
+	herd string // "" for a command without --herd
 }
 
 func (f *flagSet) rankFlags() *rankFlags {
@@ -28,35 +32,38 @@ func (f *flagSet) rankFlags() *rankFlags {
 	return r
 }
 
-func (r *rankFlags) parse() (rank.By, error) {
-	if r.by == "" {
-		return "", nil
-	}
-	by, err := rank.ParseBy(r.by)
-	if err != nil {
-		return "", &flagError{Flag: "by", Value: r.by, Err: errors.New("want cpu, mem or combined")}
-	}
-	return by, nil
-}
-
-// herdFlag is --herd of the commands that hand machines out (top, ssh,
-// hostfile): on, the agent counts what it hands out to this machine's
-// users, so people who log in one after another spread.
-func (f *flagSet) herdFlag() *herdFlag {
-	h := &herdFlag{}
-	f.StringVar(&h.v, "herd", "on", "`HERD`: on or off; on, the agent counts the machines it hands out here and ranks them as if their load already showed it")
+// handOutFlags are rankFlags with --herd.
+func (f *flagSet) handOutFlags() *rankFlags {
+	r := f.rankFlags()
+	f.StringVar(&r.herd, "herd", "on", "`HERD`: on or off; on, the agent counts the machines it hands out here and ranks them as if their load already showed it")
 	f.choose("herd", "on", "off")
-	return h
+	return r
 }
 
-type herdFlag struct{ v string }
+// ranking is what rankFlags ask of the agent.
+type ranking struct {
+	by   rank.By // "": the agent's
+	pool string
+	herd bool
+}
 
-func (h *herdFlag) parse() (bool, error) {
-	on, err := rank.ParseHerd(h.v)
-	if err != nil {
-		return false, &flagError{Flag: "herd", Value: h.v, Err: errors.New("want on or off")}
+func (r *rankFlags) parse() (ranking, error) {
+	out := ranking{pool: r.pool, herd: true}
+	if r.by != "" {
+		by, err := rank.ParseBy(r.by)
+		if err != nil {
+			return ranking{}, &flagError{Flag: "by", Value: r.by, Err: errors.New("want cpu, mem or combined")}
+		}
+		out.by = by
 	}
-	return on, nil
+	if r.herd != "" {
+		on, err := rank.ParseHerd(r.herd)
+		if err != nil {
+			return ranking{}, &flagError{Flag: "herd", Value: r.herd, Err: errors.New("want on or off")}
+		}
+		out.herd = on
+	}
+	return out, nil
 }
 
 // noCandidate is the one line printed when nothing can be handed out. A
@@ -95,8 +102,7 @@ reached.`)
 	n := f.Int("n", 1, "how many machines, `N`")
 	random := f.Bool("random", false, "pick at random among all candidates, ignoring load")
 	f.alias("r", "random")
-	rf := f.rankFlags()
-	hf := f.herdFlag()
+	rf := f.handOutFlags()
 	verbose := f.Bool("v", false, "print a table with rank, score and load")
 	ip := f.Bool("ip", false, "print the IPv4 address (IPv6 when there is none) instead of the name")
 	asJSON := f.Bool("json", false, "print the agent's JSON answer")
@@ -117,11 +123,7 @@ reached.`)
 	if err := exclusive("json", "ip", *asJSON, *ip); err != nil {
 		return err
 	}
-	by, err := rf.parse()
-	if err != nil {
-		return err
-	}
-	herd, err := hf.parse()
+	rk, err := rf.parse()
 	if err != nil {
 		return err
 	}
@@ -132,19 +134,19 @@ reached.`)
 		ask = allNodes
 	}
 	client := api.NewClient(*apiAddr)
-	resp, err := client.Top(ctx, ask, rf.pool, by, herd)
+	resp, err := client.Top(ctx, ask, rk.pool, rk.by, rk.herd)
 	if err != nil {
 		return err
 	}
 	if len(resp.Nodes) == 0 {
-		return noCandidate(ctx, client, rf.pool)
+		return noCandidate(ctx, client, rk.pool)
 	}
 	if *random {
 		rand.Shuffle(len(resp.Nodes), func(i, j int) { resp.Nodes[i], resp.Nodes[j] = resp.Nodes[j], resp.Nodes[i] })
 		resp.Nodes = resp.Nodes[:min(*n, len(resp.Nodes))]
 	}
 	if len(resp.Nodes) < *n {
-		fmt.Fprintf(c.stderr, "peerload top: warning: only %d candidate machines%s, asked for %d\n", len(resp.Nodes), inPool(rf.pool), *n)
+		fmt.Fprintf(c.stderr, "peerload top: warning: only %d candidate machines%s, asked for %d\n", len(resp.Nodes), inPool(rk.pool), *n)
 	}
 	switch {
 	case *asJSON:
