@@ -153,11 +153,7 @@ Example (one machine of a lab; the same on every machine):
 
     peerload agent --join lab01:7946,lab02:7946 --keyring /etc/peerload/keyring`)
 	af := addAgentFlags(f)
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(rest); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return err
 	}
 	cfg, err := af.config()

@@ -26,11 +26,7 @@ which tells the agent who asks, and the agent logs who drained and why.
     sudo peerload drain --reason "disk replacement"`)
 	reason := f.String("reason", "", "`REASON` shown by peerload status (one line, at most 120 bytes; default: who drained)")
 	control := f.controlFlag()
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(rest); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
@@ -52,11 +48,7 @@ func (c *cli) runUndrain(args []string) error {
 Bring this machine back into the candidate set after 'peerload drain'.
 Like drain, only for root and members of the agent's --control-group.`)
 	control := f.controlFlag()
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(rest); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return err
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)

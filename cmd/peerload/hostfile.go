@@ -84,12 +84,9 @@ Formats:
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	client := api.NewClient(*apiAddr)
-	resp, err := client.Top(ctx, ask, rk.pool, rk.by, rk.herd)
+	resp, err := handOut(ctx, client, ask, rk)
 	if err != nil {
 		return err
-	}
-	if len(resp.Nodes) == 0 {
-		return noCandidate(ctx, client, rk.pool)
 	}
 	plan := hostfilePlan{N: *n, Slots: *slots, CPUs: *cpus, CountCPUs: *countCPUs, IP: *ip}
 	hosts, warning, err := plan.hosts(resp.Nodes)

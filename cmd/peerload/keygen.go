@@ -16,11 +16,7 @@ packaged daemons run as user peerload: install the file on each machine as
 
     install -o root -g peerload -m 0640 keyring /etc/peerload/keyring`)
 	out := f.String("out", "", "write a new keyring `FILE` instead of printing the key")
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(rest); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return err
 	}
 	key, err := gossip.GenerateKey()

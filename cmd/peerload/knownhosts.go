@@ -38,11 +38,7 @@ peerload even starts.
 	pool := f.String("pool", "", "only machines in `POOL`")
 	out := f.String("out", "", "write to `FILE` (replaced whole, mode 0644) instead of standard output")
 	apiAddr := f.apiFlag()
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(rest); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return err
 	}
 	opt := hostkeys.Options{Names: splitList(*names)}

@@ -244,11 +244,7 @@ Example:
         --name cslab.example.edu --top 2 --tsig-key /etc/peerload/update.key \
         --join lab01:7946,lab02:7946`)
 	nf := addNsupdateFlags(f)
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(rest); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return err
 	}
 	spec, cfg, ucfg, err := nf.config()

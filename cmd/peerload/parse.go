@@ -10,6 +10,15 @@ import (
 	"unicode"
 )
 
+// parseNoArgs parses a command line that is only flags.
+func (f *flagSet) parseNoArgs(args []string) error {
+	rest, err := f.parse(args)
+	if err != nil {
+		return err
+	}
+	return noArgs(rest)
+}
+
 // parse parses args, allowing flags and positional arguments to mix
 // (`hostfile out.txt -n 4`). Everything after "--" is positional, and so
 // is "-" alone. A value glued to a one-letter flag (-n4) and bundled

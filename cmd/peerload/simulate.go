@@ -69,11 +69,7 @@ top and TTL:
 	flood := f.Int("flood", 0, "instead, flood the DNS server with `QPS` queries a second for 10s (a client ignoring caching) and show how each of --policies recovers")
 	asJSON := f.Bool("json", false, "print a JSON array, one object per policy (per top and TTL with --sweep-*)")
 	plotDir := f.String("plot", "", "write PNG plots into `DIR` (drawn by the peerload-plot program)")
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(rest); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return err
 	}
 	cfg := def
@@ -81,6 +77,7 @@ top and TTL:
 	cfg.TTL, cfg.Top, cfg.Interval, cfg.Duration = *ttl, *top, *interval, *duration
 	cfg.Seed, cfg.ChoiceSeed, cfg.Resolvers = *seed, *choiceSeed, *resolvers
 	cfg.Warmup, cfg.Tail, cfg.SessionWork = *warmup, *tail, *sessionWork
+	var err error
 	if cfg.Util, err = parseFraction(*util); err != nil {
 		return &flagError{Flag: "util", Value: *util, Err: err}
 	}

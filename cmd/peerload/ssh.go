@@ -87,12 +87,9 @@ considered and why the pick won, on standard error, before ssh starts.
 	ctx, cancel := context.WithTimeout(context.Background(), requestTimeout)
 	defer cancel()
 	client := api.NewClient(*apiAddr)
-	resp, err := client.Top(ctx, *n, rk.pool, rk.by, rk.herd)
+	resp, err := handOut(ctx, client, *n, rk)
 	if err != nil {
 		return err
-	}
-	if len(resp.Nodes) == 0 {
-		return noCandidate(ctx, client, rk.pool)
 	}
 	pick := &resp.Nodes[rand.IntN(len(resp.Nodes))]
 	host, err := hostOf(pick, *ip)

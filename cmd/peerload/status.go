@@ -40,11 +40,7 @@ output is not a terminal it prints one table after another instead.`)
 	asJSON := f.Bool("json", false, "print the agent's JSON answer")
 	rf := f.rankFlags()
 	apiAddr := f.apiFlag()
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(rest); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return err
 	}
 	if *interval < 100*time.Millisecond {

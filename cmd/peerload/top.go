@@ -66,6 +66,20 @@ func (r *rankFlags) parse() (ranking, error) {
 	return out, nil
 }
 
+// handOut asks the agent for the n best machines (allNodes: every
+// candidate) as rk says, and fails with noCandidate's line when there is
+// none.
+func handOut(ctx context.Context, client *api.Client, n int, rk ranking) (*api.NodesResponse, error) {
+	resp, err := client.Top(ctx, n, rk.pool, rk.by, rk.herd)
+	if err != nil {
+		return nil, err
+	}
+	if len(resp.Nodes) == 0 {
+		return nil, noCandidate(ctx, client, rk.pool)
+	}
+	return resp, nil
+}
+
 // noCandidate is the one line printed when nothing can be handed out. A
 // pool no machine is in is named as such, with the pools there are,
 // rather than as a pool that happens to have no candidate right now.
@@ -107,11 +121,7 @@ reached.`)
 	ip := f.Bool("ip", false, "print the IPv4 address (IPv6 when there is none) instead of the name")
 	asJSON := f.Bool("json", false, "print the agent's JSON answer")
 	apiAddr := f.apiFlag()
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(rest); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return err
 	}
 	if *n < 1 {
@@ -134,12 +144,9 @@ reached.`)
 		ask = allNodes
 	}
 	client := api.NewClient(*apiAddr)
-	resp, err := client.Top(ctx, ask, rk.pool, rk.by, rk.herd)
+	resp, err := handOut(ctx, client, ask, rk)
 	if err != nil {
 		return err
-	}
-	if len(resp.Nodes) == 0 {
-		return noCandidate(ctx, client, rk.pool)
 	}
 	if *random {
 		rand.Shuffle(len(resp.Nodes), func(i, j int) { resp.Nodes[i], resp.Nodes[j] = resp.Nodes[j], resp.Nodes[i] })

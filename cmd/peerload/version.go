@@ -20,11 +20,7 @@ type versionInfo struct {
 func (c *cli) runVersion(args []string) error {
 	f := c.newFlagSet("version", "[flags]", "Print the version and git commit of this binary (include them in bug reports).")
 	asJSON := f.Bool("json", false, "print JSON")
-	rest, err := f.parse(args)
-	if err != nil {
-		return err
-	}
-	if err := noArgs(rest); err != nil {
+	if err := f.parseNoArgs(args); err != nil {
 		return err
 	}
 	v := versionInfo{buildinfo.Version(), buildinfo.Commit(), runtime.Version(), runtime.GOOS, runtime.GOARCH}
