@@ -243,11 +243,10 @@ func (p *PeerLoad) nameRRs(na *nameAnswer, owner string, qtype uint16, server st
 	// Every query allocates its records (a plugin further out may change
 	// the reply), but in one block per type rather than one per record:
 	// this path runs for every query, and fewer objects mean less GC.
-	// The order pick returns is on the heap too: as arrays
-	// for the largest top (576 B each) in this frame, they made the
-	// query's goroutine outgrow its first stack on most queries, and
-	// growing and copying stacks took 28 % of CoreDNS's time (a quarter
-	// of the throughput; BENCHMARKS.md, DNS).
+	// The order pick returns is on the heap too: as arrays sized for the
+	// largest top in this frame, they made the query's goroutine outgrow
+	// its first stack on most queries, and growing and copying stacks cost
+	// a large share of the throughput (BENCHMARKS.md, DNS).
 	var out []dns.RR
 	switch qtype {
 	case dns.TypeA:
