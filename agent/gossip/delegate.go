@@ -196,7 +196,7 @@ func (d *delegate) LocalState(join bool) []byte {
 	m.mu.Lock()
 	reports := make([]*report.Report, 0, len(m.reports))
 	for name, h := range m.reports {
-		if !join && name != m.cfg.Name && !m.ablated(ablateFullPushPull) {
+		if !join && name != m.cfg.Name && !m.cfg.test.ablations.fullPushPull {
 			continue
 		}
 		r := *h.Report

@@ -67,10 +67,8 @@ type Config struct {
 	// back into the Member.
 	OnChange func()
 
-	// protocolMax and protocolWrite override report.ProtocolMax and
-	// report.ProtocolWrite (0: this build's), so one test process can run
-	// members of several releases.
-	protocolMax, protocolWrite int
+	// test is what only tests and benchmarks set.
+	test testOptions
 }
 
 // ErrShutdown is returned by calls on a member that was shut down.
@@ -151,10 +149,7 @@ type Member struct {
 	pending map[string]bool
 	wanted  map[string]time.Time // when this member last asked a node for its report
 
-	udpBuffer int
-	// ablate switches ideas of the design off, one bit each (see
-	// ablation), for the benchmark that weighs them; zero in use.
-	ablate          atomic.Uint32
+	udpBuffer       int
 	reportsSent     atomic.Uint64
 	batchesSent     atomic.Uint64
 	reportsReceived atomic.Uint64
@@ -227,11 +222,11 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 	if m.cfg.Interval <= 0 {
 		m.cfg.Interval = 2 * time.Second
 	}
-	if m.cfg.protocolMax == 0 {
-		m.cfg.protocolMax = report.ProtocolMax
+	if m.cfg.test.protocolMax == 0 {
+		m.cfg.test.protocolMax = report.ProtocolMax
 	}
-	if m.cfg.protocolWrite == 0 {
-		m.cfg.protocolWrite = report.ProtocolWrite
+	if m.cfg.test.protocolWrite == 0 {
+		m.cfg.test.protocolWrite = report.ProtocolWrite
 	}
 	if cfg.JoinFile != "" {
 		var err error
@@ -308,7 +303,7 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	// accepts, so minimum and current stay 0 for good: only the maximum
 	// says anything.
 	mlc.DelegateProtocolMin, mlc.DelegateProtocolVersion = 0, 0
-	mlc.DelegateProtocolMax = uint8(c.protocolMax)
+	mlc.DelegateProtocolMax = uint8(c.test.protocolMax)
 	mlc.LogOutput = nil
 	mlc.Logger = newMemberlistLogger(m.log, &m.closing)
 	if c.Advertise != "" {
@@ -694,7 +689,7 @@ func (m *Member) speakingLocked() int {
 	for _, n := range m.members {
 		advertised = append(advertised, n.DMax)
 	}
-	return report.Speaking(m.cfg.protocolWrite, advertised)
+	return report.Speaking(m.cfg.test.protocolWrite, advertised)
 }
 
 // Leave tells the cluster this member is leaving and waits up to timeout

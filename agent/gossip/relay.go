@@ -36,17 +36,6 @@ import (
 // that meets an epoch it missed asks the node for its report (msgWant),
 // at most once per wantEvery.
 
-// ablation bits turn one idea of the design off each, so the benchmark
-// (BenchmarkIdeas) can weigh it on a running cluster.
-const (
-	ablateFanOut       = 1 << iota // every report whole to every member, no relay (the design before)
-	ablateWhole                    // relay whole reports only, never compact entries
-	ablateOneColumn                // one column: every agent sends its batch to every agent
-	ablateFullPushPull             // the periodic push/pull carries every report held
-)
-
-func (m *Member) ablated(bit uint32) bool { return m.ablate.Load()&bit != 0 }
-
 // relayRotation is how many reports a node keeps its relays for.
 const relayRotation = 16
 
@@ -107,7 +96,7 @@ type grid struct {
 func (m *Member) gridLocked(seq uint64) grid {
 	var g grid
 	var agents []*memberlist.Node
-	fanOut := m.ablated(ablateFanOut)
+	fanOut := m.cfg.test.ablations.fanOut
 	for name := range m.members {
 		n := m.members[name]
 		if fanOut && name != m.cfg.Name {
@@ -125,7 +114,7 @@ func (m *Member) gridLocked(seq uint64) grid {
 	}
 	g.agents = len(agents)
 	c := columns(len(agents))
-	if m.ablated(ablateOneColumn) {
+	if m.cfg.test.ablations.oneColumn {
 		c = 1
 	}
 	own := column(m.cfg.Name, c)
@@ -186,7 +175,7 @@ func (m *Member) entryLocked(name string, whole bool, now time.Time, rs []*repor
 	}
 	r := *h.Report
 	r.Age = max(now.Sub(h.Received), 0)
-	if id, unique := m.idLocked(name); unique && !whole && !m.ablated(ablateWhole) {
+	if id, unique := m.idLocked(name); unique && !whole && !m.cfg.test.ablations.whole {
 		if c, ok := report.CompactOf(&r, id); ok {
 			return rs, append(cs, c)
 		}
@@ -218,7 +207,7 @@ func (m *Member) sendReport(r *report.Report, now time.Time) {
 	proto := m.speakingLocked()
 	m.mu.Unlock()
 	whole := report.AppendReportAt([]byte{msgReport}, r, proto)
-	if m.ablated(ablateFanOut) {
+	if m.cfg.test.ablations.fanOut {
 		g.collectors, g.relays = g.others, nil
 	}
 	for i := range g.collectors {
@@ -274,7 +263,7 @@ func (m *Member) relayLoop() {
 // relayOnce sends what this member holds for relaying to its column.
 func (m *Member) relayOnce(now time.Time) {
 	m.mu.Lock()
-	if len(m.pending) == 0 || m.ablated(ablateFanOut) {
+	if len(m.pending) == 0 || m.cfg.test.ablations.fanOut {
 		clear(m.pending)
 		m.mu.Unlock()
 		return
