@@ -27,11 +27,11 @@ func SetAblations(cfg *Config, bits uint32) {
 	}
 }
 
-// ReconnectTarget is the address reconnectLoop would join now, or "".
-func ReconnectTarget(m *Member) string { return m.reconnectTarget(time.Now()) }
+// ReconnectTarget is the address m's reconnector would join now, or "".
+func ReconnectTarget(m *Member) string { return m.reconnect.target(time.Now()) }
 
 // Hello is m receiving a greeting from the member name at addr.
-func Hello(m *Member, name, addr string) { m.hello(name, addr) }
+func Hello(m *Member, name, addr string) { m.greeter.hello(name, addr) }
 
 // SetProtocols makes a member of cfg advertise protocol max and write up
 // to write, as a member of another release would.
