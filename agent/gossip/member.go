@@ -206,6 +206,22 @@ func (m *Member) run(f func()) {
 	}()
 }
 
+// tick calls f with the time (read when f runs, not when the tick was
+// due) every period until stop is closed: the loops of the parts that act
+// on a clock.
+func tick(stop <-chan struct{}, period time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			f(time.Now())
+		}
+	}
+}
+
 // wire builds the parts of the member, each with pointers to the parts it
 // uses, and sets them as mlc's delegates. The ablations choose, here and
 // only here, which implementation a part gets.

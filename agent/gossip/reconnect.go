@@ -29,20 +29,14 @@ type reconnector struct {
 }
 
 // loop joins a failed member every r.every until stop is closed.
-func (r *reconnector) loop(stop <-chan struct{}) {
-	t := time.NewTicker(r.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		if addr := r.target(time.Now()); addr != "" {
-			// A failure is the normal case (the member is still down)
-			// and memberlist logs it as a debug line.
-			_, _ = r.list.wait().Join([]string{addr})
-		}
+func (r *reconnector) loop(stop <-chan struct{}) { tick(stop, r.every, r.once) }
+
+// once joins the failed member target picks, if any.
+func (r *reconnector) once(now time.Time) {
+	if addr := r.target(now); addr != "" {
+		// A failure is the normal case (the member is still down) and
+		// memberlist logs it as a debug line.
+		_, _ = r.list.wait().Join([]string{addr})
 	}
 }
 

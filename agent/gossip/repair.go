@@ -40,18 +40,7 @@ type repairer struct {
 }
 
 // loop calls once every r.every until stop is closed.
-func (r *repairer) loop(stop <-chan struct{}) {
-	t := time.NewTicker(r.every)
-	defer t.Stop()
-	for {
-		select {
-		case <-stop:
-			return
-		case <-t.C:
-		}
-		r.once(time.Now())
-	}
-}
+func (r *repairer) loop(stop <-chan struct{}) { tick(stop, r.every, r.once) }
 
 // once sends msgWant to every live member whose report is overdue at now
 // and was not asked for within a repairTries-th of its lifetime.
