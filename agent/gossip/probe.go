@@ -12,8 +12,9 @@ import (
 // probeMisses is how many probe rounds in a row a member must miss to
 // become suspect here: a busy moment is not a failure, two in a row is (a
 // round is missed only when pingAttempts pings went unanswered, and a miss
-// is probed again at once). With LAN timings (a round a second, 500 ms to
-// answer) a killed node is suspect 1.3–2.3 s after it died.
+// is probed again at once). A killed node is thus suspect at most two
+// rounds, each within 1.3 probe timeouts, after the first Probe call that
+// follows its death.
 const probeMisses = 2
 
 // pingAttempts is how many pings a node gets in one round before it counts
