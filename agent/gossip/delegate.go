@@ -35,7 +35,7 @@ func (d *delegate) NodeMeta(limit int) []byte { return d.meta }
 
 func (d *delegate) NotifyMsg(b []byte) {
 	if len(b) == 0 {
-		d.received("invalid")
+		d.received(resultInvalid)
 		return
 	}
 	switch b[0] {
@@ -46,7 +46,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 	case msgReport:
 		r, _, err := report.DecodeReport(b[1:])
 		if err != nil {
-			d.received("invalid")
+			d.received(resultInvalid)
 			return
 		}
 		d.counts.reportsReceived.Add(1)
@@ -69,7 +69,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 		// What decoded is applied even when a part did not.
 		rs, cs, err := decode(b[1:])
 		if err != nil {
-			d.received("invalid")
+			d.received(resultInvalid)
 		}
 		relayed := b[0] == msgRelay || b[0] == msgRelay2
 		if relayed {
@@ -86,7 +86,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 	case msgHello:
 		name, rest, err := report.DecodeHello(b[1:])
 		if err != nil {
-			d.received("invalid")
+			d.received(resultInvalid)
 			return
 		}
 		d.greeter.hello(name, rest)
@@ -94,7 +94,7 @@ func (d *delegate) NotifyMsg(b []byte) {
 		// A later release's message type: it sends one only to members
 		// that advertise its protocol, so this is a member that restarted
 		// on an older release before its alive message spread.
-		d.received("unknown")
+		d.received(resultUnknown)
 	}
 }
 
@@ -122,7 +122,7 @@ func (d *delegate) MergeRemoteState(buf []byte, join bool) {
 	}
 	reports, err := report.DecodeState(buf[1:])
 	if err != nil {
-		d.received("invalid")
+		d.received(resultInvalid)
 	}
 	now := time.Now()
 	applied := false

@@ -77,14 +77,6 @@ func (t *table) apply(r *report.Report, now time.Time) bool {
 	return true
 }
 
-// What applyCompact did with an entry, as counted by Member.New's
-// received.
-const (
-	resultApplied = "applied"
-	resultOld     = "old"
-	resultNoEpoch = "no_epoch" // the entry continues an epoch not held
-)
-
 // applyCompact rebuilds node name's compact entry c on the report held
 // for it and holds the result if it is newer.
 func (t *table) applyCompact(name string, c report.Compact, now time.Time) string {
