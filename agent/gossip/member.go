@@ -97,10 +97,6 @@ type Member struct {
 	reconnect *reconnector
 	spread    spreader
 	counts    counters
-	// loop is what this member runs besides joining and reconnecting:
-	// the relay for an agent, the repairer for a collector (nil with the
-	// fanOut ablation).
-	loop func(stop <-chan struct{})
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -117,7 +113,8 @@ type counters struct {
 
 // New starts gossip on the bind address and keeps trying to join cfg.Join
 // and cfg.JoinFile in the background. received, when set, counts incoming
-// reports by result (applied, old, invalid).
+// reports and messages by result (applied, old, no_epoch, invalid,
+// unknown; see messages.go).
 func New(cfg *Config, received func(result string)) (*Member, error) {
 	m := &Member{
 		cfg:      *cfg,
@@ -163,7 +160,7 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 		m.transport.Shutdown()
 		return nil, err
 	}
-	m.wire(mlc, meta, received)
+	loop := m.wire(mlc, meta, received)
 	m.greeter.setJoin(cfg.Join, joinFile)
 	m.ml, err = memberlist.Create(mlc)
 	if err != nil {
@@ -172,8 +169,8 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 	}
 	m.run(m.greeter.loop)
 	m.run(func() { m.reconnect.loop(m.stop) })
-	if m.loop != nil {
-		m.run(func() { m.loop(m.stop) })
+	if loop != nil {
+		m.run(func() { loop(m.stop) })
 	}
 	return m, nil
 }
@@ -204,9 +201,11 @@ func tick(stop <-chan struct{}, period time.Duration, f func(now time.Time)) {
 }
 
 // wire builds the parts of the member, each with pointers to the parts it
-// uses, and sets them as mlc's delegates. The ablations choose, here and
-// only here, which implementation a part gets.
-func (m *Member) wire(mlc *memberlist.Config, meta []byte, received func(string)) {
+// uses, and sets them as mlc's delegates. It returns what the member runs
+// besides joining and reconnecting: the relay's loop for an agent, the
+// repairer's for a collector (nil with the fanOut ablation). The
+// ablations choose, here and only here, which implementation a part gets.
+func (m *Member) wire(mlc *memberlist.Config, meta []byte, received func(string)) (loop func(stop <-chan struct{})) {
 	c := &m.cfg
 	ab := c.test.ablations
 	m.table = newTable(c.Name, c.Applied)
@@ -247,14 +246,14 @@ func (m *Member) wire(mlc *memberlist.Config, meta []byte, received func(string)
 	if ab.whole {
 		rl.compactID = wholeOnly
 	}
-	m.spread, m.loop = rl, rl.loop
+	m.spread, loop = rl, rl.loop
 	if ab.fanOut {
 		m.spread = &fanOut{self: c.Name, roster: m.roster, list: m.list, counts: &m.counts}
-		m.loop = nil
+		loop = nil
 	}
 	if c.Meta.Collector {
 		rp := &repairer{table: m.table, roster: m.roster, wants: wants, every: mlc.ProbeInterval}
-		m.loop = rp.loop
+		loop = rp.loop
 	}
 	d := &delegate{
 		meta:     meta,
@@ -276,6 +275,7 @@ func (m *Member) wire(mlc *memberlist.Config, meta []byte, received func(string)
 	mlc.Events = &eventDelegate{roster: m.roster, probes: m.probes, greeter: m.greeter, log: m.log, onChange: m.onChange}
 	alive := &aliveDelegate{self: c.Name, roster: m.roster}
 	mlc.Alive, mlc.Merge = alive, alive
+	return loop
 }
 
 // memberlistConfig builds memberlist's config, but for the delegates (see
