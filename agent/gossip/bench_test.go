@@ -145,6 +145,19 @@ type scaleRun struct {
 	everySample atomic.Bool // publish every sample, not only those that matter
 	stop        chan struct{}
 	wg          sync.WaitGroup
+	closed      sync.Once
+}
+
+// close stops the load driver and shuts every member down; it is safe to
+// call twice.
+func (run *scaleRun) close() {
+	run.closed.Do(func() {
+		close(run.stop)
+		run.wg.Wait()
+		for _, m := range run.sc.members {
+			_ = m.Shutdown()
+		}
+	})
 }
 
 // scaleStats is one measurement window.
@@ -155,7 +168,9 @@ type scaleStats struct {
 	window                time.Duration
 }
 
-func startScale(b *testing.B, n, dilation int) *scaleRun {
+// startScale starts a cluster of n agents and two collectors, each
+// member's Config passed to tune when it is set, and drives their load.
+func startScale(b *testing.B, n, dilation int, tune func(*gossip.Config)) *scaleRun {
 	const collectors = 2
 	tr := &tracker{agents: n, index: map[string]int{}}
 	for range n + collectors {
@@ -166,10 +181,10 @@ func startScale(b *testing.B, n, dilation int) *scaleRun {
 		tr.index[fmt.Sprintf("node%04d", i)] = i
 	}
 	start := time.Now()
-	sc := startSim(b, n, collectors, agent.DefaultConfig().Interval, dilation, tr.applied)
+	sc := startSimTuned(b, n, collectors, agent.DefaultConfig().Interval, dilation, tr.applied, nil, tune)
 	b.Logf("N=%d: %d members joined and converged in %s", n, n+collectors, time.Since(start).Round(time.Second))
 	run := &scaleRun{sc: sc, tr: tr, n: n, collectors: collectors, stop: make(chan struct{})}
-	b.Cleanup(func() { close(run.stop); run.wg.Wait() })
+	b.Cleanup(run.close)
 
 	// Every agent samples its walk every 2 s at its own phase and
 	// publishes as an agent does: on a change that matters, or after the
@@ -279,7 +294,7 @@ func (st scaleStats) report(b *testing.B, prefix string) {
 }
 
 func benchScale(b *testing.B, n, dilation int, window time.Duration) {
-	run := startScale(b, n, dilation)
+	run := startScale(b, n, dilation, nil)
 	sc := run.sc
 	base := sc.config()
 	// A collector probes its ten best candidates as agent.probeLoop does.
@@ -337,38 +352,37 @@ func benchScale(b *testing.B, n, dilation int, window time.Duration) {
 	b.ReportMetric(float64(ref), "window-refutations")
 }
 
-// BenchmarkIdeas weighs each idea of the design on one simulated cluster
-// of 100 agents and two collectors (as BenchmarkScale): it turns one idea
-// off at a time for a 30 s window and reports the same figures, prefixed
-// with the variant: design (all on), fanout (every report whole to every
-// member: the design before), whole (relays carry whole reports, no
-// compact entries), onecolumn (no grid: every agent sends its batch to
-// every agent), fullpp (the periodic push/pull carries every report) and
+// BenchmarkIdeas weighs each idea of the design on a simulated cluster of
+// 100 agents and two collectors (as BenchmarkScale): it starts the cluster
+// once per variant, with one idea off from the start, lets it settle for
+// 20 s and reports the same figures over a 30 s window, prefixed with the
+// variant: design (all on), fanout (every report whole to every member:
+// the design before), whole (relays carry whole reports, no compact
+// entries), onecolumn (no grid: every agent sends its batch to every
+// agent), fullpp (the periodic push/pull carries every report) and
 // everysample (publish every sample, not only those that can move a rank).
 // Run: go test -run '^$' -bench '^BenchmarkIdeas$' -benchtime 1x ./agent/gossip/
 func BenchmarkIdeas(b *testing.B) {
+	variants := []struct {
+		name  string
+		bits  uint32
+		every bool
+	}{
+		{"design", 0, false},
+		{"fanout", gossip.AblateFanOut, false},
+		{"whole", gossip.AblateWhole, false},
+		{"onecolumn", gossip.AblateOneColumn, false},
+		{"fullpp", gossip.AblateFullPushPull, false},
+		{"everysample", 0, true},
+	}
 	for range b.N {
-		run := startScale(b, 100, 1)
-		variants := []struct {
-			name  string
-			bits  uint32
-			every bool
-		}{
-			{"design", 0, false},
-			{"fanout", gossip.AblateFanOut, false},
-			{"whole", gossip.AblateWhole, false},
-			{"onecolumn", gossip.AblateOneColumn, false},
-			{"fullpp", gossip.AblateFullPushPull, false},
-			{"everysample", 0, true},
-		}
-		time.Sleep(20 * time.Second)
 		for _, v := range variants {
-			for _, m := range run.sc.members {
-				gossip.SetAblation(m, v.bits)
-			}
+			run := startScale(b, 100, 1, func(c *gossip.Config) { gossip.SetAblations(c, v.bits) })
 			run.everySample.Store(v.every)
-			time.Sleep(10 * time.Second)
+			time.Sleep(20 * time.Second)
 			run.measure(30*time.Second, 10*time.Second).report(b, v.name+"-")
+			// The next variant's cluster gets the cores to itself.
+			run.close()
 		}
 	}
 }

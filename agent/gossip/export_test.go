@@ -8,23 +8,33 @@ var (
 	RelayPeriod = relayPeriod
 )
 
-// Ablation bits (see ablateFanOut...).
+// Ablation bits, one per field of ablations.
 const (
-	AblateFanOut       = ablateFanOut
-	AblateWhole        = ablateWhole
-	AblateOneColumn    = ablateOneColumn
-	AblateFullPushPull = ablateFullPushPull
+	AblateFanOut = 1 << iota
+	AblateWhole
+	AblateOneColumn
+	AblateFullPushPull
 )
 
-// SetAblation switches ideas of the design off on a running member.
-func SetAblation(m *Member, bits uint32) { m.ablate.Store(bits) }
+// SetAblations makes a member of cfg run with the ideas of the design
+// that bits names switched off.
+func SetAblations(cfg *Config, bits uint32) {
+	cfg.test.ablations = ablations{
+		fanOut:       bits&AblateFanOut != 0,
+		whole:        bits&AblateWhole != 0,
+		oneColumn:    bits&AblateOneColumn != 0,
+		fullPushPull: bits&AblateFullPushPull != 0,
+	}
+}
 
-// ReconnectTarget is the address reconnectLoop would join now, or "".
-func ReconnectTarget(m *Member) string { return m.reconnectTarget(time.Now()) }
+// ReconnectTarget is the address m's reconnector would join now, or "".
+func ReconnectTarget(m *Member) string { return m.reconnect.target(time.Now()) }
 
 // Hello is m receiving a greeting from the member name at addr.
-func Hello(m *Member, name, addr string) { m.hello(name, addr) }
+func Hello(m *Member, name, addr string) { m.greeter.hello(name, addr) }
 
 // SetProtocols makes a member of cfg advertise protocol max and write up
 // to write, as a member of another release would.
-func SetProtocols(cfg *Config, max, write int) { cfg.protocolMax, cfg.protocolWrite = max, write }
+func SetProtocols(cfg *Config, max, write int) {
+	cfg.test.protocolMax, cfg.test.protocolWrite = max, write
+}

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"math/rand/v2"
 	"net"
 	"net/netip"
 	"slices"
@@ -58,8 +57,8 @@ type Config struct {
 	// Applied, when set, is called with every report of another node this
 	// member applies (newer than what it held) and when that report was
 	// sent, on this member's clock. It is called from memberlist's
-	// goroutines with the member's lock held: it must not block and must
-	// not call back into the Member.
+	// goroutines with the report table's lock held: it must not block and
+	// must not call back into the Member.
 	Applied func(r *report.Report, sent time.Time)
 	// OnChange is called whenever reports, membership or probe results
 	// change. It is called from memberlist's goroutines, sometimes with
@@ -67,98 +66,37 @@ type Config struct {
 	// back into the Member.
 	OnChange func()
 
-	// protocolMax and protocolWrite override report.ProtocolMax and
-	// report.ProtocolWrite (0: this build's), so one test process can run
-	// members of several releases.
-	protocolMax, protocolWrite int
+	// test is what only tests and benchmarks set.
+	test testOptions
 }
 
 // ErrShutdown is returned by calls on a member that was shut down.
 var ErrShutdown = errors.New("gossip: shut down")
 
-// Message types on the wire, the first byte of every user message.
-const (
-	msgReport byte = 1 // one whole Report, sent by its node
-	msgState  byte = 2 // push/pull state: every report a member holds
-	msgLeave  byte = 3 // a member's goodbye, so others show it as left
-	msgHello  byte = 4 // a member's name and address, sent to members it meets
-	msgRelay  byte = 5 // a batch with its sender's report, to relay to a column
-	msgBatch  byte = 6 // a batch of reports relayed to a column
-	msgWant   byte = 7 // a member's name: it asks for the receiver's report (a missed epoch, an overdue report)
-	// Protocol 2 (report.Protocol2): sent only while every live member
-	// advertises it (see speakingLocked).
-	msgRelay2 byte = 8 // msgRelay as a framed batch
-	msgBatch2 byte = 9 // msgBatch as a framed batch
-)
-
-// Message types are only ever appended: a type a member does not know
-// comes from a later release and is dropped (counted "unknown"), and a
-// sender uses a new one only with members that advertise its protocol.
-
-// probeMisses is how many probe rounds in a row a member must miss to
-// become suspect here: a busy moment is not a failure, two in a row is (a
-// round is missed only when pingAttempts pings went unanswered, and a miss
-// is probed again at once). With LAN timings (a round a second, 500 ms to
-// answer) a killed node is suspect 1.3–2.3 s after it died.
-const probeMisses = 2
-
-// Member is one cluster member. Every method is safe for concurrent use;
-// Leave and Shutdown are safe to call twice.
+// Member is one cluster member: it wires the report table, the roster of
+// members and the protocols around them (greeter, prober, relay, wants,
+// repairer, reconnector) to memberlist, and owns their lifecycle. Every
+// method is safe for concurrent use; Leave and Shutdown are safe to call
+// twice.
 type Member struct {
-	cfg Config
-	log *slog.Logger
-	ml  *memberlist.Memberlist
+	cfg  Config
+	log  *slog.Logger
+	ml   *memberlist.Memberlist
+	list *lazyList
 	// closing is set when this member starts to leave or shut down.
-	closing atomic.Bool
-	// created is closed once New is done and ml is set (nil when
-	// memberlist failed to start): memberlist calls the delegates from
-	// inside Create, and what they start must wait for it (see list).
-	created   chan struct{}
+	closing   atomic.Bool
 	transport *countingTransport
 	keyring   *memberlist.Keyring
-	meta      []byte
 	addr      string // ip:port others reach this member at, fixed at start
 	onChange  func()
 
-	// mu guards everything below it.
-	mu       sync.Mutex
-	join     []string
-	joinFile []string
-	reports  map[string]Held
-	// gone are the members that left or failed, newest state per name:
-	// shown by View for forgetGone, and those that failed kept for
-	// reconnectTimeout (see reconnectLoop).
-	gone    map[string]Gone
-	leaving map[string]bool // members that said goodbye before leaving
-	missed  map[string]int  // probe rounds in a row a member did not answer
-	// members are copies of the live (alive or suspect) memberlist nodes,
-	// kept by the event delegate; see setMember.
-	members map[string]memberlist.Node
-	own     *report.Report // the last report this member published
-	epoch   *report.Report // the report that began own's epoch
-	metas   map[string]report.Meta
-	// strangers are the members that greeted this one before memberlist
-	// told of them (name to address); greeting is true while
-	// greetStrangers runs.
-	strangers map[string]string
-	greeting  bool
-	// folded maps each live member's lower-cased name to its name.
-	folded map[string]string
-	// ids resolves compact entries' node IDs; nil when membership changed.
-	ids map[uint32]string
-	// pending are the nodes whose latest report goes in the next batch to
-	// this member's column, true when it must go whole.
-	pending map[string]bool
-	wanted  map[string]time.Time // when this member last asked a node for its report
-
-	udpBuffer int
-	// ablate switches ideas of the design off, one bit each (see
-	// ablation), for the benchmark that weighs them; zero in use.
-	ablate          atomic.Uint32
-	reportsSent     atomic.Uint64
-	batchesSent     atomic.Uint64
-	reportsReceived atomic.Uint64
-	received        func(result string)
+	table     *table
+	roster    *roster
+	probes    *prober
+	greeter   *greeter
+	reconnect *reconnector
+	spread    spreader
+	counts    counters
 
 	stop     chan struct{}
 	wg       sync.WaitGroup
@@ -167,75 +105,48 @@ type Member struct {
 	leaveErr error
 }
 
-// Held is a report as this member holds it.
-type Held struct {
-	Report *report.Report
-	// Received is the local arrival time minus the report's age on
-	// arrival: when the report was sent, on this member's clock.
-	Received time.Time
-}
-
-// Gone is a member that left or failed.
-type Gone struct {
-	Node  Node
-	State string // "left" or "dead"
-	At    time.Time
-}
-
-// Node is a member as memberlist knows it, with its meta decoded.
-type Node struct {
-	Name   string
-	Gossip string // ip:port of its gossip endpoint
-	Meta   report.Meta
-	// Suspect is true when it missed probeMisses probe rounds in a row here.
-	Suspect bool
+// counters are what Stats reports of this member's traffic, added to by
+// every part from any goroutine.
+type counters struct {
+	reportsSent, batchesSent, reportsReceived atomic.Uint64
 }
 
 // New starts gossip on the bind address and keeps trying to join cfg.Join
 // and cfg.JoinFile in the background. received, when set, counts incoming
-// reports by result (applied, old, invalid).
+// reports and messages by result (applied, old, no_epoch, invalid,
+// unknown; see messages.go).
 func New(cfg *Config, received func(result string)) (*Member, error) {
 	m := &Member{
-		cfg:       *cfg,
-		log:       cfg.Logger,
-		onChange:  cfg.OnChange,
-		join:      slices.Clone(cfg.Join),
-		reports:   make(map[string]Held),
-		gone:      make(map[string]Gone),
-		leaving:   make(map[string]bool),
-		missed:    make(map[string]int),
-		members:   make(map[string]memberlist.Node),
-		metas:     make(map[string]report.Meta),
-		strangers: make(map[string]string),
-		pending:   make(map[string]bool),
-		folded:    make(map[string]string),
-		wanted:    make(map[string]time.Time),
-		received:  received,
-		stop:      make(chan struct{}),
-		created:   make(chan struct{}),
+		cfg:      *cfg,
+		log:      cfg.Logger,
+		onChange: cfg.OnChange,
+		list:     newLazyList(),
+		stop:     make(chan struct{}),
 	}
-	defer close(m.created)
+	// Whatever happens, release what the delegates started.
+	defer func() { m.list.set(m.ml) }()
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
 	if m.onChange == nil {
 		m.onChange = func() {}
 	}
-	if m.received == nil {
-		m.received = func(string) {}
+	if received == nil {
+		received = func(string) {}
 	}
 	if m.cfg.Interval <= 0 {
 		m.cfg.Interval = 2 * time.Second
 	}
-	if m.cfg.protocolMax == 0 {
-		m.cfg.protocolMax = report.ProtocolMax
+	if m.cfg.test.protocolMax == 0 {
+		m.cfg.test.protocolMax = report.ProtocolMax
 	}
-	if m.cfg.protocolWrite == 0 {
-		m.cfg.protocolWrite = report.ProtocolWrite
+	if m.cfg.test.protocolWrite == 0 {
+		m.cfg.test.protocolWrite = report.ProtocolWrite
 	}
+	var joinFile []string
 	if cfg.JoinFile != "" {
 		var err error
-		if m.joinFile, err = ReadJoinFile(cfg.JoinFile); err != nil {
+		if joinFile, err = ReadJoinFile(cfg.JoinFile); err != nil {
 			return nil, err
 		}
 	}
@@ -244,50 +155,131 @@ func New(cfg *Config, received func(result string)) (*Member, error) {
 	if err != nil {
 		return nil, err
 	}
-	if m.meta, err = report.AppendMeta(m.cfg.Meta); err != nil {
+	meta, err := report.AppendMeta(m.cfg.Meta)
+	if err != nil {
 		m.transport.Shutdown()
 		return nil, err
 	}
+	loop := m.wire(mlc, meta, received)
+	m.greeter.setJoin(cfg.Join, joinFile)
 	m.ml, err = memberlist.Create(mlc)
 	if err != nil {
 		m.transport.Shutdown()
 		return nil, fmt.Errorf("start gossip: %w", err)
 	}
-	m.udpBuffer = mlc.UDPBufferSize
-	m.wg.Add(2)
-	go m.joinLoop()
-	go m.reconnectLoop()
-	m.wg.Add(1)
-	if m.cfg.Meta.Collector {
-		go m.repairLoop()
-	} else {
-		go m.relayLoop()
+	m.run(m.greeter.loop)
+	m.run(func() { m.reconnect.loop(m.stop) })
+	if loop != nil {
+		m.run(func() { loop(m.stop) })
 	}
 	return m, nil
 }
 
-// list is memberlist once Create returned, nil if it failed. The
-// delegates run from inside Create as soon as its listeners are up (a
-// member that joins at once, a greeting): what they start in goroutines
-// must reach memberlist through list, never m.ml.
-func (m *Member) list() *memberlist.Memberlist {
-	<-m.created
-	return m.ml
+// run runs f in a goroutine that Shutdown waits for.
+func (m *Member) run(f func()) {
+	m.wg.Add(1)
+	go func() {
+		defer m.wg.Done()
+		f()
+	}()
 }
 
-// listNow is memberlist for the delegates themselves, which must not
-// block: nil while Create has not returned (a message that arrives that
-// early is answered by the next report or push/pull).
-func (m *Member) listNow() *memberlist.Memberlist {
-	select {
-	case <-m.created:
-		return m.ml
-	default:
-		return nil
+// tick calls f with the time (read when f runs, not when the tick was
+// due) every period until stop is closed: the loops of the parts that act
+// on a clock.
+func tick(stop <-chan struct{}, period time.Duration, f func(now time.Time)) {
+	t := time.NewTicker(period)
+	defer t.Stop()
+	for {
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+			f(time.Now())
+		}
 	}
 }
 
-// memberlistConfig builds memberlist's config and this member's transport.
+// wire builds the parts of the member, each with pointers to the parts it
+// uses, and sets them as mlc's delegates. It returns what the member runs
+// besides joining and reconnecting: the relay's loop for an agent, the
+// repairer's for a collector (nil with the fanOut ablation). The
+// ablations choose, here and only here, which implementation a part gets.
+func (m *Member) wire(mlc *memberlist.Config, meta []byte, received func(string)) (loop func(stop <-chan struct{})) {
+	c := &m.cfg
+	ab := c.test.ablations
+	m.table = newTable(c.Name, c.Applied)
+	m.roster = newRoster(c.Name, c.test.protocolWrite)
+	m.probes = newProber(c.Name, m.roster, m.list, mlc.ProbeTimeout, m.onChange)
+	wants := newWants(c.Name, m.table, m.roster, m.list)
+	m.greeter = &greeter{
+		self:           c.Name,
+		addr:           m.addr,
+		gossipInterval: mlc.GossipInterval,
+		encrypted:      m.keyring != nil,
+		allowed:        m.transport.allowedIP,
+		table:          m.table,
+		roster:         m.roster,
+		list:           m.list,
+		log:            m.log,
+		stop:           m.stop,
+		strangers:      make(map[string]string),
+	}
+	m.reconnect = &reconnector{roster: m.roster, list: m.list, every: 2 * mlc.ProbeInterval}
+	rl := &relay{
+		self:       c.Name,
+		interval:   c.Interval,
+		table:      m.table,
+		roster:     m.roster,
+		wants:      wants,
+		list:       m.list,
+		received:   received,
+		counts:     &m.counts,
+		columns:    columns,
+		compactID:  m.roster.id,
+		batchLimit: batchLimit(mlc.UDPBufferSize, c.Label),
+		pending:    make(map[string]bool),
+	}
+	if ab.oneColumn {
+		rl.columns = oneColumn
+	}
+	if ab.whole {
+		rl.compactID = wholeOnly
+	}
+	m.spread, loop = rl, rl.loop
+	if ab.fanOut {
+		m.spread = &fanOut{self: c.Name, roster: m.roster, list: m.list, counts: &m.counts}
+		loop = nil
+	}
+	if c.Meta.Collector {
+		rp := &repairer{table: m.table, roster: m.roster, wants: wants, every: mlc.ProbeInterval}
+		loop = rp.loop
+	}
+	d := &delegate{
+		meta:     meta,
+		table:    m.table,
+		roster:   m.roster,
+		probes:   m.probes,
+		relay:    rl,
+		wants:    wants,
+		greeter:  m.greeter,
+		counts:   &m.counts,
+		received: received,
+		onChange: m.onChange,
+		periodic: m.table.ownState,
+	}
+	if ab.fullPushPull {
+		d.periodic = m.table.allState
+	}
+	mlc.Delegate = d
+	mlc.Events = &eventDelegate{roster: m.roster, probes: m.probes, greeter: m.greeter, log: m.log, onChange: m.onChange}
+	alive := &aliveDelegate{self: c.Name, roster: m.roster}
+	mlc.Alive, mlc.Merge = alive, alive
+	return loop
+}
+
+// memberlistConfig builds memberlist's config, but for the delegates (see
+// wire), and this member's transport.
 func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	c := &m.cfg
 	mlc := *c.Memberlist
@@ -295,10 +287,6 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	mlc.BindAddr = c.BindAddr
 	mlc.BindPort = c.BindPort
 	mlc.AdvertisePort = c.BindPort
-	mlc.Delegate = (*delegate)(m)
-	mlc.Events = (*eventDelegate)(m)
-	mlc.Alive = (*aliveDelegate)(m)
-	mlc.Merge = (*aliveDelegate)(m)
 	mlc.Label = c.Label
 	// The delegate version range advertises the protocol this member
 	// reads (report.ProtocolMax) to every member with its alive messages;
@@ -308,7 +296,7 @@ func (m *Member) memberlistConfig() (*memberlist.Config, error) {
 	// accepts, so minimum and current stay 0 for good: only the maximum
 	// says anything.
 	mlc.DelegateProtocolMin, mlc.DelegateProtocolVersion = 0, 0
-	mlc.DelegateProtocolMax = uint8(c.protocolMax)
+	mlc.DelegateProtocolMax = uint8(c.test.protocolMax)
 	mlc.LogOutput = nil
 	mlc.Logger = newMemberlistLogger(m.log, &m.closing)
 	if c.Advertise != "" {
@@ -387,108 +375,8 @@ func (m *Member) Join(addrs []string) (int, error) {
 	return n, nil
 }
 
-// joinLoop keeps trying the configured join addresses until one answers,
-// backing off to 30 s, and tries again whenever this member finds itself
-// alone (PeerMon's machines.txt behaviour after a partition).
-func (m *Member) joinLoop() {
-	defer m.wg.Done()
-	wait := time.Duration(0)
-	lastErr := ""
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-time.After(wait):
-		}
-		addrs := m.joinAddrs()
-		if len(addrs) == 0 {
-			return
-		}
-		if m.ml.NumMembers() > 1 {
-			wait = 30 * time.Second
-			continue
-		}
-		// One line per change of state, so a join that keeps failing for
-		// the same reason does not fill the log.
-		n, err := m.ml.Join(addrs)
-		if err == nil {
-			m.log.Info("joined the cluster", "answered", n, "members", m.ml.NumMembers())
-			lastErr, wait = "", 30*time.Second
-			continue
-		}
-		if err.Error() != lastErr {
-			lastErr = err.Error()
-			m.log.Warn("cannot join the cluster yet; retrying", "cause", joinCause(lastErr, m.keyring != nil),
-				"tried", strings.Join(addrs, ","), "err", strings.ReplaceAll(lastErr, "\n", "; "))
-		}
-		wait = min(max(wait*2, time.Second), 30*time.Second)
-	}
-}
-
-// reconnectTimeout is how long a member that failed is still tried (see
-// reconnectLoop), as Serf's reconnect_timeout; View forgets it then.
-const reconnectTimeout = 24 * time.Hour
-
-// reconnectLoop heals partitions. memberlist declares the members it cannot
-// reach dead, gossips to the dead only for a while and pushes and pulls
-// state only with live members, so after a cut longer than failure
-// detection the two sides would never speak again. As Serf does, every two
-// probe intervals this member joins one failed member, with a chance of
-// failed to live members, so that the cluster as a whole tries each failed
-// member about once an interval (and after a cut through the middle,
-// every member tries every time). The first exchange across a healed cut
-// tells each side that the other holds it dead; both refute that with a
-// new incarnation, and the next exchange merges them.
-func (m *Member) reconnectLoop() {
-	defer m.wg.Done()
-	t := time.NewTicker(2 * m.cfg.Memberlist.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-		}
-		if addr := m.reconnectTarget(time.Now()); addr != "" {
-			// A failure is the normal case (the member is still down)
-			// and memberlist logs it as a debug line.
-			_, _ = m.ml.Join([]string{addr})
-		}
-	}
-}
-
-// reconnectTarget picks the address of a failed member for reconnectLoop
-// to try now, or "" (none failed, or not this member's turn).
-func (m *Member) reconnectTarget(now time.Time) string {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	var addrs []string
-	for _, g := range m.gone {
-		if g.State == StateDead && now.Sub(g.At) <= reconnectTimeout {
-			addrs = append(addrs, g.Node.Gossip)
-		}
-	}
-	if len(addrs) == 0 || rand.Float64()*float64(max(len(m.members), 1)) >= float64(len(addrs)) {
-		return ""
-	}
-	return addrs[rand.IntN(len(addrs))]
-}
-
-// joinAddrs is what joinLoop tries: the join list and join file, less this
-// member's own address.
-func (m *Member) joinAddrs() []string {
-	m.mu.Lock()
-	addrs := append(slices.Clone(m.join), m.joinFile...)
-	m.mu.Unlock()
-	return slices.DeleteFunc(addrs, func(s string) bool { return s == m.GossipAddr() })
-}
-
 // WantsPeers reports whether this member was told to join anyone.
-func (m *Member) WantsPeers() bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return len(m.join)+len(m.joinFile) > 0
-}
+func (m *Member) WantsPeers() bool { return m.greeter.wantsPeers() }
 
 // NumMembers is how many live members memberlist knows, this one included.
 func (m *Member) NumMembers() int { return m.ml.NumMembers() }
@@ -533,9 +421,7 @@ func (m *Member) Reload(join []string, joinFile string, keys [][]byte) error {
 			}
 		}
 	}
-	m.mu.Lock()
-	m.join, m.joinFile = slices.Clone(join), fromFile
-	m.mu.Unlock()
+	m.greeter.setJoin(join, fromFile)
 	return nil
 }
 
@@ -544,31 +430,30 @@ func (m *Member) Reload(join []string, joinFile string, keys [][]byte) error {
 // relay.go), holds it for this member's column and for push/pull, and
 // greets members that join later with it.
 func (m *Member) Publish(r *report.Report, now time.Time) {
-	m.mu.Lock()
-	m.publishLocked(r, now)
-	m.mu.Unlock()
-	m.sendReport(r, now)
+	begins := m.table.publish(r, now)
+	m.spread.publish(r, begins, now)
 	m.onChange()
 }
 
-// apply stores r if it is newer than what is held for its node.
-func (m *Member) apply(r *report.Report, now time.Time) bool {
-	if r.Node == m.cfg.Name {
-		return false // only this member speaks for itself
-	}
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if h, ok := m.reports[r.Node]; ok && !r.Newer(h.Report) {
-		return false
-	}
-	m.reports[r.Node] = Held{Report: r, Received: now.Add(-r.Age)}
-	if m.cfg.Applied != nil {
-		m.cfg.Applied(r, now.Add(-r.Age))
-	}
-	return true
-}
+// Probe pings the named members (and the ones already missing pings)
+// once, concurrently, and a member that missed that round again at once,
+// until it answers or has missed probeMisses rounds in a row: then it is
+// suspect here until it answers a ping or sends a report. Collectors call
+// it once per probe interval with their best candidates, so a dead node
+// leaves their answers within seconds, before memberlist's suspicion
+// timeout (which grows with the cluster).
+func (m *Member) Probe(names []string) { m.probes.probe(names) }
 
-// View is a copy of what this member knows, taken at one instant.
+// Answering pings nodes now, concurrently, and reports which answered
+// within memberlist's probe timeout (this member always answers). The
+// CLI's picks go through it, so `ssh $(peerload top)` never lands on a
+// machine that died a moment ago, without every agent pinging the best
+// machines all the time. A node that does not answer is only left out of
+// that answer (one lost packet is no failure); one that answers is no
+// longer counted as missing probe rounds.
+func (m *Member) Answering(nodes []Node) []bool { return m.probes.answering(nodes) }
+
+// View is a copy of what this member knows.
 type View struct {
 	Self    string
 	Members []Node          // live members (alive or suspect), this one included
@@ -578,66 +463,15 @@ type View struct {
 
 // View copies what this member knows. forget says when to drop what is
 // no longer needed: a gone member after forgetGone (one that failed is
-// only hidden then, and kept for reconnectLoop until reconnectTimeout),
+// only hidden then, and kept for the reconnector until reconnectTimeout),
 // and a report of a node that is neither a live member nor shown as gone
-// once forgetReport(held) says so.
+// once forgetReport(held) says so. A report can arrive before gossip
+// tells this member that its node joined: it is kept until it expires.
 func (m *Member) View(now time.Time, forgetGone time.Duration, forgetReport func(Held) bool) View {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v := View{Self: m.cfg.Name, Reports: make(map[string]Held, len(m.reports))}
-	for _, n := range m.members {
-		v.Members = append(v.Members, m.nodeLocked(&n))
-	}
-	shown := make(map[string]bool, len(m.gone))
-	for name, g := range m.gone {
-		_, live := m.members[name]
-		switch age := now.Sub(g.At); {
-		case live || age > reconnectTimeout || age > forgetGone && g.State != StateDead:
-			delete(m.gone, name)
-		case age <= forgetGone:
-			shown[name] = true
-			v.Gone = append(v.Gone, g)
-		}
-	}
-	for name, h := range m.reports {
-		_, live := m.members[name]
-		gone := shown[name]
-		// A report can arrive before gossip tells this member that its
-		// node joined: keep it until it expires, then forget it.
-		if !live && !gone && name != m.cfg.Name && forgetReport(h) {
-			delete(m.reports, name)
-			continue
-		}
-		v.Reports[name] = h
-	}
-	return v
-}
-
-// nodeLocked converts a memberlist node. m.mu must be held.
-func (m *Member) nodeLocked(n *memberlist.Node) Node {
-	return Node{
-		Name:    n.Name,
-		Gossip:  net.JoinHostPort(n.Addr.String(), strconv.Itoa(int(n.Port))),
-		Meta:    m.parseMetaLocked(n.Meta),
-		Suspect: m.missed[n.Name] >= probeMisses,
-	}
-}
-
-// parseMetaLocked decodes node meta, caching by content. A member whose
-// meta cannot be understood is never a candidate. m.mu must be held.
-func (m *Member) parseMetaLocked(b []byte) report.Meta {
-	if v, ok := m.metas[string(b)]; ok {
-		return v
-	}
-	v, err := report.DecodeMeta(b)
-	if err != nil {
-		v = report.Meta{Collector: true}
-	}
-	if len(m.metas) > 4096 {
-		clear(m.metas)
-	}
-	m.metas[string(b)] = v
-	return v
+	members, gone, keep := m.roster.view(now, forgetGone)
+	m.probes.mark(members)
+	reports := m.table.view(func(name string) bool { return keep[name] }, forgetReport)
+	return View{Self: m.cfg.Name, Members: members, Gone: gone, Reports: reports}
 }
 
 // Stats is what this member's gossip has sent and received so far.
@@ -654,7 +488,7 @@ type Stats struct {
 	// column a batch.
 	BatchesSent uint64
 	// Protocol is the protocol this member speaks now: the lowest any
-	// live member advertises (see speakingLocked).
+	// live member advertises (see roster.speaking).
 	Protocol int
 	// Refused counts packets and streams dropped by the allow list.
 	Refused uint64
@@ -665,36 +499,12 @@ func (m *Member) Stats() Stats {
 	return Stats{
 		Packets:         m.transport.packets.Load(),
 		Bytes:           m.transport.bytes.Load(),
-		ReportsSent:     m.reportsSent.Load(),
-		ReportsReceived: m.reportsReceived.Load(),
-		BatchesSent:     m.batchesSent.Load(),
+		ReportsSent:     m.counts.reportsSent.Load(),
+		ReportsReceived: m.counts.reportsReceived.Load(),
+		BatchesSent:     m.counts.batchesSent.Load(),
 		Refused:         m.transport.refused.Load(),
-		Protocol:        m.speaking(),
+		Protocol:        m.roster.speaking(),
 	}
-}
-
-// speaking is speakingLocked for callers without m.mu.
-func (m *Member) speaking() int {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	return m.speakingLocked()
-}
-
-// speakingLocked is the protocol this member writes to the members it
-// chooses (reports to collectors, batches to its column): the lowest
-// protocol any live member advertises, itself included, capped by what
-// this member writes (report.Speaking). A member learns another's
-// advertisement with its membership, before it sends to it, so a newer
-// format never reaches a member that does not read it; a member that
-// restarts on an older release is sent the newer format only until its
-// alive message arrives, and what it missed is repaired like a lost
-// packet. m.mu must be held.
-func (m *Member) speakingLocked() int {
-	advertised := make([]uint8, 0, len(m.members))
-	for _, n := range m.members {
-		advertised = append(advertised, n.DMax)
-	}
-	return report.Speaking(m.cfg.protocolWrite, advertised)
 }
 
 // Leave tells the cluster this member is leaving and waits up to timeout
@@ -707,7 +517,7 @@ func (m *Member) Leave(timeout time.Duration) error {
 			return
 		}
 		bye := report.AppendName([]byte{msgLeave}, m.cfg.Name)
-		for _, n := range m.memberCopies() {
+		for _, n := range m.roster.copies() {
 			if n.Name != m.cfg.Name {
 				_ = m.ml.SendBestEffort(&n, bye)
 			}
@@ -745,53 +555,3 @@ func (m *Member) stopped() bool {
 
 // Stopped is closed when Shutdown begins.
 func (m *Member) Stopped() <-chan struct{} { return m.stop }
-
-// setMember stores a copy of n, taken while memberlist holds its state
-// lock (the event delegate's calls). memberlist.Members hands out pointers
-// into that state, which memberlist rewrites (Addr, Port, Meta, State)
-// when an alive message arrives: reading them later races. m.mu must be
-// held.
-func (m *Member) setMember(n *memberlist.Node) {
-	if _, ok := m.members[n.Name]; !ok {
-		m.ids = nil
-		if _, taken := m.folded[strings.ToLower(n.Name)]; !taken {
-			m.folded[strings.ToLower(n.Name)] = n.Name
-		}
-	}
-	m.members[n.Name] = *n
-}
-
-// memberCopies returns copies of the live members (what
-// memberlist.Members lists), safe to read without memberlist's lock.
-func (m *Member) memberCopies() []memberlist.Node {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	out := make([]memberlist.Node, 0, len(m.members))
-	for _, n := range m.members {
-		out = append(out, n)
-	}
-	return out
-}
-
-// joinCause names why a join failed, from memberlist's error text: the
-// joining side of a label or key mismatch or an allow list sees only a
-// closed connection, so it says which settings to compare.
-func joinCause(err string, encrypted bool) string {
-	switch {
-	case strings.Contains(err, "only in case"):
-		return "name clash"
-	case strings.Contains(err, "no installed keys could decrypt"), strings.Contains(err, "encryption is not configured"),
-		strings.Contains(err, "remote state is not encrypted"):
-		return "key mismatch"
-	case strings.Contains(err, "connection refused"):
-		return "refused: nothing listens there"
-	case strings.Contains(err, "i/o timeout"), strings.Contains(err, "deadline exceeded"):
-		return "timeout: the member is down or a firewall drops gossip"
-	case strings.Contains(err, "EOF"), strings.Contains(err, "connection reset"):
-		if encrypted {
-			return "the member closed the connection: another --label or --keyring, or this address is outside its --allow"
-		}
-		return "the member closed the connection: another --label, a --keyring there, or this address is outside its --allow"
-	}
-	return "unknown"
-}

@@ -67,7 +67,7 @@ func TestProbeToleratesLossAndCatchesTheDead(t *testing.T) {
 }
 
 // TestReconnectTriesFailedMembersOnly: a member that failed is what
-// reconnectLoop joins, one that left never is.
+// the reconnector joins, one that left never is.
 func TestReconnectTriesFailedMembersOnly(t *testing.T) {
 	sc := startSim(t, 3, 0, 2*time.Second, 1, nil)
 	m := sc.members[0]

@@ -22,7 +22,7 @@ import (
 // message it could not read.
 func TestProtocolFollowsTheOldestMember(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sc := startSimTuned(t, 0, 0, 2*time.Second, 1, nil, nil)
+		sc := startSimTuned(t, 0, 0, 2*time.Second, 1, nil, nil, nil)
 		var mu sync.Mutex
 		invalid := map[string]int{}
 		counter := func(name string) func(string) {

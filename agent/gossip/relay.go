@@ -5,6 +5,7 @@ import (
 	"hash/fnv"
 	"math"
 	"math/bits"
+	"sync"
 	"time"
 
 	"github.com/hashicorp/memberlist"
@@ -31,21 +32,10 @@ import (
 // N−1 per report; a relay keeps only a node's latest report, so an agent
 // receives about N entries per period however fast loads change.
 //
-// Entries travel compact (report.Compact, 11 bytes) when the receiver can
-// hold their epoch, whole (about 60 bytes) when they begin one. A receiver
-// that meets an epoch it missed asks the node for its report (msgWant),
-// at most once per wantEvery.
-
-// ablation bits turn one idea of the design off each, so the benchmark
-// (BenchmarkIdeas) can weigh it on a running cluster.
-const (
-	ablateFanOut       = 1 << iota // every report whole to every member, no relay (the design before)
-	ablateWhole                    // relay whole reports only, never compact entries
-	ablateOneColumn                // one column: every agent sends its batch to every agent
-	ablateFullPushPull             // the periodic push/pull carries every report held
-)
-
-func (m *Member) ablated(bit uint32) bool { return m.ablate.Load()&bit != 0 }
+// Entries travel compact (report.Compact) when the receiver can hold their
+// epoch, whole when they begin one. A receiver that meets an epoch it
+// missed asks the node for its report (msgWant), at most once per
+// wantEvery.
 
 // relayRotation is how many reports a node keeps its relays for.
 const relayRotation = 16
@@ -67,10 +57,9 @@ func columns(n int) int {
 }
 
 // relayPeriod is how often an agent sends its batch to its column: the
-// sampling interval times log2(n)/3.75, from one to three intervals (3.5 s
-// at 100 agents and 5.3 s at 1,000 on LAN timings), trading an agent's
-// freshness for bytes as the cluster grows. A sample reaches the last
-// agent about one period after it was taken.
+// sampling interval times log2(n)/3.75, from one to three intervals,
+// trading an agent's freshness for bytes as the cluster grows. A sample
+// reaches the last agent about one period after it was taken.
 func relayPeriod(interval time.Duration, n int) time.Duration {
 	f := min(max(math.Log2(float64(max(n, 1)))/3.75, 1), 3)
 	return time.Duration(float64(interval) * f)
@@ -91,6 +80,47 @@ func rendezvous(origin, member string, rotation uint64) uint64 {
 	return bits.RotateLeft64(h.Sum64(), 17) * 0x9E3779B97F4A7C15
 }
 
+// relay spreads this member's reports through the grid and relays what
+// reaches it to its column. publish is called from Publish, receive from
+// memberlist's packet goroutines, concurrently, and neither blocks; loop
+// runs in its own goroutine.
+type relay struct {
+	self     string
+	interval time.Duration
+	table    *table
+	roster   *roster
+	wants    *wants
+	list     *lazyList
+	received func(result string)
+	counts   *counters
+	// columns is how many columns the agents form: columns, or one under
+	// the oneColumn ablation.
+	columns func(agents int) int
+	// compactID is the node ID a node's compact entries go under and
+	// whether they may: roster.id, or never under the whole ablation.
+	compactID func(name string) (uint32, bool)
+	// batchLimit is the largest batch message that still fits one UDP
+	// packet with memberlist's framing, label and encryption.
+	batchLimit int
+
+	mu sync.Mutex
+	// pending are the nodes whose latest report goes in the next batch to
+	// this member's column, true when it must go whole.
+	pending map[string]bool
+}
+
+// wholeOnly is relay.compactID under the whole ablation.
+func wholeOnly(string) (uint32, bool) { return 0, false }
+
+// oneColumn is relay.columns under the oneColumn ablation.
+func oneColumn(int) int { return 1 }
+
+// batchLimit is relay.batchLimit for memberlist's UDP buffer size and the
+// cluster label.
+func batchLimit(udpBuffer int, label string) int {
+	return max(udpBuffer-2-len(label)-64, 256)
+}
+
 // grid is what a member needs to send one report: the collectors (and
 // members of earlier releases), its relays (one per other column) and, for
 // the relay period, its column.
@@ -98,41 +128,20 @@ type grid struct {
 	collectors []memberlist.Node
 	relays     []memberlist.Node
 	column     []memberlist.Node
-	agents     int
-	others     []memberlist.Node // every live member but this one (ablateFanOut)
 }
 
-// gridLocked lays out the live members for a report with sequence number
-// seq. m.mu must be held.
-func (m *Member) gridLocked(seq uint64) grid {
+// grid lays the live members out for a report with sequence number seq.
+func (l *relay) grid(seq uint64) grid {
 	var g grid
-	var agents []*memberlist.Node
-	fanOut := m.ablated(ablateFanOut)
-	for name := range m.members {
-		n := m.members[name]
-		if fanOut && name != m.cfg.Name {
-			g.others = append(g.others, n)
-		}
-		// Members of earlier releases, outside the grid, get reports as
-		// collectors do.
-		if meta := m.parseMetaLocked(n.Meta); meta.Collector || !meta.Relays {
-			if name != m.cfg.Name {
-				g.collectors = append(g.collectors, n)
-			}
-			continue
-		}
-		agents = append(agents, &n)
-	}
-	g.agents = len(agents)
-	c := columns(len(agents))
-	if m.ablated(ablateOneColumn) {
-		c = 1
-	}
-	own := column(m.cfg.Name, c)
+	var agents []memberlist.Node
+	g.collectors, agents = l.roster.roles()
+	c := l.columns(len(agents))
+	own := column(l.self, c)
 	best := make([]*memberlist.Node, c)
 	score := make([]uint64, c)
-	for _, n := range agents {
-		if n.Name == m.cfg.Name {
+	for i := range agents {
+		n := &agents[i]
+		if n.Name == l.self {
 			continue
 		}
 		col := column(n.Name, c)
@@ -140,7 +149,7 @@ func (m *Member) gridLocked(seq uint64) grid {
 			g.column = append(g.column, *n)
 			continue
 		}
-		if s := rendezvous(m.cfg.Name, n.Name, seq/relayRotation); best[col] == nil || s > score[col] {
+		if s := rendezvous(l.self, n.Name, seq/relayRotation); best[col] == nil || s > score[col] {
 			best[col], score[col] = n, s
 		}
 	}
@@ -152,86 +161,38 @@ func (m *Member) gridLocked(seq uint64) grid {
 	return g
 }
 
-// idLocked returns the NodeID of name and whether it names name alone
-// among the live members. m.mu must be held.
-func (m *Member) idLocked(name string) (uint32, bool) {
-	id := report.NodeID(name)
-	return id, m.nameOfLocked(id) == name
-}
-
-// nameOfLocked resolves a NodeID to the one live member it names, or "".
-// m.mu must be held.
-func (m *Member) nameOfLocked(id uint32) string {
-	if m.ids == nil {
-		m.ids = make(map[uint32]string, len(m.members))
-		for name := range m.members {
-			nid := report.NodeID(name)
-			if _, dup := m.ids[nid]; dup {
-				m.ids[nid] = ""
-			} else {
-				m.ids[nid] = name
-			}
-		}
-	}
-	return m.ids[id]
-}
-
-// entryLocked adds the report held for name to a batch: compact when it
+// entry adds the report held for name to a batch: compact when it
 // continues an epoch and its ID is unambiguous, whole otherwise (or when
-// whole is set). m.mu must be held.
-func (m *Member) entryLocked(name string, whole bool, now time.Time, rs []*report.Report, cs []report.Compact) ([]*report.Report, []report.Compact) {
-	h, ok := m.reports[name]
-	if !ok {
-		return rs, cs
-	}
-	r := *h.Report
-	r.Age = max(now.Sub(h.Received), 0)
-	if id, unique := m.idLocked(name); unique && !whole && !m.ablated(ablateWhole) {
-		if c, ok := report.CompactOf(&r, id); ok {
-			return rs, append(cs, c)
-		}
-	}
-	return append(rs, &r), cs
+// whole is set).
+func (l *relay) entry(name string, whole bool, now time.Time, rs []*report.Report, cs []report.Compact) ([]*report.Report, []report.Compact) {
+	id, compact := l.compactID(name)
+	return l.table.entry(name, id, compact && !whole, now, rs, cs)
 }
 
-// publishLocked sets r's epoch and records it as this member's own report.
-// m.mu must be held.
-func (m *Member) publishLocked(r *report.Report, now time.Time) {
-	if report.StartsEpoch(m.epoch, r) {
-		r.Base = r.Seq
-		m.epoch = r
-	} else {
-		r.Base = m.epoch.Seq
-	}
-	m.own = r
-	m.reports[r.Node] = Held{Report: r, Received: now}
-	m.pending[r.Node] = m.pending[r.Node] || r.Base == r.Seq
-}
-
-// sendReport sends r: whole to every collector, and to one relay in every
-// other column, compact when it can, at the protocol every live member
-// reads.
-func (m *Member) sendReport(r *report.Report, now time.Time) {
-	m.mu.Lock()
-	g := m.gridLocked(r.Seq)
-	rs, cs := m.entryLocked(r.Node, false, now, nil, nil)
-	proto := m.speakingLocked()
-	m.mu.Unlock()
+// publish sends r, this member's report just published, whole to every
+// collector, and to one relay in every other column, compact when it can,
+// at the protocol every live member reads; it goes in this member's next
+// batch to its column, whole when it begins an epoch.
+func (l *relay) publish(r *report.Report, begins bool, now time.Time) {
+	l.mu.Lock()
+	l.pending[r.Node] = l.pending[r.Node] || begins
+	l.mu.Unlock()
+	g := l.grid(r.Seq)
+	rs, cs := l.entry(r.Node, false, now, nil, nil)
+	proto := l.roster.speaking()
 	whole := report.AppendReportAt([]byte{msgReport}, r, proto)
-	if m.ablated(ablateFanOut) {
-		g.collectors, g.relays = g.others, nil
-	}
+	ml := l.list.wait()
 	for i := range g.collectors {
 		// A failed send is repaired by the next report.
-		_ = m.ml.SendBestEffort(&g.collectors[i], whole)
+		_ = ml.SendBestEffort(&g.collectors[i], whole)
 	}
 	if len(g.relays) > 0 {
 		msg := appendBatch(msgRelay, proto, rs, cs)
 		for i := range g.relays {
-			_ = m.ml.SendBestEffort(&g.relays[i], msg)
+			_ = ml.SendBestEffort(&g.relays[i], msg)
 		}
 	}
-	m.reportsSent.Add(1)
+	l.counts.reportsSent.Add(1)
 }
 
 // appendBatch encodes a relay (typ msgRelay) or column (msgBatch) batch as
@@ -249,60 +210,52 @@ func appendBatch(typ byte, protocol int, rs []*report.Report, cs []report.Compac
 	return report.AppendFramedBatch([]byte{typ}, rs, cs)
 }
 
-// relayLoop sends this member's batch to its column once per relay period.
-// Collectors relay nothing.
-func (m *Member) relayLoop() {
-	defer m.wg.Done()
+// loop sends this member's batch to its column once per relay period
+// until stop is closed. Collectors relay nothing and do not run it.
+func (l *relay) loop(stop <-chan struct{}) {
 	for {
-		m.mu.Lock()
-		n := 0
-		for name := range m.members {
-			if meta := m.parseMetaLocked(m.members[name].Meta); !meta.Collector && meta.Relays {
-				n++
-			}
-		}
-		m.mu.Unlock()
 		select {
-		case <-m.stop:
+		case <-stop:
 			return
-		case <-time.After(relayPeriod(m.cfg.Interval, n)):
+		case <-time.After(relayPeriod(l.interval, l.roster.agents())):
 		}
-		m.relayOnce(time.Now())
+		l.once(time.Now())
 	}
 }
 
-// relayOnce sends what this member holds for relaying to its column.
-func (m *Member) relayOnce(now time.Time) {
-	m.mu.Lock()
-	if len(m.pending) == 0 || m.ablated(ablateFanOut) {
-		clear(m.pending)
-		m.mu.Unlock()
+// once sends what this member holds for relaying to its column.
+func (l *relay) once(now time.Time) {
+	l.mu.Lock()
+	pending := l.pending
+	if len(pending) == 0 {
+		l.mu.Unlock()
 		return
 	}
-	g := m.gridLocked(0)
+	l.pending = make(map[string]bool, len(pending))
+	l.mu.Unlock()
+	g := l.grid(0)
 	var rs []*report.Report
 	var cs []report.Compact
-	for name, whole := range m.pending {
-		rs, cs = m.entryLocked(name, whole, now, rs, cs)
+	for name, whole := range pending {
+		rs, cs = l.entry(name, whole, now, rs, cs)
 	}
-	clear(m.pending)
-	proto := m.speakingLocked()
-	m.mu.Unlock()
+	proto := l.roster.speaking()
 	if len(g.column) == 0 {
 		return
 	}
-	for _, msg := range m.batches(proto, rs, cs) {
+	ml := l.list.wait()
+	for _, msg := range l.batches(proto, rs, cs) {
 		for i := range g.column {
-			_ = m.ml.SendBestEffort(&g.column[i], msg)
+			_ = ml.SendBestEffort(&g.column[i], msg)
 		}
 	}
-	m.batchesSent.Add(1)
+	l.counts.batchesSent.Add(1)
 }
 
 // batches packs whole reports and compact entries into msgBatch messages
 // (msgBatch2 from protocol 2) that each fit one UDP packet.
-func (m *Member) batches(protocol int, rs []*report.Report, cs []report.Compact) [][]byte {
-	limit := m.batchLimit()
+func (l *relay) batches(protocol int, rs []*report.Report, cs []report.Compact) [][]byte {
+	limit := l.batchLimit
 	perCompact := compactBytes
 	if protocol >= report.Protocol2 {
 		limit -= report.FramedBatchBytes(0, 0)
@@ -332,90 +285,50 @@ func (m *Member) batches(protocol int, rs []*report.Report, cs []report.Compact)
 // compactBytes bounds one encoded compact entry.
 const compactBytes = 12
 
-// batchLimit is the largest batch message that still fits one UDP packet
-// with memberlist's framing, label and encryption.
-func (m *Member) batchLimit() int {
-	return max(m.udpBuffer-2-len(m.cfg.Label)-64, 256)
-}
-
-// applyBatch applies the whole reports and compact entries of a batch,
-// asks for the epochs it misses, and returns the names it applied, with
-// whether each came whole.
-func (m *Member) applyBatch(rs []*report.Report, cs []report.Compact, now time.Time) map[string]bool {
+// receive applies a batch's whole reports and compact entries, asks for
+// the epochs it misses, and reports whether it applied any. What a relay
+// sent (relayed) goes in this member's next batch to its column, whole
+// when it came whole.
+func (l *relay) receive(rs []*report.Report, cs []report.Compact, relayed bool, now time.Time) bool {
 	applied := map[string]bool{}
 	for _, r := range rs {
-		if m.apply(r, now) {
+		if l.table.apply(r, now) {
 			applied[r.Node] = true
-			m.received("applied")
+			l.received(resultApplied)
 		} else {
-			m.received("old")
+			l.received(resultOld)
 		}
 	}
 	var want []memberlist.Node
-	m.mu.Lock()
 	for _, c := range cs {
-		name := m.nameOfLocked(c.ID)
-		if name == "" || name == m.cfg.Name {
-			m.received("old")
+		name := l.roster.nameOf(c.ID)
+		if name == "" || name == l.self {
+			l.received(resultOld)
 			continue
 		}
-		h := m.reports[name]
-		sent := now.Add(-c.Age)
-		var held *report.Report
-		if h.Report != nil {
-			held = h.Report
-		}
-		r, ok := c.Rebuild(held, sent.Sub(h.Received))
-		if !ok {
-			if n, live := m.members[name]; live && now.Sub(m.wanted[name]) >= wantEvery {
-				m.wanted[name] = now
+		result := l.table.applyCompact(name, c, now)
+		switch result {
+		case resultNoEpoch:
+			if n, live := l.roster.node(name); live && l.wants.due(name, now, wantEvery) {
 				want = append(want, n)
 			}
-			m.received("no_epoch")
-			continue
+		case resultApplied:
+			if _, ok := applied[name]; !ok {
+				applied[name] = false
+			}
 		}
-		if !r.Newer(held) {
-			m.received("old")
-			continue
-		}
-		r.Node = name
-		m.reports[name] = Held{Report: r, Received: sent}
-		if m.cfg.Applied != nil {
-			m.cfg.Applied(r, sent)
-		}
-		if _, ok := applied[name]; !ok {
-			applied[name] = false
-		}
-		m.received("applied")
+		l.received(result)
 	}
-	m.mu.Unlock()
-	if ml := m.listNow(); len(want) > 0 && ml != nil {
-		msg := report.AppendName([]byte{msgWant}, m.cfg.Name)
-		for i := range want {
-			_ = ml.SendBestEffort(&want[i], msg)
+	l.wants.ask(want)
+	if len(applied) == 0 {
+		return false
+	}
+	if relayed {
+		l.mu.Lock()
+		for name, whole := range applied {
+			l.pending[name] = l.pending[name] || whole
 		}
+		l.mu.Unlock()
 	}
-	return applied
-}
-
-// answerWant sends this member's report whole to the member that asked,
-// with its age: the asker dates it from when it was published, not from
-// the answer, so a report repaired late does not seem to keep its node's
-// promise longer than the node made it (see repairLoop).
-func (m *Member) answerWant(from string) {
-	m.mu.Lock()
-	n, live := m.members[from]
-	var own *report.Report
-	if m.own != nil {
-		r := *m.own
-		r.Age = max(time.Since(m.reports[m.cfg.Name].Received), 0)
-		own = &r
-	}
-	proto := m.speakingLocked()
-	m.mu.Unlock()
-	ml := m.listNow()
-	if !live || own == nil || from == m.cfg.Name || ml == nil {
-		return
-	}
-	_ = ml.SendBestEffort(&n, report.AppendReportAt([]byte{msgReport}, own, proto))
+	return true
 }

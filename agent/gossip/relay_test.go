@@ -34,6 +34,8 @@ type simCluster struct {
 	// sampling interval, dilated.
 	ml       *memberlist.Config
 	interval time.Duration
+	// tuneMember, when set, is applied to every member's Config.
+	tuneMember func(*gossip.Config)
 }
 
 // rumourCounter counts memberlist's log lines about suspicions (a member
@@ -62,16 +64,17 @@ func (c *rumourCounter) Write(p []byte) (int, error) {
 // second × dilation).
 func startSim(t testing.TB, agents, collectors int, interval time.Duration, dilation int, applied func(observer int, r *report.Report, sent time.Time)) *simCluster {
 	t.Helper()
-	return startSimTuned(t, agents, collectors, interval, dilation, applied, nil)
+	return startSimTuned(t, agents, collectors, interval, dilation, applied, nil, nil)
 }
 
 // startSimTuned is startSim with tune, when set, applied to every
 // member's memberlist timings after dilation (a test that must rule out
-// a repair path switches it off).
-func startSimTuned(t testing.TB, agents, collectors int, interval time.Duration, dilation int, applied func(observer int, r *report.Report, sent time.Time), tune func(*memberlist.Config)) *simCluster {
+// a repair path switches it off), and tuneMember, when set, to every
+// member's Config (a benchmark that switches an idea off).
+func startSimTuned(t testing.TB, agents, collectors int, interval time.Duration, dilation int, applied func(observer int, r *report.Report, sent time.Time), tune func(*memberlist.Config), tuneMember func(*gossip.Config)) *simCluster {
 	t.Helper()
 	k := time.Duration(max(dilation, 1))
-	sc := &simCluster{dilation: k, net: newMemNet(), seq: make([]uint64, agents)}
+	sc := &simCluster{dilation: k, net: newMemNet(), seq: make([]uint64, agents), tuneMember: tuneMember}
 	lat := sc.net.latency
 	sc.net.latency = func() time.Duration { return k * lat() }
 	sc.ml = agent.DefaultConfig().Memberlist
@@ -153,6 +156,9 @@ func (sc *simCluster) newMemberWith(t testing.TB, name string, collector bool, a
 		Memberlist: &mlc,
 		Interval:   sc.interval,
 		Applied:    applied,
+	}
+	if sc.tuneMember != nil {
+		sc.tuneMember(cfg)
 	}
 	if tune != nil {
 		tune(cfg)

@@ -4,8 +4,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/memberlist"
-
-	"github.com/peerload/peerload/agent/report"
 )
 
 // How a collector recovers a report it missed. A node sends each report
@@ -26,51 +24,34 @@ import (
 // overdue, so one lost request or answer costs an eighth of a lifetime.
 const repairTries = 8
 
-// repairLoop asks, once per probe interval, for the reports this member
+// repairer asks, once per probe interval, for the reports this member
 // holds past their lifetime. Collectors run it: they hand out nodes, and
 // their reports come straight from the nodes. Agents get reports through
 // the relay grid and do not ask, so a dead node is not asked by every
-// agent of a large lab before memberlist declares it dead.
-func (m *Member) repairLoop() {
-	defer m.wg.Done()
-	t := time.NewTicker(m.cfg.Memberlist.ProbeInterval)
-	defer t.Stop()
-	for {
-		select {
-		case <-m.stop:
-			return
-		case <-t.C:
-		}
-		m.repairOnce(time.Now())
-	}
+// agent of a large lab before memberlist declares it dead. It has no
+// state of its own (wants remembers whom it asked when); loop runs in its
+// own goroutine.
+type repairer struct {
+	table  *table
+	roster *roster
+	wants  *wants
+	// every is memberlist's probe interval.
+	every time.Duration
 }
 
-// repairOnce sends msgWant to every live member whose report is overdue
-// at now and was not asked for within a repairTries-th of its lifetime.
-func (m *Member) repairOnce(now time.Time) {
-	m.mu.Lock()
+// loop calls once every r.every until stop is closed.
+func (r *repairer) loop(stop <-chan struct{}) { tick(stop, r.every, r.once) }
+
+// once sends msgWant to every live member whose report is overdue at now
+// and was not asked for within a repairTries-th of its lifetime.
+func (r *repairer) once(now time.Time) {
 	var ask []memberlist.Node
-	for name, n := range m.members {
-		h, ok := m.reports[name]
-		if !ok || name == m.cfg.Name || !overdue(h, now) || now.Sub(m.wanted[name]) < h.Report.Lifetime/repairTries {
+	for name, lifetime := range r.table.overdue(now) {
+		n, live := r.roster.node(name)
+		if !live || !r.wants.due(name, now, lifetime/repairTries) {
 			continue
 		}
-		m.wanted[name] = now
 		ask = append(ask, n)
 	}
-	m.mu.Unlock()
-	if len(ask) == 0 {
-		return
-	}
-	msg := report.AppendName([]byte{msgWant}, m.cfg.Name)
-	for i := range ask {
-		// A lost request or answer is asked again (see repairTries).
-		_ = m.ml.SendBestEffort(&ask[i], msg)
-	}
-}
-
-// overdue reports whether the node that sent h promised another report by
-// now. A report without a lifetime (version 1) promises nothing.
-func overdue(h Held, now time.Time) bool {
-	return h.Report.Lifetime > 0 && now.Sub(h.Received) > h.Report.Lifetime
+	r.wants.ask(ask)
 }

@@ -33,7 +33,7 @@ func noPushPull(c *memberlist.Config) { c.PushPullInterval = 0 }
 // timings.
 func TestCollectorRepairsALostRefresh(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sc := startSimTuned(t, 2, 1, 2*time.Second, 1, nil, noPushPull)
+		sc := startSimTuned(t, 2, 1, 2*time.Second, 1, nil, noPushPull, nil)
 		col, node := sc.members[2], sc.members[0]
 		tick := sc.ml.ProbeInterval
 		refresh := 15 * time.Second
@@ -80,7 +80,7 @@ func TestCollectorRepairsALostRefresh(t *testing.T) {
 // lifetime, a collector sends no request at all.
 func TestCollectorAsksNothingOnTime(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sc := startSimTuned(t, 2, 1, 2*time.Second, 1, nil, noPushPull)
+		sc := startSimTuned(t, 2, 1, 2*time.Second, 1, nil, noPushPull, nil)
 		old := newOldNode(t, sc, "old")
 		agenttest.WaitFor(t, 10*time.Second, "the collector to list the old node", func() (bool, string) {
 			return sc.members[2].NumMembers() == 4, fmt.Sprint(sc.members[2].NumMembers())
@@ -103,7 +103,7 @@ func TestCollectorAsksNothingOnTime(t *testing.T) {
 // by asking, and never sends it a message type it does not know.
 func TestCollectorRepairsAnOldNode(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		sc := startSimTuned(t, 1, 1, 2*time.Second, 1, nil, noPushPull)
+		sc := startSimTuned(t, 1, 1, 2*time.Second, 1, nil, noPushPull, nil)
 		col := sc.members[1]
 		old := newOldNode(t, sc, "old")
 		agenttest.WaitFor(t, 10*time.Second, "every member to list the old node", func() (bool, string) {

@@ -17,10 +17,9 @@ import (
 // sockets is memberlist's transport on real sockets: UDP for packets and
 // TCP for streams, on one address and port. It does what
 // memberlist.NetTransport does, with one difference. NetTransport reads
-// every packet into a fresh 64 KB buffer and hands that buffer on. The
-// gossip of a few members then allocated about 70 KB a second, nearly
-// all of an idle agent's garbage. With 100 members it allocated several
-// times that, and each packet waiting in memberlist's queues held 64 KB.
+// every packet into a fresh 64 KB buffer and hands that buffer on, so
+// packet buffers were nearly all of an idle agent's garbage, growing with
+// the cluster, and each packet waiting in memberlist's queues held 64 KB.
 // sockets reads into one buffer and hands on a copy of the packet's own
 // length.
 type sockets struct {
