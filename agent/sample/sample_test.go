@@ -495,3 +495,36 @@ func TestSampleLiveProc(t *testing.T) {
 		t.Errorf("CPUPressure = %v", l.CPUPressure)
 	}
 }
+
+// BenchmarkSample is one sampling tick on the captured root: the files
+// read every interval, without the periodic count of logged-in users.
+func BenchmarkSample(b *testing.B) {
+	s, err := NewProc(capturedProcRoot)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Sample(); err != nil { // counts the users
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Sample(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSampleUsers is one count of logged-in users on the captured
+// root, which the sampler does at most every usersRefresh.
+func BenchmarkSampleUsers(b *testing.B) {
+	s, err := NewProc(capturedProcRoot)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.countUsers(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
