@@ -528,3 +528,81 @@ func BenchmarkSampleUsers(b *testing.B) {
 		}
 	}
 }
+
+func TestParseLoadAvgFile(t *testing.T) {
+	got, err := parseLoadAvg([]byte("0.08 0.23 0.11 1/102 6662\n"))
+	if err != nil || got != (procfs.LoadAvg{Load1: 0.08, Load5: 0.23, Load15: 0.11}) {
+		t.Errorf("parseLoadAvg = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "0.1 0.2\n", "0.1 x 0.3 1/2 3\n"} {
+		if _, err := parseLoadAvg([]byte(bad)); err == nil {
+			t.Errorf("parseLoadAvg(%q): want error", bad)
+		}
+	}
+}
+
+func TestParseStatFile(t *testing.T) {
+	cpus := map[int64]procfs.CPUStat{}
+	st, err := parseStat([]byte("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n"+
+		"cpu1 50 0 25 400 25 0 0 0 0 0\nintr 1 2 3\nctxt 4\nprocesses 6664\n"), cpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (procfs.CPUStat{User: 1, System: 0.5, Idle: 8, Iowait: 0.5}); st.CPUTotal != want || len(st.CPU) != 2 || st.CPU[1] != (procfs.CPUStat{User: 0.5, System: 0.25, Idle: 4, Iowait: 0.25}) {
+		t.Errorf("parseStat = %+v", st)
+	}
+	for _, bad := range []string{"cpu  1 2 3\n", "cpu  x 0 0 0 0 0 0 0 0 0\n", "cpux 1 2 3 4 5 6 7 8 9 10\n"} {
+		if _, err := parseStat([]byte(bad), map[int64]procfs.CPUStat{}); err == nil {
+			t.Errorf("parseStat(%q): want error", bad)
+		}
+	}
+}
+
+func TestParseMeminfoFile(t *testing.T) {
+	var vals [len(meminfoKeys)]uint64
+	m, err := parseMeminfo([]byte("MemTotal:       1000 kB\nMemFree:         100 kB\nActive(anon):   x y z w\nHugePages_Total:       0\nSwapTotal:        10 kB\nSwapFree:          4 kB\n"), &vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *m.MemTotalBytes != 1000<<10 || *m.MemFreeBytes != 100<<10 || *m.SwapTotalBytes != 10<<10 || *m.SwapFreeBytes != 4<<10 {
+		t.Errorf("parseMeminfo = %d %d %d %d", *m.MemTotalBytes, *m.MemFreeBytes, *m.SwapTotalBytes, *m.SwapFreeBytes)
+	}
+	if m.MemAvailableBytes != nil || m.BuffersBytes != nil || m.CachedBytes != nil {
+		t.Errorf("parseMeminfo: lines that are not there are not nil")
+	}
+	for _, bad := range []string{"MemTotal: lots kB\n", "MemTotal: 1 MB\n", "MemTotal:\n", "MemTotal: 1 kB extra\n"} {
+		if _, err := parseMeminfo([]byte(bad), &vals); err == nil {
+			t.Errorf("parseMeminfo(%q): want error", bad)
+		}
+	}
+}
+
+func TestParsePSIFile(t *testing.T) {
+	psi, err := parsePSI([]byte("some avg10=0.81 avg60=1.41 avg300=3.17 total=19802687\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"))
+	if err != nil || psi.Some == nil || *psi.Some != (procfs.PSILine{Avg10: 0.81, Avg60: 1.41, Avg300: 3.17, Total: 19802687}) || psi.Full == nil {
+		t.Errorf("parsePSI = %+v, %v", psi, err)
+	}
+	if psi, err := parsePSI([]byte("other 1\n")); err != nil || psi.Some != nil {
+		t.Errorf("parsePSI of an unknown line = %+v, %v; want it skipped", psi, err)
+	}
+	for _, bad := range []string{"some avg10=x avg60=0 avg300=0 total=0\n", "some avg10=1\n", "full avg10=0 avg60=0 avg300=0 total=-1\n"} {
+		if _, err := parsePSI([]byte(bad)); err == nil {
+			t.Errorf("parsePSI(%q): want error", bad)
+		}
+	}
+}
+
+// TestSampleAllocatesLittle keeps a sampling tick from allocating per
+// line parsed again: the files are read into one reused buffer.
+func TestSampleAllocatesLittle(t *testing.T) {
+	s, err := NewProc(capturedProcRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sample(); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(20, func() { _, _ = s.Sample() }); n > 20 {
+		t.Errorf("a sample allocates %v times, want at most 20", n)
+	}
+}
