@@ -36,6 +36,12 @@ type Sampler interface {
 // reads, and people do not log in and out every few seconds.
 const usersRefresh = 30 * time.Second
 
+// usersMaxAge is how long a count of users is reused while nothing says
+// the processes changed (see taskSet). It catches what no counter shows:
+// a process that takes another uid or a terminal while no task starts or
+// ends anywhere on the machine.
+const usersMaxAge = 10 * time.Minute
+
 // firstHumanUID and nobodyUID bound the UIDs counted as people: system
 // accounts are below 1000 (Debian, Fedora, SUSE) and nobody is no one.
 const (
@@ -65,8 +71,29 @@ type Proc struct {
 	prevCPU  cpuTimes
 	havePrev bool
 	users    int
-	usersAt  time.Time
+	usersAt  time.Time // when users was last reused or recounted
 	counted  bool
+	// tasks, recountedAt and incomplete describe the last count of users:
+	// what the process table looked like, when, and whether a process
+	// could not be read (it was ending, or a test was writing it).
+	tasks       taskSet
+	recountedAt time.Time
+	incomplete  bool
+}
+
+// taskSet is what says whether the processes can have changed since users
+// were counted. On Linux a task that starts raises the count of forks
+// (stat's processes line) and the last PID handed out (loadavg's fifth
+// field), and one that ends lowers the number of tasks (loadavg's fourth,
+// "running/total"); the link count of the proc root follows the number of
+// processes. In a directory standing in for /proc (tests, the lab),
+// adding or removing a process directory changes the root's link count and
+// modification time. Equal taskSets mean the same processes, so the users
+// counted from them are still right.
+type taskSet struct {
+	forks, lastPID, tasks uint64
+	rootLinks             uint64
+	rootModified          int64 // nanoseconds
 }
 
 // NewProc opens procRoot ("" for /proc) and reads each required file
@@ -88,10 +115,10 @@ func NewProc(procRoot string) (*Proc, error) {
 		buf:    make([]byte, 4096),
 		cpus:   make(map[int64]procfs.CPUStat),
 	}
-	if _, err := s.readLoadAvg(); err != nil {
+	if _, _, err := s.readLoadAvg(); err != nil {
 		return nil, err
 	}
-	if _, _, err := s.readStat(); err != nil {
+	if _, _, _, err := s.readStat(); err != nil {
 		return nil, err
 	}
 	if _, _, _, err := s.readMeminfo(); err != nil {
@@ -135,13 +162,13 @@ func (s *Proc) Sample() (report.Load, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var l report.Load
-	avg, err := s.readLoadAvg()
+	avg, tasks, err := s.readLoadAvg()
 	if err != nil {
 		return report.Load{}, err
 	}
 	l.Load1, l.Load5, l.Load15 = avg[0], avg[1], avg[2]
 
-	cpus, cur, err := s.readStat()
+	cpus, cur, forks, err := s.readStat()
 	if err != nil {
 		return report.Load{}, err
 	}
@@ -159,11 +186,18 @@ func (s *Proc) Sample() (report.Load, error) {
 	l.Uptime = s.readUptime()
 
 	if now := s.now(); !s.counted || now.Sub(s.usersAt) >= usersRefresh {
-		if n, err := s.countUsers(); err == nil {
-			s.users = n
+		tasks.forks = forks
+		s.statRoot(&tasks)
+		if !s.counted || s.incomplete || tasks != s.tasks || now.Sub(s.recountedAt) >= usersMaxAge {
+			n, complete, err := s.countUsers()
+			if err == nil {
+				s.users = n
+			}
+			// On error (no process directories at all) the last count
+			// stays and the next attempt recounts.
+			s.tasks, s.recountedAt, s.incomplete = tasks, now, err != nil || !complete
 		}
-		// On error (no process directories at all) the last count stays;
-		// either way the next attempt waits a full refresh interval.
+		// Either way the next attempt waits a full refresh interval.
 		s.usersAt, s.counted = now, true
 	}
 	l.Users = s.users
@@ -178,20 +212,24 @@ func (s *Proc) fileError(file string, err error) error {
 
 // --- loadavg ---------------------------------------------------------------
 
-func (s *Proc) readLoadAvg() ([3]float64, error) {
+// readLoadAvg returns the load averages and, in a taskSet, the number of
+// tasks and the last PID.
+func (s *Proc) readLoadAvg() ([3]float64, taskSet, error) {
 	b, err := s.readFile(s.loadavg)
 	if err != nil {
-		return [3]float64{}, s.fileError("loadavg", err)
+		return [3]float64{}, taskSet{}, s.fileError("loadavg", err)
 	}
 	a, err := parseLoadAvg(b)
 	if err != nil {
-		return [3]float64{}, s.fileError("loadavg", err)
+		return [3]float64{}, taskSet{}, s.fileError("loadavg", err)
 	}
 	avg, err := loadAverages(&a)
 	if err != nil {
-		return [3]float64{}, s.fileError("loadavg", err)
+		return [3]float64{}, taskSet{}, s.fileError("loadavg", err)
 	}
-	return avg, nil
+	var tasks taskSet
+	tasks.tasks, tasks.lastPID = parseLoadAvgTasks(b)
+	return avg, tasks, nil
 }
 
 // parseLoadAvg reads the three load averages, the first fields of
@@ -210,6 +248,22 @@ func parseLoadAvg(b []byte) (procfs.LoadAvg, error) {
 		avg[i] = v
 	}
 	return procfs.LoadAvg{Load1: avg[0], Load5: avg[1], Load15: avg[2]}, nil
+}
+
+// parseLoadAvgTasks reads the number of tasks and the last PID, the
+// fourth and fifth fields of /proc/loadavg ("... 1/102 6662"); a field
+// missing or malformed reads as 0: they only tell when to count users.
+func parseLoadAvgTasks(b []byte) (tasks, lastPID uint64) {
+	var f []byte
+	for range 4 {
+		f, b = nextField(b)
+	}
+	if _, total, ok := bytes.Cut(f, []byte{'/'}); ok {
+		tasks, _ = strconv.ParseUint(string(total), 10, 64)
+	}
+	f, _ = nextField(b)
+	lastPID, _ = strconv.ParseUint(string(f), 10, 64)
+	return tasks, lastPID
 }
 
 // loadAverages rejects what strconv accepts but no kernel writes (NaN,
@@ -231,21 +285,23 @@ type cpuTimes struct {
 	busy, total float64
 }
 
-func (s *Proc) readStat() (int, cpuTimes, error) {
+// readStat returns the number of CPUs, their times and the count of
+// forks since boot.
+func (s *Proc) readStat() (int, cpuTimes, uint64, error) {
 	b, err := s.readFile(s.stat)
 	if err != nil {
-		return 0, cpuTimes{}, s.fileError("stat", err)
+		return 0, cpuTimes{}, 0, s.fileError("stat", err)
 	}
 	clear(s.cpus)
 	st, err := parseStat(b, s.cpus)
 	if err != nil {
-		return 0, cpuTimes{}, s.fileError("stat", err)
+		return 0, cpuTimes{}, 0, s.fileError("stat", err)
 	}
 	cpus, t, err := cpuFromStat(st)
 	if err != nil {
-		return 0, cpuTimes{}, s.fileError("stat", err)
+		return 0, cpuTimes{}, 0, s.fileError("stat", err)
 	}
-	return cpus, t, nil
+	return cpus, t, st.ProcessCreated, nil
 }
 
 // userHZ is the unit of /proc/stat's times (USER_HZ, 100 on every Linux
@@ -254,12 +310,19 @@ const userHZ = 100
 
 // parseStat reads the aggregate cpu line and the cpuN lines of /proc/stat
 // into a procfs.Stat whose CPU map is cpus (the caller's, so that it is
-// reused), in seconds as procfs gives them; it skips the other lines.
+// reused), in seconds as procfs gives them, and the processes line (forks
+// since boot; 0 if missing or malformed: it only tells when to count
+// users); it skips the other lines.
 func parseStat(b []byte, cpus map[int64]procfs.CPUStat) (procfs.Stat, error) {
 	st := procfs.Stat{CPU: cpus}
 	for len(b) > 0 {
 		var line []byte
 		line, b, _ = bytes.Cut(b, []byte{'\n'})
+		if n, ok := bytes.CutPrefix(line, []byte("processes ")); ok {
+			f, _ := nextField(n)
+			st.ProcessCreated, _ = strconv.ParseUint(string(f), 10, 64)
+			continue
+		}
 		if !bytes.HasPrefix(line, []byte("cpu")) {
 			continue
 		}
@@ -531,16 +594,26 @@ func parseUptime(b []byte) (time.Duration, error) {
 
 // --- users -----------------------------------------------------------------
 
+// statRoot fills in the proc root's link count and modification time;
+// they stay 0 if it cannot be read.
+func (s *Proc) statRoot(tasks *taskSet) {
+	if fi, err := os.Stat(s.root); err == nil {
+		tasks.rootLinks = linkCount(fi)
+		tasks.rootModified = fi.ModTime().UnixNano()
+	}
+}
+
 // countUsers counts distinct human UIDs owning a process with a controlling
 // terminal: a login shell, an ssh session, a tmux client. Processes vanish
-// while we read; those are skipped. It reads the files itself rather than
-// through procfs.Proc.Stat, which scans 40 fields with fmt.Fscan where one is
-// needed and panics on a truncated stat line.
-func (s *Proc) countUsers() (int, error) {
+// while we read; those are skipped, and complete is false. It reads the
+// files itself rather than through procfs.Proc.Stat, which scans 40 fields
+// with fmt.Fscan where one is needed and panics on a truncated stat line.
+func (s *Proc) countUsers() (n int, complete bool, err error) {
 	entries, err := os.ReadDir(s.root)
 	if err != nil {
-		return 0, s.fileError("process list", err)
+		return 0, false, s.fileError("process list", err)
 	}
+	complete = true
 	uids := make(map[uint64]struct{})
 	for _, e := range entries {
 		if _, err := strconv.ParseUint(e.Name(), 10, 32); err != nil {
@@ -549,25 +622,32 @@ func (s *Proc) countUsers() (int, error) {
 		dir := s.root + "/" + e.Name() + "/"
 		stat, err := s.readFile(dir + "stat")
 		if err != nil {
+			complete = false
 			continue
 		}
 		tty, err := parseProcStatTTY(stat)
-		if err != nil || tty == 0 {
+		if err != nil {
+			complete = false
+			continue
+		}
+		if tty == 0 {
 			continue
 		}
 		status, err := s.readFile(dir + "status")
 		if err != nil {
+			complete = false
 			continue
 		}
 		uid, err := parseStatusUID(status)
 		if err != nil {
+			complete = false
 			continue
 		}
 		if isHumanUID(uid) {
 			uids[uid] = struct{}{}
 		}
 	}
-	return len(uids), nil
+	return len(uids), complete, nil
 }
 
 func isHumanUID(uid uint64) bool {

@@ -3,6 +3,7 @@ package sample
 import (
 	"github.com/peerload/peerload/agent/report"
 
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -523,7 +524,7 @@ func BenchmarkSampleUsers(b *testing.B) {
 	}
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := s.countUsers(); err != nil {
+		if _, _, err := s.countUsers(); err != nil {
 			b.Fatal(err)
 		}
 	}
@@ -550,6 +551,9 @@ func TestParseStatFile(t *testing.T) {
 	}
 	if want := (procfs.CPUStat{User: 1, System: 0.5, Idle: 8, Iowait: 0.5}); st.CPUTotal != want || len(st.CPU) != 2 || st.CPU[1] != (procfs.CPUStat{User: 0.5, System: 0.25, Idle: 4, Iowait: 0.25}) {
 		t.Errorf("parseStat = %+v", st)
+	}
+	if st.ProcessCreated != 6664 {
+		t.Errorf("parseStat: forks = %d, want 6664", st.ProcessCreated)
 	}
 	for _, bad := range []string{"cpu  1 2 3\n", "cpu  x 0 0 0 0 0 0 0 0 0\n", "cpux 1 2 3 4 5 6 7 8 9 10\n"} {
 		if _, err := parseStat([]byte(bad), map[int64]procfs.CPUStat{}); err == nil {
@@ -604,5 +608,139 @@ func TestSampleAllocatesLittle(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(20, func() { _, _ = s.Sample() }); n > 20 {
 		t.Errorf("a sample allocates %v times, want at most 20", n)
+	}
+}
+
+// procReplace rewrites a file of root in place (same inode, so the root
+// directory does not change), replacing old with new.
+func procReplace(t *testing.T, root, file, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s has no %q", file, old)
+	}
+	procWriteFile(t, filepath.Join(root, file), strings.Replace(string(b), old, new, 1))
+}
+
+// procWithClock is NewProc(root) with a clock the test steps by hand.
+func procWithClock(t *testing.T, root string) (*Proc, *time.Time) {
+	t.Helper()
+	s, err := NewProc(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0)
+	s.now = func() time.Time { return now }
+	return s, &now
+}
+
+// procWantUsers samples s and checks the users it reports.
+func procWantUsers(t *testing.T, s *Proc, want int, when string) {
+	t.Helper()
+	l, err := s.Sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Users != want {
+		t.Errorf("Users %s = %d, want %d", when, l.Users, want)
+	}
+}
+
+// TestSampleUsersRecountedWhenProcessesChanged: once the refresh interval
+// is over, users are recounted only if a task started or ended (or a
+// process directory came or went); a process taking a terminal in place
+// shows in the count once one did.
+func TestSampleUsersRecountedWhenProcessesChanged(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, root string)
+	}{
+		{"a fork (stat processes)", func(t *testing.T, root string) {
+			procReplace(t, root, "stat", "processes 6664", "processes 6665")
+		}},
+		{"a new PID (loadavg)", func(t *testing.T, root string) {
+			procReplace(t, root, "loadavg", " 6662", " 6663")
+		}},
+		{"a task ended (loadavg)", func(t *testing.T, root string) {
+			procReplace(t, root, "loadavg", "1/102", "1/101")
+		}},
+		{"a process directory appeared", func(t *testing.T, root string) {
+			procAddProc(t, root, 300, 0, 0)
+		}},
+		{"a process directory went", func(t *testing.T, root string) {
+			if err := os.RemoveAll(filepath.Join(root, "102")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := procCopyRoot(t)
+			procAddProc(t, root, 100, 1000, 34816) // a user on pts/0
+			procAddProc(t, root, 101, 2000, 0)     // another, no terminal yet
+			procAddProc(t, root, 102, 0, 0)
+			s, now := procWithClock(t, root)
+			procWantUsers(t, s, 1, "at the first count")
+			procAddProc(t, root, 101, 2000, 34817) // takes a terminal in place
+			*now = now.Add(usersRefresh)
+			procWantUsers(t, s, 1, "with no task started or ended (the count kept)")
+			tc.change(t, root)
+			*now = now.Add(usersRefresh - time.Second)
+			procWantUsers(t, s, 1, "within the refresh interval")
+			*now = now.Add(time.Second)
+			procWantUsers(t, s, 2, "after "+tc.name)
+		})
+	}
+}
+
+// TestSampleUsersRecountedAfterMaxAge: with nothing changing, the count
+// is still redone every usersMaxAge.
+func TestSampleUsersRecountedAfterMaxAge(t *testing.T) {
+	root := procCopyRoot(t)
+	procAddProc(t, root, 101, 2000, 0)
+	s, now := procWithClock(t, root)
+	procWantUsers(t, s, 0, "at the first count")
+	procAddProc(t, root, 101, 2000, 34817)
+	for elapsed := usersRefresh; elapsed < usersMaxAge; elapsed += usersRefresh {
+		*now = now.Add(usersRefresh)
+		procWantUsers(t, s, 0, fmt.Sprintf("%v after the count, nothing changed", elapsed))
+	}
+	*now = now.Add(usersRefresh)
+	procWantUsers(t, s, 1, "after usersMaxAge")
+}
+
+// TestSampleUsersRecountedAfterUnreadableProcess: a count that could not
+// read a process (it was ending, or being written) is redone at the next
+// refresh even if nothing else changed.
+func TestSampleUsersRecountedAfterUnreadableProcess(t *testing.T) {
+	root := procCopyRoot(t)
+	procAddProc(t, root, 101, 2000, 34817)
+	status := filepath.Join(root, "101", "status")
+	if err := os.Rename(status, status+".away"); err != nil {
+		t.Fatal(err)
+	}
+	s, now := procWithClock(t, root)
+	procWantUsers(t, s, 0, "without a status file")
+	if err := os.Rename(status+".away", status); err != nil {
+		t.Fatal(err)
+	}
+	*now = now.Add(usersRefresh)
+	procWantUsers(t, s, 1, "once the status is readable")
+}
+
+func TestParseLoadAvgTasks(t *testing.T) {
+	for _, tc := range []struct {
+		in             string
+		tasks, lastPID uint64
+	}{
+		{"0.08 0.23 0.11 1/102 6662\n", 102, 6662},
+		{"0.08 0.23 0.11\n", 0, 0},
+		{"0.08 0.23 0.11 x y\n", 0, 0},
+	} {
+		if tasks, pid := parseLoadAvgTasks([]byte(tc.in)); tasks != tc.tasks || pid != tc.lastPID {
+			t.Errorf("parseLoadAvgTasks(%q) = %d %d, want %d %d", tc.in, tasks, pid, tc.tasks, tc.lastPID)
+		}
 	}
 }
