@@ -3,6 +3,7 @@ package sample
 import (
 	"github.com/peerload/peerload/agent/report"
 
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -493,5 +494,253 @@ func TestSampleLiveProc(t *testing.T) {
 	}
 	if l.CPUPressure < -1 || l.CPUPressure > 100 {
 		t.Errorf("CPUPressure = %v", l.CPUPressure)
+	}
+}
+
+// BenchmarkSample is one sampling tick on the captured root: the files
+// read every interval, without the periodic count of logged-in users.
+func BenchmarkSample(b *testing.B) {
+	s, err := NewProc(capturedProcRoot)
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, err := s.Sample(); err != nil { // counts the users
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Sample(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkSampleUsers is one count of logged-in users on the captured
+// root, which the sampler does at most every usersRefresh.
+func BenchmarkSampleUsers(b *testing.B) {
+	s, err := NewProc(capturedProcRoot)
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, _, err := s.countUsers(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestParseLoadAvgFile(t *testing.T) {
+	got, err := parseLoadAvg([]byte("0.08 0.23 0.11 1/102 6662\n"))
+	if err != nil || got != (procfs.LoadAvg{Load1: 0.08, Load5: 0.23, Load15: 0.11}) {
+		t.Errorf("parseLoadAvg = %+v, %v", got, err)
+	}
+	for _, bad := range []string{"", "0.1 0.2\n", "0.1 x 0.3 1/2 3\n"} {
+		if _, err := parseLoadAvg([]byte(bad)); err == nil {
+			t.Errorf("parseLoadAvg(%q): want error", bad)
+		}
+	}
+}
+
+func TestParseStatFile(t *testing.T) {
+	cpus := map[int64]procfs.CPUStat{}
+	st, err := parseStat([]byte("cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\n"+
+		"cpu1 50 0 25 400 25 0 0 0 0 0\nintr 1 2 3\nctxt 4\nprocesses 6664\n"), cpus)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (procfs.CPUStat{User: 1, System: 0.5, Idle: 8, Iowait: 0.5}); st.CPUTotal != want || len(st.CPU) != 2 || st.CPU[1] != (procfs.CPUStat{User: 0.5, System: 0.25, Idle: 4, Iowait: 0.25}) {
+		t.Errorf("parseStat = %+v", st)
+	}
+	if st.ProcessCreated != 6664 {
+		t.Errorf("parseStat: forks = %d, want 6664", st.ProcessCreated)
+	}
+	for _, bad := range []string{"cpu  1 2 3\n", "cpu  x 0 0 0 0 0 0 0 0 0\n", "cpux 1 2 3 4 5 6 7 8 9 10\n"} {
+		if _, err := parseStat([]byte(bad), map[int64]procfs.CPUStat{}); err == nil {
+			t.Errorf("parseStat(%q): want error", bad)
+		}
+	}
+}
+
+func TestParseMeminfoFile(t *testing.T) {
+	var vals [len(meminfoKeys)]uint64
+	m, err := parseMeminfo([]byte("MemTotal:       1000 kB\nMemFree:         100 kB\nActive(anon):   x y z w\nHugePages_Total:       0\nSwapTotal:        10 kB\nSwapFree:          4 kB\n"), &vals)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if *m.MemTotalBytes != 1000<<10 || *m.MemFreeBytes != 100<<10 || *m.SwapTotalBytes != 10<<10 || *m.SwapFreeBytes != 4<<10 {
+		t.Errorf("parseMeminfo = %d %d %d %d", *m.MemTotalBytes, *m.MemFreeBytes, *m.SwapTotalBytes, *m.SwapFreeBytes)
+	}
+	if m.MemAvailableBytes != nil || m.BuffersBytes != nil || m.CachedBytes != nil {
+		t.Errorf("parseMeminfo: lines that are not there are not nil")
+	}
+	for _, bad := range []string{"MemTotal: lots kB\n", "MemTotal: 1 MB\n", "MemTotal:\n", "MemTotal: 1 kB extra\n"} {
+		if _, err := parseMeminfo([]byte(bad), &vals); err == nil {
+			t.Errorf("parseMeminfo(%q): want error", bad)
+		}
+	}
+}
+
+func TestParsePSIFile(t *testing.T) {
+	psi, err := parsePSI([]byte("some avg10=0.81 avg60=1.41 avg300=3.17 total=19802687\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"))
+	if err != nil || psi.Some == nil || *psi.Some != (procfs.PSILine{Avg10: 0.81, Avg60: 1.41, Avg300: 3.17, Total: 19802687}) || psi.Full == nil {
+		t.Errorf("parsePSI = %+v, %v", psi, err)
+	}
+	if psi, err := parsePSI([]byte("other 1\n")); err != nil || psi.Some != nil {
+		t.Errorf("parsePSI of an unknown line = %+v, %v; want it skipped", psi, err)
+	}
+	for _, bad := range []string{"some avg10=x avg60=0 avg300=0 total=0\n", "some avg10=1\n", "full avg10=0 avg60=0 avg300=0 total=-1\n"} {
+		if _, err := parsePSI([]byte(bad)); err == nil {
+			t.Errorf("parsePSI(%q): want error", bad)
+		}
+	}
+}
+
+// TestSampleAllocatesLittle keeps a sampling tick from allocating per
+// line parsed again: the files are read into one reused buffer.
+func TestSampleAllocatesLittle(t *testing.T) {
+	s, err := NewProc(capturedProcRoot)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Sample(); err != nil {
+		t.Fatal(err)
+	}
+	if n := testing.AllocsPerRun(20, func() { _, _ = s.Sample() }); n > 20 {
+		t.Errorf("a sample allocates %v times, want at most 20", n)
+	}
+}
+
+// procReplace rewrites a file of root in place (same inode, so the root
+// directory does not change), replacing old with new.
+func procReplace(t *testing.T, root, file, old, new string) {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join(root, file))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(b), old) {
+		t.Fatalf("%s has no %q", file, old)
+	}
+	procWriteFile(t, filepath.Join(root, file), strings.Replace(string(b), old, new, 1))
+}
+
+// procWithClock is NewProc(root) with a clock the test steps by hand.
+func procWithClock(t *testing.T, root string) (*Proc, *time.Time) {
+	t.Helper()
+	s, err := NewProc(root)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Unix(1_700_000_000, 0)
+	s.now = func() time.Time { return now }
+	return s, &now
+}
+
+// procWantUsers samples s and checks the users it reports.
+func procWantUsers(t *testing.T, s *Proc, want int, when string) {
+	t.Helper()
+	l, err := s.Sample()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.Users != want {
+		t.Errorf("Users %s = %d, want %d", when, l.Users, want)
+	}
+}
+
+// TestSampleUsersRecountedWhenProcessesChanged: once the refresh interval
+// is over, users are recounted only if a task started or ended (or a
+// process directory came or went); a process taking a terminal in place
+// shows in the count once one did.
+func TestSampleUsersRecountedWhenProcessesChanged(t *testing.T) {
+	for _, tc := range []struct {
+		name   string
+		change func(t *testing.T, root string)
+	}{
+		{"a fork (stat processes)", func(t *testing.T, root string) {
+			procReplace(t, root, "stat", "processes 6664", "processes 6665")
+		}},
+		{"a new PID (loadavg)", func(t *testing.T, root string) {
+			procReplace(t, root, "loadavg", " 6662", " 6663")
+		}},
+		{"a task ended (loadavg)", func(t *testing.T, root string) {
+			procReplace(t, root, "loadavg", "1/102", "1/101")
+		}},
+		{"a process directory appeared", func(t *testing.T, root string) {
+			procAddProc(t, root, 300, 0, 0)
+		}},
+		{"a process directory went", func(t *testing.T, root string) {
+			if err := os.RemoveAll(filepath.Join(root, "102")); err != nil {
+				t.Fatal(err)
+			}
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			root := procCopyRoot(t)
+			procAddProc(t, root, 100, 1000, 34816) // a user on pts/0
+			procAddProc(t, root, 101, 2000, 0)     // another, no terminal yet
+			procAddProc(t, root, 102, 0, 0)
+			s, now := procWithClock(t, root)
+			procWantUsers(t, s, 1, "at the first count")
+			procAddProc(t, root, 101, 2000, 34817) // takes a terminal in place
+			*now = now.Add(usersRefresh)
+			procWantUsers(t, s, 1, "with no task started or ended (the count kept)")
+			tc.change(t, root)
+			*now = now.Add(usersRefresh - time.Second)
+			procWantUsers(t, s, 1, "within the refresh interval")
+			*now = now.Add(time.Second)
+			procWantUsers(t, s, 2, "after "+tc.name)
+		})
+	}
+}
+
+// TestSampleUsersRecountedAfterMaxAge: with nothing changing, the count
+// is still redone every usersMaxAge.
+func TestSampleUsersRecountedAfterMaxAge(t *testing.T) {
+	root := procCopyRoot(t)
+	procAddProc(t, root, 101, 2000, 0)
+	s, now := procWithClock(t, root)
+	procWantUsers(t, s, 0, "at the first count")
+	procAddProc(t, root, 101, 2000, 34817)
+	for elapsed := usersRefresh; elapsed < usersMaxAge; elapsed += usersRefresh {
+		*now = now.Add(usersRefresh)
+		procWantUsers(t, s, 0, fmt.Sprintf("%v after the count, nothing changed", elapsed))
+	}
+	*now = now.Add(usersRefresh)
+	procWantUsers(t, s, 1, "after usersMaxAge")
+}
+
+// TestSampleUsersRecountedAfterUnreadableProcess: a count that could not
+// read a process (it was ending, or being written) is redone at the next
+// refresh even if nothing else changed.
+func TestSampleUsersRecountedAfterUnreadableProcess(t *testing.T) {
+	root := procCopyRoot(t)
+	procAddProc(t, root, 101, 2000, 34817)
+	status := filepath.Join(root, "101", "status")
+	if err := os.Rename(status, status+".away"); err != nil {
+		t.Fatal(err)
+	}
+	s, now := procWithClock(t, root)
+	procWantUsers(t, s, 0, "without a status file")
+	if err := os.Rename(status+".away", status); err != nil {
+		t.Fatal(err)
+	}
+	*now = now.Add(usersRefresh)
+	procWantUsers(t, s, 1, "once the status is readable")
+}
+
+func TestParseLoadAvgTasks(t *testing.T) {
+	for _, tc := range []struct {
+		in             string
+		tasks, lastPID uint64
+	}{
+		{"0.08 0.23 0.11 1/102 6662\n", 102, 6662},
+		{"0.08 0.23 0.11\n", 0, 0},
+		{"0.08 0.23 0.11 x y\n", 0, 0},
+	} {
+		if tasks, pid := parseLoadAvgTasks([]byte(tc.in)); tasks != tc.tasks || pid != tc.lastPID {
+			t.Errorf("parseLoadAvgTasks(%q) = %d %d, want %d %d", tc.in, tasks, pid, tc.tasks, tc.lastPID)
+		}
 	}
 }
