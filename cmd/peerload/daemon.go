@@ -95,9 +95,6 @@ func (m *daemon) run() error {
 	}
 	r := m.serve(a, ln, control)
 	m.logger.Info(m.started(a, ln.Addr()))
-	if m.signals == nil { // tests share their process, like tuneRuntime
-		releaseStartupPages()
-	}
 	sig, stop := m.signalChannel()
 	defer stop()
 	return r.wait(sig)
