@@ -109,17 +109,15 @@ func (m *daemon) tuneRuntime() {
 		return
 	}
 	// With one P the Go scheduler does not spin other threads up for
-	// every packet: a fifth less CPU (BENCHMARKS.md).
+	// every packet, which costs CPU (BENCHMARKS.md).
 	if os.Getenv("GOMAXPROCS") == "" {
 		runtime.GOMAXPROCS(1)
 	}
-	// A member's live heap is about 1 MB and it allocates little (a copy
-	// of each packet it reads), so what decides its memory is the heap
-	// Go lets it reach before collecting: 4 MB at the default GOGC=100,
-	// 2 MB at 50. That is 1.9 MB less resident on every machine, and an
-	// idle agent still collects less often (3 collections in 90 s) than
-	// it did at 100 before gossip stopped allocating 64 KB per packet
-	// (5).
+	// A member's live heap is small and it allocates little (a copy of
+	// each packet it reads), so what decides its memory is the heap Go
+	// lets it reach before collecting: half of the default GOGC=100 halves
+	// that headroom on every machine, and an idle agent still collects
+	// rarely.
 	if os.Getenv("GOGC") == "" {
 		debug.SetGCPercent(50)
 	}
