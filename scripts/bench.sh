@@ -116,6 +116,8 @@ EOF
 	echo
 	sed 's/^### /## /' "$out/memory.md"
 	echo
+	# Findings measured by hand, kept in docs/ so that this run keeps them.
+	for f in docs/idle-floor.md docs/cli-choice.md; do cat "$f"; echo; done
 	echo "<!-- BEGIN bench-classstart -->"
 	sed 's/^### /## /' "$out/classstart.md"
 	echo "<!-- END bench-classstart -->"
