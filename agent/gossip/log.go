@@ -10,7 +10,10 @@ import (
 
 // newMemberlistLogger bridges memberlist's log lines ("[LEVEL] memberlist:
 // text") into l at the matching slog level, so one handler decides what is
-// shown. memberlist's [DEBUG] lines report every stream and probe. Once
+// shown. memberlist's [DEBUG] lines report every stream and probe. An
+// [ERR] line whose cause is a timeout is a warning: a peer that does not
+// answer in time (a busy or dying machine) is what failure detection is
+// there for, not a fault of this member. Once
 // closing is set (this member leaves or shuts down) its warnings and
 // errors are debug lines: pings to members that are stopping too and
 // sockets closed under a probe are how a cluster ends, not failures.
@@ -38,6 +41,9 @@ func (w memberlistWriter) Write(p []byte) (int, error) {
 		}
 	}
 	line = strings.TrimPrefix(line, "memberlist: ")
+	if level == slog.LevelError && strings.Contains(line, "timeout") {
+		level = slog.LevelWarn
+	}
 	if level > slog.LevelInfo && w.closing.Load() {
 		level = slog.LevelDebug
 	}
