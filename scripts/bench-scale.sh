@@ -115,7 +115,7 @@ simulation memberlist raised $(f '%.0f' "$(m "$s1000" window-suspicions)") suspi
 member retransmits about a dozen times; a starved simulation raises them, a quiet LAN rarely),
 $(f '%.0f' "$(m "$s1000" overflow-packets)") packets overflowed a busy member's receive buffer, and $(f '%.0f' "$(m "$s1000" members-lost)") members were wrongly declared dead.
 
-Each idea weighed on one simulated cluster of 100 (BenchmarkIdeas: the idea turned off for a
+Each idea weighed on a simulated cluster of 100 (BenchmarkIdeas: one cluster per variant, the idea turned off for a
 30 s window, everything else as designed):
 
 | variant | bytes per agent | collectors p99 | agents p99 |

@@ -325,7 +325,7 @@ func TestLabLoss(t *testing.T) {
 			}
 		}
 		// Heal. A member that memberlist declared dead under loss is
-		// reconnected within seconds (gossip's reconnectLoop), but an
+		// reconnected within seconds (gossip's reconnector), but an
 		// agent whose copy of a node's report went stale (two refreshes
 		// lost on the relay's two hops: a quarter of the time at 30 %)
 		// waits for the node's next report: its refresh (15 s) plus a
@@ -347,7 +347,7 @@ func TestLabLoss(t *testing.T) {
 // refresh got through. A minute at 10 % loss with loads that never change
 // must leave every live machine a candidate at every sample: a collector
 // that holds a report past its lifetime asks the node for its latest
-// (gossip's repairLoop) long before it turns stale. The window is longer
+// (gossip's repairer) long before it turns stale. The window is longer
 // than the stale limit (twice the LAN lifetime), so a lost refresh left
 // unrepaired would show.
 func TestLabLossSteady(t *testing.T) {
