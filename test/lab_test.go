@@ -184,7 +184,7 @@ func TestLabPartition(t *testing.T) {
 	t.Logf("partition: memberlist on both sides declared the other side dead %.1fs after the cut", time.Since(cut).Seconds())
 
 	// Heal: every member reconnects to the failed ones (see gossip's
-	// reconnectLoop), and everyone sees everyone within 10 s; meanwhile
+	// reconnector), and everyone sees everyone within 10 s; meanwhile
 	// each side keeps answering.
 	healed := time.Now()
 	l.Heal()
