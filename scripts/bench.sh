@@ -101,6 +101,9 @@ EOF
 	# The parts' own headings become sections of this page.
 	sed 's/^### /## /' "$out/dns.md"
 	echo
+	# Herd-awareness against 0.1.0, measured by hand (issue 21).
+	cat docs/herd-dns.md
+	echo
 	sed 's/^### /## /' "$out/rfc2136.md"
 	echo
 	sed 's/^### /## /' "$out/status.md"
