@@ -72,11 +72,13 @@ func (d *delegate) NotifyMsg(b []byte) {
 			d.received(resultInvalid)
 		}
 		relayed := b[0] == msgRelay || b[0] == msgRelay2
+		wasSuspect := false
 		if relayed {
 			// A report straight from its node proves the node is up.
-			d.probes.heardBatch(rs, cs)
+			d.counts.reportsReceived.Add(1)
+			wasSuspect = d.probes.heardBatch(rs, cs)
 		}
-		if d.relay.receive(rs, cs, relayed, time.Now()) {
+		if d.relay.receive(rs, cs, relayed, time.Now()) || wasSuspect {
 			d.onChange()
 		}
 	case msgWant:

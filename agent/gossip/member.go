@@ -238,6 +238,7 @@ func (m *Member) wire(mlc *memberlist.Config, meta []byte, received func(string)
 		columns:    columns,
 		compactID:  m.roster.id,
 		batchLimit: batchLimit(mlc.UDPBufferSize, c.Label),
+		column:     !c.Meta.Collector,
 		pending:    make(map[string]bool),
 	}
 	if ab.oneColumn {

@@ -24,6 +24,9 @@ type memNet struct {
 	next    uint32
 	latency func() time.Duration
 	drop    atomic.Pointer[func(from, to string) bool]
+	// watch, when set, sees the size of every packet sent (without
+	// headers).
+	watch atomic.Pointer[func(from, to string, size int)]
 	// Wire is every byte sent, headers included.
 	wire atomic.Uint64
 	// overflow counts packets lost because the receiver's buffer was full.
@@ -95,6 +98,9 @@ func (t *memTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 	now := time.Now()
 	t.sent.Add(uint64(len(b) + ipUDPHeaders))
 	t.net.wire.Add(uint64(len(b) + ipUDPHeaders))
+	if watch := t.net.watch.Load(); watch != nil {
+		(*watch)(t.addr, a.Addr, len(b))
+	}
 	t.net.mu.RLock()
 	dest := t.net.nodes[a.Addr]
 	t.net.mu.RUnlock()

@@ -112,7 +112,7 @@ func (p *prober) heard(name string) (wasSuspect bool) {
 
 // heardBatch is heard for the node of every report and entry of a batch
 // that came straight from its node.
-func (p *prober) heardBatch(rs []*report.Report, cs []report.Compact) {
+func (p *prober) heardBatch(rs []*report.Report, cs []report.Compact) (wasSuspect bool) {
 	names := make([]string, 0, len(rs)+len(cs))
 	for _, r := range rs {
 		names = append(names, r.Node)
@@ -123,8 +123,10 @@ func (p *prober) heardBatch(rs []*report.Report, cs []report.Compact) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	for _, name := range names {
+		wasSuspect = wasSuspect || p.missed[name] >= probeMisses
 		delete(p.missed, name)
 	}
+	return wasSuspect
 }
 
 // forget drops what is counted of a member that joined or left.

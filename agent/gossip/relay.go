@@ -14,8 +14,9 @@ import (
 )
 
 // How reports travel. Collectors (DNS servers, updaters, proxies) answer
-// users, so every report goes straight to each of them, whole, the moment
-// it is taken: one hop, a few packets per report. Agents need the table
+// users, so every report goes straight to each of them the moment it is
+// taken: one hop, one packet per collector, as a compact entry while it
+// continues an epoch. Agents need the table
 // only for top, ssh and hostfile, and a table a few seconds old does: they
 // get it in two hops through a grid, in batches of compact entries.
 //
@@ -102,6 +103,9 @@ type relay struct {
 	// batchLimit is the largest batch message that still fits one UDP
 	// packet with memberlist's framing, label and encryption.
 	batchLimit int
+	// column is whether this member relays to a column: an agent's does,
+	// a collector's only receives.
+	column bool
 
 	mu sync.Mutex
 	// pending are the nodes whose latest report goes in the next batch to
@@ -121,11 +125,12 @@ func batchLimit(udpBuffer int, label string) int {
 	return max(udpBuffer-2-len(label)-64, 256)
 }
 
-// grid is what a member needs to send one report: the collectors (and
-// members of earlier releases), its relays (one per other column) and, for
-// the relay period, its column.
+// grid is what a member needs to send one report: the collectors, the
+// members of builds before the relay grid (unaware of it), its relays
+// (one per other column) and, for the relay period, its column.
 type grid struct {
 	collectors []memberlist.Node
+	unaware    []memberlist.Node
 	relays     []memberlist.Node
 	column     []memberlist.Node
 }
@@ -134,7 +139,7 @@ type grid struct {
 func (l *relay) grid(seq uint64) grid {
 	var g grid
 	var agents []memberlist.Node
-	g.collectors, agents = l.roster.roles()
+	g.collectors, g.unaware, agents = l.roster.roles()
 	c := l.columns(len(agents))
 	own := column(l.self, c)
 	best := make([]*memberlist.Node, c)
@@ -169,10 +174,15 @@ func (l *relay) entry(name string, whole bool, now time.Time, rs []*report.Repor
 	return l.table.entry(name, id, compact && !whole, now, rs, cs)
 }
 
-// publish sends r, this member's report just published, whole to every
-// collector, and to one relay in every other column, compact when it can,
-// at the protocol every live member reads; it goes in this member's next
-// batch to its column, whole when it begins an epoch.
+// publish sends r, this member's report just published, to every
+// collector and to one relay in every other column, in one relay message
+// at the protocol every live member reads: a compact entry when r
+// continues an epoch, whole when it begins one. Every field a collector
+// ranks by either travels in the entry or begins an epoch when it changes
+// (report.StartsEpoch), so a collector that holds the epoch rebuilds the
+// report exactly, and one that missed it asks (msgWant), as an agent does.
+// r goes in this member's next batch to its column, whole when it begins
+// an epoch.
 func (l *relay) publish(r *report.Report, begins bool, now time.Time) {
 	l.mu.Lock()
 	l.pending[r.Node] = l.pending[r.Node] || begins
@@ -180,16 +190,19 @@ func (l *relay) publish(r *report.Report, begins bool, now time.Time) {
 	g := l.grid(r.Seq)
 	rs, cs := l.entry(r.Node, false, now, nil, nil)
 	proto := l.roster.speaking()
-	whole := report.AppendReportAt([]byte{msgReport}, r, proto)
+	msg := appendBatch(msgRelay, proto, rs, cs)
 	ml := l.list.wait()
-	for i := range g.collectors {
-		// A failed send is repaired by the next report.
-		_ = ml.SendBestEffort(&g.collectors[i], whole)
+	// A failed send is repaired by the next report, or by the repairer of
+	// a collector that waits past r's lifetime.
+	for _, to := range [][]memberlist.Node{g.collectors, g.relays} {
+		for i := range to {
+			_ = ml.SendBestEffort(&to[i], msg)
+		}
 	}
-	if len(g.relays) > 0 {
-		msg := appendBatch(msgRelay, proto, rs, cs)
-		for i := range g.relays {
-			_ = ml.SendBestEffort(&g.relays[i], msg)
+	if len(g.unaware) > 0 {
+		whole := report.AppendReportAt([]byte{msgReport}, r, proto)
+		for i := range g.unaware {
+			_ = ml.SendBestEffort(&g.unaware[i], whole)
 		}
 	}
 	l.counts.reportsSent.Add(1)
@@ -287,8 +300,8 @@ const compactBytes = 12
 
 // receive applies a batch's whole reports and compact entries, asks for
 // the epochs it misses, and reports whether it applied any. What a relay
-// sent (relayed) goes in this member's next batch to its column, whole
-// when it came whole.
+// sent (relayed) goes in an agent's next batch to its column, whole when
+// it came whole.
 func (l *relay) receive(rs []*report.Report, cs []report.Compact, relayed bool, now time.Time) bool {
 	applied := map[string]bool{}
 	for _, r := range rs {
@@ -323,7 +336,7 @@ func (l *relay) receive(rs []*report.Report, cs []report.Compact, relayed bool, 
 	if len(applied) == 0 {
 		return false
 	}
-	if relayed {
+	if relayed && l.column {
 		l.mu.Lock()
 		for name, whole := range applied {
 			l.pending[name] = l.pending[name] || whole

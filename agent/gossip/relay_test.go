@@ -5,8 +5,10 @@ import (
 	"fmt"
 	"io"
 	"log"
+	"math"
 	"math/rand/v2"
 	"os"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -215,8 +217,8 @@ func holds(m *gossip.Member, node string, seq uint64) (bool, string) {
 }
 
 // TestRelayReachesEveryMember: in a cluster of 20 agents (four columns) and
-// two collectors, reports reach every member: whole at the collectors
-// straight away, through the relays (whole at an epoch's start, compact
+// two collectors, reports reach every member: at the collectors straight
+// away, through the relays (whole at an epoch's start, compact
 // after) at the agents, with the hot fields intact.
 func TestRelayReachesEveryMember(t *testing.T) {
 	var mu sync.Mutex
@@ -304,5 +306,71 @@ func TestColumnsAndPeriod(t *testing.T) {
 		if got := gossip.RelayPeriod(2*time.Second, n).Round(time.Millisecond); got != want {
 			t.Errorf("relayPeriod(2s, %d) = %s, want %s", n, got, want)
 		}
+	}
+}
+
+// TestCollectorsGetCompactEntries: a node sends a collector the report
+// that begins an epoch whole and the reports that continue it as compact
+// entries, which the collector rebuilds with every field it ranks by; a
+// collector that missed an epoch's start asks for it.
+func TestCollectorsGetCompactEntries(t *testing.T) {
+	sc := startSim(t, 2, 1, 250*time.Millisecond, 1, nil)
+	node, col := sc.members[0], sc.members[2]
+	from, to := node.GossipAddr(), col.GossipAddr()
+	var mu sync.Mutex
+	var sizes []int
+	watch := func(src, dst string, size int) {
+		if src == from && dst == to {
+			mu.Lock()
+			sizes = append(sizes, size)
+			mu.Unlock()
+		}
+	}
+	sc.net.watch.Store(&watch)
+	// largest is the largest packet the node sent the collector since the
+	// last call.
+	largest := func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		m := slices.Max(append(sizes, 0))
+		sizes = nil
+		return m
+	}
+	publish := func(gen, seq uint64, l report.Load) *report.Report {
+		l.CPUs, l.MemTotal, l.Load5, l.Load15, l.CPUPressure = 4, 16<<30, 1, 1, -1
+		r := &report.Report{Node: sc.names[0], Generation: gen, Seq: seq, Lifetime: 17 * time.Second, Load: l}
+		node.Publish(r, time.Now())
+		return r
+	}
+	held := func(name string) report.Load {
+		return col.View(time.Now(), time.Hour, func(gossip.Held) bool { return false }).Reports[name].Report.Load
+	}
+
+	r := publish(1, 1, report.Load{Load1: 1, CPUUtil: 0.25, MemAvailable: 8 << 30, Users: 3})
+	agenttest.WaitFor(t, 10*time.Second, "the first report at the collector", func() (bool, string) { return holds(col, r.Node, r.Seq) })
+	whole := largest()
+	r = publish(1, 2, report.Load{Load1: 2.57, CPUUtil: 0.52, MemAvailable: 5 << 30, Users: 3})
+	agenttest.WaitFor(t, 10*time.Second, "the second report at the collector", func() (bool, string) { return holds(col, r.Node, r.Seq) })
+	if compact := largest(); compact > whole-25 {
+		t.Errorf("the report that continues an epoch took a packet of %d bytes to the collector, the one that began it %d: not compact", compact, whole)
+	}
+	l := held(r.Node)
+	if l.Load1 != 2.57 || math.Abs(l.CPUUtil-0.52) > 0.002 || math.Abs(float64(l.MemAvailable)-5<<30) > 1<<18 || l.Users != 3 || l.CPUs != 4 {
+		t.Errorf("the collector rebuilt %+v", l)
+	}
+
+	// The node restarts (generation 2) while its packets to the collector
+	// are lost: the collector misses the new epoch's whole report, gets
+	// the next as a compact entry and asks for the report.
+	sc.net.setDrop(func(src, dst string) bool { return src == from && dst == to })
+	publish(2, 1, report.Load{Load1: 1, Users: 1, MemAvailable: 8 << 30})
+	sc.net.setDrop(nil)
+	r = publish(2, 2, report.Load{Load1: 3.5, Users: 1, MemAvailable: 8 << 30})
+	agenttest.WaitFor(t, 10*time.Second, "generation 2 at the collector", func() (bool, string) {
+		h := col.View(time.Now(), time.Hour, func(gossip.Held) bool { return false }).Reports[r.Node].Report
+		return h.Generation == 2 && h.Seq == 2, fmt.Sprintf("the collector holds generation %d seq %d", h.Generation, h.Seq)
+	})
+	if l := held(r.Node); l.Load1 != 3.5 || l.Users != 1 {
+		t.Errorf("the collector holds %+v after the new epoch", l)
 	}
 }

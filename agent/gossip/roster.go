@@ -196,22 +196,26 @@ func (r *roster) nodes(names []string) []Node {
 	return out
 }
 
-// roles splits the live members: collectors (with the members of earlier
-// releases, which get reports as collectors do), this member aside, and
-// the agents that relay, this member included when it is one.
-func (r *roster) roles() (collectors, agents []memberlist.Node) {
+// roles splits the live members: collectors and the members of builds
+// before the relay grid (unaware, which get every report whole), this
+// member aside, and the agents that relay, this member included when it
+// is one.
+func (r *roster) roles() (collectors, unaware, agents []memberlist.Node) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for name, n := range r.members {
-		if meta := r.metaLocked(n.Meta); meta.Collector || !meta.Relays {
-			if name != r.self {
-				collectors = append(collectors, n)
-			}
-			continue
+		meta := r.metaLocked(n.Meta)
+		switch {
+		case name == r.self && (meta.Collector || !meta.Relays):
+		case !meta.Relays:
+			unaware = append(unaware, n)
+		case meta.Collector:
+			collectors = append(collectors, n)
+		default:
+			agents = append(agents, n)
 		}
-		agents = append(agents, n)
 	}
-	return collectors, agents
+	return collectors, unaware, agents
 }
 
 // agents is how many live members relay (see roles).

@@ -13,8 +13,8 @@ import (
 type Meta struct {
 	Collector bool
 	// Relays says the member takes part in the relay grid (gossip's
-	// msgRelay and msgBatch). Members of earlier releases do not: they get
-	// every report whole and straight, like collectors.
+	// msgRelay and msgBatch). Members of builds before it do not: they get
+	// every report whole and straight.
 	Relays bool
 	Addr4  netip.Addr
 	Addr6  netip.Addr
