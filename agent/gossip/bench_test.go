@@ -166,6 +166,67 @@ type scaleStats struct {
 	toAgents, toColls     []float64 // sorted, seconds from sample to the last one
 	published             int
 	window                time.Duration
+	// late is how late a timer fired in the window (sorted, in the
+	// simulation's time), and faithful how late it may fire before the
+	// figures stop describing a real cluster (see timerWatch).
+	late     []time.Duration
+	faithful time.Duration
+}
+
+// timerWatch measures how late timers fire while a simulation runs: it
+// sets a timer every period and records how long after its due time its
+// goroutine ran. Every member's timers (memberlist's probes and gossip,
+// the relay) share this process's runtime, so a machine too busy to run
+// them on time shows here: timeouts then fire on members that were only
+// waiting for a core, their suspicions and refutations are rumours every
+// member retransmits, and the bytes measured describe the starved
+// machine, not a cluster. That is how the same build gave figures a
+// third apart an hour apart.
+type timerWatch struct {
+	stop chan struct{}
+	done chan struct{}
+	late []time.Duration
+}
+
+func watchTimers(period time.Duration) *timerWatch {
+	w := &timerWatch{stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(w.done)
+		t := time.NewTimer(period)
+		defer t.Stop()
+		due := time.Now().Add(period)
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+			}
+			now := time.Now()
+			w.late = append(w.late, now.Sub(due))
+			due = now.Add(period)
+			t.Reset(period)
+		}
+	}()
+	return w
+}
+
+// end stops the watch and returns the lateness it saw, sorted, divided by
+// dilation (the simulation's time).
+func (w *timerWatch) end(dilation time.Duration) []time.Duration {
+	close(w.stop)
+	<-w.done
+	for i := range w.late {
+		w.late[i] /= dilation
+	}
+	slices.Sort(w.late)
+	return w.late
+}
+
+// starved reports whether the window's timers fired so late that the
+// simulation no longer describes a real cluster: at its 99th percentile,
+// later than a tenth of memberlist's probe timeout.
+func (st scaleStats) starved() bool {
+	return len(st.late) == 0 || pctDuration(st.late, 99) > st.faithful
 }
 
 // startScale starts a cluster of n agents and two collectors, each
@@ -249,12 +310,13 @@ func (run *scaleRun) measure(window, settle time.Duration) scaleStats {
 	tr.toAgents, tr.toColls = nil, nil
 	tr.mu.Unlock()
 	t0 := time.Now()
+	watch := watchTimers(10 * time.Millisecond)
 	time.Sleep(window)
 	tr.mu.Lock()
 	tr.open = false
 	tr.mu.Unlock()
 	elapsed := time.Since(t0).Seconds()
-	st := scaleStats{window: window / k}
+	st := scaleStats{window: window / k, late: watch.end(k), faithful: sc.ml.ProbeTimeout / k / 10}
 	for i := range sc.members {
 		bps := float64(sc.memSent(i)-sent0[i]) / elapsed * float64(k)
 		if i < run.n {
@@ -281,7 +343,18 @@ func (run *scaleRun) measure(window, settle time.Duration) scaleStats {
 	return st
 }
 
+// report reports the window's figures, or, when the machine starved the
+// simulation (see starved), only how late its timers fired: such figures
+// would differ from run to run with the machine's other work.
 func (st scaleStats) report(b *testing.B, prefix string) {
+	b.ReportMetric(float64(pctDuration(st.late, 50))/1e6, prefix+"timer-late-p50-ms")
+	b.ReportMetric(float64(pctDuration(st.late, 99))/1e6, prefix+"timer-late-p99-ms")
+	if st.starved() {
+		b.Logf("%stimers fired up to %s late (99th percentile, in the simulation's time), more than the %s a faithful simulation allows: the machine was too busy, so the window's figures are withheld",
+			prefix, pctDuration(st.late, 99), st.faithful)
+		b.ReportMetric(1, prefix+"starved")
+		return
+	}
 	b.ReportMetric(median(st.agentBytes), prefix+"B/s/agent")
 	b.ReportMetric(pct(st.agentBytes, 99), prefix+"p99-B/s/agent")
 	b.ReportMetric(median(st.collBytes), prefix+"B/s/collector")
@@ -339,7 +412,9 @@ func benchScale(b *testing.B, n, dilation int, window time.Duration) {
 		return true, ""
 	})
 	st.report(b, "")
-	b.ReportMetric(time.Since(killed).Seconds()/float64(sc.dilation), "kill-out-s")
+	if !st.starved() {
+		b.ReportMetric(time.Since(killed).Seconds()/float64(sc.dilation), "kill-out-s")
+	}
 	b.ReportMetric(float64(sc.dilation), "dilation")
 	b.ReportMetric(float64(flaps), "members-lost")
 	// Packets a member too busy to read them lost (the simulation runs
@@ -414,6 +489,13 @@ func rumourDrain(ml *memberlist.Config, n int) time.Duration {
 }
 
 func median(sorted []float64) float64 { return pct(sorted, 50) }
+
+func pctDuration(sorted []time.Duration, p float64) time.Duration {
+	if len(sorted) == 0 {
+		return -1
+	}
+	return sorted[int(float64(len(sorted)-1)*p/100)]
+}
 
 func pct(sorted []float64, p float64) float64 {
 	if len(sorted) == 0 {
