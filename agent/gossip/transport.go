@@ -192,14 +192,3 @@ func (c *countingConn) Write(b []byte) (int, error) {
 	c.t.bytes.Add(uint64(n))
 	return n, err
 }
-
-// GossipStats is what this member's gossip has sent since start.
-type GossipStats struct {
-	// Packets and Bytes count every UDP packet and every byte written on
-	// streams this member dialled, as they leave the host.
-	Packets uint64
-	Bytes   uint64
-	// ReportsSent and ReportsReceived count load report messages.
-	ReportsSent     uint64
-	ReportsReceived uint64
-}
