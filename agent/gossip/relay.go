@@ -184,12 +184,12 @@ func (l *relay) publish(r *report.Report, begins bool, now time.Time) {
 	ml := l.list.wait()
 	for i := range g.collectors {
 		// A failed send is repaired by the next report.
-		_ = ml.SendBestEffort(&g.collectors[i], whole)
+		_ = send(ml, &g.collectors[i], kindReport, whole)
 	}
 	if len(g.relays) > 0 {
 		msg := appendBatch(msgRelay, proto, rs, cs)
 		for i := range g.relays {
-			_ = ml.SendBestEffort(&g.relays[i], msg)
+			_ = send(ml, &g.relays[i], kindRelay, msg)
 		}
 	}
 	l.counts.reportsSent.Add(1)
@@ -246,7 +246,7 @@ func (l *relay) once(now time.Time) {
 	ml := l.list.wait()
 	for _, msg := range l.batches(proto, rs, cs) {
 		for i := range g.column {
-			_ = ml.SendBestEffort(&g.column[i], msg)
+			_ = send(ml, &g.column[i], kindRelay, msg)
 		}
 	}
 	l.counts.batchesSent.Add(1)
