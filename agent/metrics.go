@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/peerload/peerload/agent/gossip"
 	"github.com/peerload/peerload/agent/rank"
 	"github.com/peerload/peerload/agent/report"
 )
@@ -61,6 +62,7 @@ func newAgentMetrics(a *Agent, reg prometheus.Registerer) *agentMetrics {
 			func() float64 { return float64(a.member.Stats().Packets) }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "gossip_bytes_sent_total", Help: "Bytes gossip sent, packets and streams."},
 			func() float64 { return float64(a.member.Stats().Bytes) }),
+		newSentCollector(func() gossip.Stats { return a.member.Stats() }),
 		prometheus.NewCounterFunc(prometheus.CounterOpts{Namespace: "peerload", Name: "reports_sent_total", Help: "Load reports this node published."},
 			func() float64 { return float64(a.member.Stats().ReportsSent) }),
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Namespace: "peerload", Name: "gossip_protocol", Help: "The wire protocol this member speaks: the lowest any live member advertises (1 while a 0.1.0 member is live)."},
@@ -140,6 +142,43 @@ func (m *agentMetrics) received(result string) { m.receivedTotal.WithLabelValues
 // applied observes a report's delay; gossip calls it with its lock held.
 func (m *agentMetrics) applied(_ *report.Report, sent time.Time) {
 	m.delay.Observe(max(time.Since(sent), 0).Seconds())
+}
+
+// sentCollector exports what gossip sent by kind (gossip.Kinds), which
+// the member counts: bytes of every kind, summing to
+// peerload_gossip_bytes_sent_total, and packets of every kind but push/pull
+// (streams), summing to peerload_gossip_packets_sent_total.
+type sentCollector struct {
+	stats          func() gossip.Stats
+	bytes, packets *prometheus.Desc
+}
+
+func newSentCollector(stats func() gossip.Stats) *sentCollector {
+	return &sentCollector{
+		stats: stats,
+		bytes: prometheus.NewDesc("peerload_gossip_bytes_sent_by_kind_total",
+			"Bytes gossip sent, by kind: probe (memberlist's pings, acks and membership rumours, collectors' probes), report (reports to collectors), relay (relay batches), repair (requests for missed reports and the answers), greeting (hellos, goodbyes), pushpull (TCP streams).",
+			[]string{"kind"}, nil),
+		packets: prometheus.NewDesc("peerload_gossip_packets_sent_by_kind_total",
+			"UDP packets gossip sent, by kind (as peerload_gossip_bytes_sent_by_kind_total, without pushpull).",
+			[]string{"kind"}, nil),
+	}
+}
+
+func (c *sentCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- c.bytes
+	ch <- c.packets
+}
+
+func (c *sentCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.stats()
+	for _, k := range gossip.Kinds() {
+		s := st.Sent[k]
+		ch <- prometheus.MustNewConstMetric(c.bytes, prometheus.CounterValue, float64(s.Bytes), k)
+		if k != gossip.KindPushPull {
+			ch <- prometheus.MustNewConstMetric(c.packets, prometheus.CounterValue, float64(s.Packets), k)
+		}
+	}
 }
 
 func btoi(b bool) int {

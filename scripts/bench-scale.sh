@@ -53,6 +53,15 @@ m() {
 f() { awk -v v="$2" -v s="${3:-1}" -v fmt="$1" 'BEGIN { if (v == "nan" || v == "") printf "—"; else printf fmt, v * s }'; }
 kb() { f '%.2f' "$1" 0.001; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || a == "") printf "—"; else printf "%.2f", a / b }'; }
+# share PART WHOLE: PART as a percentage of WHOLE.
+share() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "nan" || a == "" || b == "" || b == 0) printf "—"; else printf "%.0f", a / b * 100 }'; }
+# largest LINE: the category with the most bytes per agent, and its share
+# of all of them.
+largest() {
+	[ -n "$1" ] || { echo "not measured"; return; }
+	awk '{ for (i = 2; i <= NF; i++) if ($i == "all-B/s/agent") all = $(i-1); else if ($i ~ /^[a-z-]+-B\/s\/agent$/ && $i !~ /^p99-/ && $(i-1) + 0 > best) { best = $(i-1) + 0; name = $i } }
+		END { if (name == "" || all == "") print "not measured"; else { sub(/-B\/s\/agent$/, "", name); printf "%s (%.0f %% of all bytes)\n", name, best / all * 100 } }' <<<"$1"
+}
 # verdict VALUE GOAL: "met", "missed by N %" or "not measured".
 verdict() { awk -v v="$1" -v g="$2" 'BEGIN { if (v == "nan") print "not measured"; else if (v + 0 <= g) print "met"; else printf "missed by %.0f %%\n", (v / g - 1) * 100 }'; }
 
@@ -118,6 +127,30 @@ Its timers fired $(f '%.1f' "$(m "$s1000" timer-late-p50-ms)") ms late at the me
 simulation's time; the cluster of 100: $(f '%.1f' "$(m "$s100" timer-late-p99-ms)") ms). A window whose timers fire later than a tenth of memberlist's probe
 timeout (50 ms) at the 99th percentile describes a starved machine, not a cluster: its figures are
 withheld (—) rather than printed.
+
+Bytes per category (issue 24): what every member sent (in the lab the agents, the collector and both
+CoreDNS; simulated, the agents and both collectors), divided by the agents, from each member's own
+counters (\`peerload_gossip_bytes_sent_by_kind_total{kind}\`) and as on the wire: IPv4 and UDP headers
+added to every packet, push/pull as the bytes of its TCP streams. TCP's headers and control segments
+(handshakes, acks, FINs; the simulation counts headers only) are the rest of the interface counters,
+on a line of their own, so the lines add up to the total. The largest category is
+**$(largest "$lab")** at N = 100 and **$(largest "$s1000")** at N = 1,000.
+
+| category, B/s per agent | 100 processes | share | 100 simulated | 1,000 simulated |
+|---|---:|---:|---:|---:|
+EOF
+for v in probe:"probe: memberlist's pings, acks and membership rumours, collectors' probes" \
+	report:"reports to collectors" relay:"relay: reports to relays, column batches" \
+	repair:"repair: requests for missed reports and the answers" greeting:"greeting: hellos, goodbyes" \
+	pushpull:"push/pull: TCP stream bytes" tcp-overhead:"headers and TCP control"; do
+	k=${v%%:*}
+	printf '| %s | %s | %s %% | %s | %s |\n' "${v#*:}" "$(f '%.0f' "$(m "$lab" "$k-B/s/agent")")" \
+		"$(share "$(m "$lab" "$k-B/s/agent")" "$(m "$lab" all-B/s/agent)")" \
+		"$(f '%.0f' "$(m "$s100" "$k-B/s/agent")")" "$(f '%.0f' "$(m "$s1000" "$k-B/s/agent")")"
+done
+printf '| **all wire bytes ÷ agents** | **%s** | 100 %% | **%s** | **%s** |\n' "$(f '%.0f' "$(m "$lab" all-B/s/agent)")" \
+	"$(f '%.0f' "$(m "$s100" all-B/s/agent)")" "$(f '%.0f' "$(m "$s1000" all-B/s/agent)")"
+cat <<EOF
 
 Each idea weighed on a simulated cluster of 100 (BenchmarkIdeas: one cluster per variant, the idea turned off for a
 30 s window, everything else as designed):

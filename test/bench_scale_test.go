@@ -14,6 +14,7 @@ import (
 	"github.com/miekg/dns"
 
 	"github.com/peerload/peerload/agent/agenttest"
+	"github.com/peerload/peerload/agent/gossip"
 	"github.com/peerload/peerload/test/lab"
 )
 
@@ -27,8 +28,9 @@ import (
 //
 // After a 30 s settle it measures over 60 s: bytes each host sent (its
 // interface counters: every packet once, IP and UDP/TCP headers included,
-// Ethernet's not), agent CPU (the scheduler's run time) and RSS, and how long after a
-// sample the collector held it (every sample is stamped: the agents'
+// Ethernet's not), what every member (agents, collector, CoreDNS) sent
+// by kind from its own counters (see labKinds), agent CPU (the scheduler's
+// run time) and RSS, and how long after a sample the collector held it (every sample is stamped: the agents'
 // uptime is a clock file). Over the next 45 s it polls every agent's table
 // once a second to time when the last agent held each sample (or a newer
 // one), to ±0.5 s. Then, under 20 queries/s to each CoreDNS, it kills -9
@@ -175,16 +177,26 @@ func benchLabScale(b *testing.B, n int) {
 	}()
 
 	hosts := append([]*lab.Host{col.Host, dnsAll.Host, dnsGPU.Host}, hostsOf(agents)...)
-	counters := func() []lab.Counters {
+	apis := make([]string, len(hosts))
+	for i := range hosts {
+		apis[i] = lab.AgentAPI
+	}
+	apis[1], apis[2] = lab.CoreDNSMetrics, lab.CoreDNSMetrics
+	// counters reads every host's interface counters and, right after,
+	// what its member counted by kind: read host by host, both cover the
+	// same window to a few milliseconds, and the rest of the interface
+	// counters is TCP's alone, not the skew between two passes.
+	counters := func() ([]lab.Counters, [][]float64) {
 		out := make([]lab.Counters, len(hosts))
+		kinds := make([][]float64, len(hosts))
 		for i, h := range hosts {
 			c, err := h.Counters()
 			if err != nil {
 				b.Fatal(err)
 			}
-			out[i] = c
+			out[i], kinds[i] = c, sentByKind(b, h, apis[i])
 		}
-		return out
+		return out, kinds
 	}
 	cpu := func() []float64 {
 		out := make([]float64, n)
@@ -198,9 +210,11 @@ func benchLabScale(b *testing.B, n int) {
 		return out
 	}
 	const window = 60 * time.Second
-	c0, cpu0, t0 := counters(), cpu(), time.Now()
+	c0, s0 := counters()
+	cpu0, t0 := cpu(), time.Now()
 	time.Sleep(window)
-	c1, cpu1, elapsed := counters(), cpu(), time.Since(t0).Seconds()
+	c1, s1 := counters()
+	cpu1, elapsed := cpu(), time.Since(t0).Seconds()
 	var agentBps, cpuPct, rssMB, anonMB []float64
 	for i := range hosts[3:] {
 		agentBps = append(agentBps, float64(c1[3+i].IPBytes()-c0[3+i].IPBytes())/elapsed)
@@ -213,6 +227,14 @@ func benchLabScale(b *testing.B, n int) {
 		anonMB = append(anonMB, float64(mem.Anon)/1024)
 	}
 	bps := func(i int) float64 { return float64(c1[i].IPBytes()-c0[i].IPBytes()) / elapsed }
+	// Every host's bytes and its member's by kind, per second and agent.
+	wire, kinds := 0.0, make([]float64, len(gossip.Kinds()))
+	for i := range hosts {
+		wire += bps(i) / float64(n)
+		for k := range kinds {
+			kinds[k] += (s1[i][k] - s0[i][k]) / elapsed / float64(n)
+		}
+	}
 
 	// Every agent's table, once a second for 45 s: when did each sample
 	// (or a newer one of its node) reach the last agent?
@@ -357,6 +379,48 @@ func benchLabScale(b *testing.B, n int) {
 	b.ReportMetric(percentile(anonMB, 50), "anon-RSS-MB")
 	b.ReportMetric(out(results[0], vAll, killed[0]), "kill-top-s")
 	b.ReportMetric(out(results[1], vGPU, killed[1]), "kill-pool-s")
+	reportLabKinds(b, wire, kinds)
+}
+
+// ipUDPHeaders is what the wire adds to a UDP packet: IPv4's header and
+// UDP's (Ethernet's is not counted).
+const ipUDPHeaders = 20 + 8
+
+// sentByKind reads what h's gossip member sent of each kind
+// (gossip.Kinds) from its /metrics at api, as on the wire: a kind's bytes
+// plus IPv4 and UDP headers for each of its packets; pushpull is the bytes
+// written on TCP streams, without TCP's headers and control segments,
+// which are the kernel's.
+func sentByKind(b *testing.B, h *lab.Host, api string) []float64 {
+	m, err := h.Metrics(api)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []float64
+	for _, k := range gossip.Kinds() {
+		bytes := m.Value("peerload_gossip_bytes_sent_by_kind_total", "kind", k)
+		packets := m.Value("peerload_gossip_packets_sent_by_kind_total", "kind", k)
+		if bytes < 0 || packets < 0 {
+			b.Fatalf("%s: no gossip counters by kind at %s/metrics", h.Name, api)
+		}
+		out = append(out, bytes+ipUDPHeaders*packets)
+	}
+	return out
+}
+
+// reportLabKinds reports wire (every byte the lab's hosts put on the wire,
+// per second and agent: issue 24's headline figure) split by kind, and as
+// tcp-overhead-B/s/agent what the kinds leave out of it: TCP's headers and
+// control segments (handshakes, acks, FINs) of the push/pulls. The kinds and
+// that rest add up to all-B/s/agent.
+func reportLabKinds(b *testing.B, wire float64, kinds []float64) {
+	b.ReportMetric(wire, "all-B/s/agent")
+	rest := wire
+	for k, name := range gossip.Kinds() {
+		b.ReportMetric(kinds[k], name+"-B/s/agent")
+		rest -= kinds[k]
+	}
+	b.ReportMetric(rest, "tcp-overhead-B/s/agent")
 }
 
 // rssAnon is a process's anonymous resident memory (heap, stacks: what

@@ -27,16 +27,22 @@ import (
 // collectors in one process, over an in-memory network with a LAN's
 // latency (0.1–0.5 ms a packet), under the class-start load model
 // (agenttest.LoadWalk, σ = 0.1 per core per second on 4 cores, sampled
-// every 2 s and published as agents do). Over a window of 60 s it
-// measures what every member puts on the wire (IP and UDP/TCP headers
-// included) and, for every report published, how long after its sample
-// the last collector and the last agent held it (or a newer one). Then it
-// kills a node a collector probes and times until the collector stops
-// counting it. Set PEERLOAD_SCALE_N (e.g. "100,1000") and
-// PEERLOAD_SCALE_WINDOW to choose. Clusters above 300 run with their time
-// stretched fourfold (PEERLOAD_SCALE_DILATION; see startSim): one process on
-// two shared cores cannot keep a thousand members' timers in real time,
-// and members it starves would time each other out.
+// every 2 s and published as agents do). Over a window of 60 s it measures
+// what every member puts on the wire (IP and UDP/TCP headers included)
+// and, for every report published, how long after its sample the last
+// collector and the last agent held it (or a newer one), and what every
+// member sent by kind (Stats.Sent) per second and agent, as on the wire:
+// probe, report, relay, repair and greeting with IPv4 and UDP headers per
+// packet, pushpull as the streams' bytes, and tcp-overhead-B/s/agent for
+// TCP's headers (the in-memory network has no control segments), so that
+// the kinds and TCP's headers add up to all-B/s/agent (what every member,
+// collectors too, sent, divided by the agents). Then it kills a node a
+// collector probes and times until the collector stops counting it. Set
+// PEERLOAD_SCALE_N (e.g. "100,1000") and PEERLOAD_SCALE_WINDOW to choose.
+// Clusters above 300 run with their time stretched fourfold
+// (PEERLOAD_SCALE_DILATION; see startSim): one process on two shared cores
+// cannot keep a thousand members' timers in real time, and members it
+// starves would time each other out.
 // Run: go test -run '^$' -bench '^BenchmarkScale$' -benchtime 1x ./agent/gossip/
 func BenchmarkScale(b *testing.B) {
 	sizes := []int{1000}
@@ -171,6 +177,11 @@ type scaleStats struct {
 	// figures stop describing a real cluster (see timerWatch).
 	late     []time.Duration
 	faithful time.Duration
+	// allBytes is what every member (agents and collectors) put on the
+	// wire, per second and agent, and kinds the same by kind (see
+	// wireByKind); what they miss of allBytes is TCP's headers.
+	allBytes float64
+	kinds    map[string]float64
 }
 
 // timerWatch measures how late timers fire while a simulation runs: it
@@ -227,6 +238,29 @@ func (w *timerWatch) end(dilation time.Duration) []time.Duration {
 // later than a tenth of memberlist's probe timeout.
 func (st scaleStats) starved() bool {
 	return len(st.late) == 0 || pctDuration(st.late, 99) > st.faithful
+}
+
+// wireByKind is what the members sent of each kind between two reads of
+// their Stats, as on the wire: IPv4 and UDP headers (ipUDPHeaders) added
+// to every packet; a stream's bytes without TCP's headers, which are not
+// the member's to count.
+func wireByKind(before, after []gossip.Stats) map[string]uint64 {
+	out := map[string]uint64{}
+	for i := range after {
+		for _, k := range gossip.Kinds() {
+			a, b := after[i].Sent[k], before[i].Sent[k]
+			out[k] += a.Bytes - b.Bytes + (a.Packets-b.Packets)*ipUDPHeaders
+		}
+	}
+	return out
+}
+
+func stats(members []*gossip.Member) []gossip.Stats {
+	out := make([]gossip.Stats, len(members))
+	for i, m := range members {
+		out[i] = m.Stats()
+	}
+	return out
 }
 
 // startScale starts a cluster of n agents and two collectors, each
@@ -302,6 +336,7 @@ func (run *scaleRun) measure(window, settle time.Duration) scaleStats {
 	for i := range sc.members {
 		sent0[i] = sc.memSent(i)
 	}
+	stats0 := stats(sc.members)
 	tr.mu.Lock()
 	tr.open = true
 	for i := range tr.published {
@@ -315,8 +350,9 @@ func (run *scaleRun) measure(window, settle time.Duration) scaleStats {
 	tr.mu.Lock()
 	tr.open = false
 	tr.mu.Unlock()
+	stats1 := stats(sc.members)
 	elapsed := time.Since(t0).Seconds()
-	st := scaleStats{window: window / k, late: watch.end(k), faithful: sc.ml.ProbeTimeout / k / 10}
+	st := scaleStats{window: window / k, late: watch.end(k), faithful: sc.ml.ProbeTimeout / k / 10, kinds: map[string]float64{}}
 	for i := range sc.members {
 		bps := float64(sc.memSent(i)-sent0[i]) / elapsed * float64(k)
 		if i < run.n {
@@ -324,6 +360,10 @@ func (run *scaleRun) measure(window, settle time.Duration) scaleStats {
 		} else {
 			st.collBytes = append(st.collBytes, bps)
 		}
+		st.allBytes += bps / float64(run.n)
+	}
+	for kind, v := range wireByKind(stats0, stats1) {
+		st.kinds[kind] = float64(v) / elapsed * float64(k) / float64(run.n)
 	}
 	time.Sleep(settle)
 	tr.mu.Lock()
@@ -364,6 +404,19 @@ func (st scaleStats) report(b *testing.B, prefix string) {
 	b.ReportMetric(pct(st.toAgents, 99), prefix+"agent-p99-s")
 	b.ReportMetric(float64(len(st.toAgents))/float64(max(st.published, 1))*100, prefix+"agent-complete-%")
 	b.ReportMetric(float64(st.published)/float64(len(st.agentBytes))/st.window.Seconds(), prefix+"reports/node/s")
+}
+
+// reportKinds reports what every member sent, per second and agent, by
+// kind, and the TCP headers the kinds leave out: together they are
+// all-B/s/agent.
+func (st scaleStats) reportKinds(b *testing.B) {
+	b.ReportMetric(st.allBytes, "all-B/s/agent")
+	rest := st.allBytes
+	for _, k := range gossip.Kinds() {
+		b.ReportMetric(st.kinds[k], k+"-B/s/agent")
+		rest -= st.kinds[k]
+	}
+	b.ReportMetric(rest, "tcp-overhead-B/s/agent")
 }
 
 func benchScale(b *testing.B, n, dilation int, window time.Duration) {
@@ -413,6 +466,7 @@ func benchScale(b *testing.B, n, dilation int, window time.Duration) {
 	})
 	st.report(b, "")
 	if !st.starved() {
+		st.reportKinds(b)
 		b.ReportMetric(time.Since(killed).Seconds()/float64(sc.dilation), "kill-out-s")
 	}
 	b.ReportMetric(float64(sc.dilation), "dilation")

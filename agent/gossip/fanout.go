@@ -31,7 +31,7 @@ func (f *fanOut) publish(r *report.Report, _ bool, _ time.Time) {
 	ml := f.list.wait()
 	for _, n := range f.roster.copies() {
 		if n.Name != f.self {
-			_ = ml.SendBestEffort(&n, whole)
+			_ = send(ml, &n, kindReport, whole)
 		}
 	}
 	f.counts.reportsSent.Add(1)

@@ -131,7 +131,7 @@ func (g *greeter) greet(n *memberlist.Node) {
 			return
 		}
 		for _, msg := range msgs {
-			_ = ml.SendBestEffort(&to, msg)
+			_ = send(ml, &to, kindGreeting, msg)
 		}
 	}()
 }

@@ -481,6 +481,9 @@ type Stats struct {
 	// streams, as they leave this member (encryption and labels included).
 	Packets uint64
 	Bytes   uint64
+	// Sent splits them by kind (Kinds: KindProbe, KindReport, ...): the
+	// kinds' packets and bytes add up to Packets and Bytes exactly.
+	Sent map[string]Traffic
 	// ReportsSent counts reports published, ReportsReceived reports
 	// received straight from their node.
 	ReportsSent     uint64
@@ -497,9 +500,16 @@ type Stats struct {
 
 // Stats reports what gossip has sent and received so far.
 func (m *Member) Stats() Stats {
+	sent := m.transport.sent()
+	var packets, bytes uint64
+	for _, s := range sent {
+		packets += s.Packets
+		bytes += s.Bytes
+	}
 	return Stats{
-		Packets:         m.transport.packets.Load(),
-		Bytes:           m.transport.bytes.Load(),
+		Packets:         packets,
+		Bytes:           bytes,
+		Sent:            sent,
 		ReportsSent:     m.counts.reportsSent.Load(),
 		ReportsReceived: m.counts.reportsReceived.Load(),
 		BatchesSent:     m.counts.batchesSent.Load(),
@@ -520,7 +530,7 @@ func (m *Member) Leave(timeout time.Duration) error {
 		bye := report.AppendName([]byte{msgLeave}, m.cfg.Name)
 		for _, n := range m.roster.copies() {
 			if n.Name != m.cfg.Name {
-				_ = m.ml.SendBestEffort(&n, bye)
+				_ = send(m.ml, &n, kindGreeting, bye)
 			}
 		}
 		if err := m.ml.Leave(timeout); err != nil {

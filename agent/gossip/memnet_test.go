@@ -84,6 +84,11 @@ type memTransport struct {
 	sent atomic.Uint64
 	// dials counts the streams (push/pulls) this member opened.
 	dials atomic.Uint64
+	// udpPackets, udpBytes and streamBytes are what this member handed
+	// the network, headers not included.
+	udpPackets, udpBytes, streamBytes atomic.Uint64
+	// names are the node names packets were addressed to.
+	names sync.Map
 }
 
 var _ memberlist.NodeAwareTransport = (*memTransport)(nil)
@@ -96,6 +101,11 @@ func (t *memTransport) WriteTo(b []byte, addr string) (time.Time, error) {
 
 func (t *memTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
 	now := time.Now()
+	t.udpPackets.Add(1)
+	t.udpBytes.Add(uint64(len(b)))
+	if _, seen := t.names.Load(a.Name); !seen {
+		t.names.Store(a.Name, true)
+	}
 	t.sent.Add(uint64(len(b) + ipUDPHeaders))
 	t.net.wire.Add(uint64(len(b) + ipUDPHeaders))
 	if watch := t.net.watch.Load(); watch != nil {
@@ -169,6 +179,7 @@ type memConn struct {
 func (c *memConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
 	segs := (n + tcpMSS - 1) / tcpMSS
+	c.t.streamBytes.Add(uint64(n))
 	c.t.sent.Add(uint64(n + segs*ipTCPHeaders))
 	c.t.net.wire.Add(uint64(n + segs*ipTCPHeaders))
 	return n, err

@@ -194,15 +194,16 @@ func (l *relay) publish(r *report.Report, begins bool, now time.Time) {
 	ml := l.list.wait()
 	// A failed send is repaired by the next report, or by the repairer of
 	// a collector that waits past r's lifetime.
-	for _, to := range [][]memberlist.Node{g.collectors, g.relays} {
-		for i := range to {
-			_ = ml.SendBestEffort(&to[i], msg)
-		}
+	for i := range g.collectors {
+		_ = send(ml, &g.collectors[i], kindReport, msg)
+	}
+	for i := range g.relays {
+		_ = send(ml, &g.relays[i], kindRelay, msg)
 	}
 	if len(g.unaware) > 0 {
 		whole := report.AppendReportAt([]byte{msgReport}, r, proto)
 		for i := range g.unaware {
-			_ = ml.SendBestEffort(&g.unaware[i], whole)
+			_ = send(ml, &g.unaware[i], kindReport, whole)
 		}
 	}
 	l.counts.reportsSent.Add(1)
@@ -259,7 +260,7 @@ func (l *relay) once(now time.Time) {
 	ml := l.list.wait()
 	for _, msg := range l.batches(proto, rs, cs) {
 		for i := range g.column {
-			_ = ml.SendBestEffort(&g.column[i], msg)
+			_ = send(ml, &g.column[i], kindRelay, msg)
 		}
 	}
 	l.counts.batchesSent.Add(1)

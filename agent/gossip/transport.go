@@ -13,12 +13,14 @@ import (
 
 // countingTransport wraps the sockets transport (or, in simulations, an
 // in-memory one) and counts what gossip sends, packets and streams
-// alike, so /metrics and the benchmark can show the real cost per node
-// (encryption and labels included).
+// alike, by kind (see kind.go), so /metrics and the benchmark can show the
+// real cost per node (encryption and labels included) and what it goes to.
 type countingTransport struct {
 	memberlist.NodeAwareTransport
-	packets  atomic.Uint64
-	bytes    atomic.Uint64
+	// packets and bytes are what was sent of each kind: UDP packets and
+	// their bytes, and for kindPushPull the bytes written on streams.
+	packets  [numKinds]atomic.Uint64
+	bytes    [numKinds]atomic.Uint64
 	streams  chan net.Conn
 	incoming chan *memberlist.Packet
 	done     chan struct{}
@@ -156,16 +158,33 @@ func (t *countingTransport) Shutdown() error {
 
 var _ memberlist.NodeAwareTransport = (*countingTransport)(nil)
 
+// WriteTo is memberlist's packet without a node name: its own.
 func (t *countingTransport) WriteTo(b []byte, addr string) (time.Time, error) {
-	t.packets.Add(1)
-	t.bytes.Add(uint64(len(b)))
+	t.count(kindProbe, len(b))
 	return t.NodeAwareTransport.WriteTo(b, addr)
 }
 
+// WriteToAddress counts a packet under the kind send tagged its address
+// with, and sends it with the tag removed.
 func (t *countingTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time, error) {
-	t.packets.Add(1)
-	t.bytes.Add(uint64(len(b)))
+	var k kind
+	k, a.Name = untag(a.Name)
+	t.count(k, len(b))
 	return t.NodeAwareTransport.WriteToAddress(b, a)
+}
+
+func (t *countingTransport) count(k kind, n int) {
+	t.packets[k].Add(1)
+	t.bytes[k].Add(uint64(n))
+}
+
+// sent is what was sent of every kind so far.
+func (t *countingTransport) sent() map[string]Traffic {
+	out := make(map[string]Traffic, numKinds)
+	for k := range numKinds {
+		out[kindNames[k]] = Traffic{Packets: t.packets[k].Load(), Bytes: t.bytes[k].Load()}
+	}
+	return out
 }
 
 func (t *countingTransport) DialTimeout(addr string, timeout time.Duration) (net.Conn, error) {
@@ -180,8 +199,8 @@ func (t *countingTransport) DialAddressTimeout(a memberlist.Address, timeout tim
 	return t.DialTimeout(a.Addr, timeout)
 }
 
-// countingConn counts bytes written on a stream (push/pull, reliable
-// sends), whichever side dialled.
+// countingConn counts bytes written on a stream (push/pull, fallback
+// pings), whichever side dialled, as kindPushPull.
 type countingConn struct {
 	net.Conn
 	t *countingTransport
@@ -189,17 +208,14 @@ type countingConn struct {
 
 func (c *countingConn) Write(b []byte) (int, error) {
 	n, err := c.Conn.Write(b)
-	c.t.bytes.Add(uint64(n))
+	c.t.bytes[kindPushPull].Add(uint64(n))
 	return n, err
 }
 
-// GossipStats is what this member's gossip has sent since start.
-type GossipStats struct {
-	// Packets and Bytes count every UDP packet and every byte written on
-	// streams this member dialled, as they leave the host.
+// Traffic is what gossip sent of one kind.
+type Traffic struct {
+	// Packets counts UDP packets (none for KindPushPull), Bytes their
+	// bytes, or the bytes written on streams, as they leave the host.
 	Packets uint64
 	Bytes   uint64
-	// ReportsSent and ReportsReceived count load report messages.
-	ReportsSent     uint64
-	ReportsReceived uint64
 }

@@ -50,7 +50,7 @@ func (w *wants) ask(nodes []memberlist.Node) {
 	}
 	msg := report.AppendName([]byte{msgWant}, w.self)
 	for i := range nodes {
-		_ = ml.SendBestEffort(&nodes[i], msg)
+		_ = send(ml, &nodes[i], kindRepair, msg)
 	}
 }
 
@@ -66,5 +66,5 @@ func (w *wants) answer(from string) {
 	if !live || !ok || from == w.self || ml == nil {
 		return
 	}
-	_ = ml.SendBestEffort(&n, report.AppendReportAt([]byte{msgReport}, own, proto))
+	_ = send(ml, &n, kindRepair, report.AppendReportAt([]byte{msgReport}, own, proto))
 }
