@@ -167,7 +167,8 @@ func DefaultLocalConfig() *Config {
 // Timing profiles, chosen by name (--profile, the Corefile's profile).
 const (
 	// ProfileLAN suits a real network: sampling every 2 s, a report at
-	// least every 15 s, memberlist's LAN failure detection.
+	// least every 15 s, memberlist's LAN failure detection, membership
+	// rumours gossiped every 500 ms.
 	ProfileLAN = "lan"
 	// ProfileLocal suits a cluster on one machine (demos, tests): sampling
 	// every 250 ms, a report at least every 2 s, failure detection within
@@ -189,6 +190,15 @@ func (c *Config) SetProfile(name string) error {
 	case ProfileLAN:
 		c.Interval, c.RefreshInterval, c.ForgetAfter = 2*time.Second, 15*time.Second, time.Minute
 		ml = memberlist.DefaultLANConfig()
+		// memberlist's gossip carries only membership rumours here (joins,
+		// leaves, failures): loads travel in reports and the relay, and
+		// collectors probe what they hand out. Its ticker wakes every
+		// member each interval whether or not there is a rumour, so a
+		// slower one takes most of an idle agent's wake-ups away. Not
+		// slower than this: a healed partition converges by rumours
+		// (members refute being dead), and at 100 members a 1 s interval
+		// took it past issue 8's 10 s (docs/idle-floor.md).
+		ml.GossipInterval = 500 * time.Millisecond
 	case ProfileLocal:
 		// ForgetAfter is a display time, as on a LAN: a machine that
 		// died stays in `peerload status` long enough to be noticed.

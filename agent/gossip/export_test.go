@@ -38,3 +38,20 @@ func Hello(m *Member, name, addr string) { m.greeter.hello(name, addr) }
 func SetProtocols(cfg *Config, max, write int) {
 	cfg.test.protocolMax, cfg.test.protocolWrite = max, write
 }
+
+// Lists reports whether m's roster lists name as a live member (alive or
+// suspect to memberlist), and whether it counts name as a candidate: listed,
+// holding its report and not suspect to m's own probes.
+func Lists(m *Member, name string) (listed, candidate bool) {
+	if _, listed = m.roster.node(name); !listed {
+		return false, false
+	}
+	_, held := m.table.aged(name, time.Now())
+	m.probes.mu.Lock()
+	suspect := m.probes.missed[name] >= probeMisses
+	m.probes.mu.Unlock()
+	return true, held && !suspect
+}
+
+// Listed is how many live members m's roster lists, m included.
+func Listed(m *Member) int { return m.roster.size() }

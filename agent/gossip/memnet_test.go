@@ -27,6 +27,9 @@ type memNet struct {
 	// watch, when set, sees the size of every packet sent (without
 	// headers).
 	watch atomic.Pointer[func(from, to string, size int)]
+	// cut, when set, separates members as a partition does: packets and
+	// new streams between the addresses it returns true for are lost.
+	cut atomic.Pointer[func(from, to string) bool]
 	// Wire is every byte sent, headers included.
 	wire atomic.Uint64
 	// overflow counts packets lost because the receiver's buffer was full.
@@ -57,6 +60,22 @@ func (n *memNet) setDrop(drop func(from, to string) bool) {
 		return
 	}
 	n.drop.Store(&drop)
+}
+
+// setCut partitions the network: packets and stream dials between the
+// addresses for which cut returns true are lost (nil heals it).
+func (n *memNet) setCut(cut func(from, to string) bool) {
+	if cut == nil {
+		n.cut.Store(nil)
+		return
+	}
+	n.cut.Store(&cut)
+}
+
+// cutOff reports whether a partition separates from and to.
+func (n *memNet) cutOff(from, to string) bool {
+	cut := n.cut.Load()
+	return cut != nil && (*cut)(from, to)
 }
 
 // NewTransport is a transport at the next free address, 10.0.x.y:7946.
@@ -114,7 +133,7 @@ func (t *memTransport) WriteToAddress(b []byte, a memberlist.Address) (time.Time
 	t.net.mu.RLock()
 	dest := t.net.nodes[a.Addr]
 	t.net.mu.RUnlock()
-	if drop := t.net.drop.Load(); dest == nil || (drop != nil && (*drop)(t.addr, a.Addr)) {
+	if drop := t.net.drop.Load(); dest == nil || (drop != nil && (*drop)(t.addr, a.Addr)) || t.net.cutOff(t.addr, a.Addr) {
 		return now, nil // a packet into the void
 	}
 	p := &memberlist.Packet{Buf: append([]byte(nil), b...), From: &net.UDPAddr{IP: t.ip, Port: t.port}}
@@ -147,6 +166,10 @@ func (t *memTransport) DialAddressTimeout(a memberlist.Address, timeout time.Dur
 	t.net.mu.RUnlock()
 	if dest == nil {
 		return nil, errors.New("connection refused")
+	}
+	if t.net.cutOff(t.addr, a.Addr) {
+		time.Sleep(timeout)
+		return nil, errors.New("i/o timeout")
 	}
 	time.Sleep(3 * t.net.latency()) // the handshake
 	local, remote := net.Pipe()
