@@ -1,15 +1,15 @@
 package gossip_test
 
 import (
-	"bytes"
+	"context"
 	"fmt"
-	"io"
-	"log"
+	"log/slog"
 	"math"
 	"math/rand/v2"
 	"os"
 	"slices"
 	"sync"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -43,18 +43,24 @@ type simCluster struct {
 // rumourCounter counts memberlist's log lines about suspicions (a member
 // suspected another) and refutations (a suspected member said it is
 // alive): each starts a rumour every member retransmits, and a starved
-// simulation makes many.
+// simulation makes many. It is every member's slog handler: the member
+// routes memberlist's lines through its Logger.
 type rumourCounter struct{ suspicions, refutations atomic.Uint64 }
 
-func (c *rumourCounter) Write(p []byte) (int, error) {
+func (c *rumourCounter) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelInfo }
+
+func (c *rumourCounter) Handle(_ context.Context, r slog.Record) error {
 	switch {
-	case bytes.Contains(p, []byte("] memberlist: Suspect ")):
+	case strings.HasPrefix(r.Message, "Suspect "):
 		c.suspicions.Add(1)
-	case bytes.Contains(p, []byte("] memberlist: Refuting a suspect")):
+	case strings.HasPrefix(r.Message, "Refuting a suspect"):
 		c.refutations.Add(1)
 	}
-	return len(p), nil
+	return nil
 }
+
+func (c *rumourCounter) WithAttrs([]slog.Attr) slog.Handler { return c }
+func (c *rumourCounter) WithGroup(string) slog.Handler      { return c }
 
 // startSim starts agents (and collectors, named col0...) on a memNet with
 // the LAN profile's memberlist timings (robust on a busy machine) and the
@@ -146,8 +152,6 @@ func (sc *simCluster) newMemberWith(t testing.TB, name string, collector bool, a
 	mlc := *sc.ml
 	tr := sc.net.NewTransport()
 	mlc.Transport = tr
-	mlc.LogOutput = io.Discard
-	mlc.Logger = log.New(&sc.rumours, "", 0)
 	key := make([]byte, 32)
 	key[0] = 9
 	cfg := &gossip.Config{
@@ -158,6 +162,7 @@ func (sc *simCluster) newMemberWith(t testing.TB, name string, collector bool, a
 		Memberlist: &mlc,
 		Interval:   sc.interval,
 		Applied:    applied,
+		Logger:     slog.New(&sc.rumours),
 	}
 	if sc.tuneMember != nil {
 		sc.tuneMember(cfg)
