@@ -76,7 +76,12 @@ func TestSentByKind(t *testing.T) {
 		for _, m := range members {
 			_ = m.Shutdown()
 		}
-		synctest.Wait() // what was on its way out is counted on both sides
+		// memberlist's probe rounds in flight end within a probe
+		// interval and timeout of the shutdown, and every goroutine must
+		// end inside the bubble; what was on its way out is then counted
+		// on both sides.
+		time.Sleep(sc.ml.ProbeInterval + sc.ml.ProbeTimeout)
+		synctest.Wait()
 
 		names := append(slices.Clone(sc.names), "late", "")
 		for i, m := range members {
