@@ -64,9 +64,15 @@ func TestControlIsForAdmins(t *testing.T) {
 		})
 		return d
 	}
+	// nobody runs its own copy of the binary: the checkout may sit in a
+	// directory private to root (a fresh clone under mktemp -d does).
+	nobodyBin := filepath.Join(dir, "peerload")
+	if err := copyExecutable(bin, nobodyBin); err != nil {
+		t.Fatal(err)
+	}
 	asNobody := func(args ...string) cmdResult {
 		t.Helper()
-		full := append([]string{"-u", nobody.Username, "--", "env", "PEERLOAD_CONTROL=" + sock, bin}, args...)
+		full := append([]string{"-u", nobody.Username, "--", "env", "PEERLOAD_CONTROL=" + sock, nobodyBin}, args...)
 		return runCmd(t, nil, runuser, full...)
 	}
 
@@ -138,4 +144,13 @@ func TestControlIsForAdmins(t *testing.T) {
 	if want := `reason="lab exam" by="` + nobody.Username + ` (uid ` + nobody.Uid; !strings.Contains(a.Log(), want) {
 		t.Errorf("agent log lacks %q:\n%s", want, a.Log())
 	}
+}
+
+// copyExecutable copies the program at from to to, executable by all.
+func copyExecutable(from, to string) error {
+	b, err := os.ReadFile(from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(to, b, 0o755)
 }
