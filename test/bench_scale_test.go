@@ -423,8 +423,7 @@ func reportLabKinds(b *testing.B, wire float64, kinds []float64) {
 	b.ReportMetric(rest, "tcp-overhead-B/s/agent")
 }
 
-// rssAnon is a process's anonymous resident memory (heap, stacks: what
-// is its own, unlike the binary's pages) in MB.
+// hostsOf is the hosts the agents run on.
 func hostsOf(agents []*lab.Agent) []*lab.Host {
 	out := make([]*lab.Host, len(agents))
 	for i, a := range agents {
