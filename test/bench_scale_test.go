@@ -29,11 +29,12 @@ import (
 // After a 30 s settle it measures over 60 s: bytes each host sent (its
 // interface counters: every packet once, IP and UDP/TCP headers included,
 // Ethernet's not), what every member (agents, collector, CoreDNS) sent
-// by kind from its own counters (see labKinds), agent CPU (the scheduler's
-// run time) and RSS, and how long after a sample the collector held it (every sample is stamped: the agents'
-// uptime is a clock file). Over the next 45 s it polls every agent's table
-// once a second to time when the last agent held each sample (or a newer
-// one), to ±0.5 s. Then, under 20 queries/s to each CoreDNS, it kills -9
+// by kind from its own counters (see sentByKind), agent CPU (the scheduler's
+// run time) and RSS. Over the next 45 s it polls every agent's table once a
+// second, which gives each sample's time (every sample is stamped: the
+// agents' uptime is a clock file) and, to ±0.5 s, when the last agent held
+// it (or a newer one); the collector's table, polled every 100 ms
+// throughout, gives when the collector held it. Then, under 20 queries/s to each CoreDNS, it kills -9
 // the first machine of each answer and times the last answer with it.
 // N defaults to 100 (PEERLOAD_LAB_N).
 // Run: make build && PEERLOAD_BIN=$PWD/bin go test -run '^$' -bench '^BenchmarkLabScale$' -benchtime 1x ./test/
@@ -137,9 +138,11 @@ func benchLabScale(b *testing.B, n int) {
 	b.Logf("%d agents, a collector and two CoreDNS converged; settling 30 s", n)
 	time.Sleep(30 * time.Second)
 
-	// The collector's table gives every sample's time (its uptime stamp)
-	// and when the collector got it (a whole report straight from its
-	// node: the poll time less the report's age).
+	// The collector's table gives when the collector got each sample
+	// (the poll time less the report's age); every agent's own table, polled
+	// below, gives the sample's time (its uptime stamp). A collector holds
+	// a report rebuilt from a compact entry, whose uptime is its epoch's
+	// advanced by whole seconds, not the node's stamp.
 	var mu sync.Mutex
 	taken := map[sampleKey]time.Time{}
 	atCollector := map[sampleKey]time.Time{}
@@ -166,8 +169,7 @@ func benchLabScale(b *testing.B, n int) {
 						continue
 					}
 					k := sampleKey{nd.Name, nd.Report.Seq}
-					if _, ok := taken[k]; !ok {
-						taken[k] = clockStart.Add(time.Duration(nd.Report.Uptime * float64(time.Millisecond)))
+					if _, ok := atCollector[k]; !ok {
 						atCollector[k] = at.Add(-time.Duration(nd.ReportAge * float64(time.Second)))
 					}
 				}
@@ -263,6 +265,16 @@ func benchLabScale(b *testing.B, n int) {
 			}
 			last[j] = at
 			for _, nd := range nodes {
+				if nd.Report != nil && nd.Name == a.Name {
+					// An agent samples every 2 s at most and is polled
+					// every second: its own table holds every sample.
+					k := sampleKey{nd.Name, nd.Report.Seq}
+					mu.Lock()
+					if _, ok := taken[k]; !ok {
+						taken[k] = clockStart.Add(time.Duration(nd.Report.Uptime * float64(time.Millisecond)))
+					}
+					mu.Unlock()
+				}
 				if nd.Report == nil || nd.Name == a.Name {
 					continue
 				}
@@ -279,7 +291,9 @@ func benchLabScale(b *testing.B, n int) {
 	var toCollector, toAgents []float64
 	complete, tracked := 0, 0
 	for k, when := range taken {
-		toCollector = append(toCollector, atCollector[k].Sub(when).Seconds())
+		if at, ok := atCollector[k]; ok {
+			toCollector = append(toCollector, at.Sub(when).Seconds())
+		}
 		origin, ok := index[k.node]
 		if !ok || when.Before(tA.Add(2*time.Second)) || when.After(tA.Add(agentWindow-10*time.Second)) {
 			continue
