@@ -23,8 +23,9 @@ const (
 	// rumours (alive, suspect, dead) on their own or piggybacked, and the
 	// collectors' direct probes (prober).
 	KindProbe = "probe"
-	// KindReport is a node's whole report sent to the collectors as it
-	// publishes it (or, under the fanOut ablation, to every member).
+	// KindReport is a node's report sent to the collectors as it
+	// publishes it, compact or whole as to its relays (or, under the
+	// fanOut ablation, whole to every member).
 	KindReport = "report"
 	// KindRelay is the relay grid: a node's report to its relays and the
 	// batches each agent sends its column.
