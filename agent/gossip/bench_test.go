@@ -426,20 +426,7 @@ func benchScale(b *testing.B, n, dilation int, window time.Duration) {
 	// A collector probes its ten best candidates as agent.probeLoop does.
 	col := sc.members[n]
 	probed := sc.names[:10]
-	run.wg.Add(1)
-	go func() {
-		defer run.wg.Done()
-		t := time.NewTicker(base.Memberlist.ProbeInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-run.stop:
-				return
-			case <-t.C:
-			}
-			col.Probe(probed)
-		}
-	}()
+	probeEvery(&run.wg, run.stop, col, probed, base.Memberlist.ProbeInterval)
 	// Steady state: past the refresh interval, and past the time every
 	// member needs to retransmit the "alive" rumours of the joins.
 	drain := rumourDrain(base.Memberlist, n+2) * sc.dilation
@@ -540,6 +527,25 @@ func rumourDrain(ml *memberlist.Config, n int) time.Duration {
 	transmits := ml.RetransmitMult * int(math.Ceil(math.Log10(float64(n+1))))
 	perInterval := ml.GossipNodes * ml.UDPBufferSize
 	return time.Duration(n*transmits*rumourBytes/perInterval+1) * ml.GossipInterval
+}
+
+// probeEvery makes collector col probe names every period, as
+// agent.probeLoop does, until stop is closed; wg counts the goroutine.
+func probeEvery(wg *sync.WaitGroup, stop <-chan struct{}, col *gossip.Member, names []string, period time.Duration) {
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		t := time.NewTicker(period)
+		defer t.Stop()
+		for {
+			select {
+			case <-stop:
+				return
+			case <-t.C:
+			}
+			col.Probe(names)
+		}
+	}()
 }
 
 func median(sorted []float64) float64 { return pct(sorted, 50) }

@@ -181,20 +181,7 @@ func benchSpread(b *testing.B, n, events int, gossipInterval time.Duration, goss
 	var wg sync.WaitGroup
 	defer func() { close(stop); wg.Wait() }()
 	for _, col := range sc.members[n:] {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			t := time.NewTicker(sc.ml.ProbeInterval)
-			defer t.Stop()
-			for {
-				select {
-				case <-stop:
-					return
-				case <-t.C:
-				}
-				col.Probe(probed)
-			}
-		}()
+		probeEvery(&wg, stop, col, probed, sc.ml.ProbeInterval)
 	}
 	// memberlist sends the least-sent rumours first, so what is left of
 	// the joins' queues delays an event's rumour little: half a minute is
